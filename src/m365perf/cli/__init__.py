@@ -1,0 +1,24 @@
+"""The ``m365perf`` command line: one module per command, registered here."""
+
+from __future__ import annotations
+
+import click
+
+from m365perf import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="m365perf")
+def main() -> None:
+    """Run a council's performance-management cycle on Microsoft 365."""
+
+
+def _register() -> None:
+    from m365perf.cli.plan import plan
+    from m365perf.cli.validate import validate
+
+    main.add_command(validate)
+    main.add_command(plan)
+
+
+_register()
