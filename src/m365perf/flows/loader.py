@@ -1,0 +1,267 @@
+"""Load flow files and report every problem as ``file:line:col: message``.
+
+ruamel.yaml keeps the position of every key and item; pydantic gives the path of
+every error; joining the two lets the performance team go straight to the line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from m365perf.flows.model import Flow
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, order=True)
+class FlowProblem:
+    """One thing wrong with a flow file, where the performance team can find it."""
+
+    path: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: {self.message}"
+
+
+class FlowError(Exception):
+    """A flow file could not be loaded; ``problems`` lists every error found."""
+
+    def __init__(self, problems: Sequence[FlowProblem]) -> None:
+        self.problems = tuple(sorted(problems))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass(frozen=True)
+class _Positions:
+    """1-based (line, column) of each key and value in a YAML document, by path."""
+
+    keys: dict[Loc, tuple[int, int]]
+    values: dict[Loc, tuple[int, int]]
+
+    def of_value(self, loc: Loc) -> tuple[int, int]:
+        for cut in range(len(loc), -1, -1):
+            found = self.values.get(loc[:cut])
+            if found:
+                return found
+        return (1, 1)
+
+    def of_key(self, loc: Loc) -> tuple[int, int]:
+        return self.keys.get(loc) or self.of_value(loc)
+
+
+def _positions(document: Any) -> _Positions:
+    keys: dict[Loc, tuple[int, int]] = {}
+    values: dict[Loc, tuple[int, int]] = {(): (1, 1)}
+
+    def walk(node: Any, loc: Loc) -> None:
+        if isinstance(node, CommentedMap):
+            values.setdefault(loc, (node.lc.line + 1, node.lc.col + 1))
+            for key in node:
+                k_line, k_col = node.lc.key(key)
+                v_line, v_col = node.lc.value(key)
+                child = (*loc, str(key))
+                keys[child] = (k_line + 1, k_col + 1)
+                values[child] = (v_line + 1, v_col + 1)
+                walk(node[key], child)
+        elif isinstance(node, CommentedSeq):
+            values.setdefault(loc, (node.lc.line + 1, node.lc.col + 1))
+            for index, item in enumerate(node):
+                i_line, i_col = node.lc.item(index)
+                values[(*loc, index)] = (i_line + 1, i_col + 1)
+                walk(item, (*loc, index))
+
+    walk(document, ())
+    return _Positions(keys, values)
+
+
+def _plain(node: Any) -> Any:
+    """Turn ruamel's commented containers into plain dicts and lists (keys as text)."""
+    if isinstance(node, dict):
+        return {str(key): _plain(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_plain(item) for item in node]
+    return node
+
+
+def _dotted(loc: Loc) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at ``loc`` (for did-you-mean)."""
+    model: Any = Flow
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = model.model_fields.get(part) or next(
+            (f for f in model.model_fields.values() if f.alias == part), None
+        )
+        if field is None:
+            return None
+        model = _inner_model(field.annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _keys_of(model: type[BaseModel]) -> list[str]:
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _describe(error: Any, loc: Loc) -> str:
+    kind = error["type"]
+    where = _dotted(loc)
+    prefix = f"{where}: " if where else ""
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        parent = _model_at(loc[:-1])
+        known = _keys_of(parent) if parent else []
+        close = get_close_matches(key, known, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        where_parent = _dotted(loc[:-1]) or "the flow"
+        return f"unknown key '{key}' in {where_parent}{hint}"
+    if kind == "missing":
+        return f"{prefix}required key is missing"
+    message = str(error["msg"])
+    message = message.removeprefix("Value error, ")
+    if kind in ("literal_error", "enum"):
+        message = f"{message}, not {error.get('input')!r}"
+    return f"{prefix}{message}"
+
+
+def _clean_loc(raw: Sequence[Any], document: Any) -> Loc:
+    """Drop the parts of a pydantic error path that are not keys in the document."""
+    loc: list[str | int] = []
+    node = document
+    for part in raw:
+        if isinstance(node, dict) and isinstance(part, str) and part in node:
+            loc.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            loc.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and part not in node:
+            # a missing or extra key, named by the error itself
+            loc.append(part)
+            node = None
+        # else: a union member or a tag pydantic added; not a place in the file
+    return tuple(loc)
+
+
+def parse_flow(text: str, path: str = "<flow>") -> Flow:
+    """Validate flow YAML text; raise FlowError listing every problem with its position."""
+    yaml = YAML(typ="rt")
+    try:
+        document = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = (exc.problem or exc.context or "not valid YAML").strip()
+        raise FlowError([FlowProblem(path, line, col, f"YAML syntax: {problem}")]) from None
+    if not isinstance(document, CommentedMap):
+        raise FlowError([FlowProblem(path, 1, 1, "a flow file must be a YAML mapping")])
+    positions = _positions(document)
+    data = _plain(document)
+    try:
+        flow = Flow.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = _clean_loc(error["loc"], data)
+            if error["type"] == "extra_forbidden":
+                line, col = positions.of_key(loc)
+            elif error["type"] == "missing":
+                line, col = positions.of_value(loc[:-1])
+            else:
+                line, col = positions.of_value(loc)
+            problems.append(FlowProblem(path, line, col, _describe(error, loc)))
+        raise FlowError(_unique(problems)) from None
+    semantic = [
+        FlowProblem(path, *positions.of_value(loc), f"{_dotted(loc)}: {message}")
+        for loc, message in _cross_checks(flow)
+    ]
+    if semantic:
+        raise FlowError(semantic)
+    return flow
+
+
+def _unique(problems: Iterable[FlowProblem]) -> list[FlowProblem]:
+    return sorted(set(problems))
+
+
+def _cross_checks(flow: Flow) -> Iterator[tuple[Loc, str]]:
+    """Checks that span several keys: group names, periods, e-mail addresses."""
+    from m365perf.domain.periods import Period, PeriodError
+
+    for index, step in enumerate(flow.approval.steps):
+        group = step.approver.group
+        if group is not None and group not in flow.groups and not group.startswith("entra:"):
+            close = get_close_matches(group, list(flow.groups), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            yield (
+                ("approval", "steps", index, "approver", "group"),
+                f"group '{group}' is not defined under groups:{hint}; "
+                "name an Entra group as entra:<object-id>",
+            )
+    if flow.approval.on_self_approval == "fallback" and not flow.approval.fallback:
+        yield (("approval", "on_self_approval"), "fallback needs approval.fallback")
+    for index, suspension in enumerate(flow.rag.suspended):
+        for key, label in (("from", suspension.from_period), ("to", suspension.to_period)):
+            try:
+                Period.parse_for(flow.frequency, label)
+            except PeriodError as exc:
+                yield (("rag", "suspended", index, key), str(exc))
+    for name, members in flow.groups.items():
+        for index, member in enumerate(members):
+            if "@" not in member:
+                yield (("groups", name, index), f"'{member}' is not an e-mail address")
+    for index, member in enumerate(flow.performance_team):
+        if "@" not in member:
+            yield (("performance_team", index), f"'{member}' is not an e-mail address")
+
+
+def load_flow(path: Path | str) -> Flow:
+    """Read and validate one flow file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FlowError([FlowProblem(str(path), 1, 1, f"cannot read flow file: {exc}")]) from None
+    return parse_flow(text, str(path))
+
+
+def flow_files(paths: Iterable[Path | str]) -> list[Path]:
+    """Expand directories to the ``*.yaml``/``*.yml`` files in them, sorted."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted([*path.glob("*.yaml"), *path.glob("*.yml")]))
+        else:
+            found.append(path)
+    return found

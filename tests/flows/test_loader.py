@@ -1,0 +1,139 @@
+"""Flow files: every error named with file, line and column; valid examples load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from m365perf.cli import main
+from m365perf.flows import FlowError, load_flow, parse_flow
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "flows").glob("*.yaml"))
+MONTHLY = ROOT / "flows" / "monthly-corporate-kpis.yaml"
+
+
+def _position(text: str, needle: str, occurrence: int = 1) -> tuple[int, int]:
+    """1-based line and column where ``needle`` starts (its nth occurrence)."""
+    start = -1
+    for _ in range(occurrence):
+        start = text.index(needle, start + 1)
+    line = text.count("\n", 0, start) + 1
+    column = start - (text.rfind("\n", 0, start) + 1) + 1
+    return line, column
+
+
+def test_three_examples_ship_and_are_valid() -> None:
+    names = {p.stem for p in EXAMPLES}
+    assert {"monthly-corporate-kpis", "quarterly-service-standards",
+            "annual-statutory-returns"} <= names
+    frequencies = {load_flow(p).frequency.value for p in EXAMPLES}
+    assert frequencies == {"monthly", "quarterly", "annual"}
+
+
+def test_validate_directory_exits_zero() -> None:
+    result = CliRunner().invoke(main, ["validate", str(ROOT / "flows")])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert "3 flow file(s) valid" in result.stderr
+
+
+def _broken_monthly(tmp_path: Path) -> tuple[Path, str]:
+    text = MONTHLY.read_text()
+    text = text.replace("calendar: england_and_wales", "calender: england_and_wales")
+    text = text.replace("due_working_days: 5", "due_working_days: five")
+    text = text.replace('opens_at: "09:00"', 'opens_at: "25:61"')
+    text = text.replace(
+        "      approver: {column: HeadOfService}\n", "      when_: nothing\n", 1
+    )
+    text = text.replace("channels: [teams, email]", "channels: [teams, pigeon]")
+    path = tmp_path / "broken.yaml"
+    path.write_text(text)
+    return path, text
+
+
+def test_broken_copy_reports_each_error_with_position(tmp_path: Path) -> None:
+    path, text = _broken_monthly(tmp_path)
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 2
+    lines = result.stdout.strip().splitlines()
+    unknown = _position(text, "calender")
+    wrong_type = _position(text, "five")
+    bad_time = _position(text, '"25:61"')
+    step = _position(text, "- name: Head of service sign-off")
+    step_item = (step[0], step[1] + 2)
+    extra = _position(text, "when_")
+    channel = _position(text, "pigeon")
+    expected = {
+        f"{path}:{unknown[0]}:{unknown[1]}: unknown key 'calender' in the flow "
+        "(did you mean 'calendar'?)",
+        f"{path}:{wrong_type[0]}:{wrong_type[1]}: schedule.due_working_days: "
+        "Input should be a valid integer, unable to parse string as an integer",
+        f"{path}:{bad_time[0]}:{bad_time[1]}: schedule.opens_at: "
+        "must be a 24-hour time HH:MM, not '25:61'",
+        f"{path}:{step_item[0]}:{step_item[1]}: approval.steps[1].approver: required key is missing",
+        f"{path}:{extra[0]}:{extra[1]}: unknown key 'when_' in approval.steps[1] "
+        "(did you mean 'when'?)",
+        f"{path}:{channel[0]}:{channel[1]}: channels[1]: Input should be 'teams' or 'email', "
+        "not 'pigeon'",
+    }
+    assert set(lines) == expected
+    assert len(lines) == len(expected)
+
+
+def test_syntax_error_is_positioned(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("id: x\nname: [unclosed\nfrequency: monthly\n")
+    with pytest.raises(FlowError) as caught:
+        load_flow(path)
+    (problem,) = caught.value.problems
+    assert problem.path == str(path)
+    assert problem.line == 3 and problem.message.startswith("YAML syntax:")
+
+
+def test_approver_needs_exactly_one_kind() -> None:
+    text = MONTHLY.read_text().replace(
+        "approver: {column: Supervisor}", "approver: {column: Supervisor, user: a@b.gov.uk}"
+    )
+    with pytest.raises(FlowError) as caught:
+        parse_flow(text, "f.yaml")
+    (problem,) = caught.value.problems
+    line, col = _position(text, "{column: Supervisor, user")
+    assert (problem.line, problem.column) == (line, col)
+    assert "exactly one of column, user, group or line_manager" in problem.message
+
+
+def test_unknown_group_is_named_with_suggestion() -> None:
+    text = MONTHLY.read_text().replace("{group: performance-team}", "{group: performance-teem}")
+    with pytest.raises(FlowError) as caught:
+        parse_flow(text, "f.yaml")
+    (problem,) = caught.value.problems
+    assert "group 'performance-teem' is not defined" in problem.message
+    assert "did you mean 'performance-team'?" in problem.message
+    assert (problem.line, problem.column) == _position(text, "performance-teem")
+
+
+def test_field_map_to_unknown_indicator_field() -> None:
+    text = MONTHLY.read_text().replace("Owner: owner", "Owner: ownr")
+    with pytest.raises(FlowError) as caught:
+        parse_flow(text, "f.yaml")
+    messages = [p.message for p in caught.value.problems]
+    assert any("unknown indicator field 'ownr' (did you mean 'owner'?)" in m for m in messages)
+
+
+def test_suspension_period_must_match_frequency() -> None:
+    quarterly = (ROOT / "flows" / "quarterly-service-standards.yaml").read_text()
+    text = quarterly.replace("from: 2020/21 Q1", "from: 2020-04")
+    with pytest.raises(FlowError) as caught:
+        parse_flow(text, "q.yaml")
+    (problem,) = caught.value.problems
+    assert problem.message.startswith("rag.suspended[0].from:")
+    assert (problem.line, problem.column) == _position(text, "2020-04")
+
+
+def test_empty_directory_is_an_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["validate", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no flow files" in result.stdout
