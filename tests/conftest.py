@@ -25,7 +25,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             pass
         engine.dispose()
         reachable = True
-    except Exception as exc:  # noqa: BLE001 - any connection failure means "not reachable"
+    except Exception as exc:  # any connection failure means "not reachable"
         reachable = False
         reason = f"PostgreSQL not reachable at {postgres_url()}: {exc}"
     if reachable:

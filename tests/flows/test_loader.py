@@ -27,8 +27,11 @@ def _position(text: str, needle: str, occurrence: int = 1) -> tuple[int, int]:
 
 def test_three_examples_ship_and_are_valid() -> None:
     names = {p.stem for p in EXAMPLES}
-    assert {"monthly-corporate-kpis", "quarterly-service-standards",
-            "annual-statutory-returns"} <= names
+    assert {
+        "monthly-corporate-kpis",
+        "quarterly-service-standards",
+        "annual-statutory-returns",
+    } <= names
     frequencies = {load_flow(p).frequency.value for p in EXAMPLES}
     assert frequencies == {"monthly", "quarterly", "annual"}
 
@@ -45,9 +48,7 @@ def _broken_monthly(tmp_path: Path) -> tuple[Path, str]:
     text = text.replace("calendar: england_and_wales", "calender: england_and_wales")
     text = text.replace("due_working_days: 5", "due_working_days: five")
     text = text.replace('opens_at: "09:00"', 'opens_at: "25:61"')
-    text = text.replace(
-        "      approver: {column: HeadOfService}\n", "      when_: nothing\n", 1
-    )
+    text = text.replace("      approver: {column: HeadOfService}\n", "      when_: nothing\n", 1)
     text = text.replace("channels: [teams, email]", "channels: [teams, pigeon]")
     path = tmp_path / "broken.yaml"
     path.write_text(text)
@@ -73,7 +74,8 @@ def test_broken_copy_reports_each_error_with_position(tmp_path: Path) -> None:
         "Input should be a valid integer, unable to parse string as an integer",
         f"{path}:{bad_time[0]}:{bad_time[1]}: schedule.opens_at: "
         "must be a 24-hour time HH:MM, not '25:61'",
-        f"{path}:{step_item[0]}:{step_item[1]}: approval.steps[1].approver: required key is missing",
+        f"{path}:{step_item[0]}:{step_item[1]}: approval.steps[1].approver: "
+        "required key is missing",
         f"{path}:{extra[0]}:{extra[1]}: unknown key 'when_' in approval.steps[1] "
         "(did you mean 'when'?)",
         f"{path}:{channel[0]}:{channel[1]}: channels[1]: Input should be 'teams' or 'email', "

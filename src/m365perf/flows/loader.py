@@ -159,10 +159,9 @@ def _clean_loc(raw: Sequence[Any], document: Any) -> Loc:
     loc: list[str | int] = []
     node = document
     for part in raw:
-        if isinstance(node, dict) and isinstance(part, str) and part in node:
-            loc.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        in_map = isinstance(node, dict) and isinstance(part, str) and part in node
+        in_seq = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if in_map or in_seq:
             loc.append(part)
             node = node[part]
         elif isinstance(node, dict) and isinstance(part, str) and part not in node:

@@ -47,8 +47,10 @@ class _Strict(BaseModel):
 class Register(_Strict):
     """Where the indicator register lives and how its columns read as indicator fields."""
 
-    site: str = Field(description="SharePoint site as host:/path, e.g. contoso.sharepoint.com:/sites/perf")
-    list: str = Field(description="Title of the register list.")
+    site: str = Field(
+        description="SharePoint site as host:/path, e.g. contoso.sharepoint.com:/sites/perf"
+    )
+    list_title: str = Field(alias="list", description="Title of the register list.")
     fields: dict[str, str] = Field(description="Register column -> indicator field.")
     filter: dict[str, str] = Field(
         default_factory=dict,
@@ -59,7 +61,9 @@ class Register(_Strict):
     @classmethod
     def _site_shape(cls, site: str) -> str:
         if ":/" not in site:
-            raise ValueError("site must be host:/path, e.g. contoso.sharepoint.com:/sites/performance")
+            raise ValueError(
+                "site must be host:/path, e.g. contoso.sharepoint.com:/sites/performance"
+            )
         return site
 
     @field_validator("fields")
@@ -250,7 +254,7 @@ class WriteBack(_Strict):
     """The SharePoint results list approved values are upserted into."""
 
     site: str
-    list: str
+    list_title: str = Field(alias="list", description="Title of the results list.")
     key: list[str] = Field(default_factory=lambda: ["IndicatorId", "Period"], min_length=1)
 
 

@@ -1,0 +1,174 @@
+"""Register rows read as indicators, through the flow's field map.
+
+A bad row is reported with its reason and the rest go on: one missing owner must not
+stop a cycle for two hundred other indicators.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from m365perf.domain.kinds import Frequency, Polarity, Unit
+from m365perf.domain.periods import Period, PeriodError
+from m365perf.domain.rag import Target, Tolerance
+from m365perf.domain.values import polarity_from_text, unit_from_text
+from m365perf.flows.model import Flow
+
+Row = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """An indicator as the flow sees it: register fields, parsed, plus the raw row."""
+
+    id: str
+    name: str
+    unit: Unit
+    polarity: Polarity
+    owner: str
+    frequency: Frequency
+    targets: tuple[Target, ...]
+    comparator: str | None
+    service: str | None
+    row: Mapping[str, str] = field(repr=False)
+
+    def target_for(self, period: Period) -> Target | None:
+        from m365perf.domain.rag import target_for
+
+        return target_for(self.targets, period)
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """A register row the flow cannot route, and why."""
+
+    indicator_id: str
+    name: str
+    reason: str
+
+
+def read_register_csv(path: Path | str) -> list[dict[str, str]]:
+    """Read a register exported as CSV (UTF-8, with or without BOM; cp1252 as a fallback)."""
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1252")
+    reader = csv.DictReader(text.splitlines())
+    return [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+
+
+def _matches(row: Row, filters: Mapping[str, str]) -> bool:
+    return all(
+        row.get(col, "").strip().lower() == want.strip().lower() for col, want in filters.items()
+    )
+
+
+def _number(text: str) -> float:
+    cleaned = text.replace(",", "").replace("£", "").replace("%", "").strip()
+    return float(cleaned)
+
+
+def _tolerance(text: str) -> Tolerance | None:
+    text = text.strip()
+    if not text:
+        return None
+    if text.endswith("%"):
+        return Tolerance("percent", _number(text))
+    return Tolerance("absolute", _number(text))
+
+
+def due_rows(flow: Flow, rows: Iterable[Row]) -> list[Row]:
+    """The register rows the flow's filter selects."""
+    return [row for row in rows if _matches(row, flow.source.filter)]
+
+
+def read_indicators(flow: Flow, rows: Sequence[Row]) -> tuple[list[Indicator], list[RowProblem]]:
+    """Apply the field map to the flow's due rows; report the rows that do not parse."""
+    indicators: list[Indicator] = []
+    problems: list[RowProblem] = []
+    seen: set[str] = set()
+    columns = {f: flow.source.column_for(f) for f in ("id", "name", "unit", "owner")}
+
+    def get(row: Row, name: str) -> str:
+        return _field(flow, row, name)
+
+    for number, row in enumerate(due_rows(flow, rows), start=1):
+        ident = get(row, "id") or f"row {number}"
+        name = get(row, "name") or "(no name)"
+
+        def problem(reason: str, ident: str = ident, name: str = name) -> None:
+            problems.append(RowProblem(ident, name, reason))
+
+        if not get(row, "id"):
+            problem(f"no indicator id in column '{columns['id']}'")
+            continue
+        if ident in seen:
+            problem(f"indicator id '{ident}' appears more than once in the register")
+            continue
+        seen.add(ident)
+        owner = get(row, "owner")
+        if not owner:
+            problem(f"no owner in column '{columns['owner']}'")
+            continue
+        unit = unit_from_text(get(row, "unit"))
+        if unit is None:
+            problem(f"unknown unit '{get(row, 'unit')}' in column '{columns['unit']}'")
+            continue
+        polarity_text = get(row, "polarity")
+        polarity = polarity_from_text(polarity_text) if polarity_text else Polarity.NONE
+        if polarity is None:
+            problem(f"unknown polarity '{polarity_text}'")
+            continue
+        try:
+            targets = _targets(flow, row)
+        except (ValueError, PeriodError) as exc:
+            problem(str(exc))
+            continue
+        indicators.append(
+            Indicator(
+                id=ident,
+                name=name,
+                unit=unit,
+                polarity=polarity,
+                owner=owner,
+                frequency=flow.frequency,
+                targets=targets,
+                comparator=get(row, "comparator") or None,
+                service=get(row, "service") or None,
+                row=dict(row),
+            )
+        )
+    return indicators, problems
+
+
+def _field(flow: Flow, row: Row, name: str) -> str:
+    column = flow.source.column_for(name)
+    return row.get(column, "").strip() if column else ""
+
+
+def _targets(flow: Flow, row: Row) -> tuple[Target, ...]:
+    """The row's target, applying from the period the register names (or always)."""
+    target_text = _field(flow, row, "target")
+    if not target_text:
+        return ()
+    try:
+        value = _number(target_text)
+    except ValueError:
+        raise ValueError(f"bad target '{target_text}': not a number") from None
+    tolerance_text = _field(flow, row, "tolerance")
+    try:
+        tolerance = _tolerance(tolerance_text)
+    except ValueError:
+        raise ValueError(
+            f"bad tolerance '{tolerance_text}': use a number or a percentage"
+        ) from None
+    from_text = _field(flow, row, "target_from")
+    try:
+        applies_from = Period.parse(from_text) if from_text else Period(flow.frequency, 1900, 1)
+    except PeriodError:
+        raise ValueError(f"bad target start period '{from_text}'") from None
+    return (Target(value, applies_from, tolerance),)
