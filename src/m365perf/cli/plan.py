@@ -97,7 +97,7 @@ def _text(plan: dict[str, Any]) -> str:
             lines.append(f"  {ind['id']}  {ind['name']}  [{ind['unit']}, {target}]")
             for step in ind["approval_chain"]:
                 who = " or ".join(p["name"] for p in step["approvers"])
-                when = f" — only when {_when(step['when'])}" if step["when"] else ""
+                when = f" — only {step['condition']}" if step["when"] else ""
                 note = f" ({step['note']})" if step["note"] else ""
                 lines.append(f"      → {step['step']}: {who}{when}{note}")
     if plan["unroutable"]:
@@ -106,14 +106,3 @@ def _text(plan: dict[str, Any]) -> str:
         for item in plan["unroutable"]:
             lines.append(f"  {item['indicator_id']}  {item['name']}: {item['reason']}")
     return "\n".join(lines)
-
-
-def _when(condition: dict[str, Any]) -> str:
-    parts = []
-    if "rag" in condition:
-        parts.append("RAG is " + " or ".join(condition["rag"]))
-    if "direction" in condition:
-        parts.append("direction is " + " or ".join(condition["direction"]))
-    if "change_over_percent" in condition:
-        parts.append(f"change is over {condition['change_over_percent']:g}%")
-    return " and ".join(parts)

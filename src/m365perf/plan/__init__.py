@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from m365perf.domain.approvers import Directory, Person, ResolvedStep, Unroutable
+from m365perf.domain.approvers import (
+    Directory,
+    Person,
+    ResolvedStep,
+    Unroutable,
+    describe_condition,
+)
 from m365perf.domain.periods import Period
 from m365perf.flows.model import Flow
 from m365perf.plan.register import Indicator, Row, RowProblem, read_indicators
@@ -131,6 +137,7 @@ def _step(step: ResolvedStep) -> dict[str, Any]:
         "approvers": [_person(p) for p in step.approvers],
         "any_of": step.any_of,
         "when": when,
+        "condition": describe_condition(condition),
         "note": step.note,
     }
 
