@@ -15,10 +15,12 @@ def main() -> None:
 
 def _register() -> None:
     from m365perf.cli.plan import plan
+    from m365perf.cli.spc import spc
     from m365perf.cli.validate import validate
 
     main.add_command(validate)
     main.add_command(plan)
+    main.add_command(spc)
 
 
 _register()
