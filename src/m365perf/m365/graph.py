@@ -1,0 +1,469 @@
+"""SharePoint lists and directory users through Microsoft Graph.
+
+A thin client on :mod:`m365perf.m365.http` rather than office365-rest-python-client
+(see docs/decisions.md): every request spends from the shared SharePoint
+resource-unit budget at the documented cost — 1 RU to get one item, 2 RU to list
+or query items and to create, update or delete one — and a ``$batch`` spends the sum
+of its sub-requests, because SharePoint meters them one by one.
+
+Filters are sent without ``Prefer: HonorNonIndexedQueriesWarningMayFailRandomly``
+unless asked for: a filter on a column that is not indexed then fails loudly with
+:class:`BadRequest` instead of "randomly" on a list past 5,000 items.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from requests.structures import CaseInsensitiveDict
+
+from m365perf.m365.errors import (
+    BatchError,
+    BatchFailure,
+    DuplicateKeyError,
+    M365Error,
+    NotFound,
+)
+from m365perf.m365.http import ApiClient, Budget, json_object, server_delay
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 20
+_RU_ONE_ITEM = 1.0
+_RU_MANY_OR_WRITE = 2.0
+_RETRY_SUB_STATUSES = frozenset({429, 503, 504})
+_USER_FIELDS = "id,displayName,mail,userPrincipalName"
+_PREFER_NON_INDEXED = "HonorNonIndexedQueriesWarningMayFailRandomly"
+
+
+@dataclass(frozen=True)
+class ListItem:
+    """One SharePoint list item: its id, its eTag (for If-Match) and its column values."""
+
+    id: str
+    etag: str
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ItemRef:
+    """Where a keyed row lives, and the eTag to update it safely."""
+
+    id: str
+    etag: str
+
+
+@dataclass(frozen=True)
+class User:
+    """A directory user as the approver chain needs them."""
+
+    id: str
+    display_name: str
+    mail: str | None
+    user_principal_name: str
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """One sub-request of a JSON ``$batch``; ``url`` is relative to the Graph version root."""
+
+    id: str
+    method: str
+    url: str
+    body: Mapping[str, Any] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    ru_cost: float = _RU_MANY_OR_WRITE
+
+    def _payload(self) -> dict[str, Any]:
+        url = self.url if self.url.startswith("/") else f"/{self.url}"
+        payload: dict[str, Any] = {"id": self.id, "method": self.method.upper(), "url": url}
+        headers = dict(self.headers)
+        if self.body is not None:
+            headers.setdefault("Content-Type", "application/json")
+            payload["body"] = dict(self.body)
+        if headers:
+            payload["headers"] = headers
+        return payload
+
+
+@dataclass(frozen=True)
+class BatchResponse:
+    """One sub-response, correlated to its request by ``id``."""
+
+    id: str
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+
+
+def create_item_request(
+    request_id: str, site_id: str, list_id: str, fields: Mapping[str, Any]
+) -> BatchRequest:
+    """A ``$batch`` sub-request creating one item."""
+    return BatchRequest(request_id, "POST", _items_path(site_id, list_id), {"fields": dict(fields)})
+
+
+def update_fields_request(
+    request_id: str,
+    site_id: str,
+    list_id: str,
+    item_id: str,
+    fields: Mapping[str, Any],
+    *,
+    etag: str | None = None,
+) -> BatchRequest:
+    """A ``$batch`` sub-request updating some columns of one item (If-Match when ``etag``)."""
+    headers = {"If-Match": etag} if etag else {}
+    path = f"{_items_path(site_id, list_id)}/{quote(item_id, safe='')}/fields"
+    return BatchRequest(request_id, "PATCH", path, dict(fields), headers)
+
+
+class GraphClient:
+    """Sites, lists, list items, ``$batch`` and users on Microsoft Graph."""
+
+    def __init__(self, api: ApiClient, *, sharepoint: Budget, batch_rounds: int = 5) -> None:
+        if batch_rounds < 1:
+            raise ValueError("batch_rounds must be at least 1")
+        self._api = api
+        self._sharepoint = sharepoint
+        self._batch_rounds = batch_rounds
+
+    # -- sites and lists -------------------------------------------------------------
+
+    def get_site_id(self, host: str, path: str) -> str:
+        """The composite site id for ``host`` and server-relative ``path`` (``/sites/kpi``)."""
+        if not host or "/" in host:
+            raise ValueError(f"site host must be a bare host name, got {host!r}")
+        relative = path.strip("/")
+        # The root site has no path; Graph addresses it by host alone.
+        address = f"sites/{host}:/{quote(relative, safe='/')}" if relative else f"sites/{host}"
+        body = self._sp_get(address, cost=_RU_ONE_ITEM)
+        return _required_str(body, "id")
+
+    def get_list_id(self, site_id: str, title: str) -> str:
+        """The id of the list with display title ``title`` on the site."""
+        if not title:
+            raise ValueError("list title is empty")
+        body = self._sp_get(
+            f"sites/{quote(site_id, safe=',')}/lists/{quote(title, safe='')}", cost=_RU_ONE_ITEM
+        )
+        return _required_str(body, "id")
+
+    # -- items -------------------------------------------------------------------------
+
+    def list_items(
+        self,
+        site_id: str,
+        list_id: str,
+        *,
+        fields: Sequence[str] | None = None,
+        filter: str | None = None,
+        top: int | None = None,
+        honor_non_indexed: bool = False,
+    ) -> Iterator[ListItem]:
+        """Every item, page by page, following each ``@odata.nextLink`` as given.
+
+        ``filter`` is an OData filter such as ``fields/Period eq '2026/27 Q2'``; it
+        should name indexed columns only (see the module docstring).
+        """
+        params: dict[str, str | int] = {
+            "expand": f"fields(select={','.join(fields)})" if fields else "fields"
+        }
+        if filter:
+            params["$filter"] = filter
+        if top is not None:
+            params["$top"] = top
+        headers = {"Prefer": _PREFER_NON_INDEXED} if honor_non_indexed else None
+        body = self._sp_get(
+            _items_path(site_id, list_id), params=params, headers=headers, cost=_RU_MANY_OR_WRITE
+        )
+        while True:
+            for raw in body.get("value", []):
+                yield _list_item(raw)
+            next_link = body.get("@odata.nextLink")
+            if not next_link:
+                return
+            body = self._sp_get(str(next_link), headers=headers, cost=_RU_MANY_OR_WRITE)
+
+    def get_item(
+        self, site_id: str, list_id: str, item_id: str, *, fields: Sequence[str] | None = None
+    ) -> ListItem:
+        """One item with its column values."""
+        expand = f"fields(select={','.join(fields)})" if fields else "fields"
+        body = self._sp_get(
+            f"{_items_path(site_id, list_id)}/{quote(item_id, safe='')}",
+            params={"expand": expand},
+            cost=_RU_ONE_ITEM,
+        )
+        return _list_item(body)
+
+    def create_item(self, site_id: str, list_id: str, fields: Mapping[str, Any]) -> ListItem:
+        """Create one item; not retried on a timeout (that could make two)."""
+        response = self._api.request(
+            "POST",
+            _items_path(site_id, list_id),
+            json={"fields": dict(fields)},
+            budget=self._sharepoint,
+            cost=_RU_MANY_OR_WRITE,
+        )
+        return _list_item(json_object(response))
+
+    def update_fields(
+        self,
+        site_id: str,
+        list_id: str,
+        item_id: str,
+        fields: Mapping[str, Any],
+        *,
+        etag: str | None = None,
+    ) -> dict[str, Any]:
+        """Set some columns of one item; with ``etag``, :class:`PreconditionFailed` if stale."""
+        response = self._api.request(
+            "PATCH",
+            f"{_items_path(site_id, list_id)}/{quote(item_id, safe='')}/fields",
+            json=dict(fields),
+            headers={"If-Match": etag} if etag else None,
+            budget=self._sharepoint,
+            cost=_RU_MANY_OR_WRITE,
+            idempotent=True,  # setting the same values twice leaves the same item
+        )
+        return json_object(response)
+
+    def read_keys(
+        self,
+        site_id: str,
+        list_id: str,
+        key_fields: Sequence[str],
+        *,
+        filter: str | None = None,
+    ) -> dict[tuple[str, ...], ItemRef]:
+        """Map each item's key (its ``key_fields`` values, as text) to its id and eTag.
+
+        This is what makes writes upserts: look the key up, update if found, create
+        if not. Missing values read as ``""``. Two items with one key raise
+        :class:`DuplicateKeyError`, since writing to either would be a guess.
+        """
+        if not key_fields:
+            raise ValueError("read_keys needs at least one key field")
+        found: dict[tuple[str, ...], ItemRef] = {}
+        for item in self.list_items(site_id, list_id, fields=key_fields, filter=filter):
+            key = tuple(_key_text(item.fields.get(name)) for name in key_fields)
+            if key in found:
+                raise DuplicateKeyError(key, [found[key].id, item.id])
+            found[key] = ItemRef(item.id, item.etag)
+        return found
+
+    def upsert_items(
+        self,
+        site_id: str,
+        list_id: str,
+        key_fields: Sequence[str],
+        rows: Sequence[Mapping[str, Any]],
+    ) -> dict[tuple[str, ...], str]:
+        """Write each row to the item holding its key, creating it only when there is none.
+
+        Returns key → item id. Updates carry the eTag just read, so a concurrent
+        writer surfaces as a 412 in the :class:`BatchError` rather than being lost;
+        the sub-request ids in that error are the rows' positions in ``rows``.
+        """
+        keys = [tuple(_key_text(row.get(name)) for name in key_fields) for row in rows]
+        if len(set(keys)) != len(keys):
+            raise ValueError("upsert_items got two rows with the same key")
+        existing = self.read_keys(site_id, list_id, key_fields)
+        requests = []
+        for index, (key, row) in enumerate(zip(keys, rows, strict=True)):
+            ref = existing.get(key)
+            if ref is None:
+                requests.append(create_item_request(str(index), site_id, list_id, row))
+            else:
+                requests.append(
+                    update_fields_request(
+                        str(index), site_id, list_id, ref.id, row, etag=ref.etag or None
+                    )
+                )
+        responses = self.batch(requests)
+        result: dict[tuple[str, ...], str] = {}
+        for index, key in enumerate(keys):
+            ref = existing.get(key)
+            if ref is not None:
+                result[key] = ref.id
+            else:
+                body = responses[str(index)].body
+                result[key] = str(body.get("id", "")) if isinstance(body, dict) else ""
+        return result
+
+    # -- $batch ------------------------------------------------------------------------
+
+    def batch(self, requests: Sequence[BatchRequest]) -> dict[str, BatchResponse]:
+        """Send sub-requests in batches of 20, retrying throttled ones on their own wait.
+
+        The envelope answers 200 even when sub-requests were throttled, so each
+        sub-response is read: 429/503/504 ones are resent (only they) after the
+        longest ``retry-after`` among them, up to ``batch_rounds`` rounds. Returns id →
+        response for every success; raises :class:`BatchError` naming each failure.
+        """
+        ids = [r.id.lower() for r in requests]
+        if len(set(ids)) != len(ids):
+            raise ValueError("batch request ids must be unique (case-insensitively)")
+        succeeded: dict[str, BatchResponse] = {}
+        failures: list[BatchFailure] = []
+        for start in range(0, len(requests), MAX_BATCH):
+            chunk_ok, chunk_failed = self._batch_chunk(requests[start : start + MAX_BATCH])
+            succeeded.update(chunk_ok)
+            failures.extend(chunk_failed)
+        if failures:
+            raise BatchError(failures, succeeded)
+        return succeeded
+
+    def _batch_chunk(
+        self, chunk: Sequence[BatchRequest]
+    ) -> tuple[dict[str, BatchResponse], list[BatchFailure]]:
+        pending = {r.id: r for r in chunk}
+        done: dict[str, BatchResponse] = {}
+        failed: list[BatchFailure] = []
+        for round_number in range(1, self._batch_rounds + 1):
+            responses = self._send_batch(list(pending.values()))
+            throttled: dict[str, BatchResponse] = {}
+            for request_id, request in list(pending.items()):
+                response = responses.get(request_id.lower())
+                if response is None:
+                    failed.append(BatchFailure(request_id, 0, "no response in the batch"))
+                    del pending[request_id]
+                elif response.status < 400:
+                    done[request_id] = response
+                    del pending[request_id]
+                elif response.status in _RETRY_SUB_STATUSES:
+                    throttled[request_id] = response
+                else:
+                    failed.append(_failure(request.id, response, None))
+                    del pending[request_id]
+            if not pending:
+                break
+            waits = [
+                server_delay(CaseInsensitiveDict(r.headers), self._api.core.clock.time())
+                for r in throttled.values()
+            ]
+            wait = max((w for w in waits if w is not None), default=None)
+            if round_number == self._batch_rounds:
+                failed.extend(_failure(i, throttled[i], wait) for i in pending)
+                break
+            if wait is None:
+                wait = self._api.retry.backoff(round_number, self._api.core.rng)
+            if wait > self._api.retry.max_wait_s:
+                self._sharepoint.pause_for(wait)
+                failed.extend(_failure(i, throttled[i], wait) for i in pending)
+                break
+            log.info("$batch: %d sub-request(s) throttled; resend in %.1fs", len(pending), wait)
+            # Pausing the budget (not sleeping here) holds back every thread's
+            # SharePoint traffic, including our own next round.
+            self._sharepoint.pause_for(wait)
+        return done, failed
+
+    def _send_batch(self, requests: Sequence[BatchRequest]) -> dict[str, BatchResponse]:
+        response = self._api.request(
+            "POST",
+            "$batch",
+            json={"requests": [r._payload() for r in requests]},
+            budget=self._sharepoint,
+            cost=sum(r.ru_cost for r in requests),
+        )
+        body = json_object(response)
+        result: dict[str, BatchResponse] = {}
+        for raw in body.get("responses", []):
+            if not isinstance(raw, dict) or "id" not in raw:
+                continue
+            headers = raw.get("headers") or {}
+            result[str(raw["id"]).lower()] = BatchResponse(
+                str(raw["id"]),
+                int(raw.get("status", 0)),
+                {str(k): str(v) for k, v in headers.items()},
+                raw.get("body"),
+            )
+        return result
+
+    # -- users -------------------------------------------------------------------------
+
+    def get_user(self, id_or_upn: str) -> User:
+        """A directory user by object id or user principal name."""
+        if not id_or_upn:
+            raise ValueError("user id or UPN is empty")
+        body = self._api.get_json(
+            f"users/{quote(id_or_upn, safe='@')}", params={"$select": _USER_FIELDS}
+        )
+        return _user(body)
+
+    def get_manager(self, id_or_upn: str) -> User | None:
+        """The user's manager, or None when the directory records none (Graph's 404)."""
+        if not id_or_upn:
+            raise ValueError("user id or UPN is empty")
+        try:
+            body = self._api.get_json(
+                f"users/{quote(id_or_upn, safe='@')}/manager", params={"$select": _USER_FIELDS}
+            )
+        except NotFound:
+            return None
+        return _user(body)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _sp_get(
+        self,
+        path: str,
+        *,
+        cost: float,
+        params: Mapping[str, str | int] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        return self._api.get_json(
+            path, params=params, headers=headers, budget=self._sharepoint, cost=cost
+        )
+
+
+def _items_path(site_id: str, list_id: str) -> str:
+    return f"sites/{quote(site_id, safe=',')}/lists/{quote(list_id, safe='')}/items"
+
+
+def _list_item(raw: Mapping[str, Any]) -> ListItem:
+    fields = raw.get("fields")
+    return ListItem(
+        id=_required_str(raw, "id"),
+        etag=str(raw.get("eTag", "")),
+        fields=dict(fields) if isinstance(fields, Mapping) else {},
+    )
+
+
+def _user(raw: Mapping[str, Any]) -> User:
+    return User(
+        id=_required_str(raw, "id"),
+        display_name=str(raw.get("displayName") or ""),
+        mail=str(raw["mail"]) if raw.get("mail") else None,
+        user_principal_name=str(raw.get("userPrincipalName") or ""),
+    )
+
+
+def _required_str(raw: Mapping[str, Any], name: str) -> str:
+    value = raw.get(name)
+    if value is None or value == "":
+        raise M365Error(f"response has no {name!r}: {sorted(raw)[:10]}")
+    return str(value)
+
+
+def _key_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _failure(request_id: str, response: BatchResponse, wait: float | None) -> BatchFailure:
+    message = ""
+    body = response.body
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        error = body["error"]
+        message = f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
+    return BatchFailure(request_id, response.status, message or "failed", wait)
