@@ -42,9 +42,7 @@ class Settings(BaseSettings):
     powerbi_base_url: str = "https://api.powerbi.com/v1.0/myorg"
     bot_connector_base_url: str = "https://smba.trafficmanager.net/uk/"
     login_base_url: str = "https://login.microsoftonline.com"
-    openid_metadata_url: str = (
-        "https://login.botframework.com/v1/.well-known/openidconfiguration"
-    )
+    openid_metadata_url: str = "https://login.botframework.com/v1/.well-known/openidconfiguration"
     bot_token_issuer: str = "https://api.botframework.com"
 
     # Client behaviour
