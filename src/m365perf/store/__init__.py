@@ -1,0 +1,73 @@
+"""Workflow state: one interface (:class:`Store`), SQL and in-memory backends, migrations.
+
+The engine is the only writer; it changes state, queues side effects (the outbox) and
+appends audit events in one :meth:`Store.transaction`. See ``docs/store.md``.
+"""
+
+from m365perf.store.base import DEFAULT_LEASE, Store, Transaction
+from m365perf.store.errors import (
+    AlreadyDecided,
+    NestedTransaction,
+    NotFound,
+    StaleVersion,
+    StoreError,
+)
+from m365perf.store.factory import MEMORY_URL, SchemaOutOfDate, create_store
+from m365perf.store.memory import MemoryStore
+from m365perf.store.sql import SqlStore
+from m365perf.store.tables import (
+    ApprovalStep,
+    AuditEvent,
+    ConversationRef,
+    Cycle,
+    CycleStatus,
+    HistoryPoint,
+    Indicator,
+    IndicatorSpec,
+    IndicatorTarget,
+    NewReturn,
+    OutboxMessage,
+    OutboxStatus,
+    Return,
+    ReturnStatus,
+    SnapshotResult,
+    StepSpec,
+    StepStatus,
+    Timer,
+    TimerStatus,
+)
+
+__all__ = [
+    "DEFAULT_LEASE",
+    "MEMORY_URL",
+    "AlreadyDecided",
+    "ApprovalStep",
+    "AuditEvent",
+    "ConversationRef",
+    "Cycle",
+    "CycleStatus",
+    "HistoryPoint",
+    "Indicator",
+    "IndicatorSpec",
+    "IndicatorTarget",
+    "MemoryStore",
+    "NestedTransaction",
+    "NewReturn",
+    "NotFound",
+    "OutboxMessage",
+    "OutboxStatus",
+    "Return",
+    "ReturnStatus",
+    "SchemaOutOfDate",
+    "SnapshotResult",
+    "SqlStore",
+    "StaleVersion",
+    "StepSpec",
+    "StepStatus",
+    "Store",
+    "StoreError",
+    "Timer",
+    "TimerStatus",
+    "Transaction",
+    "create_store",
+]

@@ -1,0 +1,394 @@
+"""The one interface to workflow state: :class:`Store` and its unit of work, :class:`Transaction`.
+
+Everything the engine reads or changes goes through a ``Transaction``; a state change and
+the outbox rows, timers and audit events it causes commit together or not at all::
+
+    with store.transaction() as tx:
+        ret = tx.update_return(ret_id, card_version, now=now, status=ReturnStatus.RETURNED)
+        tx.enqueue("send_card", budget="bot", payload={...}, dedup_key=..., now=now)
+        tx.audit("return.submitted", at=now, actor=user, subject_type="return", ...)
+
+Workers use the few ``Store`` methods that commit on their own (claiming timers and
+outbox rows, marking them done), because a claim must be visible to other workers at
+once. The store never reads the clock: every time comes in as an argument.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Sequence
+from contextlib import AbstractContextManager
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from m365perf.domain.kinds import Frequency
+from m365perf.store.tables import (
+    ApprovalStep,
+    AuditEvent,
+    ConversationRef,
+    Cycle,
+    CycleStatus,
+    HistoryPoint,
+    Indicator,
+    IndicatorSpec,
+    IndicatorTarget,
+    NewReturn,
+    OutboxMessage,
+    OutboxStatus,
+    Return,
+    ReturnStatus,
+    SnapshotResult,
+    StepSpec,
+    StepStatus,
+    Timer,
+    TimerStatus,
+)
+
+DEFAULT_LEASE = timedelta(minutes=5)
+"""How long a claimed timer or outbox row stays with its worker before others may retry it."""
+
+
+class Transaction(ABC):
+    """One unit of work: everything done through it commits together or not at all.
+
+    Records it returns are detached copies; change state only through its methods.
+    ``get_*`` raise :class:`~m365perf.store.errors.NotFound`; ``find_*`` return ``None``.
+    """
+
+    # --- indicators and targets -------------------------------------------------------
+
+    @abstractmethod
+    def upsert_indicators(
+        self, flow_id: str, indicators: Sequence[IndicatorSpec], *, now: datetime
+    ) -> SnapshotResult:
+        """Make the flow's snapshot match the register; rows no longer there are retired."""
+
+    @abstractmethod
+    def list_indicators(self, flow_id: str, *, include_retired: bool = False) -> list[Indicator]:
+        """The flow's indicators, by key."""
+
+    @abstractmethod
+    def find_indicator(self, flow_id: str, indicator_key: str) -> Indicator | None:
+        """One indicator of a flow, retired or not."""
+
+    @abstractmethod
+    def put_target(
+        self,
+        flow_id: str,
+        indicator_key: str,
+        *,
+        applies_from: str,
+        applies_from_start: date,
+        value: float | None,
+        tolerance_kind: str | None = None,
+        tolerance_amount: float | None = None,
+        now: datetime,
+    ) -> IndicatorTarget:
+        """Record the target from a period on; replaces only a target from that same period."""
+
+    @abstractmethod
+    def list_targets(self, flow_id: str, indicator_key: str) -> list[IndicatorTarget]:
+        """The indicator's target history, oldest first."""
+
+    @abstractmethod
+    def target_for(
+        self, flow_id: str, indicator_key: str, period_start: date
+    ) -> IndicatorTarget | None:
+        """The target in force for the period starting on ``period_start``."""
+
+    # --- cycles ------------------------------------------------------------------------
+
+    @abstractmethod
+    def open_cycle(
+        self,
+        flow_id: str,
+        period: str,
+        *,
+        period_start: date,
+        frequency: Frequency,
+        due_date: date,
+        now: datetime,
+    ) -> tuple[Cycle, bool]:
+        """Open the flow's cycle for a period, or return the one already open.
+
+        The bool says whether this call created it; across processes exactly one does.
+        """
+
+    @abstractmethod
+    def find_cycle(self, flow_id: str, period: str) -> Cycle | None:
+        """The flow's cycle for a period, if opened."""
+
+    @abstractmethod
+    def get_cycle(self, cycle_id: int) -> Cycle:
+        """A cycle by id."""
+
+    @abstractmethod
+    def list_cycles(
+        self, *, flow_id: str | None = None, status: CycleStatus | None = None
+    ) -> list[Cycle]:
+        """Cycles, oldest period first."""
+
+    @abstractmethod
+    def close_cycle(self, cycle_id: int, *, now: datetime) -> Cycle:
+        """Close a cycle; closing a closed cycle changes nothing."""
+
+    # --- returns -----------------------------------------------------------------------
+
+    @abstractmethod
+    def create_returns(
+        self, cycle_id: int, requests: Sequence[NewReturn], *, now: datetime
+    ) -> list[Return]:
+        """Create the awaited returns of a cycle; returns only those this call created."""
+
+    @abstractmethod
+    def get_return(self, return_id: int) -> Return:
+        """A return by id."""
+
+    @abstractmethod
+    def find_return(self, cycle_id: int, indicator_key: str) -> Return | None:
+        """The return of one indicator in one cycle."""
+
+    @abstractmethod
+    def list_returns(
+        self,
+        *,
+        cycle_id: int | None = None,
+        owner_id: str | None = None,
+        status: ReturnStatus | Collection[ReturnStatus] | None = None,
+    ) -> list[Return]:
+        """Returns matching every filter given, in creation order."""
+
+    @abstractmethod
+    def update_return(
+        self, return_id: int, expected_version: int, *, now: datetime, **changes: Any
+    ) -> Return:
+        """Change a return if it is still at ``expected_version``; the version goes up by one.
+
+        Raises :class:`~m365perf.store.errors.StaleVersion` (and changes nothing) otherwise.
+        """
+
+    @abstractmethod
+    def history(
+        self, flow_id: str, indicator_key: str, *, before: date | None = None
+    ) -> list[HistoryPoint]:
+        """Approved values of an indicator, oldest period first; ``before`` a period start."""
+
+    # --- approvals ---------------------------------------------------------------------
+
+    @abstractmethod
+    def create_steps(
+        self, return_id: int, return_version: int, steps: Sequence[StepSpec], *, now: datetime
+    ) -> list[ApprovalStep]:
+        """Create the approval chain of a return version; a second call returns the first's."""
+
+    @abstractmethod
+    def list_steps(self, return_id: int, return_version: int | None = None) -> list[ApprovalStep]:
+        """The chain of a return version (default: the latest chain), in step order."""
+
+    @abstractmethod
+    def get_step(self, step_id: int) -> ApprovalStep:
+        """An approval step by id."""
+
+    @abstractmethod
+    def decide_step(
+        self,
+        step_id: int,
+        decision: StepStatus,
+        *,
+        by: str,
+        at: datetime,
+        reason: str | None = None,
+    ) -> ApprovalStep:
+        """Approve, reject or skip a step still awaiting a decision.
+
+        A step already decided raises :class:`~m365perf.store.errors.AlreadyDecided`,
+        which names who decided and when; the first decision stands.
+        """
+
+    @abstractmethod
+    def escalate_step(
+        self, step_id: int, approvers: Sequence[str], *, at: datetime
+    ) -> ApprovalStep:
+        """Hand a waiting step to other approvers; a decided step raises ``AlreadyDecided``."""
+
+    # --- timers ------------------------------------------------------------------------
+
+    @abstractmethod
+    def schedule_timer(
+        self,
+        kind: str,
+        *,
+        due_at: datetime,
+        dedup_key: str,
+        subject_type: str,
+        subject_id: int | None = None,
+        payload: dict[str, Any] | None = None,
+        now: datetime,
+    ) -> tuple[Timer, bool]:
+        """Schedule a timer once per ``dedup_key`` (ever); the bool says whether it is new."""
+
+    @abstractmethod
+    def complete_timer(self, timer_id: int, *, now: datetime) -> bool:
+        """Mark a pending or claimed timer done; False if it was already done or cancelled.
+
+        Call it first in the transaction that acts on the timer: only one caller gets True.
+        """
+
+    @abstractmethod
+    def cancel_timers(
+        self,
+        subject_type: str,
+        subject_id: int | None,
+        *,
+        kinds: Collection[str] | None = None,
+        now: datetime,
+    ) -> int:
+        """Cancel a subject's pending and claimed timers (of some kinds); returns how many."""
+
+    @abstractmethod
+    def list_timers(
+        self,
+        *,
+        subject_type: str | None = None,
+        subject_id: int | None = None,
+        status: TimerStatus | Collection[TimerStatus] | None = None,
+    ) -> list[Timer]:
+        """Timers matching every filter given, soonest first."""
+
+    # --- outbox ------------------------------------------------------------------------
+
+    @abstractmethod
+    def enqueue(
+        self,
+        kind: str,
+        *,
+        budget: str,
+        payload: dict[str, Any],
+        dedup_key: str,
+        now: datetime,
+        not_before: datetime | None = None,
+    ) -> tuple[OutboxMessage, bool]:
+        """Queue a side effect once per ``dedup_key`` (ever); the bool says whether it is new."""
+
+    @abstractmethod
+    def list_outbox(
+        self,
+        *,
+        status: OutboxStatus | Collection[OutboxStatus] | None = None,
+        kind: str | None = None,
+    ) -> list[OutboxMessage]:
+        """Outbox rows matching every filter given, oldest first (``PARKED`` for the stuck)."""
+
+    @abstractmethod
+    def outbox_counts(self) -> dict[OutboxStatus, int]:
+        """How many rows are in each status (every status present, zero included)."""
+
+    @abstractmethod
+    def requeue_parked(self, message_id: int, *, now: datetime) -> OutboxMessage:
+        """Give a parked row another go from now, with its attempts reset (an operator's fix)."""
+
+    # --- audit -------------------------------------------------------------------------
+
+    @abstractmethod
+    def audit(
+        self,
+        action: str,
+        *,
+        at: datetime,
+        actor: str,
+        subject_type: str,
+        subject_id: str | int,
+        cycle_id: int | None = None,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+    ) -> AuditEvent:
+        """Append an audit event; they are never changed or removed."""
+
+    @abstractmethod
+    def list_audit(
+        self,
+        *,
+        cycle_id: int | None = None,
+        subject_type: str | None = None,
+        subject_id: str | int | None = None,
+    ) -> list[AuditEvent]:
+        """Audit events matching every filter given, by time, then in the order appended."""
+
+    # --- Teams conversations ------------------------------------------------------------
+
+    @abstractmethod
+    def put_conversation_ref(
+        self,
+        user_id: str,
+        *,
+        conversation_id: str,
+        service_url: str,
+        tenant_id: str | None = None,
+        now: datetime,
+    ) -> ConversationRef:
+        """Remember (or replace) where to reach a user in Teams."""
+
+    @abstractmethod
+    def find_conversation_ref(self, user_id: str) -> ConversationRef | None:
+        """Where to reach a user in Teams, if the bot has talked to them."""
+
+
+class Store(ABC):
+    """Workflow state behind one interface: SQLite, PostgreSQL or in memory."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """Open a unit of work; it commits when the block ends, rolls back if it raises."""
+
+    @abstractmethod
+    def claim_due_timers(
+        self, now: datetime, limit: int, worker: str, *, lease: timedelta = DEFAULT_LEASE
+    ) -> list[Timer]:
+        """Claim up to ``limit`` due timers for ``worker`` until ``now + lease``, soonest first.
+
+        Timers whose claim lapsed are due again. Concurrent workers get disjoint timers.
+        """
+
+    @abstractmethod
+    def claim_outbox(
+        self,
+        now: datetime,
+        limit: int,
+        worker: str,
+        *,
+        budgets: Collection[str] | None = None,
+        lease: timedelta = DEFAULT_LEASE,
+    ) -> list[OutboxMessage]:
+        """Claim up to ``limit`` due outbox rows (optionally of some budgets), oldest first.
+
+        Each claim counts as an attempt. Rows whose claim lapsed are due again (the sender
+        crashed); concurrent workers get disjoint rows.
+        """
+
+    @abstractmethod
+    def mark_done(self, message_id: int, *, now: datetime) -> bool:
+        """Record that an in-flight row was sent; False if it was no longer in flight."""
+
+    @abstractmethod
+    def retry_later(self, message_id: int, at: datetime, error: str, *, now: datetime) -> bool:
+        """Put an in-flight row back to wait until ``at`` (a 429's Retry-After, a backoff)."""
+
+    @abstractmethod
+    def park(self, message_id: int, error: str, *, now: datetime) -> bool:
+        """Give up on an in-flight row until an operator looks (a 4xx, too many attempts)."""
+
+    @abstractmethod
+    def try_advisory_lock(self, key: str) -> bool:
+        """Try to become the one instance that runs ``key`` (the scheduler clock).
+
+        PostgreSQL holds it on a dedicated connection until released or the process dies;
+        SQLite and memory serve one process, so there it is always granted.
+        """
+
+    @abstractmethod
+    def release_advisory_lock(self, key: str) -> None:
+        """Let another instance take ``key``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections and locks."""

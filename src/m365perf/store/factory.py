@@ -1,0 +1,42 @@
+"""Pick the store for a database URL, and refuse a database the code does not match."""
+
+from __future__ import annotations
+
+from m365perf.store import migrate as _migrate
+from m365perf.store.base import Store
+from m365perf.store.errors import StoreError
+from m365perf.store.memory import MemoryStore
+from m365perf.store.sql import SqlStore
+
+MEMORY_URL = "memory://"
+
+
+class SchemaOutOfDate(StoreError):
+    """The database is not at the schema revision this code needs; run the migrations."""
+
+
+def create_store(database_url: str, *, migrate: bool = False) -> Store:
+    """A store for ``database_url``: ``memory://``, ``sqlite:///FILE`` or ``postgresql://…``.
+
+    With ``migrate=True`` the database is first brought up to date (safe to do from several
+    instances at once); otherwise a database behind the code raises ``SchemaOutOfDate``
+    now, rather than "no such table" in the middle of a cycle.
+    """
+    if not isinstance(database_url, str) or not database_url.strip():
+        raise ValueError("database_url must be a URL such as sqlite:///m365perf.db")
+    if database_url.strip() == MEMORY_URL:
+        return MemoryStore()
+    store = SqlStore(database_url)  # checks the URL before anything touches the database
+    try:
+        if migrate:
+            _migrate.upgrade(database_url)
+        current, head = _migrate.current_revision(database_url), _migrate.head_revision()
+        if current != head:
+            raise SchemaOutOfDate(
+                f"the database is at schema revision {current or 'none'}, this code needs "
+                f"{head}: run m365perf.store.migrate.upgrade (or create_store(..., migrate=True))"
+            )
+    except BaseException:
+        store.close()
+        raise
+    return store

@@ -1,0 +1,991 @@
+"""The store on SQLAlchemy: SQLite (one process, embedded) and PostgreSQL (several instances).
+
+The same statements run on both. What differs is kept here, small and explicit:
+
+* SQLite transactions start with ``BEGIN IMMEDIATE`` so writers queue on the busy
+  timeout instead of failing with "database is locked" when two upgrade a read lock.
+* PostgreSQL claims rows with ``FOR UPDATE SKIP LOCKED`` (SQLite drops the clause and
+  needs none: its writers are serialised) and holds the scheduler's advisory lock on a
+  dedicated connection.
+* Idempotent creation is ``INSERT … ON CONFLICT DO NOTHING`` on a unique key, never a
+  read-then-write, so concurrent callers cannot both create.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    create_engine,
+    event,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.dml import Insert
+from sqlmodel import SQLModel, col
+
+from m365perf.domain.kinds import Frequency
+from m365perf.store import _checks
+from m365perf.store.base import DEFAULT_LEASE, Store, Transaction
+from m365perf.store.errors import AlreadyDecided, NotFound, StaleVersion
+from m365perf.store.tables import (
+    OPEN_STEP_STATUSES,
+    ApprovalStep,
+    AuditEvent,
+    ConversationRef,
+    Cycle,
+    CycleStatus,
+    HistoryPoint,
+    Indicator,
+    IndicatorSpec,
+    IndicatorTarget,
+    NewReturn,
+    OutboxMessage,
+    OutboxStatus,
+    Return,
+    ReturnStatus,
+    SnapshotResult,
+    StepSpec,
+    StepStatus,
+    Timer,
+    TimerStatus,
+    validate_changes,
+)
+
+M = TypeVar("M", bound=SQLModel)
+
+_NO_SYNC = {"synchronize_session": False}
+_CHUNK = 200  # rows per multi-row INSERT: well under both backends' parameter limits
+_LIVE_TIMERS = (TimerStatus.PENDING, TimerStatus.CLAIMED)
+_INDICATOR_KEY = ("flow_id", "indicator_key")
+
+
+def database_url(url: str | URL) -> URL:
+    """Parse and check a database URL; ``postgresql://`` means the psycopg 3 driver."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return parsed
+    if backend == "sqlite":
+        if parsed.database in (None, "", ":memory:") or "mode=memory" in str(parsed):
+            raise ValueError(
+                "an in-memory SQLite database would vanish between connections; "
+                "use a file (sqlite:///m365perf.db) or memory:// for the in-process store"
+            )
+        return parsed
+    raise ValueError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql://…")
+
+
+def make_engine(url: str | URL) -> Engine:
+    """An engine set up the way the store (and its migrations) need it."""
+    parsed = database_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(parsed, pool_pre_ping=True)
+    engine = create_engine(parsed, connect_args={"timeout": 30})
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the sqlite3 module, decide when a transaction begins.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def advisory_lock_id(key: str) -> int:
+    """A stable non-negative 63-bit id for an advisory-lock name (same in every process)."""
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+class _SqlTransaction(Transaction):
+    def __init__(self, session: Session, dialect: str) -> None:
+        self._session = session
+        self._dialect = dialect
+        self._open = True
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    def _s(self) -> Session:
+        if not self._open:
+            raise RuntimeError("this transaction has ended; open a new one")
+        return self._session
+
+    def _all(self, stmt: Any) -> list[Any]:
+        """Run a statement returning records, detached so nothing is tracked or flushed."""
+        session = self._s()
+        rows = list(session.scalars(stmt, execution_options=_NO_SYNC).all())
+        session.expunge_all()
+        return rows
+
+    def _first(self, stmt: Any) -> Any:
+        rows = self._all(stmt)
+        return rows[0] if rows else None
+
+    def _get(self, model: type[M], ident: int, what: str) -> M:
+        row: M | None = self._first(select(model).where(getattr(model, "id") == ident))  # noqa: B009
+        if row is None:
+            raise NotFound(what, ident)
+        return row
+
+    def _insert(self, model: type[SQLModel]) -> postgresql.Insert | sqlite.Insert:
+        if self._dialect == "postgresql":
+            return postgresql.insert(model)
+        return sqlite.insert(model)
+
+    def _insert_new(
+        self, model: type[M], values: dict[str, Any], unique: Sequence[str]
+    ) -> M | None:
+        """Insert a row unless its unique key exists; the new row, or None if it existed."""
+        stmt = self._insert(model).values(values).on_conflict_do_nothing(index_elements=unique)
+        created: M | None = self._first(stmt.returning(model))
+        return created
+
+    def _upsert(self, model: type[M], values: dict[str, Any], unique: Sequence[str]) -> Insert:
+        stmt = self._insert(model).values(values)
+        changing = {k: stmt.excluded[k] for k in values if k not in unique}
+        return stmt.on_conflict_do_update(index_elements=unique, set_=changing)
+
+    # --- indicators and targets -------------------------------------------------------
+
+    def upsert_indicators(
+        self, flow_id: str, indicators: Sequence[IndicatorSpec], *, now: datetime
+    ) -> SnapshotResult:
+        _checks.non_empty(flow_id, "flow_id")
+        now = _checks.aware(now)
+        specs = _checks.unique_by_key(indicators, lambda s: s.indicator_key, "indicator")
+        existing = {
+            i.indicator_key: i
+            for i in self._all(select(Indicator).where(col(Indicator.flow_id) == flow_id))
+        }
+        result = SnapshotResult()
+        rows = []
+        for key, spec in specs.items():
+            fields = _checks.indicator_fields(spec)
+            old = existing.get(key)
+            if old is None:
+                result.added.append(key)
+            elif not old.active or _checks.indicator_fields(old) != fields:
+                result.changed.append(key)
+            rows.append({**fields, "flow_id": flow_id, "active": True, "snapshot_at": now})
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start : start + _CHUNK]
+            stmt = self._insert(Indicator).values(chunk)
+            changing = {k: stmt.excluded[k] for k in chunk[0] if k not in _INDICATOR_KEY}
+            self._s().execute(
+                stmt.on_conflict_do_update(index_elements=_INDICATOR_KEY, set_=changing)
+            )
+        retired = self._s().scalars(
+            update(Indicator)
+            .where(
+                col(Indicator.flow_id) == flow_id,
+                col(Indicator.active).is_(True),
+                col(Indicator.indicator_key).not_in(list(specs)),
+            )
+            .values(active=False, snapshot_at=now)
+            .returning(col(Indicator.indicator_key)),
+            execution_options=_NO_SYNC,
+        )
+        result.retired = sorted(retired)
+        return result
+
+    def list_indicators(self, flow_id: str, *, include_retired: bool = False) -> list[Indicator]:
+        stmt = select(Indicator).where(col(Indicator.flow_id) == flow_id)
+        if not include_retired:
+            stmt = stmt.where(col(Indicator.active).is_(True))
+        return self._all(stmt.order_by(col(Indicator.indicator_key)))
+
+    def find_indicator(self, flow_id: str, indicator_key: str) -> Indicator | None:
+        found: Indicator | None = self._first(
+            select(Indicator).where(
+                col(Indicator.flow_id) == flow_id, col(Indicator.indicator_key) == indicator_key
+            )
+        )
+        return found
+
+    def put_target(
+        self,
+        flow_id: str,
+        indicator_key: str,
+        *,
+        applies_from: str,
+        applies_from_start: date,
+        value: float | None,
+        tolerance_kind: str | None = None,
+        tolerance_amount: float | None = None,
+        now: datetime,
+    ) -> IndicatorTarget:
+        _checks.non_empty(flow_id, "flow_id")
+        _checks.non_empty(indicator_key, "indicator_key")
+        _checks.non_empty(applies_from, "applies_from")
+        values = {
+            "flow_id": flow_id,
+            "indicator_key": indicator_key,
+            "applies_from": applies_from,
+            "applies_from_start": applies_from_start,
+            "value": value,
+            "tolerance_kind": tolerance_kind,
+            "tolerance_amount": tolerance_amount,
+            "recorded_at": _checks.aware(now),
+        }
+        stmt = self._upsert(
+            IndicatorTarget, values, ("flow_id", "indicator_key", "applies_from_start")
+        )
+        target: IndicatorTarget = self._first(stmt.returning(IndicatorTarget))
+        return target
+
+    def list_targets(self, flow_id: str, indicator_key: str) -> list[IndicatorTarget]:
+        return self._all(
+            select(IndicatorTarget)
+            .where(
+                col(IndicatorTarget.flow_id) == flow_id,
+                col(IndicatorTarget.indicator_key) == indicator_key,
+            )
+            .order_by(col(IndicatorTarget.applies_from_start))
+        )
+
+    def target_for(
+        self, flow_id: str, indicator_key: str, period_start: date
+    ) -> IndicatorTarget | None:
+        found: IndicatorTarget | None = self._first(
+            select(IndicatorTarget)
+            .where(
+                col(IndicatorTarget.flow_id) == flow_id,
+                col(IndicatorTarget.indicator_key) == indicator_key,
+                col(IndicatorTarget.applies_from_start) <= period_start,
+            )
+            .order_by(col(IndicatorTarget.applies_from_start).desc())
+            .limit(1)
+        )
+        return found
+
+    # --- cycles ------------------------------------------------------------------------
+
+    def open_cycle(
+        self,
+        flow_id: str,
+        period: str,
+        *,
+        period_start: date,
+        frequency: Frequency,
+        due_date: date,
+        now: datetime,
+    ) -> tuple[Cycle, bool]:
+        _checks.non_empty(flow_id, "flow_id")
+        _checks.non_empty(period, "period")
+        values = {
+            "flow_id": flow_id,
+            "period": period,
+            "period_start": period_start,
+            "frequency": Frequency(frequency),
+            "opened_at": _checks.aware(now),
+            "due_date": due_date,
+            "status": CycleStatus.OPEN,
+        }
+        created = self._insert_new(Cycle, values, ("flow_id", "period"))
+        if created is not None:
+            return created, True
+        existing = self.find_cycle(flow_id, period)
+        assert existing is not None, "the conflicting cycle is committed, so it is visible"
+        return existing, False
+
+    def find_cycle(self, flow_id: str, period: str) -> Cycle | None:
+        found: Cycle | None = self._first(
+            select(Cycle).where(col(Cycle.flow_id) == flow_id, col(Cycle.period) == period)
+        )
+        return found
+
+    def get_cycle(self, cycle_id: int) -> Cycle:
+        return self._get(Cycle, cycle_id, "cycle")
+
+    def list_cycles(
+        self, *, flow_id: str | None = None, status: CycleStatus | None = None
+    ) -> list[Cycle]:
+        stmt = select(Cycle)
+        if flow_id is not None:
+            stmt = stmt.where(col(Cycle.flow_id) == flow_id)
+        if status is not None:
+            stmt = stmt.where(col(Cycle.status) == CycleStatus(status))
+        return self._all(stmt.order_by(col(Cycle.period_start), col(Cycle.id)))
+
+    def close_cycle(self, cycle_id: int, *, now: datetime) -> Cycle:
+        now = _checks.aware(now)
+        closed: Cycle | None = self._first(
+            update(Cycle)
+            .where(col(Cycle.id) == cycle_id, col(Cycle.status) == CycleStatus.OPEN)
+            .values(status=CycleStatus.CLOSED, closed_at=now)
+            .returning(Cycle)
+        )
+        return closed if closed is not None else self.get_cycle(cycle_id)
+
+    # --- returns -----------------------------------------------------------------------
+
+    def create_returns(
+        self, cycle_id: int, requests: Sequence[NewReturn], *, now: datetime
+    ) -> list[Return]:
+        now = _checks.aware(now)
+        self.get_cycle(cycle_id)
+        unique = _checks.unique_by_key(requests, lambda r: r.indicator_key, "return request")
+        rows = [
+            {
+                "cycle_id": cycle_id,
+                "indicator_key": r.indicator_key,
+                "owner_id": r.owner_id,
+                "owner_email": r.owner_email,
+                "version": 1,
+                "status": ReturnStatus.AWAITING,
+                "late": False,
+                "outlier_confirmed": False,
+                "data_quality_flag": False,
+                "reminders_sent": 0,
+                "current_step": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for r in unique.values()
+        ]
+        created: list[Return] = []
+        for start in range(0, len(rows), _CHUNK):
+            stmt = (
+                self._insert(Return)
+                .values(rows[start : start + _CHUNK])
+                .on_conflict_do_nothing(index_elements=["cycle_id", "indicator_key"])
+                .returning(Return)
+            )
+            created.extend(self._all(stmt))
+        return sorted(created, key=lambda r: r.id or 0)
+
+    def get_return(self, return_id: int) -> Return:
+        return self._get(Return, return_id, "return")
+
+    def find_return(self, cycle_id: int, indicator_key: str) -> Return | None:
+        found: Return | None = self._first(
+            select(Return).where(
+                col(Return.cycle_id) == cycle_id, col(Return.indicator_key) == indicator_key
+            )
+        )
+        return found
+
+    def list_returns(
+        self,
+        *,
+        cycle_id: int | None = None,
+        owner_id: str | None = None,
+        status: ReturnStatus | Collection[ReturnStatus] | None = None,
+    ) -> list[Return]:
+        stmt = select(Return)
+        if cycle_id is not None:
+            stmt = stmt.where(col(Return.cycle_id) == cycle_id)
+        if owner_id is not None:
+            stmt = stmt.where(col(Return.owner_id) == owner_id)
+        wanted = _checks.statuses(status, ReturnStatus)
+        if wanted is not None:
+            stmt = stmt.where(col(Return.status).in_(sorted(wanted)))
+        return self._all(stmt.order_by(col(Return.id)))
+
+    def update_return(
+        self, return_id: int, expected_version: int, *, now: datetime, **changes: Any
+    ) -> Return:
+        now = _checks.aware(now)
+        checked = validate_changes(changes)
+        updated: Return | None = self._first(
+            update(Return)
+            .where(col(Return.id) == return_id, col(Return.version) == expected_version)
+            .values(**checked, version=col(Return.version) + 1, updated_at=now)
+            .returning(Return)
+        )
+        if updated is None:
+            raise StaleVersion(expected_version, self.get_return(return_id))
+        return updated
+
+    def history(
+        self, flow_id: str, indicator_key: str, *, before: date | None = None
+    ) -> list[HistoryPoint]:
+        stmt = (
+            select(
+                col(Cycle.period),
+                col(Cycle.period_start),
+                col(Return.value),
+                col(Return.rag),
+                col(Return.id),
+            )
+            .join(Cycle, col(Cycle.id) == col(Return.cycle_id))
+            .where(
+                col(Cycle.flow_id) == flow_id,
+                col(Return.indicator_key) == indicator_key,
+                col(Return.status) == ReturnStatus.APPROVED,
+                col(Return.value).is_not(None),
+            )
+            .order_by(col(Cycle.period_start), col(Return.id))
+        )
+        if before is not None:
+            stmt = stmt.where(col(Cycle.period_start) < before)
+        return [
+            HistoryPoint(
+                period=period, period_start=start, value=value, rag=rag, return_id=return_id
+            )
+            for period, start, value, rag, return_id in self._s().execute(stmt)
+        ]
+
+    # --- approvals ---------------------------------------------------------------------
+
+    def create_steps(
+        self, return_id: int, return_version: int, steps: Sequence[StepSpec], *, now: datetime
+    ) -> list[ApprovalStep]:
+        now = _checks.aware(now)
+        _checks.positive(return_version, "return_version")
+        self.get_return(return_id)
+        if not steps:
+            raise ValueError("an approval chain needs at least one step")
+        rows = [
+            {
+                "return_id": return_id,
+                "return_version": return_version,
+                "step_index": index,
+                "name": spec.name,
+                "approvers": list(spec.approvers),
+                "any_of": spec.any_of,
+                "status": StepStatus.PENDING,
+                "created_at": now,
+            }
+            for index, spec in enumerate(steps)
+        ]
+        self._s().execute(
+            self._insert(ApprovalStep)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["return_id", "return_version", "step_index"])
+        )
+        return self.list_steps(return_id, return_version)
+
+    def list_steps(self, return_id: int, return_version: int | None = None) -> list[ApprovalStep]:
+        stmt = select(ApprovalStep).where(col(ApprovalStep.return_id) == return_id)
+        if return_version is None:
+            latest = (
+                select(func.max(col(ApprovalStep.return_version)))
+                .where(col(ApprovalStep.return_id) == return_id)
+                .scalar_subquery()
+            )
+            stmt = stmt.where(col(ApprovalStep.return_version) == latest)
+        else:
+            stmt = stmt.where(col(ApprovalStep.return_version) == return_version)
+        return self._all(stmt.order_by(col(ApprovalStep.step_index)))
+
+    def get_step(self, step_id: int) -> ApprovalStep:
+        return self._get(ApprovalStep, step_id, "approval step")
+
+    def _change_open_step(self, step_id: int, **values: Any) -> ApprovalStep:
+        changed: ApprovalStep | None = self._first(
+            update(ApprovalStep)
+            .where(
+                col(ApprovalStep.id) == step_id,
+                col(ApprovalStep.status).in_(sorted(OPEN_STEP_STATUSES)),
+            )
+            .values(**values)
+            .returning(ApprovalStep)
+        )
+        if changed is None:
+            raise AlreadyDecided(self.get_step(step_id))
+        return changed
+
+    def decide_step(
+        self,
+        step_id: int,
+        decision: StepStatus,
+        *,
+        by: str,
+        at: datetime,
+        reason: str | None = None,
+    ) -> ApprovalStep:
+        return self._change_open_step(
+            step_id,
+            status=_checks.decision(decision),
+            decided_by=_checks.non_empty(by, "by"),
+            decided_at=_checks.aware(at, "at"),
+            reason=reason,
+        )
+
+    def escalate_step(
+        self, step_id: int, approvers: Sequence[str], *, at: datetime
+    ) -> ApprovalStep:
+        _checks.aware(at, "at")
+        return self._change_open_step(
+            step_id, status=StepStatus.ESCALATED, approvers=_checks.approvers(approvers)
+        )
+
+    # --- timers ------------------------------------------------------------------------
+
+    def schedule_timer(
+        self,
+        kind: str,
+        *,
+        due_at: datetime,
+        dedup_key: str,
+        subject_type: str,
+        subject_id: int | None = None,
+        payload: dict[str, Any] | None = None,
+        now: datetime,
+    ) -> tuple[Timer, bool]:
+        values = {
+            "kind": _checks.non_empty(kind, "kind"),
+            "due_at": _checks.aware(due_at, "due_at"),
+            "subject_type": _checks.non_empty(subject_type, "subject_type"),
+            "subject_id": subject_id,
+            "payload": _checks.json_object(payload, "payload"),
+            "dedup_key": _checks.non_empty(dedup_key, "dedup_key"),
+            "status": TimerStatus.PENDING,
+            "created_at": _checks.aware(now),
+        }
+        created = self._insert_new(Timer, values, ("dedup_key",))
+        if created is not None:
+            return created, True
+        existing: Timer = self._first(select(Timer).where(col(Timer.dedup_key) == dedup_key))
+        return existing, False
+
+    def complete_timer(self, timer_id: int, *, now: datetime) -> bool:
+        now = _checks.aware(now)
+        done = (
+            self._s()
+            .scalars(
+                update(Timer)
+                .where(col(Timer.id) == timer_id, col(Timer.status).in_(_LIVE_TIMERS))
+                .values(status=TimerStatus.DONE, finished_at=now)
+                .returning(col(Timer.id)),
+                execution_options=_NO_SYNC,
+            )
+            .all()
+        )
+        if not done:
+            self._get(Timer, timer_id, "timer")
+        return bool(done)
+
+    def cancel_timers(
+        self,
+        subject_type: str,
+        subject_id: int | None,
+        *,
+        kinds: Collection[str] | None = None,
+        now: datetime,
+    ) -> int:
+        now = _checks.aware(now)
+        wanted = _checks.names(kinds, "kinds")
+        stmt = update(Timer).where(
+            col(Timer.subject_type) == subject_type,
+            _same(col(Timer.subject_id), subject_id),
+            col(Timer.status).in_(_LIVE_TIMERS),
+        )
+        if wanted is not None:
+            stmt = stmt.where(col(Timer.kind).in_(sorted(wanted)))
+        cancelled = self._s().scalars(
+            stmt.values(status=TimerStatus.CANCELLED, finished_at=now).returning(col(Timer.id)),
+            execution_options=_NO_SYNC,
+        )
+        return len(cancelled.all())
+
+    def list_timers(
+        self,
+        *,
+        subject_type: str | None = None,
+        subject_id: int | None = None,
+        status: TimerStatus | Collection[TimerStatus] | None = None,
+    ) -> list[Timer]:
+        stmt = select(Timer)
+        if subject_type is not None:
+            stmt = stmt.where(col(Timer.subject_type) == subject_type)
+        if subject_id is not None:
+            stmt = stmt.where(col(Timer.subject_id) == subject_id)
+        wanted = _checks.statuses(status, TimerStatus)
+        if wanted is not None:
+            stmt = stmt.where(col(Timer.status).in_(sorted(wanted)))
+        return self._all(stmt.order_by(col(Timer.due_at), col(Timer.id)))
+
+    # --- outbox ------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        kind: str,
+        *,
+        budget: str,
+        payload: dict[str, Any],
+        dedup_key: str,
+        now: datetime,
+        not_before: datetime | None = None,
+    ) -> tuple[OutboxMessage, bool]:
+        now = _checks.aware(now)
+        values = {
+            "kind": _checks.non_empty(kind, "kind"),
+            "budget": _checks.non_empty(budget, "budget"),
+            "payload": _checks.json_object(payload, "payload"),
+            "dedup_key": _checks.non_empty(dedup_key, "dedup_key"),
+            "status": OutboxStatus.PENDING,
+            "attempts": 0,
+            "next_attempt_at": now if not_before is None else _checks.aware(not_before),
+            "created_at": now,
+            "updated_at": now,
+        }
+        created = self._insert_new(OutboxMessage, values, ("dedup_key",))
+        if created is not None:
+            return created, True
+        existing: OutboxMessage = self._first(
+            select(OutboxMessage).where(col(OutboxMessage.dedup_key) == dedup_key)
+        )
+        return existing, False
+
+    def list_outbox(
+        self,
+        *,
+        status: OutboxStatus | Collection[OutboxStatus] | None = None,
+        kind: str | None = None,
+    ) -> list[OutboxMessage]:
+        stmt = select(OutboxMessage)
+        wanted = _checks.statuses(status, OutboxStatus)
+        if wanted is not None:
+            stmt = stmt.where(col(OutboxMessage.status).in_(sorted(wanted)))
+        if kind is not None:
+            stmt = stmt.where(col(OutboxMessage.kind) == kind)
+        return self._all(stmt.order_by(col(OutboxMessage.id)))
+
+    def outbox_counts(self) -> dict[OutboxStatus, int]:
+        counts = dict.fromkeys(OutboxStatus, 0)
+        stmt = select(col(OutboxMessage.status), func.count()).group_by(col(OutboxMessage.status))
+        for status, count in self._s().execute(stmt):
+            counts[OutboxStatus(status)] = count
+        return counts
+
+    def requeue_parked(self, message_id: int, *, now: datetime) -> OutboxMessage:
+        now = _checks.aware(now)
+        row: OutboxMessage | None = self._first(
+            update(OutboxMessage)
+            .where(
+                col(OutboxMessage.id) == message_id,
+                col(OutboxMessage.status) == OutboxStatus.PARKED,
+            )
+            .values(status=OutboxStatus.PENDING, attempts=0, next_attempt_at=now, updated_at=now)
+            .returning(OutboxMessage)
+        )
+        if row is None:
+            current = self._get(OutboxMessage, message_id, "outbox message")
+            raise ValueError(f"outbox message {message_id} is {current.status}, not parked")
+        return row
+
+    # --- audit -------------------------------------------------------------------------
+
+    def audit(
+        self,
+        action: str,
+        *,
+        at: datetime,
+        actor: str,
+        subject_type: str,
+        subject_id: str | int,
+        cycle_id: int | None = None,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+    ) -> AuditEvent:
+        values = {
+            "at": _checks.aware(at, "at"),
+            "actor": _checks.non_empty(actor, "actor"),
+            "action": _checks.non_empty(action, "action"),
+            "subject_type": _checks.non_empty(subject_type, "subject_type"),
+            "subject_id": str(subject_id),
+            "cycle_id": cycle_id,
+            "before": _checks.json_or_none(before, "before"),
+            "after": _checks.json_or_none(after, "after"),
+        }
+        event_: AuditEvent = self._first(
+            self._insert(AuditEvent).values(values).returning(AuditEvent)
+        )
+        return event_
+
+    def list_audit(
+        self,
+        *,
+        cycle_id: int | None = None,
+        subject_type: str | None = None,
+        subject_id: str | int | None = None,
+    ) -> list[AuditEvent]:
+        stmt = select(AuditEvent)
+        if cycle_id is not None:
+            stmt = stmt.where(col(AuditEvent.cycle_id) == cycle_id)
+        if subject_type is not None:
+            stmt = stmt.where(col(AuditEvent.subject_type) == subject_type)
+        if subject_id is not None:
+            stmt = stmt.where(col(AuditEvent.subject_id) == str(subject_id))
+        return self._all(stmt.order_by(col(AuditEvent.at), col(AuditEvent.id)))
+
+    # --- Teams conversations ------------------------------------------------------------
+
+    def put_conversation_ref(
+        self,
+        user_id: str,
+        *,
+        conversation_id: str,
+        service_url: str,
+        tenant_id: str | None = None,
+        now: datetime,
+    ) -> ConversationRef:
+        values = {
+            "user_id": _checks.non_empty(user_id, "user_id"),
+            "conversation_id": _checks.non_empty(conversation_id, "conversation_id"),
+            "service_url": _checks.non_empty(service_url, "service_url"),
+            "tenant_id": tenant_id,
+            "updated_at": _checks.aware(now),
+        }
+        stmt = self._upsert(ConversationRef, values, ("user_id",))
+        ref: ConversationRef = self._first(stmt.returning(ConversationRef))
+        return ref
+
+    def find_conversation_ref(self, user_id: str) -> ConversationRef | None:
+        found: ConversationRef | None = self._first(
+            select(ConversationRef).where(col(ConversationRef.user_id) == user_id)
+        )
+        return found
+
+
+class SqlStore(Store):
+    """Workflow state in SQLite (the embedded default) or PostgreSQL (production).
+
+    The schema comes from the migrations (:func:`m365perf.store.migrate.upgrade`); this
+    class never creates tables.
+    """
+
+    def __init__(self, url: str | URL) -> None:
+        self._engine = make_engine(url)
+        self._dialect = self._engine.dialect.name
+        self._guard = _checks.NestingGuard()
+        self._lock_mutex = threading.Lock()
+        self._lock_conn: Connection | None = None
+        self._held: set[str] = set()
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for migrations and operational checks."""
+        return self._engine
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        return self._work()
+
+    @contextmanager
+    def _work(self) -> Iterator[_SqlTransaction]:
+        with (
+            self._guard.enter(),
+            Session(self._engine, expire_on_commit=False, autoflush=False) as session,
+        ):
+            tx = _SqlTransaction(session, self._dialect)
+            try:
+                with session.begin():
+                    yield tx
+            finally:
+                tx._open = False
+
+    # --- worker operations ---------------------------------------------------------------
+
+    def claim_due_timers(
+        self, now: datetime, limit: int, worker: str, *, lease: timedelta = DEFAULT_LEASE
+    ) -> list[Timer]:
+        now = _checks.aware(now)
+        _checks.positive(limit, "limit")
+        _checks.non_empty(worker, "worker")
+        until = now + _checks.lease(lease)
+        due = or_(
+            and_(col(Timer.status) == TimerStatus.PENDING, col(Timer.due_at) <= now),
+            and_(col(Timer.status) == TimerStatus.CLAIMED, col(Timer.claimed_until) <= now),
+        )
+        with self._work() as tx:
+            ids = _lock_due(
+                tx._s(), select(col(Timer.id)).where(due), (col(Timer.due_at), col(Timer.id)), limit
+            )
+            if not ids:
+                return []
+            claimed: list[Timer] = tx._all(
+                update(Timer)
+                .where(col(Timer.id).in_(ids))
+                .values(status=TimerStatus.CLAIMED, claimed_by=worker, claimed_until=until)
+                .returning(Timer)
+            )
+        return sorted(claimed, key=lambda t: (t.due_at, t.id or 0))
+
+    def claim_outbox(
+        self,
+        now: datetime,
+        limit: int,
+        worker: str,
+        *,
+        budgets: Collection[str] | None = None,
+        lease: timedelta = DEFAULT_LEASE,
+    ) -> list[OutboxMessage]:
+        now = _checks.aware(now)
+        _checks.positive(limit, "limit")
+        _checks.non_empty(worker, "worker")
+        until = now + _checks.lease(lease)
+        wanted = _checks.names(budgets, "budgets")
+        due: ColumnElement[bool] = or_(
+            and_(
+                col(OutboxMessage.status) == OutboxStatus.PENDING,
+                col(OutboxMessage.next_attempt_at) <= now,
+            ),
+            and_(
+                col(OutboxMessage.status) == OutboxStatus.IN_FLIGHT,
+                col(OutboxMessage.claimed_until) <= now,
+            ),
+        )
+        if wanted is not None:
+            due = and_(due, col(OutboxMessage.budget).in_(sorted(wanted)))
+        order = (col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
+        with self._work() as tx:
+            ids = _lock_due(tx._s(), select(col(OutboxMessage.id)).where(due), order, limit)
+            if not ids:
+                return []
+            claimed: list[OutboxMessage] = tx._all(
+                update(OutboxMessage)
+                .where(col(OutboxMessage.id).in_(ids))
+                .values(
+                    status=OutboxStatus.IN_FLIGHT,
+                    claimed_by=worker,
+                    claimed_until=until,
+                    attempts=col(OutboxMessage.attempts) + 1,
+                    updated_at=now,
+                )
+                .returning(OutboxMessage)
+            )
+        return sorted(claimed, key=lambda m: (m.next_attempt_at, m.id or 0))
+
+    def _finish(self, message_id: int, now: datetime, **values: Any) -> bool:
+        now = _checks.aware(now)
+        with self._work() as tx:
+            done = (
+                tx._s()
+                .scalars(
+                    update(OutboxMessage)
+                    .where(
+                        col(OutboxMessage.id) == message_id,
+                        col(OutboxMessage.status) == OutboxStatus.IN_FLIGHT,
+                    )
+                    .values(claimed_by=None, claimed_until=None, updated_at=now, **values)
+                    .returning(col(OutboxMessage.id)),
+                    execution_options=_NO_SYNC,
+                )
+                .all()
+            )
+            if not done:
+                tx._get(OutboxMessage, message_id, "outbox message")
+            return bool(done)
+
+    def mark_done(self, message_id: int, *, now: datetime) -> bool:
+        return self._finish(message_id, now, status=OutboxStatus.DONE)
+
+    def retry_later(self, message_id: int, at: datetime, error: str, *, now: datetime) -> bool:
+        return self._finish(
+            message_id,
+            now,
+            status=OutboxStatus.PENDING,
+            next_attempt_at=_checks.aware(at, "at"),
+            last_error=error,
+        )
+
+    def park(self, message_id: int, error: str, *, now: datetime) -> bool:
+        return self._finish(message_id, now, status=OutboxStatus.PARKED, last_error=error)
+
+    # --- the scheduler's advisory lock ---------------------------------------------------
+
+    def try_advisory_lock(self, key: str) -> bool:
+        _checks.non_empty(key, "key")
+        if self._dialect != "postgresql":
+            return True
+        with self._lock_mutex:
+            if key in self._held:
+                if self._lock_connection_alive():
+                    return True
+                self._held.clear()  # the session ended, and with it every lock it held
+            conn = self._lock_connection()
+            granted = bool(
+                conn.execute(
+                    text("SELECT pg_try_advisory_lock(:k)"), {"k": advisory_lock_id(key)}
+                ).scalar_one()
+            )
+            if granted:
+                self._held.add(key)
+            return granted
+
+    def release_advisory_lock(self, key: str) -> None:
+        _checks.non_empty(key, "key")
+        if self._dialect != "postgresql":
+            return
+        with self._lock_mutex:
+            if key not in self._held:
+                return
+            self._held.discard(key)
+            if self._lock_conn is not None and self._lock_connection_alive():
+                self._lock_conn.execute(
+                    text("SELECT pg_advisory_unlock(:k)"), {"k": advisory_lock_id(key)}
+                )
+
+    def _lock_connection(self) -> Connection:
+        if self._lock_conn is None:
+            self._lock_conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return self._lock_conn
+
+    def _lock_connection_alive(self) -> bool:
+        conn = self._lock_conn
+        if conn is None:
+            return False
+        try:
+            conn.execute(text("SELECT 1"))
+        except DBAPIError:
+            conn.invalidate()
+            conn.close()
+            self._lock_conn = None
+            return False
+        return True
+
+    def close(self) -> None:
+        with self._lock_mutex:
+            if self._lock_conn is not None:
+                # Really close it (not back to the pool): the session's locks end with it.
+                self._lock_conn.invalidate()
+                self._lock_conn.close()
+                self._lock_conn = None
+            self._held.clear()
+        self._engine.dispose()
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _same(column: Any, value: int | None) -> ColumnElement[bool]:
+    result: ColumnElement[bool] = column.is_(None) if value is None else column == value
+    return result
+
+
+def _lock_due(
+    session: Session, ids: Select[int | None], order: Sequence[Any], limit: int
+) -> list[int]:
+    """Lock the first ``limit`` due rows, skipping rows another worker is claiming now."""
+    stmt = ids.order_by(*order).limit(limit).with_for_update(skip_locked=True)
+    return [i for i in session.scalars(stmt).all() if i is not None]

@@ -1,0 +1,402 @@
+"""The store's tables (sqlmodel) and the small input records callers hand to the store.
+
+Records the store returns are detached snapshots: changing an attribute changes nothing
+in the database. State changes go through :class:`m365perf.store.Transaction` only, so
+every backend behaves the same and every change can carry its outbox rows and audit.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+import pydantic
+from pydantic import field_validator
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, MetaData, UniqueConstraint
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+from m365perf.domain.kinds import Frequency, Polarity, Rag, Unit
+from m365perf.store._types import EnumText, UtcDateTime, utc
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+"""The store's own metadata: deterministic constraint names, the same on every backend."""
+
+
+class CycleStatus(StrEnum):
+    """Whether a cycle still takes returns."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class ReturnStatus(StrEnum):
+    """Where one indicator's return for one period stands."""
+
+    AWAITING = "awaiting"
+    RETURNED = "returned"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    NO_DATA = "no_data"
+
+
+class StepStatus(StrEnum):
+    """One approval step's state; ``pending`` and ``escalated`` still await a decision."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    SKIPPED = "skipped"
+    ESCALATED = "escalated"
+
+
+OPEN_STEP_STATUSES = frozenset({StepStatus.PENDING, StepStatus.ESCALATED})
+DECISIONS = frozenset({StepStatus.APPROVED, StepStatus.REJECTED, StepStatus.SKIPPED})
+
+
+class TimerStatus(StrEnum):
+    """A timer fires once: it is claimed by a worker, then completed or cancelled."""
+
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class OutboxStatus(StrEnum):
+    """A side effect waiting to be sent, being sent, sent, or given up on (parked)."""
+
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    DONE = "done"
+    PARKED = "parked"
+
+
+class _Table(SQLModel, registry=registry(metadata=metadata)):
+    """Base of every table: puts them on the store's own metadata."""
+
+
+def _when(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_type=UtcDateTime(), nullable=nullable, index=index)
+
+
+def _json(*, nullable: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(JSON, nullable=nullable))
+
+
+def _enum(enum: type[StrEnum], *, nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_type=EnumText(enum), nullable=nullable, index=index)
+
+
+# --- indicators ----------------------------------------------------------------------
+
+
+class IndicatorSpec(SQLModel):
+    """One register row as the sync step reads it; validated before it reaches the store."""
+
+    indicator_key: str = Field(min_length=1)
+    name: str
+    unit: Unit = Field(sa_type=EnumText(Unit))
+    polarity: Polarity = Field(sa_type=EnumText(Polarity))
+    frequency: Frequency = Field(sa_type=EnumText(Frequency))
+    owner_id: str | None = None
+    owner_email: str | None = None
+    comparator: str | None = None
+    target_value: float | None = None
+    tolerance_kind: str | None = None
+    tolerance_amount: float | None = None
+    target_applies_from: str | None = None
+    raw: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Indicator(IndicatorSpec, _Table, table=True):
+    """The latest snapshot of one register row, per flow. Retired rows stay, inactive."""
+
+    __tablename__ = "indicator"
+    __table_args__ = (UniqueConstraint("flow_id", "indicator_key"), Index(None, "owner_id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    flow_id: str
+    active: bool = True
+    snapshot_at: datetime = _when()
+
+
+class IndicatorTarget(_Table, table=True):
+    """A target and tolerance from the period it applies from, so history never recolours."""
+
+    __tablename__ = "indicator_target"
+    __table_args__ = (UniqueConstraint("flow_id", "indicator_key", "applies_from_start"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    flow_id: str
+    indicator_key: str
+    applies_from: str
+    applies_from_start: date
+    value: float | None = None
+    tolerance_kind: str | None = None
+    tolerance_amount: float | None = None
+    recorded_at: datetime = _when()
+
+
+# --- cycles and returns --------------------------------------------------------------
+
+
+class Cycle(_Table, table=True):
+    """One flow's reporting period; opened once, whoever asks first."""
+
+    __tablename__ = "cycle"
+    __table_args__ = (UniqueConstraint("flow_id", "period"), Index(None, "status"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    flow_id: str
+    period: str
+    period_start: date
+    frequency: Frequency = _enum(Frequency)
+    opened_at: datetime = _when()
+    due_date: date
+    status: CycleStatus = _enum(CycleStatus)
+    closed_at: datetime | None = _when(nullable=True)
+
+
+class NewReturn(pydantic.BaseModel):
+    """Who must return which indicator in a cycle (the owner is fixed when it opens)."""
+
+    indicator_key: str = pydantic.Field(min_length=1)
+    owner_id: str | None = None
+    owner_email: str | None = None
+
+
+class Return(_Table, table=True):
+    """One indicator's return for one cycle. ``version`` guards every change."""
+
+    __tablename__ = "indicator_return"
+    __table_args__ = (
+        UniqueConstraint("cycle_id", "indicator_key"),
+        Index(None, "owner_id", "status"),
+        Index(None, "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    cycle_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("cycle.id"), nullable=False),
+    )
+    indicator_key: str
+    owner_id: str | None = None
+    owner_email: str | None = None
+    version: int = 1
+    status: ReturnStatus = _enum(ReturnStatus)
+    value: float | None = None
+    raw_value: str | None = None
+    no_data_reason: str | None = None
+    commentary: str | None = None
+    rag: Rag | None = _enum(Rag, nullable=True)
+    direction: str | None = None
+    late: bool = False
+    outlier_confirmed: bool = False
+    data_quality_flag: bool = False
+    reminders_sent: int = 0
+    submitted_by: str | None = None
+    submitted_at: datetime | None = _when(nullable=True)
+    current_step: int = 0
+    decided_by: str | None = None
+    decided_at: datetime | None = _when(nullable=True)
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class ReturnChanges(pydantic.BaseModel):
+    """The fields ``update_return`` may change; anything else is a caller's mistake."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    owner_id: str | None = None
+    owner_email: str | None = None
+    status: ReturnStatus | None = None
+    value: float | None = None
+    raw_value: str | None = None
+    no_data_reason: str | None = None
+    commentary: str | None = None
+    rag: Rag | None = None
+    direction: str | None = None
+    late: bool | None = None
+    outlier_confirmed: bool | None = None
+    data_quality_flag: bool | None = None
+    reminders_sent: int | None = None
+    submitted_by: str | None = None
+    submitted_at: datetime | None = None
+    current_step: int | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+
+    @field_validator("submitted_at", "decided_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else utc(value)
+
+
+_NOT_NULL_CHANGES = frozenset(
+    {
+        "status",
+        "late",
+        "outlier_confirmed",
+        "data_quality_flag",
+        "reminders_sent",
+        "current_step",
+    }
+)
+
+
+def validate_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """Check ``update_return`` keyword arguments; a clear error beats a half-applied change."""
+    if not changes:
+        raise ValueError("update_return needs at least one field to change")
+    for forbidden in ("id", "cycle_id", "indicator_key", "version", "created_at", "updated_at"):
+        if forbidden in changes:
+            raise ValueError(f"update_return cannot change {forbidden!r}")
+    checked = ReturnChanges.model_validate(changes).model_dump(exclude_unset=True)
+    for name in _NOT_NULL_CHANGES & checked.keys():
+        if checked[name] is None:
+            raise ValueError(f"update_return: {name!r} cannot be None")
+    return checked
+
+
+# --- approvals -----------------------------------------------------------------------
+
+
+class StepSpec(pydantic.BaseModel):
+    """One step of an approval chain, as the engine resolved it for a return."""
+
+    name: str = pydantic.Field(min_length=1)
+    approvers: list[str] = pydantic.Field(min_length=1)
+    any_of: bool = True
+
+
+class ApprovalStep(_Table, table=True):
+    """One step of the approval chain of one return version (its submission)."""
+
+    __tablename__ = "approval_step"
+    __table_args__ = (UniqueConstraint("return_id", "return_version", "step_index"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    return_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("indicator_return.id"), nullable=False),
+    )
+    return_version: int
+    step_index: int
+    name: str
+    approvers: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    any_of: bool = True
+    status: StepStatus = _enum(StepStatus)
+    decided_by: str | None = None
+    decided_at: datetime | None = _when(nullable=True)
+    reason: str | None = None
+    created_at: datetime = _when()
+
+
+# --- timers and outbox ---------------------------------------------------------------
+
+
+class Timer(_Table, table=True):
+    """A reminder, escalation, deadline or refresh that is due at a time; fires once."""
+
+    __tablename__ = "timer"
+    __table_args__ = (Index(None, "status", "due_at"), Index(None, "subject_type", "subject_id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str
+    due_at: datetime = _when()
+    subject_type: str
+    subject_id: int | None = None
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    dedup_key: str = Field(unique=True)
+    status: TimerStatus = _enum(TimerStatus)
+    claimed_by: str | None = None
+    claimed_until: datetime | None = _when(nullable=True)
+    created_at: datetime = _when()
+    finished_at: datetime | None = _when(nullable=True)
+
+
+class OutboxMessage(_Table, table=True):
+    """A side effect committed with the state change that caused it; sent at least once."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index(None, "status", "next_attempt_at"), Index(None, "budget"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str
+    budget: str
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    dedup_key: str = Field(unique=True)
+    status: OutboxStatus = _enum(OutboxStatus)
+    attempts: int = 0
+    next_attempt_at: datetime = _when()
+    claimed_by: str | None = None
+    claimed_until: datetime | None = _when(nullable=True)
+    last_error: str | None = None
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+# --- audit and conversations ---------------------------------------------------------
+
+
+class AuditEvent(_Table, table=True):
+    """Who did what to which subject, when, with the before and after; never changed."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        Index(None, "cycle_id", "at"),
+        Index(None, "subject_type", "subject_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _when()
+    actor: str
+    action: str
+    subject_type: str
+    subject_id: str
+    cycle_id: int | None = None
+    before: dict[str, Any] | None = _json(nullable=True)
+    after: dict[str, Any] | None = _json(nullable=True)
+
+
+class ConversationRef(_Table, table=True):
+    """Where to post a proactive Teams message to a user (their 1:1 chat with the bot)."""
+
+    __tablename__ = "conversation_ref"
+
+    user_id: str = Field(primary_key=True)
+    conversation_id: str
+    service_url: str
+    tenant_id: str | None = None
+    updated_at: datetime = _when()
+
+
+# --- small read models ---------------------------------------------------------------
+
+
+class SnapshotResult(pydantic.BaseModel):
+    """What a register snapshot changed, for the sync step's audit and log."""
+
+    added: list[str] = pydantic.Field(default_factory=list)
+    changed: list[str] = pydantic.Field(default_factory=list)
+    retired: list[str] = pydantic.Field(default_factory=list)
+
+
+class HistoryPoint(pydantic.BaseModel):
+    """One approved value of an indicator, with the period it belongs to."""
+
+    period: str
+    period_start: date
+    value: float
+    rag: Rag | None = None
+    return_id: int

@@ -1,0 +1,676 @@
+"""The store contract: every test here runs on memory, SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+from store_helpers import FLOW, NOW, PERIOD, Backend, new_return, open_cycle, race
+
+from m365perf.domain.kinds import Frequency, Polarity, Rag, Unit
+from m365perf.store import (
+    AlreadyDecided,
+    IndicatorSpec,
+    NestedTransaction,
+    NewReturn,
+    NotFound,
+    OutboxStatus,
+    ReturnStatus,
+    StaleVersion,
+    StepSpec,
+    StepStatus,
+    Store,
+    TimerStatus,
+)
+
+LATER = NOW + timedelta(hours=1)
+
+
+class _Boom(Exception):
+    pass
+
+
+def _spec(key: str, **overrides: object) -> IndicatorSpec:
+    fields: dict[str, object] = {
+        "indicator_key": key,
+        "name": f"Indicator {key}",
+        "unit": Unit.PERCENTAGE,
+        "polarity": Polarity.HIGHER_IS_BETTER,
+        "frequency": Frequency.MONTHLY,
+        "owner_id": "officer-1",
+        "target_value": 90.0,
+        "raw": {"ID": key, "Target": "90%"},
+    }
+    fields.update(overrides)
+    return IndicatorSpec.model_validate(fields)
+
+
+# --- cycles ----------------------------------------------------------------------------
+
+
+def test_opening_a_cycle_twice_creates_it_once(store: Store) -> None:
+    with store.transaction() as tx:
+        first, created_first = open_cycle(tx)
+    with store.transaction() as tx:
+        again, created_again = open_cycle(tx)
+        cycles = tx.list_cycles(flow_id=FLOW)
+    assert (created_first, created_again) == (True, False)
+    assert again.id == first.id
+    assert [c.period for c in cycles] == [PERIOD]
+
+
+def test_racing_instances_open_a_cycle_exactly_once(backend: Backend) -> None:
+    stores = [backend.new_store() for _ in range(4)]
+    for period in ("2026-07", "2026-08", "2026-09"):
+
+        def open_it(i: int, period: str = period) -> tuple[int | None, bool]:
+            with stores[i].transaction() as tx:
+                cycle, created = open_cycle(tx, period)
+            return cycle.id, created
+
+        outcomes = race(len(stores), open_it)
+        assert all(isinstance(o, tuple) for o in outcomes), outcomes
+        assert sum(1 for o in outcomes if isinstance(o, tuple) and o[1]) == 1
+        assert len({o[0] for o in outcomes if isinstance(o, tuple)}) == 1
+
+
+def test_cycles_are_found_listed_and_closed(store: Store) -> None:
+    with store.transaction() as tx:
+        sept, _ = open_cycle(tx, "2026-09")
+        aug, _ = open_cycle(tx, "2026-08")
+        open_cycle(tx, "2026-08", flow="quarterly")
+    with store.transaction() as tx:
+        closed = tx.close_cycle(aug.id or 0, now=LATER)
+        closed_again = tx.close_cycle(aug.id or 0, now=LATER + timedelta(days=1))
+        assert tx.find_cycle(FLOW, "2026-09") == sept
+        assert tx.find_cycle(FLOW, "2025-01") is None
+        assert [c.period for c in tx.list_cycles(flow_id=FLOW)] == ["2026-08", "2026-09"]
+        assert [c.period for c in tx.list_cycles(flow_id=FLOW, status="open")] == ["2026-09"]
+        with pytest.raises(NotFound):
+            tx.get_cycle(9999)
+    assert closed.status == "closed" and closed.closed_at == LATER
+    assert closed_again.closed_at == LATER  # closing twice keeps the first close
+
+
+# --- returns ---------------------------------------------------------------------------
+
+
+def test_creating_returns_again_creates_only_the_missing_ones(store: Store) -> None:
+    with store.transaction() as tx:
+        cycle, _ = open_cycle(tx)
+        first = tx.create_returns(
+            cycle.id or 0, [NewReturn(indicator_key=k, owner_id="o1") for k in ("A", "B")], now=NOW
+        )
+    with store.transaction() as tx:
+        second = tx.create_returns(
+            cycle.id or 0,
+            [NewReturn(indicator_key=k, owner_id="o1") for k in ("A", "B", "C")],
+            now=NOW,
+        )
+        everything = tx.list_returns(cycle_id=cycle.id)
+    assert [r.indicator_key for r in first] == ["A", "B"]
+    assert [r.indicator_key for r in second] == ["C"]
+    assert [r.indicator_key for r in everything] == ["A", "B", "C"]
+    assert all(r.status == ReturnStatus.AWAITING and r.version == 1 for r in everything)
+
+
+def test_returns_for_an_unknown_cycle_or_twice_the_same_key_are_refused(store: Store) -> None:
+    with store.transaction() as tx:
+        with pytest.raises(NotFound):
+            tx.create_returns(404, [NewReturn(indicator_key="A")], now=NOW)
+        cycle, _ = open_cycle(tx)
+        with pytest.raises(ValueError, match="'A' appears more than once"):
+            tx.create_returns(
+                cycle.id or 0, [NewReturn(indicator_key="A"), NewReturn(indicator_key="A")], now=NOW
+            )
+
+
+def test_returns_are_listed_by_owner_and_status(store: Store) -> None:
+    with store.transaction() as tx:
+        cycle, _ = open_cycle(tx)
+        a, b, c = tx.create_returns(
+            cycle.id or 0,
+            [
+                NewReturn(indicator_key="A", owner_id="alice"),
+                NewReturn(indicator_key="B", owner_id="bob"),
+                NewReturn(indicator_key="C", owner_id="alice"),
+            ],
+            now=NOW,
+        )
+        tx.update_return(c.id or 0, 1, now=LATER, status=ReturnStatus.RETURNED, value=3.0)
+    with store.transaction() as tx:
+        alices = tx.list_returns(owner_id="alice")
+        awaiting = tx.list_returns(cycle_id=cycle.id, status=ReturnStatus.AWAITING)
+        alice_open = tx.list_returns(
+            owner_id="alice", status=[ReturnStatus.AWAITING, ReturnStatus.REJECTED]
+        )
+        assert tx.find_return(cycle.id or 0, "B") == b
+        assert tx.find_return(cycle.id or 0, "Z") is None
+    assert [r.indicator_key for r in alices] == ["A", "C"]
+    assert [r.indicator_key for r in awaiting] == ["A", "B"]
+    assert [r.id for r in alice_open] == [a.id]
+
+
+def test_updating_a_return_bumps_its_version_and_keeps_the_change(store: Store) -> None:
+    ret = new_return(store)
+    submitted_at = datetime(2026, 10, 2, 10, 30, tzinfo=timezone(timedelta(hours=1)))
+    with store.transaction() as tx:
+        updated = tx.update_return(
+            ret.id or 0,
+            1,
+            now=LATER,
+            status=ReturnStatus.RETURNED,
+            value=87.5,
+            raw_value="87.5%",
+            commentary="Below target: staff vacancies.",
+            rag=Rag.AMBER,
+            submitted_by="officer-1",
+            submitted_at=submitted_at,
+        )
+    with store.transaction() as tx:
+        stored = tx.get_return(ret.id or 0)
+    assert updated.version == 2
+    assert stored == updated
+    assert stored.status == ReturnStatus.RETURNED and stored.rag == Rag.AMBER
+    assert stored.value == 87.5 and stored.commentary == "Below target: staff vacancies."
+    assert stored.submitted_at == submitted_at
+    assert stored.submitted_at is not None and stored.submitted_at.tzinfo == UTC
+    assert stored.updated_at == LATER
+
+
+def test_a_stale_version_raises_and_changes_nothing(store: Store) -> None:
+    ret = new_return(store)
+    with store.transaction() as tx:
+        tx.update_return(ret.id or 0, 1, now=NOW, status=ReturnStatus.RETURNED, value=1.0)
+    with store.transaction() as tx, pytest.raises(StaleVersion) as raised:
+        # A second click on the same card still carries version 1.
+        tx.update_return(ret.id or 0, 1, now=LATER, status=ReturnStatus.RETURNED, value=2.0)
+    with store.transaction() as tx:
+        current = tx.get_return(ret.id or 0)
+    assert raised.value.current.version == 2
+    assert (current.version, current.value, current.updated_at) == (2, 1.0, NOW)
+
+
+def test_update_return_refuses_unknown_or_protected_fields(store: Store) -> None:
+    ret = new_return(store)
+    with store.transaction() as tx:
+        with pytest.raises(ValueError, match="colour"):
+            tx.update_return(ret.id or 0, 1, now=NOW, colour="red")
+        with pytest.raises(ValueError, match="version"):
+            tx.update_return(ret.id or 0, 1, now=NOW, version=7)
+        with pytest.raises(ValueError, match="status"):
+            tx.update_return(ret.id or 0, 1, now=NOW, status="lost")
+        with pytest.raises(NotFound):
+            tx.update_return(404, 1, now=NOW, value=1.0)
+        assert tx.get_return(ret.id or 0).version == 1
+
+
+def test_history_lists_approved_values_by_period(store: Store) -> None:
+    with store.transaction() as tx:
+        for period, value, status in [
+            ("2026-07", 80.0, ReturnStatus.APPROVED),
+            ("2026-08", 85.0, ReturnStatus.REJECTED),
+            ("2026-06", 70.0, ReturnStatus.APPROVED),
+            ("2026-09", 90.0, ReturnStatus.APPROVED),
+        ]:
+            cycle, _ = open_cycle(tx, period)
+            (ret,) = tx.create_returns(cycle.id or 0, [NewReturn(indicator_key="A")], now=NOW)
+            tx.update_return(ret.id or 0, 1, now=NOW, status=status, value=value, rag=Rag.GREEN)
+    with store.transaction() as tx:
+        everything = tx.history(FLOW, "A")
+        before_sept = tx.history(FLOW, "A", before=date(2026, 9, 1))
+    assert [(p.period, p.value) for p in everything] == [
+        ("2026-06", 70.0),
+        ("2026-07", 80.0),
+        ("2026-09", 90.0),
+    ]
+    assert [p.period for p in before_sept] == ["2026-06", "2026-07"]
+    assert everything[0].rag == Rag.GREEN
+
+
+# --- approvals -------------------------------------------------------------------------
+
+
+def _chain(store: Store) -> tuple[int, list[int]]:
+    ret = new_return(store)
+    with store.transaction() as tx:
+        steps = tx.create_steps(
+            ret.id or 0,
+            2,
+            [
+                StepSpec(name="Supervisor", approvers=["sup-1", "sup-2"]),
+                StepSpec(name="Head of service", approvers=["hos-1"]),
+            ],
+            now=NOW,
+        )
+    return ret.id or 0, [s.id or 0 for s in steps]
+
+
+def test_the_second_decision_loses_and_is_told_who_decided(store: Store) -> None:
+    _, (step_id, _) = _chain(store)
+    with store.transaction() as tx:
+        won = tx.decide_step(step_id, StepStatus.APPROVED, by="sup-1", at=NOW)
+    with store.transaction() as tx, pytest.raises(AlreadyDecided) as lost:
+        tx.decide_step(step_id, StepStatus.REJECTED, by="sup-2", at=LATER, reason="Wrong")
+    with store.transaction() as tx:
+        stored = tx.get_step(step_id)
+    assert won.status == StepStatus.APPROVED
+    assert lost.value.step.decided_by == "sup-1" and lost.value.step.decided_at == NOW
+    assert "sup-1" in str(lost.value)
+    assert (stored.status, stored.decided_by, stored.reason) == (StepStatus.APPROVED, "sup-1", None)
+
+
+def test_concurrent_approvers_one_wins(backend: Backend) -> None:
+    stores = [backend.new_store() for _ in range(3)]
+    _, (step_id, _) = _chain(stores[0])
+
+    def decide(i: int) -> str:
+        with stores[i].transaction() as tx:
+            return (
+                tx.decide_step(step_id, StepStatus.APPROVED, by=f"sup-{i}", at=NOW).decided_by or ""
+            )
+
+    outcomes = race(len(stores), decide)
+    winners = [o for o in outcomes if isinstance(o, str)]
+    losers = [o for o in outcomes if isinstance(o, AlreadyDecided)]
+    assert len(winners) == 1 and len(losers) == len(stores) - 1, outcomes
+    assert all(lost.step.decided_by == winners[0] for lost in losers)
+
+
+def test_steps_are_created_once_per_return_version(store: Store) -> None:
+    ret_id, step_ids = _chain(store)
+    with store.transaction() as tx:
+        again = tx.create_steps(ret_id, 2, [StepSpec(name="Other", approvers=["x"])], now=LATER)
+        resubmitted = tx.create_steps(
+            ret_id, 4, [StepSpec(name="Supervisor", approvers=["sup-1"])], now=LATER
+        )
+        latest = tx.list_steps(ret_id)
+        first_chain = tx.list_steps(ret_id, 2)
+    assert [s.id for s in again] == step_ids  # a second call returns the first chain
+    assert [s.name for s in first_chain] == ["Supervisor", "Head of service"]
+    assert [s.id for s in latest] == [s.id for s in resubmitted]
+    assert [(s.return_version, s.step_index) for s in latest] == [(4, 0)]
+
+
+def test_an_escalated_step_can_still_be_decided_but_a_decided_one_cannot_escalate(
+    store: Store,
+) -> None:
+    _, (first, second) = _chain(store)
+    with store.transaction() as tx:
+        escalated = tx.escalate_step(first, ["deputy-1"], at=NOW)
+        decided = tx.decide_step(first, StepStatus.APPROVED, by="deputy-1", at=LATER)
+        tx.decide_step(second, StepStatus.SKIPPED, by="system", at=LATER)
+        with pytest.raises(AlreadyDecided):
+            tx.escalate_step(second, ["deputy-2"], at=LATER)
+        with pytest.raises(ValueError, match="decision"):
+            tx.decide_step(first, StepStatus.PENDING, by="x", at=LATER)
+    assert (escalated.status, escalated.approvers) == (StepStatus.ESCALATED, ["deputy-1"])
+    assert decided.status == StepStatus.APPROVED
+
+
+# --- timers ----------------------------------------------------------------------------
+
+
+def test_a_timer_is_scheduled_once_per_dedup_key(store: Store) -> None:
+    with store.transaction() as tx:
+        timer, created = tx.schedule_timer(
+            "reminder",
+            due_at=NOW,
+            dedup_key="reminder:1:1",
+            subject_type="return",
+            subject_id=1,
+            payload={"n": 1},
+            now=NOW,
+        )
+        same, created_again = tx.schedule_timer(
+            "reminder",
+            due_at=LATER,
+            dedup_key="reminder:1:1",
+            subject_type="return",
+            subject_id=1,
+            payload={"n": 2},
+            now=LATER,
+        )
+    assert (created, created_again) == (True, False)
+    assert same == timer and same.payload == {"n": 1} and same.due_at == NOW
+
+
+def test_due_timers_are_claimed_once_then_again_only_after_the_lease(store: Store) -> None:
+    with store.transaction() as tx:
+        for i, due in enumerate([NOW, NOW - timedelta(minutes=5), LATER]):
+            tx.schedule_timer(
+                "reminder", due_at=due, dedup_key=f"t{i}", subject_type="return", now=NOW
+            )
+    first = store.claim_due_timers(NOW, 10, "worker-a", lease=timedelta(minutes=10))
+    nothing = store.claim_due_timers(NOW + timedelta(minutes=9), 10, "worker-b")
+    reclaimed = store.claim_due_timers(NOW + timedelta(minutes=10), 1, "worker-b")
+    assert [t.dedup_key for t in first] == ["t1", "t0"]  # soonest first, future one left
+    assert all(t.status == TimerStatus.CLAIMED and t.claimed_by == "worker-a" for t in first)
+    assert nothing == []
+    assert [(t.dedup_key, t.claimed_by) for t in reclaimed] == [("t1", "worker-b")]
+
+
+def test_completing_a_timer_succeeds_once_and_cancelled_timers_never_fire(store: Store) -> None:
+    with store.transaction() as tx:
+        a, _ = tx.schedule_timer(
+            "reminder", due_at=NOW, dedup_key="a", subject_type="return", subject_id=7, now=NOW
+        )
+        tx.schedule_timer(
+            "escalation", due_at=NOW, dedup_key="b", subject_type="return", subject_id=7, now=NOW
+        )
+        tx.schedule_timer(
+            "reminder", due_at=NOW, dedup_key="c", subject_type="return", subject_id=8, now=NOW
+        )
+    (claimed,) = store.claim_due_timers(NOW, 1, "w")
+    with store.transaction() as tx:
+        assert tx.complete_timer(claimed.id or 0, now=NOW) is True
+        assert tx.complete_timer(claimed.id or 0, now=NOW) is False
+        assert tx.cancel_timers("return", 7, now=NOW) == 1  # "a" is done already
+        with pytest.raises(NotFound):
+            tx.complete_timer(404, now=NOW)
+    due_now = store.claim_due_timers(LATER, 10, "w")
+    with store.transaction() as tx:
+        statuses = {t.dedup_key: t.status for t in tx.list_timers()}
+    assert claimed.id == a.id
+    assert [t.dedup_key for t in due_now] == ["c"]
+    assert statuses == {"a": "done", "b": "cancelled", "c": "claimed"}
+
+
+def test_timers_can_be_cancelled_by_kind(store: Store) -> None:
+    with store.transaction() as tx:
+        for kind in ("reminder", "escalation"):
+            tx.schedule_timer(
+                kind, due_at=LATER, dedup_key=kind, subject_type="cycle", subject_id=1, now=NOW
+            )
+        assert tx.cancel_timers("cycle", 1, kinds={"reminder"}, now=NOW) == 1
+        live = tx.list_timers(subject_type="cycle", subject_id=1, status=TimerStatus.PENDING)
+    assert [t.kind for t in live] == ["escalation"]
+
+
+# --- outbox ----------------------------------------------------------------------------
+
+
+def _enqueue(store: Store, count: int, budget: str = "bot", at: datetime = NOW) -> list[int]:
+    with store.transaction() as tx:
+        return [
+            tx.enqueue(
+                "send_card", budget=budget, payload={"n": i}, dedup_key=f"{budget}:{i}", now=at
+            )[0].id
+            or 0
+            for i in range(count)
+        ]
+
+
+def test_enqueueing_an_existing_dedup_key_changes_nothing(store: Store) -> None:
+    with store.transaction() as tx:
+        first, created = tx.enqueue(
+            "send_card", budget="bot", payload={"to": "a"}, dedup_key="card:1", now=NOW
+        )
+    with store.transaction() as tx:
+        again, created_again = tx.enqueue(
+            "send_mail", budget="mailbox:x", payload={"to": "b"}, dedup_key="card:1", now=LATER
+        )
+        rows = tx.list_outbox()
+    assert (created, created_again) == (True, False)
+    assert again == first and again.payload == {"to": "a"}
+    assert len(rows) == 1
+
+
+def test_claiming_the_outbox_takes_due_rows_oldest_first_and_counts_attempts(
+    store: Store,
+) -> None:
+    ids = _enqueue(store, 3)
+    sharepoint = _enqueue(store, 1, budget="sharepoint")
+    with store.transaction() as tx:
+        tx.enqueue(
+            "refresh", budget="powerbi:ds", payload={}, dedup_key="later", now=NOW, not_before=LATER
+        )
+    day = timedelta(days=1)
+    only_bot = store.claim_outbox(NOW, 2, "w1", budgets=["bot"], lease=day)
+    rest = store.claim_outbox(NOW, 10, "w2", lease=day)
+    assert [m.id for m in only_bot] == ids[:2]
+    assert [m.id for m in rest] == [ids[2], *sharepoint]  # the refresh is not due yet
+    assert all(m.status == OutboxStatus.IN_FLIGHT and m.attempts == 1 for m in only_bot + rest)
+    assert [m.kind for m in store.claim_outbox(LATER, 10, "w3")] == ["refresh"]
+
+
+def test_retry_later_and_park(store: Store) -> None:
+    first, second, third = _enqueue(store, 3)
+    store.claim_outbox(NOW, 3, "w")
+    assert store.mark_done(first, now=NOW) is True
+    assert store.mark_done(first, now=NOW) is False  # no longer in flight
+    assert store.retry_later(second, LATER, "429 Too Many Requests", now=NOW) is True
+    assert store.park(third, "400 Bad Request: no such list", now=NOW) is True
+    too_early = store.claim_outbox(LATER - timedelta(seconds=1), 10, "w")
+    retried = store.claim_outbox(LATER, 10, "w")
+    with store.transaction() as tx:
+        counts = tx.outbox_counts()
+        (parked,) = tx.list_outbox(status=OutboxStatus.PARKED)
+    assert too_early == []
+    assert [(m.id, m.attempts, m.last_error) for m in retried] == [
+        (second, 2, "429 Too Many Requests")
+    ]
+    assert (parked.id, parked.last_error) == (third, "400 Bad Request: no such list")
+    assert counts == {
+        OutboxStatus.PENDING: 0,
+        OutboxStatus.IN_FLIGHT: 1,
+        OutboxStatus.DONE: 1,
+        OutboxStatus.PARKED: 1,
+    }
+    with store.transaction() as tx:
+        requeued = tx.requeue_parked(third, now=LATER)
+        with pytest.raises(ValueError, match="not parked"):
+            tx.requeue_parked(first, now=LATER)
+    assert (requeued.status, requeued.attempts) == (OutboxStatus.PENDING, 0)
+    with pytest.raises(NotFound):
+        store.park(404, "x", now=NOW)
+
+
+def test_a_row_whose_sender_died_is_claimed_again_after_its_lease(store: Store) -> None:
+    (only,) = _enqueue(store, 1)
+    store.claim_outbox(NOW, 1, "crashed", lease=timedelta(minutes=1))
+    assert store.claim_outbox(NOW + timedelta(seconds=59), 1, "w") == []
+    (again,) = store.claim_outbox(NOW + timedelta(minutes=1), 1, "w")
+    assert (again.id, again.claimed_by, again.attempts) == (only, "w", 2)
+
+
+def test_concurrent_workers_claim_disjoint_rows(backend: Backend) -> None:
+    stores = [backend.new_store() for _ in range(4)]
+    ids = _enqueue(stores[0], 40)
+    outcomes = race(len(stores), lambda i: [m.id for m in stores[i].claim_outbox(NOW, 15, f"w{i}")])
+    claimed = [ident for o in outcomes if isinstance(o, list) for ident in o]
+    assert all(isinstance(o, list) for o in outcomes), outcomes
+    assert sorted(claimed) == sorted(ids)  # every row once: none twice, none lost
+
+
+# --- audit, conversations, indicators, targets --------------------------------------------
+
+
+def test_audit_lists_events_by_time_then_in_append_order(store: Store) -> None:
+    with store.transaction() as tx:
+        cycle, _ = open_cycle(tx)
+        cid = cycle.id
+        tx.audit(
+            "return.approved",
+            at=LATER,
+            actor="hos-1",
+            subject_type="return",
+            subject_id=1,
+            cycle_id=cid,
+            before={"status": "returned"},
+            after={"status": "approved"},
+        )
+        tx.audit(
+            "cycle.opened",
+            at=NOW,
+            actor="scheduler",
+            subject_type="cycle",
+            subject_id=cid or 0,
+            cycle_id=cid,
+        )
+        tx.audit(
+            "return.submitted",
+            at=NOW,
+            actor="officer-1",
+            subject_type="return",
+            subject_id=1,
+            cycle_id=cid,
+        )
+        tx.audit("register.synced", at=NOW, actor="sync", subject_type="flow", subject_id=FLOW)
+    with store.transaction() as tx:
+        in_cycle = tx.list_audit(cycle_id=cid)
+        of_return = tx.list_audit(subject_type="return", subject_id=1)
+    assert [e.action for e in in_cycle] == ["cycle.opened", "return.submitted", "return.approved"]
+    assert [e.action for e in of_return] == ["return.submitted", "return.approved"]
+    assert of_return[1].before == {"status": "returned"}
+    assert of_return[1].after == {"status": "approved"}
+
+
+def test_conversation_refs_are_remembered_and_replaced(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.put_conversation_ref("u1", conversation_id="a:1", service_url="https://s/", now=NOW)
+        tx.put_conversation_ref("u1", conversation_id="a:2", service_url="https://t/", now=LATER)
+        ref = tx.find_conversation_ref("u1")
+        assert tx.find_conversation_ref("nobody") is None
+    assert ref is not None
+    assert (ref.conversation_id, ref.service_url, ref.updated_at) == ("a:2", "https://t/", LATER)
+
+
+def test_register_snapshot_reports_added_changed_and_retired(store: Store) -> None:
+    with store.transaction() as tx:
+        first = tx.upsert_indicators(FLOW, [_spec("A"), _spec("B"), _spec("C")], now=NOW)
+        tx.upsert_indicators("other-flow", [_spec("A")], now=NOW)
+    with store.transaction() as tx:
+        second = tx.upsert_indicators(
+            FLOW, [_spec("A"), _spec("B", target_value=95.0), _spec("D")], now=LATER
+        )
+        active = tx.list_indicators(FLOW)
+        everything = tx.list_indicators(FLOW, include_retired=True)
+        b = tx.find_indicator(FLOW, "B")
+    assert first.added == ["A", "B", "C"] and first.changed == first.retired == []
+    assert (second.added, second.changed, second.retired) == (["D"], ["B"], ["C"])
+    assert [i.indicator_key for i in active] == ["A", "B", "D"]
+    assert [(i.indicator_key, i.active) for i in everything][2] == ("C", False)
+    assert b is not None and b.target_value == 95.0 and b.unit == Unit.PERCENTAGE
+    assert b.raw == {"ID": "B", "Target": "90%"} and b.snapshot_at == LATER
+
+
+def test_next_years_target_does_not_change_last_years(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.put_target(
+            FLOW,
+            "A",
+            applies_from="2025/26",
+            applies_from_start=date(2025, 4, 1),
+            value=80.0,
+            tolerance_kind="absolute",
+            tolerance_amount=5.0,
+            now=NOW,
+        )
+        tx.put_target(
+            FLOW,
+            "A",
+            applies_from="2026/27",
+            applies_from_start=date(2026, 4, 1),
+            value=85.0,
+            now=NOW,
+        )
+    with store.transaction() as tx:
+        # Next year's target is revised; last year's stays as it was.
+        tx.put_target(
+            FLOW,
+            "A",
+            applies_from="2026/27",
+            applies_from_start=date(2026, 4, 1),
+            value=88.0,
+            now=LATER,
+        )
+        last_year = tx.target_for(FLOW, "A", date(2026, 1, 1))
+        this_year = tx.target_for(FLOW, "A", date(2026, 9, 1))
+        before_any = tx.target_for(FLOW, "A", date(2024, 4, 1))
+        history = tx.list_targets(FLOW, "A")
+    assert last_year is not None and (last_year.value, last_year.tolerance_amount) == (80.0, 5.0)
+    assert this_year is not None and this_year.value == 88.0
+    assert before_any is None
+    assert [t.applies_from for t in history] == ["2025/26", "2026/27"]
+
+
+# --- units of work -----------------------------------------------------------------------
+
+
+def test_a_failed_transaction_leaves_neither_state_nor_outbox_row(store: Store) -> None:
+    with pytest.raises(_Boom), store.transaction() as tx:
+        open_cycle(tx)
+        tx.enqueue("send_card", budget="bot", payload={}, dedup_key="card", now=NOW)
+        tx.schedule_timer("reminder", due_at=NOW, dedup_key="r", subject_type="cycle", now=NOW)
+        tx.audit("cycle.opened", at=NOW, actor="scheduler", subject_type="cycle", subject_id=1)
+        raise _Boom
+    with store.transaction() as tx:
+        assert tx.find_cycle(FLOW, PERIOD) is None
+        assert tx.list_outbox() == [] and tx.list_timers() == [] and tx.list_audit() == []
+    with store.transaction() as tx:  # and the keys are free for the retry
+        assert tx.enqueue("send_card", budget="bot", payload={}, dedup_key="card", now=NOW)[1]
+
+
+def test_a_stale_click_rolls_back_the_side_effects_queued_with_it(store: Store) -> None:
+    ret = new_return(store)
+    with store.transaction() as tx:
+        tx.update_return(ret.id or 0, 1, now=NOW, status=ReturnStatus.RETURNED)
+    with pytest.raises(StaleVersion), store.transaction() as tx:
+        tx.enqueue("send_card", budget="bot", payload={}, dedup_key="approver-card", now=NOW)
+        tx.update_return(ret.id or 0, 1, now=NOW, status=ReturnStatus.RETURNED)
+    with store.transaction() as tx:
+        assert tx.list_outbox() == []
+
+
+def test_records_are_snapshots_and_a_finished_transaction_is_closed(store: Store) -> None:
+    ret = new_return(store)
+    ret.status = ReturnStatus.APPROVED  # changing a record changes nothing stored
+    with store.transaction() as tx:
+        assert tx.get_return(ret.id or 0).status == ReturnStatus.AWAITING
+        with pytest.raises(NestedTransaction), store.transaction():
+            pass
+    with pytest.raises(RuntimeError, match="ended"):
+        tx.get_return(ret.id or 0)
+
+
+def test_times_come_back_in_utc_and_naive_times_are_refused(store: Store) -> None:
+    bst = timezone(timedelta(hours=1))
+    with store.transaction() as tx:
+        timer, _ = tx.schedule_timer(
+            "deadline",
+            due_at=datetime(2026, 10, 10, 17, 0, tzinfo=bst),
+            dedup_key="d",
+            subject_type="cycle",
+            now=NOW,
+        )
+        with pytest.raises(ValueError, match="timezone-aware"):
+            tx.enqueue("x", budget="bot", payload={}, dedup_key="n", now=datetime(2026, 1, 1))
+    with store.transaction() as tx:
+        (stored,) = tx.list_timers()
+    assert stored.due_at == datetime(2026, 10, 10, 16, 0, tzinfo=UTC)
+    assert stored.due_at.tzinfo == UTC and timer.due_at == stored.due_at
+
+
+def test_payloads_must_be_json(store: Store) -> None:
+    with store.transaction() as tx, pytest.raises(ValueError, match="JSON"):
+        tx.enqueue("x", budget="bot", payload={"when": NOW}, dedup_key="k", now=NOW)
+
+
+# --- the scheduler's lock -------------------------------------------------------------------
+
+
+def test_only_one_instance_holds_the_scheduler_lock(backend: Backend) -> None:
+    a, b = backend.new_store(), backend.new_store()
+    key = f"scheduler:{backend.url}"
+    assert a.try_advisory_lock(key) is True
+    assert a.try_advisory_lock(key) is True  # the holder keeps it
+    if backend.name != "postgres":
+        assert b.try_advisory_lock(key) is True  # one process: nobody to exclude
+        return
+    assert b.try_advisory_lock(key) is False
+    a.release_advisory_lock(key)
+    assert b.try_advisory_lock(key) is True
+    assert a.try_advisory_lock(key) is False
+    b.close()  # a stopped instance lets the next one take over
+    assert a.try_advisory_lock(key) is True

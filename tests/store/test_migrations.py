@@ -1,0 +1,69 @@
+"""The shipped migrations build exactly the tables the code declares, on both databases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from m365perf.store import MemoryStore, SchemaOutOfDate, SqlStore, create_store
+from m365perf.store.migrate import current_revision, head_revision, upgrade
+from m365perf.store.sql import make_engine
+from m365perf.store.tables import metadata
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    url: str = request.getfixturevalue("postgres_schema_url")
+    return url
+
+
+def test_upgrade_builds_the_declared_schema_and_is_repeatable(
+    empty_database: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # nothing may depend on the working directory
+    assert current_revision(empty_database) is None
+    upgrade(empty_database)
+    upgrade(empty_database)  # a second instance starting up changes nothing
+    engine = make_engine(empty_database)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            differences = compare_metadata(context, metadata)
+    finally:
+        engine.dispose()
+    assert differences == []
+    assert current_revision(empty_database) == head_revision()
+
+
+def test_create_store_picks_the_backend_from_the_url(tmp_path: Path) -> None:
+    assert isinstance(create_store("memory://"), MemoryStore)
+    store = create_store(f"sqlite:///{tmp_path / 'x.db'}", migrate=True)
+    assert isinstance(store, SqlStore)
+    store.close()
+
+
+def test_a_database_that_was_never_migrated_is_refused_up_front(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    with pytest.raises(SchemaOutOfDate, match="revision none"):
+        create_store(url)
+    upgrade(url)
+    create_store(url).close()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("", "database_url"),
+        ("mysql://localhost/db", "unsupported database 'mysql'"),
+        ("sqlite://", "in-memory SQLite"),
+        ("sqlite:///:memory:", "in-memory SQLite"),
+    ],
+)
+def test_create_store_explains_urls_it_cannot_use(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        create_store(url)
