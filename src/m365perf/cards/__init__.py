@@ -1,0 +1,68 @@
+"""Adaptive cards (Teams and Outlook) and their plain-text e-mail summaries.
+
+Cards are Adaptive Cards 1.5 with Universal Actions (``Action.Execute``, an
+``Action.Submit`` fallback), rendered from the jinja2 templates in ``templates/`` and
+validated against the official schema before they are returned.
+"""
+
+from __future__ import annotations
+
+from m365perf.cards.formatting import format_date, format_moment, format_time, format_value
+from m365perf.cards.render import (
+    DEFAULT_MAX_BYTES,
+    CardTooLargeError,
+    card_size,
+    outlook_card,
+    render_approval,
+    render_outcome,
+    render_owner_requests,
+    render_receipt,
+    render_rejection,
+)
+from m365perf.cards.submission import OwnerSubmission, SubmissionError, parse_owner_submission
+from m365perf.cards.summary import summary_text
+from m365perf.cards.validation import CardSchemaError, validate_card
+from m365perf.cards.views import (
+    ApprovalView,
+    Draft,
+    IndicatorRequest,
+    Outcome,
+    OutcomeView,
+    OwnerRequestView,
+    PeriodValue,
+    ReceiptView,
+    RejectionView,
+    ReturnedIndicator,
+)
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "ApprovalView",
+    "CardSchemaError",
+    "CardTooLargeError",
+    "Draft",
+    "IndicatorRequest",
+    "Outcome",
+    "OutcomeView",
+    "OwnerRequestView",
+    "OwnerSubmission",
+    "PeriodValue",
+    "ReceiptView",
+    "RejectionView",
+    "ReturnedIndicator",
+    "SubmissionError",
+    "card_size",
+    "format_date",
+    "format_moment",
+    "format_time",
+    "format_value",
+    "outlook_card",
+    "parse_owner_submission",
+    "render_approval",
+    "render_outcome",
+    "render_owner_requests",
+    "render_receipt",
+    "render_rejection",
+    "summary_text",
+    "validate_card",
+]

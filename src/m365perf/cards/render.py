@@ -1,0 +1,736 @@
+"""Rendering the cards from the templates in ``templates/``.
+
+Python decides what each line says (formatted numbers, dates, words); the jinja2
+templates decide which card elements show it. Every rendered card is parsed back and
+validated against the Adaptive Cards 1.5 schema before it leaves this module.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from functools import cache
+from typing import Any
+
+import jinja2
+
+from m365perf.cards.formatting import (
+    direction_colour,
+    direction_word,
+    format_amount,
+    format_date,
+    format_moment,
+    format_value,
+    placeholder,
+    plain_number,
+    rag_colour,
+    rag_word,
+    returned_value_text,
+    status_text,
+    target_text,
+    unit_name,
+)
+from m365perf.cards.validation import CardSchemaError, validate_card
+from m365perf.cards.views import (
+    ApprovalView,
+    Draft,
+    IndicatorRequest,
+    Outcome,
+    OutcomeView,
+    OwnerRequestView,
+    PeriodValue,
+    ReceiptView,
+    RejectionView,
+    ReturnedIndicator,
+)
+from m365perf.domain.kinds import Polarity, Unit
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "CardTooLargeError",
+    "card_size",
+    "outlook_card",
+    "render_approval",
+    "render_outcome",
+    "render_owner_requests",
+    "render_receipt",
+    "render_rejection",
+]
+
+DEFAULT_MAX_BYTES = 28_000
+"""Teams refuses a message over about 28 KB; a card must leave room for the envelope."""
+
+_RECENT_SHOWN = 3
+_HISTORY_SHOWN = 6
+_VALUE_MAX_LENGTH = 64
+_COMMENT_MAX_LENGTH = 4000
+_REASON_MAX_LENGTH = 1000
+
+Json = dict[str, Any]
+
+
+class CardTooLargeError(ValueError):
+    """A card (or one indicator of an owner's list on its own) is over the size limit."""
+
+
+def card_size(card: Mapping[str, Any]) -> int:
+    """Bytes of ``card`` as ``json.dumps`` writes it by default (as ``requests`` sends it).
+
+    That spelling is the longest of the usual ones (non-ASCII as \\u escapes), so a
+    card under the limit by this measure is under it however the sender serialises it.
+    """
+    return len(json.dumps(card).encode("utf-8"))
+
+
+def outlook_card(
+    card: Mapping[str, Any], *, originator: str, correlation_id: str | None = None
+) -> Json:
+    """A copy of ``card`` for an Outlook actionable e-mail.
+
+    ``originator`` is the provider id from the Actionable Email Developer Dashboard;
+    Outlook removes a card without it when sending to anyone but yourself.
+    """
+    if not originator.strip():
+        raise ValueError("originator must be the actionable-message provider id, not empty")
+    result = dict(card)
+    result["originator"] = originator
+    if correlation_id is not None:
+        result["correlationId"] = correlation_id
+    validate_card(result)
+    return result
+
+
+# --- owner request -----------------------------------------------------------------
+
+
+def render_owner_requests(
+    view: OwnerRequestView, *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> list[Json]:
+    """One owner's request as one card, or as several when one would be too large.
+
+    Every indicator appears on exactly one card, in the owner's order; each card of a
+    split says "part 1 of 3" and carries ``part`` and ``parts`` in its submit data
+    besides ``cycle_id``, ``owner_id``, ``card_id`` and ``versions`` (indicator id to
+    the return version shown, for the indicators that have inputs on that card).
+    """
+    items = [_indicator_context(item, view.period_label) for item in view.indicators]
+    whole = _owner_card(view, items, None)
+    if card_size(whole) <= max_bytes:
+        return [_checked(whole, "owner_request")]
+
+    chunks = _split(view, items, max_bytes)
+    total = len(chunks)
+    cards = []
+    for number, chunk in enumerate(chunks, start=1):
+        card = _owner_card(view, chunk, (number, total))
+        if card_size(card) > max_bytes:  # only past 999 parts, where labels grow
+            raise CardTooLargeError(f"part {number} of {total} is over {max_bytes} bytes")
+        cards.append(_checked(card, "owner_request"))
+    return cards
+
+
+def render_rejection(view: RejectionView, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Json:
+    """A rejected return sent back to its owner: a request for that one indicator again."""
+    indicator = view.indicator
+    if indicator.draft is None:
+        no_data = view.previous_value is None and bool(view.previous_no_data_reason)
+        draft = Draft(
+            value="" if view.previous_value is None else plain_number(view.previous_value),
+            comment=view.previous_commentary,
+            no_data=no_data,
+            no_data_reason=view.previous_no_data_reason or "",
+        )
+        indicator = replace(indicator, draft=draft)
+    owner_view = OwnerRequestView(
+        cycle_id=view.cycle_id,
+        owner_id=view.owner_id,
+        card_id=view.card_id,
+        owner_name=view.owner_name,
+        flow_name=view.flow_name,
+        period_label=view.period_label,
+        due=view.due,
+        indicators=(indicator,),
+        late=view.late,
+    )
+    rejection = [
+        [
+            _run("Returned to you: ", weight="bolder", color="attention"),
+            _run(f"rejected by {view.rejected_by} at {format_moment(view.rejected_at)}"),
+        ],
+        [_run("Reason: ", weight="bolder"), _run(view.reason)],
+        [_run("Please correct the return below and submit it again.")],
+    ]
+    card = _owner_card(
+        owner_view,
+        [_indicator_context(indicator, view.period_label)],
+        None,
+        rejection=rejection,
+    )
+    return _sized(_checked(card, "owner_request"), max_bytes)
+
+
+def _owner_card(
+    view: OwnerRequestView,
+    items: Sequence[Json],
+    part: tuple[int, int] | None,
+    *,
+    rejection: list[list[Json]] | None = None,
+) -> Json:
+    versions = {item["id"]: item["version"] for item in items if not item["returned"]}
+    errors = sum(1 for item in items if item.get("errors"))
+    title = f"{view.flow_name}: {view.period_label}"
+    data: Json = {
+        "cycle_id": view.cycle_id,
+        "owner_id": view.owner_id,
+        "card_id": view.card_id,
+        "versions": versions,
+    }
+    part_line = None
+    if part is not None:
+        data["part"], data["parts"] = part
+        part_line = (
+            f"This is part {part[0]} of {part[1]} of your list: each part is submitted on its own."
+        )
+    context: Json = {
+        "fallback_text": f"{title}. Your performance returns are due {format_date(view.due)}.",
+        "title": title,
+        "due_line": f"Due {format_date(view.due)}",
+        "late_line": (
+            f"This return is late: it was due on {format_date(view.due)}." if view.late else None
+        ),
+        "rejection": rejection,
+        "part_line": part_line,
+        "intro": (
+            f"Hello {view.owner_name}. Please give a value and commentary for each "
+            "indicator, or tick “No data this period” and say why."
+        ),
+        "attention_line": (
+            None
+            if not errors
+            else f"{_count(errors, 'indicator needs', 'indicators need')} your attention: "
+            "see the messages in red below."
+        ),
+        "indicators": list(items),
+        "nothing_to_submit": "Everything on this card has been returned. Thank you.",
+        "action": (
+            {
+                "title": "Submit returns",
+                "verb": "submitReturns",
+                "data": data,
+                "inputs": "auto",
+                "style": "positive",
+            }
+            if versions
+            else None
+        ),
+    }
+    return _render("owner_request.json.j2", context)
+
+
+def _indicator_context(item: IndicatorRequest | ReturnedIndicator, period_label: str) -> Json:
+    if isinstance(item, ReturnedIndicator):
+        return {
+            "id": item.indicator_id,
+            "version": None,
+            "returned": True,
+            "name": item.name,
+            "receipt": _receipt_runs(item),
+        }
+    draft = item.draft or Draft()
+    iid = item.indicator_id
+    facts = [
+        ["Unit", unit_name(item.unit)],
+        ["Target", target_text(item.target, item.unit, item.polarity)],
+    ]
+    tolerance = _tolerance_text(item.target, item.tolerance, item.unit, item.polarity)
+    if tolerance:
+        facts.append(["Tolerance", tolerance])
+    history = [[p.label, format_value(p.value, item.unit)] for p in item.recent[-_RECENT_SHOWN:]]
+    if item.last_year is not None:
+        history.append(
+            [
+                f"{item.last_year.label} (same period last year)",
+                format_value(item.last_year.value, item.unit),
+            ]
+        )
+    return {
+        "id": iid,
+        "version": item.version,
+        "returned": False,
+        "name": item.name,
+        "facts": facts,
+        "comparator": item.comparator,
+        "history": history,
+        "value_input": _text_input(
+            f"value__{iid}",
+            f"Value for {period_label}",
+            placeholder=placeholder(item.unit),
+            value=draft.value,
+            max_length=_VALUE_MAX_LENGTH,
+        ),
+        "comment_input": _text_input(
+            f"comment__{iid}",
+            "Commentary",
+            placeholder="What explains this figure? Needed when it is red or amber.",
+            value=draft.comment,
+            multiline=True,
+            max_length=_COMMENT_MAX_LENGTH,
+        ),
+        "no_data_toggle": {
+            "id": f"nodata__{iid}",
+            "title": "No data this period",
+            "on": draft.no_data,
+        },
+        "no_data_reason_input": _text_input(
+            f"nodatareason__{iid}",
+            "Reason for no data",
+            placeholder="Only if there is no data this period",
+            value=draft.no_data_reason,
+            max_length=_REASON_MAX_LENGTH,
+        ),
+        "confirm_toggle": (
+            {
+                "id": f"confirm__{iid}",
+                "title": "I confirm this value is correct",
+                "on": draft.confirmed,
+            }
+            if item.needs_confirmation
+            else None
+        ),
+        "errors": list(item.errors),
+    }
+
+
+def _receipt_runs(item: ReturnedIndicator) -> list[Json]:
+    runs = [
+        _run("Returned: ", subtle=True),
+        _run(returned_value_text(item.value, item.no_data_reason, item.unit), weight="bolder"),
+    ]
+    if item.value is not None:
+        runs += [_run(" · "), _run(rag_word(item.rag), color=rag_colour(item.rag))]
+    if item.late:
+        runs += [_run(" · "), _run("Late", color="attention", weight="bolder")]
+    runs += [
+        _run(" · "),
+        _run(status_text(approved=item.approved, awaiting_approval_by=item.awaiting_approval_by)),
+    ]
+    return runs
+
+
+def _split(view: OwnerRequestView, items: list[Json], max_bytes: int) -> list[list[Json]]:
+    """Cut the list, in the owner's order, into parts that each fit in ``max_bytes``.
+
+    Each part takes as many indicators as fit, found by doubling and then halving,
+    measured on real renders with the widest part label ("part 999 of 999") so that
+    the final labels can only make a card shorter.
+    """
+
+    def fits(start: int, count: int) -> bool:
+        card = _owner_card(view, items[start : start + count], (999, 999))
+        return card_size(card) <= max_bytes
+
+    chunks: list[list[Json]] = []
+    start = 0
+    while start < len(items):
+        remaining = len(items) - start
+        if not fits(start, 1):
+            name = items[start]["name"]
+            raise CardTooLargeError(
+                f"indicator {name!r} on its own makes a card over the limit of {max_bytes} bytes"
+            )
+        good, bad = 1, None  # ``good`` indicators fit; ``bad`` do not
+        while bad is None and good < remaining:
+            trial = min(good * 2, remaining)
+            if fits(start, trial):
+                good = trial
+            else:
+                bad = trial
+        while bad is not None and bad - good > 1:
+            middle = (good + bad) // 2
+            if fits(start, middle):
+                good = middle
+            else:
+                bad = middle
+        chunks.append(items[start : start + good])
+        start += good
+    return chunks
+
+
+# --- receipt -----------------------------------------------------------------------
+
+
+def render_receipt(view: ReceiptView, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Json:
+    """What an owner's submit was accepted as, and what is still to come."""
+    title = f"{view.flow_name}: {view.period_label}"
+    returned = []
+    for item in view.returned:
+        lines = [
+            [
+                _run("Value: ", subtle=True),
+                _run(
+                    returned_value_text(item.value, item.no_data_reason, item.unit), weight="bolder"
+                ),
+            ]
+        ]
+        if item.value is not None:
+            lines.append(
+                [
+                    _run("RAG: ", subtle=True),
+                    _run(rag_word(item.rag), color=rag_colour(item.rag), weight="bolder"),
+                ]
+            )
+        travel = _travel_runs(item.direction_vs_previous, item.direction_vs_last_year)
+        if travel:
+            lines.append([_run("Direction of travel: ", subtle=True), *travel])
+        if item.late:
+            lines.append([_run("Returned late", color="attention", weight="bolder")])
+        lines.append(
+            [
+                _run(
+                    status_text(
+                        approved=item.approved, awaiting_approval_by=item.awaiting_approval_by
+                    )
+                )
+            ]
+        )
+        returned.append({"name": item.name, "lines": lines})
+    action = None
+    if view.outstanding:
+        action = {
+            "title": "Return the remaining indicators",
+            "verb": "showRequest",
+            "data": {"cycle_id": view.cycle_id, "owner_id": view.owner_id, "card_id": view.card_id},
+            "inputs": "none",
+            "style": None,
+        }
+    context: Json = {
+        "fallback_text": f"{title}: your returns were received.",
+        "title": title,
+        "due_line": f"Due {format_date(view.due)}",
+        "intro": (
+            f"Thank you, {view.owner_name}. "
+            f"{_count(len(view.returned), 'return was', 'returns were')} received."
+        ),
+        "returned": returned,
+        "outstanding": list(view.outstanding),
+        "outstanding_title": (
+            f"Still to return by {format_date(view.due)} "
+            f"({_count(len(view.outstanding), 'indicator', 'indicators')}):"
+        ),
+        "all_done": "Everything due from you for this period has been returned.",
+        "action": action,
+    }
+    return _sized(_checked(_render("receipt.json.j2", context), "receipt"), max_bytes)
+
+
+# --- approval ----------------------------------------------------------------------
+
+
+def render_approval(view: ApprovalView, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Json:
+    """An approver's card: Approve, or Reject with a reason (required only to reject)."""
+    unit = view.unit
+    value_text = (
+        format_value(view.value, unit)
+        if view.value is not None
+        else f"No data this period — {view.no_data_reason or 'no reason given'}"
+    )
+    value_line = [_run(value_text, weight="bolder", size="extraLarge")]
+    if view.value is not None:
+        value_line += [
+            _run("  "),
+            _run(rag_word(view.rag), color=rag_colour(view.rag), weight="bolder", size="medium"),
+        ]
+    facts = [["Period", view.period_label], ["Unit", unit_name(unit)]]
+    facts.append(["Target", target_text(view.target, unit, view.polarity)])
+    tolerance = _tolerance_text(view.target, view.tolerance, unit, view.polarity)
+    if tolerance:
+        facts.append(["Tolerance", tolerance])
+    facts.append(
+        [
+            "Compared with previous period",
+            _compared(view.direction_vs_previous, view.previous, unit),
+        ]
+    )
+    facts.append(
+        [
+            "Compared with same period last year",
+            _compared(view.direction_vs_last_year, view.last_year, unit),
+        ]
+    )
+    if view.submitted_at is not None:
+        facts.append(["Submitted", format_moment(view.submitted_at)])
+    flags = []
+    if view.late:
+        flags.append(
+            [_run("Late return: ", weight="bolder"), _run("submitted after the due date.")]
+        )
+    if view.outlier_confirmed:
+        flags.append(
+            [
+                _run("Unusual value: ", weight="bolder"),
+                _run("the officer confirmed an unusual value is correct."),
+            ]
+        )
+    if view.probable_missing_data:
+        flags.append(
+            [
+                _run("Probable missing data: ", weight="bolder"),
+                _run("the value looks incomplete; check before approving."),
+            ]
+        )
+    variation_lines = []
+    if view.variation:
+        variation_lines.append([_run("Variation: ", subtle=True), _run(view.variation)])
+    if view.assurance:
+        variation_lines.append([_run("Target assurance: ", subtle=True), _run(view.assurance)])
+    data = {
+        "return_id": view.return_id,
+        "version": view.version,
+        "step_index": view.step_index,
+        "card_id": view.card_id,
+    }
+    title = f"{view.indicator_name}"
+    context: Json = {
+        "fallback_text": f"Approval needed: {view.indicator_name}, {view.period_label}.",
+        "step_line": [
+            _run(
+                f"Step {view.step_index + 1} of {view.step_count}: ",
+                weight="bolder",
+                color="accent",
+            ),
+            _run(view.step_name, color="accent"),
+        ],
+        "title": title,
+        "returned_by": [
+            _run(f"{view.period_label} · returned by ", subtle=True),
+            _run(view.owner_name, subtle=True),
+        ],
+        "error": view.error,
+        "value_line": value_line,
+        "facts": facts,
+        "flags": flags,
+        "variation_lines": variation_lines,
+        "history": [[p.label, format_value(p.value, unit)] for p in view.history[-_HISTORY_SHOWN:]],
+        "commentary": (
+            [_run(view.commentary)]
+            if view.commentary is not None and view.commentary.strip()
+            else [_run("No commentary given.", subtle=True, italic=True)]
+        ),
+        "reason_input": _text_input(
+            "reason",
+            "Reason for rejecting (needed only to reject)",
+            placeholder="What should the officer correct?",
+            multiline=True,
+            max_length=_REASON_MAX_LENGTH,
+            required_message="Give a reason so the officer knows what to correct.",
+        ),
+        "approve": {
+            "title": "Approve",
+            "verb": "approve",
+            "data": data,
+            "inputs": "none",
+            "style": "positive",
+        },
+        "reject": {
+            "title": "Reject",
+            "verb": "reject",
+            "data": data,
+            "inputs": "auto",
+            "style": "destructive",
+        },
+    }
+    return _sized(_checked(_render("approval.json.j2", context), "approval"), max_bytes)
+
+
+# --- outcome -----------------------------------------------------------------------
+
+
+def render_outcome(view: OutcomeView, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Json:
+    """The decided (or out-of-date) approval card: who did what and when; no buttons."""
+    when = format_moment(view.at)
+    lines: list[list[Json]]
+    if view.outcome is Outcome.APPROVED:
+        style = "good"
+        lines = [
+            [
+                _run("Approved by ", weight="bolder"),
+                _run(view.by or "", weight="bolder"),
+                _run(f" at {when}"),
+            ]
+        ]
+        if view.next_step:
+            lines.append([_run("Passed on to: ", subtle=True), _run(view.next_step)])
+    elif view.outcome is Outcome.REJECTED:
+        style = "attention"
+        lines = [
+            [
+                _run("Rejected by ", weight="bolder"),
+                _run(view.by or "", weight="bolder"),
+                _run(f" at {when}"),
+            ],
+            [_run("Reason: ", weight="bolder"), _run(view.reason or "")],
+            [_run("The return has gone back to its owner.", subtle=True)],
+        ]
+    else:
+        style = "warning"
+        first = [_run(f"This card is out of date: a newer version was submitted at {when}")]
+        if view.by:
+            first += [_run(" by "), _run(view.by)]
+        lines = [[*first, _run(".")], [_run("Use the newest card for this return.", subtle=True)]]
+    value_line = None
+    if view.value is not None and view.unit is not None:
+        value_line = [
+            _run("Value: ", subtle=True),
+            _run(format_value(view.value, view.unit), weight="bolder"),
+        ]
+    context: Json = {
+        "fallback_text": f"{view.indicator_name}, {view.period_label}: {_outcome_sentence(view)}",
+        "title": view.indicator_name,
+        "returned_by": [
+            _run(f"{view.period_label} · returned by ", subtle=True),
+            _run(view.owner_name, subtle=True),
+        ],
+        "value_line": value_line,
+        "outcome_lines": lines,
+        "style": style,
+    }
+    return _sized(_checked(_render("outcome.json.j2", context), "outcome"), max_bytes)
+
+
+def _outcome_sentence(view: OutcomeView) -> str:
+    when = format_moment(view.at)
+    if view.outcome is Outcome.APPROVED:
+        return f"Approved by {view.by} at {when}."
+    if view.outcome is Outcome.REJECTED:
+        return f"Rejected by {view.by} at {when} — reason: {view.reason}"
+    by = f" by {view.by}" if view.by else ""
+    return f"This card is out of date: a newer version was submitted at {when}{by}."
+
+
+# --- shared pieces -----------------------------------------------------------------
+
+
+def _run(
+    text: str,
+    *,
+    weight: str | None = None,
+    color: str | None = None,
+    size: str | None = None,
+    subtle: bool = False,
+    italic: bool = False,
+) -> Json:
+    """One TextRun's worth of text, every key present (the templates are strict)."""
+    return {
+        "text": text,
+        "weight": weight,
+        "color": color,
+        "size": size,
+        "subtle": subtle,
+        "italic": italic,
+    }
+
+
+def _text_input(
+    input_id: str,
+    label: str,
+    *,
+    placeholder: str | None = None,
+    value: str = "",
+    multiline: bool = False,
+    max_length: int | None = None,
+    required_message: str | None = None,
+) -> Json:
+    return {
+        "id": input_id,
+        "label": label,
+        "placeholder": placeholder,
+        "value": value,
+        "multiline": multiline,
+        "max_length": max_length,
+        "required_message": required_message,
+    }
+
+
+def _tolerance_text(
+    target: float | None, tolerance: float | None, unit: Unit, polarity: Polarity
+) -> str | None:
+    """E.g. "2 percentage points (amber down to 88%)"; None when there is no amber band."""
+    if target is None or not tolerance:
+        return None
+    amount = format_amount(tolerance, unit)
+    if polarity is Polarity.HIGHER_IS_BETTER:
+        return f"{amount} (amber down to {format_value(target - tolerance, unit)})"
+    if polarity is Polarity.LOWER_IS_BETTER:
+        return f"{amount} (amber up to {format_value(target + tolerance, unit)})"
+    return amount
+
+
+def _compared(direction: str | None, against: PeriodValue | None, unit: Unit) -> str:
+    word = direction_word(direction).capitalize() if direction else "Not comparable"
+    if against is None:
+        return word
+    return f"{word} ({against.label}: {format_value(against.value, unit)})"
+
+
+def _travel_runs(vs_previous: str | None, vs_last_year: str | None) -> list[Json]:
+    runs: list[Json] = []
+    for direction, against in (
+        (vs_previous, "previous period"),
+        (vs_last_year, "same period last year"),
+    ):
+        if direction is None:
+            continue
+        if runs:
+            runs.append(_run("; "))
+        runs += [
+            _run(direction_word(direction), color=direction_colour(direction), weight="bolder"),
+            _run(f" on the {against}"),
+        ]
+    return runs
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"1 {one}" if n == 1 else f"{n} {many}"
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    """Strict jinja2 for JSON: no HTML escaping, and a missing name is an error, not ""."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("m365perf.cards", "templates"),
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
+    )
+    env.globals["run"] = _run
+    return env
+
+
+def _render(template: str, context: Mapping[str, Any]) -> Json:
+    text = _environment().get_template(template).render(**context)
+    try:
+        card = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CardSchemaError(
+            [f"the template did not produce JSON: {error.msg} at line {error.lineno}"],
+            source=template,
+        ) from error
+    if not isinstance(card, dict):
+        raise CardSchemaError(["$: the template did not produce a JSON object"], source=template)
+    return card
+
+
+def _checked(card: Json, source: str) -> Json:
+    try:
+        validate_card(card)
+    except CardSchemaError as error:
+        raise CardSchemaError(list(error.problems), source=source) from error
+    return card
+
+
+def _sized(card: Json, max_bytes: int) -> Json:
+    size = card_size(card)
+    if size > max_bytes:
+        raise CardTooLargeError(f"the card is {size} bytes, over the limit of {max_bytes}")
+    return card

@@ -1,0 +1,115 @@
+"""Reading an owner's submitted request card back into what they typed.
+
+The input ids ("value__{indicator_id}", "comment__…", "nodata__…", "nodatareason__…",
+"confirm__…") are made in render.py; reading them here keeps both halves of that
+naming in one package. Teams sends the action's data merged with the inputs;
+Outlook and older clients may leave out inputs nobody touched, which read as empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from m365perf.cards.views import Draft
+
+__all__ = ["OwnerSubmission", "SubmissionError", "parse_owner_submission"]
+
+_FIELDS = {
+    "value": "value",
+    "comment": "comment",
+    "nodata": "no_data",
+    "nodatareason": "no_data_reason",
+    "confirm": "confirmed",
+}
+_TOGGLES = frozenset({"nodata", "confirm"})
+
+
+class SubmissionError(ValueError):
+    """Submitted data that no card of ours could have sent."""
+
+
+@dataclass(frozen=True)
+class OwnerSubmission:
+    """One click of "Submit returns": which card, which versions, and what was typed.
+
+    ``drafts`` has an entry for every indicator in ``versions``, in the same order.
+    """
+
+    cycle_id: str
+    owner_id: str
+    card_id: str
+    versions: Mapping[str, int]
+    drafts: Mapping[str, Draft]
+    part: int | None = None
+    parts: int | None = None
+
+
+def parse_owner_submission(data: Mapping[str, Any]) -> OwnerSubmission:
+    """The submitted data of an owner request card (or a rejection card) as drafts.
+
+    Raises SubmissionError when the card's own data is missing or malformed, or when an
+    input names an indicator the card was not drawn for.
+    """
+    if not isinstance(data, Mapping):
+        raise SubmissionError(f"submitted data must be a JSON object, got {type(data).__name__}")
+    ids = {name: _text(data, name) for name in ("cycle_id", "owner_id", "card_id")}
+    versions = data.get("versions")
+    if not isinstance(versions, Mapping) or not versions:
+        raise SubmissionError("submitted data has no 'versions' of the returns shown")
+    checked: dict[str, int] = {}
+    for indicator_id, version in versions.items():
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise SubmissionError(
+                f"version of {indicator_id!r} must be a whole number, got {version!r}"
+            )
+        checked[str(indicator_id)] = version
+
+    fields: dict[str, dict[str, Any]] = {indicator_id: {} for indicator_id in checked}
+    for key, raw in data.items():
+        prefix, sep, indicator_id = str(key).partition("__")
+        if not sep or prefix not in _FIELDS:
+            continue
+        if indicator_id not in fields:
+            raise SubmissionError(f"input {key!r} is for an indicator this card does not show")
+        if prefix in _TOGGLES:
+            fields[indicator_id][_FIELDS[prefix]] = _toggle(key, raw)
+        else:
+            if raw is not None and not isinstance(raw, str):
+                raise SubmissionError(f"input {key!r} must be text, got {type(raw).__name__}")
+            fields[indicator_id][_FIELDS[prefix]] = raw or ""
+
+    return OwnerSubmission(
+        cycle_id=ids["cycle_id"],
+        owner_id=ids["owner_id"],
+        card_id=ids["card_id"],
+        versions=checked,
+        drafts={indicator_id: Draft(**given) for indicator_id, given in fields.items()},
+        part=_optional_int(data, "part"),
+        parts=_optional_int(data, "parts"),
+    )
+
+
+def _text(data: Mapping[str, Any], name: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value:
+        raise SubmissionError(f"submitted data has no {name!r}")
+    return value
+
+
+def _toggle(key: str, raw: Any) -> bool:
+    if raw in (None, "", "false", False):
+        return False
+    if raw in ("true", True):
+        return True
+    raise SubmissionError(f"toggle {key!r} must be 'true' or 'false', got {raw!r}")
+
+
+def _optional_int(data: Mapping[str, Any], name: str) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SubmissionError(f"{name!r} must be a whole number, got {value!r}")
+    return value

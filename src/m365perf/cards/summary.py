@@ -1,0 +1,191 @@
+"""Plain-text versions of the cards, for the body of the e-mail.
+
+Outlook on the desktop without actionable messages, phones' mail apps and gateways that
+strip cards all still show the body, so it says everything the card says and ends with
+a link to the web form. The text is plain: whoever puts it into HTML must escape it.
+"""
+
+from __future__ import annotations
+
+from m365perf.cards.formatting import (
+    direction_word,
+    format_date,
+    format_moment,
+    format_value,
+    rag_word,
+    returned_value_text,
+    status_text,
+    target_text,
+)
+from m365perf.cards.views import (
+    ApprovalView,
+    IndicatorRequest,
+    Outcome,
+    OutcomeView,
+    OwnerRequestView,
+    PeriodValue,
+    ReceiptView,
+    RejectionView,
+    ReturnedIndicator,
+)
+from m365perf.domain.kinds import Unit
+
+__all__ = ["summary_text"]
+
+View = OwnerRequestView | ReceiptView | ApprovalView | OutcomeView | RejectionView
+
+
+def summary_text(view: View, link: str | None = None) -> str:
+    """The card's content as plain text; ``link`` (the web form) is added at the end."""
+    if isinstance(view, OwnerRequestView):
+        lines = _owner_request(view)
+    elif isinstance(view, RejectionView):
+        lines = _rejection(view)
+    elif isinstance(view, ReceiptView):
+        lines = _receipt(view)
+    elif isinstance(view, ApprovalView):
+        lines = _approval(view)
+    elif isinstance(view, OutcomeView):
+        lines = _outcome(view)
+    else:
+        raise TypeError(f"no summary for {type(view).__name__}")
+    if link:
+        lines += ["", f"Open in your browser: {link}"]
+    return "\n".join(lines) + "\n"
+
+
+def _owner_request(view: OwnerRequestView) -> list[str]:
+    lines = [f"{view.flow_name}: {view.period_label}", f"Due {format_date(view.due)}"]
+    if view.late:
+        lines.append(f"This return is late: it was due on {format_date(view.due)}.")
+    lines += ["", f"Hello {view.owner_name}. Please return these indicators:"]
+    for item in view.indicators:
+        lines.append("")
+        lines += (
+            _returned_lines(item) if isinstance(item, ReturnedIndicator) else _request_lines(item)
+        )
+    return lines
+
+
+def _rejection(view: RejectionView) -> list[str]:
+    return [
+        f"{view.flow_name}: {view.period_label}",
+        f"Due {format_date(view.due)}",
+        "",
+        f"Returned to you: rejected by {view.rejected_by} at {format_moment(view.rejected_at)}.",
+        f"Reason: {view.reason}",
+        "",
+        *_request_lines(view.indicator),
+        f"  Your previous value: {format_value(view.previous_value, view.indicator.unit)}",
+    ]
+
+
+def _request_lines(item: IndicatorRequest) -> list[str]:
+    lines = [f"- {item.name}"]
+    lines.append(f"  Target: {target_text(item.target, item.unit, item.polarity)}")
+    if item.comparator:
+        lines.append(f"  Comparator: {item.comparator}")
+    recent = [_period(p, item.unit) for p in item.recent[-3:]]
+    if item.last_year is not None:
+        recent.append(f"{_period(item.last_year, item.unit)} (same period last year)")
+    if recent:
+        lines.append("  Recent: " + "; ".join(recent))
+    lines += [f"  ! {error}" for error in item.errors]
+    return lines
+
+
+def _returned_lines(item: ReturnedIndicator) -> list[str]:
+    value = returned_value_text(item.value, item.no_data_reason, item.unit)
+    parts = [value]
+    if item.value is not None:
+        parts.append(rag_word(item.rag))
+    if item.late:
+        parts.append("late")
+    status = status_text(approved=item.approved, awaiting_approval_by=item.awaiting_approval_by)
+    lines = [f"- {item.name}", "  Returned: " + ", ".join(parts), f"  {status}"]
+    travel = []
+    if item.direction_vs_previous:
+        travel.append(f"{direction_word(item.direction_vs_previous)} on the previous period")
+    if item.direction_vs_last_year:
+        travel.append(f"{direction_word(item.direction_vs_last_year)} on the same period last year")
+    if travel:
+        lines.append("  Direction of travel: " + "; ".join(travel))
+    return lines
+
+
+def _receipt(view: ReceiptView) -> list[str]:
+    lines = [
+        f"{view.flow_name}: {view.period_label}",
+        "",
+        f"Thank you, {view.owner_name}. These returns were received:",
+    ]
+    for item in view.returned:
+        lines.append("")
+        lines += _returned_lines(item)
+    lines.append("")
+    if view.outstanding:
+        lines.append(f"Still to return by {format_date(view.due)}:")
+        lines += [f"- {name}" for name in view.outstanding]
+    else:
+        lines.append("Everything due from you for this period has been returned.")
+    return lines
+
+
+def _approval(view: ApprovalView) -> list[str]:
+    value = (
+        format_value(view.value, view.unit)
+        if view.value is not None
+        else f"no data this period ({view.no_data_reason or 'no reason given'})"
+    )
+    lines = [
+        f"Step {view.step_index + 1} of {view.step_count}: {view.step_name}",
+        f"Approval needed: {view.indicator_name}, {view.period_label}",
+        f"Returned by {view.owner_name}",
+        "",
+        f"Value: {value}" + (f" ({rag_word(view.rag)})" if view.value is not None else ""),
+    ]
+    if view.target is not None:
+        lines.append(f"Target: {target_text(view.target, view.unit, view.polarity)}")
+    for label, direction, against in (
+        ("previous period", view.direction_vs_previous, view.previous),
+        ("same period last year", view.direction_vs_last_year, view.last_year),
+    ):
+        if direction is not None:
+            where = f" ({_period(against, view.unit)})" if against is not None else ""
+            lines.append(f"Compared with {label}: {direction_word(direction)}{where}")
+    if view.variation:
+        lines.append(f"Variation: {view.variation}")
+    if view.assurance:
+        lines.append(f"Target assurance: {view.assurance}")
+    if view.late:
+        lines.append("Late return.")
+    if view.outlier_confirmed:
+        lines.append("Unusual value: the officer confirmed it is correct.")
+    if view.probable_missing_data:
+        lines.append("Probable missing data: check before approving.")
+    if view.history:
+        recent = "; ".join(_period(p, view.unit) for p in view.history[-6:])
+        lines.append(f"Recent periods: {recent}")
+    lines += ["", "Commentary:", (view.commentary or "").strip() or "(none given)"]
+    return lines
+
+
+def _outcome(view: OutcomeView) -> list[str]:
+    when = format_moment(view.at)
+    lines = [f"{view.indicator_name}, {view.period_label} (returned by {view.owner_name})"]
+    if view.value is not None and view.unit is not None:
+        lines.append(f"Value: {format_value(view.value, view.unit)}")
+    if view.outcome is Outcome.APPROVED:
+        lines.append(f"Approved by {view.by} at {when}.")
+        if view.next_step:
+            lines.append(f"Passed on to: {view.next_step}")
+    elif view.outcome is Outcome.REJECTED:
+        lines.append(f"Rejected by {view.by} at {when} — reason: {view.reason}")
+    else:
+        by = f" by {view.by}" if view.by else ""
+        lines.append(f"This card is out of date: a newer version was submitted at {when}{by}.")
+    return lines
+
+
+def _period(period: PeriodValue, unit: Unit) -> str:
+    return f"{period.label}: {format_value(period.value, unit)}"

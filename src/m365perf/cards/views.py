@@ -1,0 +1,367 @@
+"""What each card shows, as small frozen records the engine fills in.
+
+The cards do not read the store or call the domain; the engine hands over plain values
+(numbers, text, dates) and the cards decide only how they look. Times must carry a
+time zone: they are shown in London time.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+from m365perf.cards.formatting import as_polarity, as_rag, as_unit, check_direction
+from m365perf.domain.kinds import Polarity, Rag, Unit
+
+__all__ = [
+    "ApprovalView",
+    "Draft",
+    "IndicatorRequest",
+    "Outcome",
+    "OutcomeView",
+    "OwnerRequestView",
+    "PeriodValue",
+    "ReceiptView",
+    "RejectionView",
+    "ReturnedIndicator",
+]
+
+# Ids end up inside input ids ("value__{indicator_id}") and action data: no spaces.
+_ID_RE = re.compile(r"[^\s]{1,200}")
+
+
+@dataclass(frozen=True)
+class PeriodValue:
+    """One period's figure in a history line; ``value`` None means no data was returned."""
+
+    label: str
+    value: float | None
+
+    def __post_init__(self) -> None:
+        _check_text("period label", self.label)
+        _check_number("history value", self.value)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What the officer typed into one indicator's inputs, kept when a card is re-shown."""
+
+    value: str = ""
+    comment: str = ""
+    no_data: bool = False
+    no_data_reason: str = ""
+    confirmed: bool = False
+
+
+@dataclass(frozen=True)
+class IndicatorRequest:
+    """An indicator still to be returned: its context, and its inputs on the card.
+
+    ``version`` is the return's version the card is drawn for (stale-click detection).
+    ``tolerance`` is the width of the amber band in the indicator's unit (percentage
+    points for a percentage). ``recent`` is the last periods, oldest first (three are
+    shown). ``errors`` are shown under the inputs; ``needs_confirmation`` adds the
+    "I confirm this value is correct" toggle after an outlier was flagged.
+    """
+
+    indicator_id: str
+    name: str
+    unit: Unit
+    version: int
+    polarity: Polarity = Polarity.NONE
+    target: float | None = None
+    tolerance: float | None = None
+    comparator: str | None = None
+    recent: tuple[PeriodValue, ...] = ()
+    last_year: PeriodValue | None = None
+    draft: Draft | None = None
+    errors: tuple[str, ...] = ()
+    needs_confirmation: bool = False
+
+    def __post_init__(self) -> None:
+        _check_id("indicator_id", self.indicator_id)
+        _check_text("indicator name", self.name)
+        object.__setattr__(self, "unit", as_unit(self.unit))
+        object.__setattr__(self, "polarity", as_polarity(self.polarity))
+        _check_version(self.version)
+        _check_number("target", self.target)
+        _check_number("tolerance", self.tolerance)
+        if self.tolerance is not None and self.tolerance < 0:
+            raise ValueError(f"tolerance must be 0 or more, got {self.tolerance!r}")
+        object.__setattr__(self, "recent", tuple(self.recent))
+        object.__setattr__(self, "errors", _texts("errors", self.errors))
+
+
+@dataclass(frozen=True)
+class ReturnedIndicator:
+    """An indicator already returned this cycle: shown as a receipt line, not as inputs.
+
+    ``direction_vs_previous`` and ``direction_vs_last_year`` take the direction-of-travel
+    values ("improving", "worsening", "no_change", "not_comparable").
+    """
+
+    indicator_id: str
+    name: str
+    unit: Unit
+    value: float | None
+    rag: Rag = Rag.NONE
+    no_data_reason: str | None = None
+    direction_vs_previous: str | None = None
+    direction_vs_last_year: str | None = None
+    late: bool = False
+    awaiting_approval_by: str | None = None
+    approved: bool = False
+
+    def __post_init__(self) -> None:
+        _check_id("indicator_id", self.indicator_id)
+        _check_text("indicator name", self.name)
+        object.__setattr__(self, "unit", as_unit(self.unit))
+        object.__setattr__(self, "rag", as_rag(self.rag))
+        _check_number("value", self.value)
+        for direction in (self.direction_vs_previous, self.direction_vs_last_year):
+            if direction is not None:
+                check_direction(direction)
+
+
+@dataclass(frozen=True)
+class OwnerRequestView:
+    """One owner's request for a cycle: every indicator due from them, in their order.
+
+    ``late`` is decided by the engine (the cards never read the clock).
+    """
+
+    cycle_id: str
+    owner_id: str
+    card_id: str
+    owner_name: str
+    flow_name: str
+    period_label: str
+    due: date
+    indicators: tuple[IndicatorRequest | ReturnedIndicator, ...]
+    late: bool = False
+
+    def __post_init__(self) -> None:
+        _check_header(self)
+        object.__setattr__(self, "indicators", tuple(self.indicators))
+        if not self.indicators:
+            raise ValueError(f"owner {self.owner_id!r} has no indicators to ask for")
+        _check_unique(self.indicators)
+
+
+@dataclass(frozen=True)
+class ReceiptView:
+    """What an owner's submit was accepted as, and what is still outstanding (by name)."""
+
+    cycle_id: str
+    owner_id: str
+    card_id: str
+    owner_name: str
+    flow_name: str
+    period_label: str
+    due: date
+    returned: tuple[ReturnedIndicator, ...]
+    outstanding: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_header(self)
+        object.__setattr__(self, "returned", tuple(self.returned))
+        object.__setattr__(self, "outstanding", _texts("outstanding", self.outstanding))
+        if not self.returned:
+            raise ValueError("a receipt needs at least one returned indicator")
+
+
+@dataclass(frozen=True)
+class ApprovalView:
+    """A return waiting for one approver, with what they need to judge it.
+
+    ``step_index`` counts from 0 and goes back in the action data as given; the card
+    shows "Step {step_index + 1} of {step_count}: {step_name}". ``history`` is the last
+    periods before this one, oldest first (six are shown). ``variation`` and
+    ``assurance`` are the SPC texts, e.g. "special cause — concern: 7 points below the
+    mean" and "hit and miss".
+    """
+
+    return_id: str
+    version: int
+    step_index: int
+    step_count: int
+    step_name: str
+    card_id: str
+    indicator_name: str
+    owner_name: str
+    period_label: str
+    unit: Unit
+    value: float | None
+    polarity: Polarity = Polarity.NONE
+    no_data_reason: str | None = None
+    target: float | None = None
+    tolerance: float | None = None
+    rag: Rag = Rag.NONE
+    previous: PeriodValue | None = None
+    last_year: PeriodValue | None = None
+    direction_vs_previous: str | None = None
+    direction_vs_last_year: str | None = None
+    history: tuple[PeriodValue, ...] = ()
+    variation: str | None = None
+    assurance: str | None = None
+    commentary: str | None = None
+    outlier_confirmed: bool = False
+    probable_missing_data: bool = False
+    late: bool = False
+    submitted_at: datetime | None = None
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_version(self.version)
+        for name in ("return_id", "card_id", "step_name", "indicator_name", "owner_name"):
+            _check_text(name, getattr(self, name))
+        _check_text("period label", self.period_label)
+        if self.submitted_at is not None:
+            _check_moment("submitted_at", self.submitted_at)
+        object.__setattr__(self, "unit", as_unit(self.unit))
+        object.__setattr__(self, "polarity", as_polarity(self.polarity))
+        object.__setattr__(self, "rag", as_rag(self.rag))
+        object.__setattr__(self, "history", tuple(self.history))
+        for name, number in (("value", self.value), ("target", self.target)):
+            _check_number(name, number)
+        _check_number("tolerance", self.tolerance)
+        if not (
+            isinstance(self.step_index, int)
+            and isinstance(self.step_count, int)
+            and 0 <= self.step_index < self.step_count
+        ):
+            raise ValueError(
+                f"step_index must count from 0 and be below step_count; "
+                f"got {self.step_index!r} of {self.step_count!r}"
+            )
+        for direction in (self.direction_vs_previous, self.direction_vs_last_year):
+            if direction is not None:
+                check_direction(direction)
+
+
+class Outcome(StrEnum):
+    """What became of an approval card."""
+
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    SUPERSEDED = "superseded"
+
+
+@dataclass(frozen=True)
+class OutcomeView:
+    """The card left in place of an approval card once it is decided or out of date.
+
+    ``by`` and ``at`` are who decided and when (for SUPERSEDED: who submitted the newer
+    version, if known, and when). ``next_step`` says where an approved return went next.
+    """
+
+    outcome: Outcome
+    indicator_name: str
+    owner_name: str
+    period_label: str
+    at: datetime
+    by: str | None = None
+    unit: Unit | None = None
+    value: float | None = None
+    reason: str | None = None
+    next_step: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outcome", Outcome(self.outcome))
+        if self.unit is not None:
+            object.__setattr__(self, "unit", as_unit(self.unit))
+        _check_number("value", self.value)
+        if self.outcome is not Outcome.SUPERSEDED and not (self.by or "").strip():
+            raise ValueError(f"an {self.outcome.value} outcome needs the name of who decided")
+        if self.outcome is Outcome.REJECTED and not (self.reason or "").strip():
+            raise ValueError("a rejected outcome needs the reason given")
+        for name in ("indicator_name", "owner_name", "period_label"):
+            _check_text(name, getattr(self, name))
+        _check_moment("at", self.at)
+
+
+@dataclass(frozen=True)
+class RejectionView:
+    """A rejected return going back to its owner as a fresh one-indicator request.
+
+    Unless ``indicator.draft`` is given (a re-shown card), the inputs are pre-filled
+    with the previous return: ``previous_value``, ``previous_commentary`` and
+    ``previous_no_data_reason``.
+    """
+
+    cycle_id: str
+    owner_id: str
+    card_id: str
+    owner_name: str
+    flow_name: str
+    period_label: str
+    due: date
+    indicator: IndicatorRequest
+    rejected_by: str
+    rejected_at: datetime
+    reason: str
+    previous_value: float | None = None
+    previous_commentary: str = ""
+    previous_no_data_reason: str | None = None
+    late: bool = False
+
+    def __post_init__(self) -> None:
+        _check_header(self)
+        _check_moment("rejected_at", self.rejected_at)
+        _check_text("rejected_by", self.rejected_by)
+        _check_text("rejection reason", self.reason)
+        _check_number("previous value", self.previous_value)
+
+
+def _check_id(name: str, value: object) -> None:
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
+        raise ValueError(f"{name} must be 1 to 200 characters without spaces; got {value!r}")
+
+
+def _check_header(view: OwnerRequestView | ReceiptView | RejectionView) -> None:
+    for name in ("cycle_id", "owner_id", "card_id", "owner_name", "flow_name", "period_label"):
+        _check_text(name, getattr(view, name))
+    if isinstance(view.due, datetime) or not isinstance(view.due, date):
+        raise ValueError(f"due must be a date (a day, not a time), got {view.due!r}")
+
+
+def _check_moment(name: str, value: object) -> None:
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise ValueError(f"{name} must be a datetime with a time zone, got {value!r}")
+
+
+def _check_text(name: str, value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be non-empty text, got {value!r}")
+
+
+def _texts(name: str, values: Iterable[str]) -> tuple[str, ...]:
+    """A tuple of texts; a lone string is refused (it would become one line per letter)."""
+    items = () if isinstance(values, str) else tuple(values)
+    if isinstance(values, str) or not all(isinstance(value, str) for value in items):
+        raise ValueError(f"{name} must be a list of texts, got {values!r}")
+    return items
+
+
+def _check_number(name: str, value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number or None, got {value!r}")
+
+
+def _check_version(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"version must be a whole number of 0 or more, got {value!r}")
+
+
+def _check_unique(items: tuple[IndicatorRequest | ReturnedIndicator, ...]) -> None:
+    seen: set[str] = set()
+    for item in items:
+        if item.indicator_id in seen:
+            raise ValueError(f"indicator {item.indicator_id!r} appears twice on one request")
+        seen.add(item.indicator_id)
