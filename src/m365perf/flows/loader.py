@@ -227,6 +227,16 @@ def _cross_checks(flow: Flow) -> Iterator[tuple[Loc, str]]:
                 f"group '{group}' is not defined under groups:{hint}; "
                 "name an Entra group as entra:<object-id>",
             )
+    seen: set[str] = set()
+    for index, step in enumerate(flow.approval.steps):
+        if step.name in seen:
+            yield (("approval", "steps", index, "name"), f"step name '{step.name}' is used twice")
+        seen.add(step.name)
+    if flow.powerbi and flow.powerbi.scheduled_refreshes_per_day >= flow.powerbi.daily_budget:
+        yield (
+            ("powerbi", "scheduled_refreshes_per_day"),
+            "scheduled refreshes use the whole daily budget: none left for approvals",
+        )
     if flow.approval.on_self_approval == "fallback" and not flow.approval.fallback:
         yield (("approval", "on_self_approval"), "fallback needs approval.fallback")
     for index, suspension in enumerate(flow.rag.suspended):

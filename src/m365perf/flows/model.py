@@ -265,6 +265,9 @@ class PowerBI(_Strict):
     dataset: str
     debounce_minutes: int = Field(15, ge=0, le=24 * 60)
     daily_budget: int = Field(8, ge=1, le=48)
+    scheduled_refreshes_per_day: int = Field(
+        0, ge=0, le=48, description="Refreshes Power BI runs on its own schedule; they count."
+    )
 
 
 class Flow(_Strict):

@@ -1,0 +1,78 @@
+"""The workflow engine: the only writer of workflow state.
+
+It opens cycles, judges returns, walks approver chains and fires timers; every side
+effect it wants leaves through the outbox in the same transaction (docs/outbox.md).
+It never calls Microsoft 365 and never reads the clock: ``now`` comes in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from m365perf.domain.periods import Period
+from m365perf.engine.approvals import decide
+from m365perf.engine.context import Caller, EngineConfig, EngineContext
+from m365perf.engine.cycles import CycleOpening, open_cycle
+from m365perf.engine.errors import ActionError, BadAction, NotYours, UnknownSubject
+from m365perf.engine.returns import submit_returns
+from m365perf.engine.sent import on_sent
+from m365perf.engine.timers import fire_due_timers
+from m365perf.flows.model import Flow
+from m365perf.plan.register import Indicator, RowProblem
+from m365perf.store import OutboxMessage, Store
+
+__all__ = [
+    "ActionError",
+    "BadAction",
+    "Caller",
+    "CycleOpening",
+    "Engine",
+    "EngineConfig",
+    "NotYours",
+    "UnknownSubject",
+]
+
+
+class Engine:
+    """One engine over one store and the loaded flows."""
+
+    def __init__(self, store: Store, flows: Sequence[Flow], config: EngineConfig | None = None):
+        self.store = store
+        self.ctx = EngineContext({f.id: f for f in flows}, config or EngineConfig())
+
+    @property
+    def flows(self) -> Mapping[str, Flow]:
+        return self.ctx.flows
+
+    def open_cycle(
+        self,
+        flow_id: str,
+        period: Period,
+        indicators: Sequence[Indicator],
+        problems: Sequence[RowProblem] = (),
+        *,
+        now: datetime,
+        actor: str = "scheduler",
+    ) -> CycleOpening:
+        return open_cycle(
+            self.store, self.ctx, self.ctx.flow(flow_id), period, indicators, problems,
+            now=now, actor=actor,
+        )
+
+    def handle_action(
+        self, caller: Caller, verb: str, data: Mapping[str, Any], *, now: datetime
+    ) -> dict[str, Any]:
+        """An Action.Execute from a card; returns the card that replaces it."""
+        if verb == "submitReturns":
+            return submit_returns(self.store, self.ctx, caller, data, now=now)
+        if verb in ("approve", "reject"):
+            return decide(self.store, self.ctx, caller, verb, data, now=now)
+        raise BadAction(f"unknown verb {verb!r}")
+
+    def fire_due_timers(self, *, worker: str, now: datetime) -> int:
+        return fire_due_timers(self.store, self.ctx, worker=worker, now=now)
+
+    def on_sent(self, message: OutboxMessage, outcome: dict[str, Any], now: datetime) -> None:
+        on_sent(self.store, self.ctx, message, outcome, now)

@@ -1,0 +1,266 @@
+"""An approver's click: approve, or reject with a reason, exactly once.
+
+A stale card (already decided, or drawn for an older version) changes nothing and is
+replaced with who decided what and when. Nobody approves their own return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from m365perf.cards import (
+    Outcome,
+    OutcomeView,
+    RejectionView,
+    render_approval,
+    render_outcome,
+    render_rejection,
+    summary_text,
+)
+from m365perf.engine.chain import SYSTEM, advance, approval_card_id
+from m365perf.engine.context import Caller, EngineContext, local_day
+from m365perf.engine.errors import BadAction, UnknownSubject
+from m365perf.engine.outbox import send_card, update_card
+from m365perf.engine.returns import owner_person
+from m365perf.engine.views import approval_view, request_item
+from m365perf.store import (
+    AlreadyDecided,
+    ApprovalStep,
+    Cycle,
+    NotFound,
+    Return,
+    ReturnStatus,
+    StepStatus,
+    Store,
+    Transaction,
+)
+
+Json = dict[str, Any]
+OPEN = (StepStatus.PENDING, StepStatus.ESCALATED)
+
+
+def _int(data: Mapping[str, Any], name: str) -> int:
+    value = data.get(name)
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return int(str(value))
+    except (TypeError, ValueError):
+        raise BadAction(f"card data has no whole number '{name}'") from None
+
+
+def decide(
+    store: Store,
+    ctx: EngineContext,
+    caller: Caller,
+    verb: str,
+    data: Mapping[str, Any],
+    *,
+    now: datetime,
+) -> Json:
+    """Approve or reject one step of a return's chain; the reply replaces the card."""
+    if verb not in ("approve", "reject"):
+        raise BadAction(f"unknown verb {verb!r}")
+    return_id, version, index = (_int(data, n) for n in ("return_id", "version", "step_index"))
+    reason = str(data.get("reason") or "").strip()
+    with store.transaction() as tx:
+        try:
+            ret = tx.get_return(return_id)
+            cycle = tx.get_cycle(ret.cycle_id)
+        except NotFound:
+            raise UnknownSubject(f"return {return_id} does not exist") from None
+        chain = tx.list_steps(return_id)
+        if not chain or chain[0].return_version != version:
+            return _superseded(tx, ctx, cycle, ret)
+        if not 0 <= index < len(chain):
+            raise BadAction(f"step {index} is not in this return's chain")
+        step = chain[index]
+        if step.status not in OPEN:
+            return _outcome_card(tx, ctx, cycle, ret, step)
+        card_id = str(data.get("card_id") or approval_card_id(ret, step, caller.user_id))
+        refusal = None
+        if caller.user_id == ret.owner_id or caller.user_id == ret.submitted_by:
+            refusal = "You cannot approve or reject your own return."
+        elif caller.user_id not in step.approvers:
+            refusal = "This step is waiting for someone else: you are not one of its approvers."
+        elif verb == "reject" and not reason:
+            refusal = "Give a reason for rejecting, so the owner knows what to fix."
+        if refusal:
+            view = approval_view(tx, ctx, cycle, ret, chain, step, card_id=card_id, error=refusal)
+            return render_approval(view, max_bytes=ctx.config.max_card_bytes)
+        try:
+            decided = tx.decide_step(
+                step.id or 0,
+                StepStatus.APPROVED if verb == "approve" else StepStatus.REJECTED,
+                by=caller.user_id,
+                at=now,
+                reason=reason or None,
+            )
+        except AlreadyDecided as exc:
+            return _outcome_card(tx, ctx, cycle, ret, exc.step)
+        tx.cancel_timers("step", step.id, now=now)
+        tx.audit(
+            f"step.{verb}d" if verb == "approve" else "step.rejected",
+            at=now,
+            actor=caller.user_id,
+            subject_type="return",
+            subject_id=return_id,
+            cycle_id=cycle.id,
+            before={"step": step.name, "status": step.status.value, "version": version},
+            after={"step": step.name, "status": decided.status.value, "reason": reason or None},
+        )
+        chain = tx.list_steps(return_id, version)
+        if verb == "approve":
+            change = _change_percent(tx, ctx, cycle, ret)
+            advance(tx, ctx, cycle, ret, chain, index + 1, change_percent=change, now=now)
+        else:
+            _reject(tx, ctx, cycle, ret, decided, reason, now=now)
+        outcome = _outcome_card(tx, ctx, cycle, tx.get_return(return_id), decided)
+        for other in decided.approvers:
+            if other != caller.user_id:
+                update_card(
+                    tx,
+                    card_id=approval_card_id(ret, decided, other),
+                    card=outcome,
+                    dedup_key=f"outcome:{decided.id}:{other}",
+                    now=now,
+                )
+        return outcome
+
+
+def _change_percent(tx: Transaction, ctx: EngineContext, cycle: Cycle, ret: Return) -> float | None:
+    period = ctx.period_of(cycle)
+    history = tx.history(cycle.flow_id, ret.indicator_key, before=period.start)
+    previous = next((p for p in history if p.period_start == period.previous().start), None)
+    if ret.value is None or previous is None or previous.value == 0:
+        return None
+    return abs(ret.value - previous.value) / abs(previous.value) * 100
+
+
+def _name(tx: Transaction, person_id: str | None) -> str:
+    if not person_id:
+        return "someone"
+    if person_id == SYSTEM:
+        return "m365perf"
+    found = tx.find_person(person_id)
+    return found.name if found else person_id
+
+
+def _outcome_card(
+    tx: Transaction, ctx: EngineContext, cycle: Cycle, ret: Return, step: ApprovalStep
+) -> Json:
+    flow = ctx.flow(cycle.flow_id)
+    indicator = tx.find_indicator(flow.id, ret.indicator_key)
+    owner = owner_person(tx, ret)
+    approved = step.status is StepStatus.APPROVED
+    nxt = None
+    if approved:
+        chain = tx.list_steps(ret.id or 0, step.return_version)
+        waiting = [s for s in chain if s.status in OPEN]
+        nxt = f"now with {waiting[0].name}" if waiting else (
+            "approved and published" if ret.status is ReturnStatus.APPROVED else None
+        )
+    view = OutcomeView(
+        outcome=Outcome.APPROVED if approved else (
+            Outcome.REJECTED if step.status is StepStatus.REJECTED else Outcome.SUPERSEDED
+        ),
+        indicator_name=indicator.name if indicator else ret.indicator_key,
+        owner_name=owner.name,
+        period_label=ctx.period_of(cycle).label,
+        at=step.decided_at or ret.updated_at,
+        by=_name(tx, step.decided_by),
+        unit=indicator.unit if indicator else None,
+        value=ret.value,
+        reason=step.reason if step.status is StepStatus.REJECTED else None,
+        next_step=nxt,
+    )
+    return render_outcome(view, max_bytes=ctx.config.max_card_bytes)
+
+
+def _superseded(tx: Transaction, ctx: EngineContext, cycle: Cycle, ret: Return) -> Json:
+    indicator = tx.find_indicator(cycle.flow_id, ret.indicator_key)
+    view = OutcomeView(
+        outcome=Outcome.SUPERSEDED,
+        indicator_name=indicator.name if indicator else ret.indicator_key,
+        owner_name=owner_person(tx, ret).name,
+        period_label=ctx.period_of(cycle).label,
+        at=ret.submitted_at or ret.updated_at,
+        by=_name(tx, ret.submitted_by) if ret.submitted_by else None,
+        unit=indicator.unit if indicator else None,
+        value=ret.value,
+    )
+    return render_outcome(view, max_bytes=ctx.config.max_card_bytes)
+
+
+def _reject(
+    tx: Transaction,
+    ctx: EngineContext,
+    cycle: Cycle,
+    ret: Return,
+    step: ApprovalStep,
+    reason: str,
+    *,
+    now: datetime,
+) -> None:
+    """Send the return back to its owner with the reason, as a fresh one-indicator card."""
+    flow = ctx.flow(cycle.flow_id)
+    for later in tx.list_steps(ret.id or 0, step.return_version):
+        if later.status in OPEN:
+            tx.decide_step(later.id or 0, StepStatus.SKIPPED, by=SYSTEM, at=now,
+                           reason="the return was rejected at an earlier step")
+    rejected = tx.update_return(
+        ret.id or 0,
+        ret.version,
+        now=now,
+        status=ReturnStatus.REJECTED,
+        decided_by=step.decided_by,
+        decided_at=now,
+    )
+    tx.audit(
+        "return.rejected",
+        at=now,
+        actor=step.decided_by or SYSTEM,
+        subject_type="return",
+        subject_id=ret.id or 0,
+        cycle_id=cycle.id,
+        before={"status": ret.status.value, "version": ret.version},
+        after={"status": rejected.status.value, "version": rejected.version, "reason": reason},
+    )
+    owner = owner_person(tx, rejected)
+    period = ctx.period_of(cycle)
+    card_id = f"rejection-{ret.id}-v{rejected.version}"
+    view = RejectionView(
+        cycle_id=str(cycle.id),
+        owner_id=owner.id,
+        card_id=card_id,
+        owner_name=owner.name,
+        flow_name=flow.name,
+        period_label=period.label,
+        due=cycle.due_date,
+        indicator=request_item(tx, flow, period, rejected),
+        rejected_by=_name(tx, step.decided_by),
+        rejected_at=now,
+        reason=reason,
+        previous_value=ret.value,
+        previous_commentary=ret.commentary or "",
+        previous_no_data_reason=ret.no_data_reason,
+        late=local_day(now) > cycle.due_date,
+    )
+    card = render_rejection(view, max_bytes=ctx.config.max_card_bytes)
+    link = ctx.link(f"/returns/{cycle.id}")
+    send_card(
+        tx,
+        ctx,
+        card_id=card_id,
+        person=owner,
+        channel=flow.channels[0],
+        card=card,
+        subject=f"Returned to you: {view.indicator.name} {period.label}",
+        summary=summary_text(view, link),
+        link=link,
+        subject_type="return",
+        subject_id=ret.id or 0,
+        now=now,
+    )

@@ -1,0 +1,201 @@
+"""Judge one returned figure: parse it, colour it, compare it, and say what must be fixed.
+
+Pure: everything it needs (target, history, the flow's rules) is handed in, so the same
+judgement is made whether the figure came from Teams, Outlook or the partner form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from m365perf.cards.views import Draft
+from m365perf.domain.direction import Direction, travel
+from m365perf.domain.kinds import Polarity, Rag, Unit
+from m365perf.domain.periods import Period, PeriodError
+from m365perf.domain.quality import outlier_check, probable_missing_data
+from m365perf.domain.rag import Tolerance, rag
+from m365perf.domain.spc import Variation, analyse
+from m365perf.domain.values import Bounds, ValueProblem, parse_value
+from m365perf.flows.model import Flow
+from m365perf.store import HistoryPoint
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What a figure was judged to be, and what the officer must still do about it."""
+
+    value: float | None
+    raw_value: str
+    no_data_reason: str | None
+    commentary: str
+    rag: Rag
+    vs_previous: Direction
+    vs_last_year: Direction
+    previous: HistoryPoint | None
+    last_year: HistoryPoint | None
+    variation: str | None
+    assurance: str | None
+    special_cause_concern: bool
+    outlier_reason: str | None
+    missing_data_reason: str | None
+    errors: tuple[str, ...]
+    needs_confirmation: bool
+
+    @property
+    def accepted(self) -> bool:
+        return not self.errors
+
+    @property
+    def data_quality_flag(self) -> bool:
+        """The approver must be told: an unusual value or a probable missing-data zero."""
+        return bool(self.outlier_reason or self.missing_data_reason)
+
+    @property
+    def change_percent(self) -> float | None:
+        if self.value is None or self.previous is None or self.previous.value == 0:
+            return None
+        return abs(self.value - self.previous.value) / abs(self.previous.value) * 100
+
+
+@dataclass(frozen=True)
+class VariationText:
+    """SPC for the latest point in words, with NHS England's icon colour."""
+
+    variation: str
+    assurance: str | None
+    colour: str
+    concern: bool
+
+
+def variation_of(
+    history: Sequence[HistoryPoint],
+    period: Period,
+    value: float,
+    polarity: Polarity,
+    target: float | None,
+) -> VariationText:
+    """Statistical variation of ``value`` against the periods before it."""
+    past = [p for p in history if p.period_start < period.start]
+    chart = analyse(
+        [*((p.period, p.value) for p in past), (period.label, value)], polarity, target=target
+    )
+    latest = chart.latest
+    return VariationText(
+        variation=f"{latest.label.value}: {latest.reason}",
+        assurance=chart.assurance.value if chart.assurance else None,
+        colour=latest.colour,
+        concern=latest.label is Variation.CONCERN,
+    )
+
+
+def rag_suspended(flow: Flow, period: Period) -> bool:
+    """Whether the flow switched RAG off for this period (direction is still reported)."""
+    for suspension in flow.rag.suspended:
+        try:
+            start = Period.parse_for(flow.frequency, suspension.from_period)
+            end = Period.parse_for(flow.frequency, suspension.to_period)
+        except PeriodError:
+            continue
+        if start.start <= period.start <= end.end:
+            return True
+    return False
+
+
+def flow_tolerance(flow: Flow) -> Tolerance:
+    tolerance = flow.rag.tolerance
+    if tolerance.absolute is not None:
+        return Tolerance("absolute", tolerance.absolute)
+    return Tolerance("percent", tolerance.percent or 0.0)
+
+
+def assess(
+    draft: Draft,
+    *,
+    flow: Flow,
+    period: Period,
+    unit: Unit,
+    polarity: Polarity,
+    target: float | None,
+    tolerance: Tolerance | None,
+    history: Sequence[HistoryPoint],
+    bounds: Bounds | None = None,
+) -> Assessment:
+    """Judge the officer's draft for one indicator against its target and history."""
+    errors: list[str] = []
+    raw = draft.value.strip()
+    reason = draft.no_data_reason.strip() if draft.no_data else None
+    value: float | None = None
+    if draft.no_data and not reason:
+        errors.append("Say why there is no data this period.")
+    elif draft.no_data and raw:
+        errors.append("Either enter a value or tick 'no data this period', not both.")
+    elif not draft.no_data:
+        try:
+            value = parse_value(raw, unit, bounds).value
+        except ValueProblem as problem:
+            errors.append(problem.message)
+
+    past = [p for p in history if p.period_start < period.start]
+    by_start = {p.period_start: p for p in past}
+    previous = by_start.get(period.previous().start)
+    last_year = by_start.get(period.same_period_last_year().start)
+    moves = travel(
+        value,
+        previous.value if previous else None,
+        last_year.value if last_year else None,
+        polarity,
+    )
+    suspended = rag_suspended(flow, period)
+    colour = Rag.NONE
+    if value is not None and not suspended:
+        colour = rag(value, target, polarity, tolerance or flow_tolerance(flow))
+
+    variation = assurance = None
+    concern = False
+    outlier_reason = missing_reason = None
+    needs_confirmation = False
+    if value is not None:
+        values = [p.value for p in past]
+        spc = variation_of(past, period, value, polarity, target)
+        variation, assurance, concern = spc.variation, spc.assurance, spc.concern
+        verdict = outlier_check(
+            value, values, threshold_percent=flow.rag.outlier_threshold_percent
+        )
+        outlier_reason = verdict.reason if verdict.is_outlier else None
+        missing_reason = probable_missing_data(value, values)
+        if (outlier_reason or missing_reason) and not draft.confirmed:
+            needs_confirmation = True
+            errors.append(
+                (missing_reason or outlier_reason or "")
+                + " Check the figure, or tick 'I confirm this value is correct'."
+            )
+    commentary = draft.comment.strip()
+    if not commentary and value is not None:
+        if colour in flow.rag.commentary_required_for:
+            errors.append(f"Add a comment: commentary is required when the figure is {colour}.")
+        elif concern and flow.rag.commentary_on_special_cause_concern:
+            errors.append("Add a comment: the figure shows a special cause of concern.")
+    return Assessment(
+        value=value,
+        raw_value=raw,
+        no_data_reason=reason,
+        commentary=commentary,
+        rag=colour,
+        vs_previous=moves.vs_previous,
+        vs_last_year=moves.vs_last_year,
+        previous=previous,
+        last_year=last_year,
+        variation=variation,
+        assurance=assurance,
+        special_cause_concern=concern,
+        outlier_reason=outlier_reason,
+        missing_data_reason=missing_reason,
+        errors=tuple(errors),
+        needs_confirmation=needs_confirmation,
+    )
+
+
+def is_blank(draft: Draft) -> bool:
+    """Nothing typed for this indicator: the owner is returning it later."""
+    return not (draft.value.strip() or draft.no_data or draft.comment.strip())

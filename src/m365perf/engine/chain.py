@@ -1,0 +1,196 @@
+"""Walking a return through its approver chain: which step is next, who is asked."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from m365perf.cards import render_approval, summary_text
+from m365perf.domain.approvers import Unroutable, condition_applies, describe_condition
+from m365perf.domain.calendar import WorkingCalendar
+from m365perf.domain.kinds import Rag
+from m365perf.engine.context import EngineContext, at_local, local_day
+from m365perf.engine.outbox import send_card, send_mail
+from m365perf.engine.people import StoreDirectory
+from m365perf.engine.views import approval_view
+from m365perf.flows.model import ApprovalStep as FlowStep
+from m365perf.flows.model import Flow
+from m365perf.plan.routing import route
+from m365perf.store import (
+    ApprovalStep,
+    Cycle,
+    Return,
+    ReturnStatus,
+    StepSpec,
+    StepStatus,
+    Transaction,
+)
+
+SYSTEM = "m365perf"
+TIMEOUT_AT = time(9, 0)
+
+
+def flow_step(flow: Flow, name: str) -> FlowStep | None:
+    return next((s for s in flow.approval.steps if s.name == name), None)
+
+
+def approval_card_id(ret: Return, step: ApprovalStep, approver_id: str) -> str:
+    return f"approval-{ret.id}-v{step.return_version}-s{step.step_index}-{approver_id}"
+
+
+def start_chain(
+    tx: Transaction,
+    ctx: EngineContext,
+    cycle: Cycle,
+    ret: Return,
+    *,
+    change_percent: float | None,
+    now: datetime,
+) -> str:
+    """Create the chain for a just-submitted return and ask its first approver.
+
+    Returns what happened in words, for the owner's receipt and the audit.
+    """
+    flow = ctx.flow(cycle.flow_id)
+    indicator = tx.find_indicator(flow.id, ret.indicator_key)
+    owner_ref = ret.owner_id or ret.owner_email or ""
+    routed = route(flow, StoreDirectory(tx, flow), owner_ref, indicator.raw if indicator else {})
+    if isinstance(routed, Unroutable):
+        send_mail(
+            tx,
+            ctx,
+            to=flow.performance_team or [ctx.config.service_mailbox],
+            subject=f"{flow.name} {cycle.period}: a return has nobody to approve it",
+            lines=[f"{ret.indicator_key}: {routed.reason}", "Fix the register, then resend."],
+            dedup_key=f"return:{ret.id}:v{ret.version}:unroutable",
+            now=now,
+        )
+        return f"waiting: {routed.reason}"
+    specs = [
+        StepSpec(name=step.rule.name, approvers=[p.id for p in step.approvers], any_of=True)
+        for step in routed.chain
+    ]
+    steps = tx.create_steps(ret.id or 0, ret.version, specs, now=now)
+    return advance(tx, ctx, cycle, ret, steps, 0, change_percent=change_percent, now=now)
+
+
+def advance(
+    tx: Transaction,
+    ctx: EngineContext,
+    cycle: Cycle,
+    ret: Return,
+    steps: list[ApprovalStep],
+    start: int,
+    *,
+    change_percent: float | None,
+    now: datetime,
+) -> str:
+    """Ask the first step from ``start`` whose condition holds; approve when none is left."""
+    flow = ctx.flow(cycle.flow_id)
+    for step in steps[start:]:
+        if step.status not in (StepStatus.PENDING, StepStatus.ESCALATED):
+            continue
+        rule = flow_step(flow, step.name)
+        condition = None
+        if rule is not None and rule.when is not None:
+            from m365perf.plan.routing import step_rules
+
+            condition = next(r.condition for r in step_rules(flow) if r.name == step.name)
+        if condition is not None and not condition_applies(
+            condition,
+            rag=ret.rag or Rag.NONE,
+            direction=ret.direction,
+            change_percent=change_percent,
+        ):
+            tx.decide_step(
+                step.id or 0,
+                StepStatus.SKIPPED,
+                by=SYSTEM,
+                at=now,
+                reason=f"not needed: only {describe_condition(condition)}",
+            )
+            continue
+        ask_step(tx, ctx, cycle, ret, steps, step, now=now)
+        if rule is not None and rule.timeout_working_days:
+            days = WorkingCalendar(flow.calendar)
+            due = days.add_working_days(local_day(now), rule.timeout_working_days)
+            tx.schedule_timer(
+                "step_timeout",
+                due_at=at_local(due, TIMEOUT_AT),
+                dedup_key=f"step:{step.id}:timeout:1",
+                subject_type="step",
+                subject_id=step.id,
+                payload={"round": 1},
+                now=now,
+            )
+        return f"awaiting {step.name}"
+    approve_return(tx, ctx, cycle, ret, now=now)
+    return "approved"
+
+
+def ask_step(
+    tx: Transaction,
+    ctx: EngineContext,
+    cycle: Cycle,
+    ret: Return,
+    steps: list[ApprovalStep],
+    step: ApprovalStep,
+    *,
+    now: datetime,
+    round_name: str = "ask",
+) -> None:
+    """Queue the approval card to every approver of the step."""
+    flow = ctx.flow(cycle.flow_id)
+    for approver_id in step.approvers:
+        person = StoreDirectory(tx, flow).find(approver_id)
+        if person is None:
+            continue
+        card_id = approval_card_id(ret, step, approver_id)
+        view = approval_view(tx, ctx, cycle, ret, steps, step, card_id=card_id)
+        card = render_approval(view, max_bytes=ctx.config.max_card_bytes)
+        link = ctx.link(f"/approvals/{ret.id}")
+        send_card(
+            tx,
+            ctx,
+            card_id=card_id,
+            person=person,
+            channel=flow.channels[0],
+            card=card,
+            subject=f"Approve: {view.indicator_name} {view.period_label} ({view.owner_name})",
+            summary=summary_text(view, link),
+            link=link,
+            subject_type="step",
+            subject_id=step.id or 0,
+            now=now,
+            dedup_key=f"send:{card_id}:{round_name}",
+        )
+
+
+def approve_return(
+    tx: Transaction, ctx: EngineContext, cycle: Cycle, ret: Return, *, now: datetime
+) -> Return:
+    """The chain is done: the return is approved, written back and the dataset refreshed."""
+    from m365perf.engine.publish import queue_write_back
+
+    steps = tx.list_steps(ret.id or 0, ret.version)
+    decided = [s for s in steps if s.status is StepStatus.APPROVED]
+    last = decided[-1] if decided else None
+    approved = tx.update_return(
+        ret.id or 0,
+        ret.version,
+        now=now,
+        status=ReturnStatus.APPROVED,
+        decided_by=last.decided_by if last else SYSTEM,
+        decided_at=now,
+    )
+    tx.audit(
+        "return.approved",
+        at=now,
+        actor=last.decided_by if last and last.decided_by else SYSTEM,
+        subject_type="return",
+        subject_id=ret.id or 0,
+        cycle_id=cycle.id,
+        before={"status": ret.status.value, "version": ret.version},
+        after={"status": approved.status.value, "version": approved.version},
+    )
+    queue_write_back(tx, ctx, cycle, approved, steps, now=now)
+    return approved

@@ -1,0 +1,60 @@
+"""What every engine step needs to know besides the store: flows and service settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from m365perf.domain.periods import Period
+from m365perf.flows.model import Flow
+from m365perf.store import Cycle
+
+LONDON = ZoneInfo("Europe/London")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who clicked: the verified token's user (Entra object id) and display name."""
+
+    user_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Service settings the engine puts into what it sends."""
+
+    public_base_url: str = "http://127.0.0.1:8080"
+    service_mailbox: str = "performance@contoso.gov.uk"
+    max_card_bytes: int = 28_000
+
+
+@dataclass
+class EngineContext:
+    """The flows the engine runs and its configuration."""
+
+    flows: Mapping[str, Flow]
+    config: EngineConfig = field(default_factory=EngineConfig)
+
+    def flow(self, flow_id: str) -> Flow:
+        try:
+            return self.flows[flow_id]
+        except KeyError:
+            raise LookupError(f"no flow '{flow_id}' is loaded") from None
+
+    def period_of(self, cycle: Cycle) -> Period:
+        return Period.parse_for(self.flow(cycle.flow_id).frequency, cycle.period)
+
+    def link(self, path: str) -> str:
+        return self.config.public_base_url.rstrip("/") + path
+
+
+def at_local(day: date, clock: time) -> datetime:
+    """A London wall-clock time on a day, as an aware datetime."""
+    return datetime.combine(day, clock, tzinfo=LONDON)
+
+
+def local_day(moment: datetime) -> date:
+    return moment.astimezone(LONDON).date()

@@ -1,0 +1,263 @@
+"""Opening a cycle: snapshot the register, create the returns, ask every owner once.
+
+Opening is idempotent (unique flow + period in the store): a second scheduler, a
+re-fired trigger or a second ``cycle open`` finds the cycle open and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+from m365perf.cards import format_date, render_owner_requests, summary_text
+from m365perf.domain.approvers import Person, Unroutable
+from m365perf.domain.calendar import WorkingCalendar
+from m365perf.domain.periods import Period
+from m365perf.engine.context import EngineContext, at_local, local_day
+from m365perf.engine.outbox import Channel, send_card, send_mail
+from m365perf.engine.people import StoreDirectory
+from m365perf.engine.views import owner_request
+from m365perf.flows.model import Flow
+from m365perf.plan.register import Indicator, RowProblem
+from m365perf.plan.routing import route
+from m365perf.plan.timetable import Timetable, timetable
+from m365perf.store import IndicatorSpec, NewReturn, Return, Store, Transaction
+
+DIGEST_AT = time(8, 0)
+
+
+@dataclass(frozen=True)
+class CycleOpening:
+    """What opening a cycle did (or found already done)."""
+
+    cycle_id: int
+    created: bool
+    owners: int
+    returns: int
+    unroutable: tuple[RowProblem, ...]
+
+
+def snapshot(tx: Transaction, flow: Flow, indicators: Sequence[Indicator], now: datetime) -> None:
+    """Copy the register's indicators and their dated targets into the store."""
+    directory = StoreDirectory(tx, flow)
+    specs = []
+    for ind in indicators:
+        owner = directory.find(ind.owner)
+        first = ind.targets[0] if ind.targets else None
+        specs.append(
+            IndicatorSpec(
+                indicator_key=ind.id,
+                name=ind.name,
+                unit=ind.unit,
+                polarity=ind.polarity,
+                frequency=ind.frequency,
+                owner_id=owner.id if owner else None,
+                owner_email=owner.email if owner else ind.owner,
+                comparator=ind.comparator,
+                target_value=first.value if first else None,
+                tolerance_kind=first.tolerance.kind if first and first.tolerance else None,
+                tolerance_amount=first.tolerance.amount if first and first.tolerance else None,
+                target_applies_from=first.applies_from.label if first else None,
+                raw=dict(ind.row),
+            )
+        )
+    tx.upsert_indicators(flow.id, specs, now=now)
+    for ind in indicators:
+        for target in ind.targets:
+            tx.put_target(
+                flow.id,
+                ind.id,
+                applies_from=target.applies_from.label,
+                applies_from_start=target.applies_from.start,
+                value=target.value,
+                tolerance_kind=target.tolerance.kind if target.tolerance else None,
+                tolerance_amount=target.tolerance.amount if target.tolerance else None,
+                now=now,
+            )
+
+
+def open_cycle(
+    store: Store,
+    ctx: EngineContext,
+    flow: Flow,
+    period: Period,
+    indicators: Sequence[Indicator],
+    problems: Sequence[RowProblem],
+    *,
+    now: datetime,
+    actor: str = "scheduler",
+) -> CycleOpening:
+    """Open the flow's cycle for ``period`` and queue one request per owner."""
+    plan = timetable(flow, period)
+    with store.transaction() as tx:
+        existing = tx.find_cycle(flow.id, period.label)
+        if existing is not None:
+            return CycleOpening(existing.id or 0, False, 0, 0, ())
+        snapshot(tx, flow, indicators, now)
+        cycle, created = tx.open_cycle(
+            flow.id,
+            period.label,
+            period_start=period.start,
+            frequency=flow.frequency,
+            due_date=plan.due,
+            now=now,
+        )
+        cycle_id = cycle.id or 0
+        if not created:
+            return CycleOpening(cycle_id, False, 0, 0, ())
+        directory = StoreDirectory(tx, flow)
+        unroutable = list(problems)
+        wanted: list[NewReturn] = []
+        owners: dict[str, Person] = {}
+        for ind in indicators:
+            routed = route(flow, directory, ind.owner, ind.row)
+            if isinstance(routed, Unroutable):
+                unroutable.append(RowProblem(ind.id, ind.name, routed.reason))
+                continue
+            owners[routed.owner.id] = routed.owner
+            wanted.append(
+                NewReturn(
+                    indicator_key=ind.id,
+                    owner_id=routed.owner.id,
+                    owner_email=routed.owner.email,
+                )
+            )
+        created_returns = tx.create_returns(cycle_id, wanted, now=now)
+        by_owner: dict[str, list[Return]] = {}
+        for ret in created_returns:
+            by_owner.setdefault(ret.owner_id or "", []).append(ret)
+        for owner_id, returns in by_owner.items():
+            ask_owner(tx, ctx, cycle_id, owners[owner_id], returns, now=now, round_name="open")
+        _schedule_chasers(tx, flow, cycle_id, plan, now)
+        if unroutable:
+            _report_unroutable(tx, ctx, flow, period, cycle_id, unroutable, now)
+        tx.audit(
+            "cycle.opened",
+            at=now,
+            actor=actor,
+            subject_type="cycle",
+            subject_id=cycle_id,
+            cycle_id=cycle_id,
+            after={
+                "flow": flow.id,
+                "period": period.label,
+                "due": plan.due.isoformat(),
+                "owners": len(by_owner),
+                "returns": len(created_returns),
+                "unroutable": [u.indicator_id for u in unroutable],
+            },
+        )
+    return CycleOpening(cycle_id, True, len(by_owner), len(created_returns), tuple(unroutable))
+
+
+def preferred_channel(flow: Flow) -> Channel:
+    return flow.channels[0]
+
+
+def ask_owner(
+    tx: Transaction,
+    ctx: EngineContext,
+    cycle_id: int,
+    owner: Person,
+    returns: Sequence[Return],
+    *,
+    now: datetime,
+    round_name: str,
+) -> int:
+    """Queue the owner's request card(s) for these returns; how many cards were queued."""
+    cycle = tx.get_cycle(cycle_id)
+    flow = ctx.flow(cycle.flow_id)
+    base_id = f"request-{cycle_id}-{owner.id}-{round_name}"
+    view = owner_request(
+        tx, ctx, cycle, owner.id, owner.name, returns, card_id=base_id, now=now
+    )
+    cards = render_owner_requests(view, max_bytes=ctx.config.max_card_bytes)
+    link = ctx.link(f"/returns/{cycle_id}")
+    reminder = "" if round_name == "open" else "Reminder: "
+    subject = f"{reminder}{flow.name} {view.period_label}: returns due {format_date(cycle.due_date)}"
+    for part, card in enumerate(cards, start=1):
+        card_id = base_id if len(cards) == 1 else f"{base_id}-p{part}"
+        send_card(
+            tx,
+            ctx,
+            card_id=card_id,
+            person=owner,
+            channel=preferred_channel(flow),
+            card=card,
+            subject=subject,
+            summary=summary_text(view, link),
+            link=link,
+            subject_type="cycle",
+            subject_id=cycle_id,
+            now=now,
+        )
+    return len(cards)
+
+
+def _schedule_chasers(
+    tx: Transaction, flow: Flow, cycle_id: int, plan: Timetable, now: datetime
+) -> None:
+    opens_at = flow.schedule.opening_time
+    for number, reminder in enumerate(plan.reminders, start=1):
+        tx.schedule_timer(
+            "reminder",
+            due_at=max(at_local(reminder.on, opens_at), now),
+            dedup_key=f"cycle:{cycle_id}:reminder:{number}",
+            subject_type="cycle",
+            subject_id=cycle_id,
+            payload={"number": number, "kind": reminder.kind},
+            now=now,
+        )
+    if plan.escalates_on is not None:
+        tx.schedule_timer(
+            "escalate",
+            due_at=max(at_local(plan.escalates_on, opens_at) + timedelta(minutes=5), now),
+            dedup_key=f"cycle:{cycle_id}:escalate",
+            subject_type="cycle",
+            subject_id=cycle_id,
+            now=now,
+        )
+    schedule_digest(tx, flow, cycle_id, after=now, now=now)
+
+
+def schedule_digest(
+    tx: Transaction, flow: Flow, cycle_id: int, *, after: datetime, now: datetime
+) -> None:
+    """The performance team's digest on the next working morning after ``after``."""
+    days = WorkingCalendar(flow.calendar)
+    day = days.add_working_days(local_day(after), 1)
+    tx.schedule_timer(
+        "digest",
+        due_at=at_local(day, DIGEST_AT),
+        dedup_key=f"cycle:{cycle_id}:digest:{day.isoformat()}",
+        subject_type="cycle",
+        subject_id=cycle_id,
+        now=now,
+    )
+
+
+def _report_unroutable(
+    tx: Transaction,
+    ctx: EngineContext,
+    flow: Flow,
+    period: Period,
+    cycle_id: int,
+    unroutable: Sequence[RowProblem],
+    now: datetime,
+) -> None:
+    lines = [
+        f"{len(unroutable)} indicator(s) in {flow.name} {period.label} could not be sent "
+        "to an owner. Fix the register and they will be picked up at the next sync:",
+        "",
+        *(f"{u.indicator_id} {u.name}: {u.reason}" for u in unroutable),
+    ]
+    send_mail(
+        tx,
+        ctx,
+        to=flow.performance_team or [ctx.config.service_mailbox],
+        subject=f"{flow.name} {period.label}: {len(unroutable)} indicator(s) cannot be routed",
+        lines=lines,
+        dedup_key=f"cycle:{cycle_id}:unroutable",
+        now=now,
+    )

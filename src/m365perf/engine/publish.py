@@ -1,0 +1,131 @@
+"""Approved figures out: the SharePoint results row and a debounced Power BI refresh."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from m365perf.domain.direction import direction
+from m365perf.engine.assessment import variation_of
+from m365perf.engine.context import EngineContext, local_day
+from m365perf.engine.views import history_before, indicator_target
+from m365perf.store import ApprovalStep, Cycle, Return, StepStatus, Transaction
+
+
+def results_row(
+    tx: Transaction,
+    ctx: EngineContext,
+    cycle: Cycle,
+    ret: Return,
+    steps: Sequence[ApprovalStep],
+) -> dict[str, Any]:
+    """The results-list row for an approved return, keyed on (indicator, period)."""
+    flow = ctx.flow(cycle.flow_id)
+    period = ctx.period_of(cycle)
+    indicator = tx.find_indicator(flow.id, ret.indicator_key)
+    if indicator is None:
+        raise LookupError(f"indicator {ret.indicator_key} is not in the store")
+    target, _tolerance = indicator_target(tx, flow, indicator, period)
+    history = history_before(tx, flow, ret.indicator_key, period)
+    variation = assurance = colour = None
+    vs_last_year = None
+    if ret.value is not None:
+        spc = variation_of(history, period, ret.value, indicator.polarity, target)
+        variation, assurance, colour = spc.variation, spc.assurance, spc.colour
+        last = period.same_period_last_year().start
+        before = next((p.value for p in history if p.period_start == last), None)
+        vs_last_year = direction(ret.value, before, indicator.polarity).value
+    approvals = [s for s in steps if s.status is StepStatus.APPROVED]
+    approver = tx.find_person(approvals[-1].decided_by or "") if approvals else None
+    submitter = tx.find_person(ret.submitted_by or "") if ret.submitted_by else None
+    key_id, key_period = (flow.writeback.key + ["IndicatorId", "Period"])[:2]
+    return {
+        key_id: ret.indicator_key,
+        key_period: period.label,
+        "Title": indicator.name,
+        "Flow": flow.id,
+        "PeriodStart": period.start.isoformat(),
+        "Value": ret.value,
+        "NoDataReason": ret.no_data_reason,
+        "Unit": indicator.unit.value,
+        "Target": target,
+        "Comparator": indicator.comparator,
+        "RAG": (ret.rag.value if ret.rag else "none"),
+        "Direction": ret.direction,
+        "DirectionVsLastYear": vs_last_year,
+        "Variation": variation,
+        "Assurance": assurance,
+        "VariationColour": colour,
+        "Commentary": ret.commentary,
+        "DataQualityFlag": ret.data_quality_flag,
+        "Late": ret.late,
+        "SubmittedBy": submitter.name if submitter else ret.submitted_by,
+        "SubmittedAt": ret.submitted_at.isoformat() if ret.submitted_at else None,
+        "ApprovedBy": approver.name if approver else (approvals[-1].decided_by if approvals else None),
+        "ApprovedAt": ret.decided_at.isoformat() if ret.decided_at else None,
+        "Version": ret.version,
+    }
+
+
+def queue_write_back(
+    tx: Transaction,
+    ctx: EngineContext,
+    cycle: Cycle,
+    ret: Return,
+    steps: Sequence[ApprovalStep],
+    *,
+    now: datetime,
+) -> None:
+    """Queue the upsert of the approved row, then a debounced refresh of the dataset."""
+    flow = ctx.flow(cycle.flow_id)
+    fields = results_row(tx, ctx, cycle, ret, steps)
+    tx.enqueue(
+        "write_back",
+        budget="sharepoint",
+        payload={
+            "site": flow.writeback.site,
+            "list": flow.writeback.list_title,
+            "key_fields": list(flow.writeback.key),
+            "fields": fields,
+            "return_id": ret.id,
+            "cycle_id": cycle.id,
+        },
+        dedup_key=f"writeback:{ret.id}:v{ret.version}",
+        now=now,
+    )
+    schedule_refresh(tx, ctx, cycle.flow_id, now=now)
+
+
+def schedule_refresh(tx: Transaction, ctx: EngineContext, flow_id: str, *, now: datetime) -> None:
+    """One refresh per dataset per debounce window: approvals in a burst share it."""
+    flow = ctx.flow(flow_id)
+    if flow.powerbi is None:
+        return
+    window = timedelta(minutes=flow.powerbi.debounce_minutes)
+    if window.total_seconds() <= 0:
+        due = now
+        key = now.isoformat()
+    else:
+        epoch = datetime(2000, 1, 1, tzinfo=now.tzinfo)
+        slots = (now - epoch) // window
+        due = epoch + (slots + 1) * window
+        key = due.isoformat()
+    tx.schedule_timer(
+        "refresh",
+        due_at=due,
+        dedup_key=f"refresh:{flow.powerbi.dataset}:{key}",
+        subject_type="flow",
+        payload={"flow_id": flow.id},
+        now=now,
+    )
+
+
+def refreshes_today(tx: Transaction, dataset: str, now: datetime) -> int:
+    """Refreshes already asked of the dataset today (London day), sent or waiting."""
+    today = local_day(now)
+    return sum(
+        1
+        for message in tx.list_outbox(kind="refresh")
+        if message.payload.get("dataset") == dataset and local_day(message.created_at) == today
+    )

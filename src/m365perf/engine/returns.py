@@ -1,0 +1,233 @@
+"""An owner's submit: validate each figure, accept what is right, show what is not.
+
+An owner may return part of their list now and the rest later; a figure already
+returned, or a card drawn for an older version, is never overwritten by a stale click.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from m365perf.cards import (
+    Draft,
+    ReceiptView,
+    SubmissionError,
+    parse_owner_submission,
+    render_owner_requests,
+    render_receipt,
+)
+from m365perf.domain.approvers import Person
+from m365perf.domain.values import Bounds
+from m365perf.engine.assessment import Assessment, assess, is_blank
+from m365perf.engine.chain import start_chain
+from m365perf.engine.context import Caller, EngineContext, local_day
+from m365perf.engine.errors import BadAction, NotYours, UnknownSubject
+from m365perf.engine.views import (
+    OPEN_FOR_OWNER,
+    awaiting_names,
+    history_before,
+    indicator_target,
+    owner_request,
+    returned_item,
+)
+from m365perf.store import NotFound, Return, ReturnStatus, StaleVersion, Store, Transaction
+
+Json = dict[str, Any]
+
+
+def _bounds(raw: Mapping[str, Any], minimum: str | None, maximum: str | None) -> Bounds | None:
+    def number(column: str | None) -> float | None:
+        text = str(raw.get(column, "") or "").strip() if column else ""
+        try:
+            return float(text) if text else None
+        except ValueError:
+            return None
+
+    low, high = number(minimum), number(maximum)
+    return Bounds(low, high) if low is not None or high is not None else None
+
+
+def submit_returns(
+    store: Store, ctx: EngineContext, caller: Caller, data: Mapping[str, Any], *, now: datetime
+) -> Json:
+    """Handle "Submit returns" from an owner's card; the reply replaces that card."""
+    try:
+        submission = parse_owner_submission(data)
+        cycle_id = int(submission.cycle_id)
+    except (SubmissionError, ValueError) as exc:
+        raise BadAction(str(exc)) from None
+    if submission.owner_id != caller.user_id:
+        raise NotYours("this card was sent to someone else; only they can return these figures")
+    with store.transaction() as tx:
+        try:
+            cycle = tx.get_cycle(cycle_id)
+        except NotFound:
+            raise UnknownSubject(f"cycle {cycle_id} does not exist") from None
+        flow = ctx.flow(cycle.flow_id)
+        period = ctx.period_of(cycle)
+        on_card: list[Return] = []
+        for key in submission.versions:
+            ret = tx.find_return(cycle_id, key)
+            if ret is None or ret.owner_id != caller.user_id:
+                raise NotYours(f"indicator {key} is not yours to return in this cycle")
+            on_card.append(ret)
+        errors: dict[str, tuple[str, ...]] = {}
+        drafts: dict[str, Draft] = {}
+        confirm: set[str] = set()
+        for ret in on_card:
+            draft = submission.drafts[ret.indicator_key]
+            stale = ret.version != submission.versions[ret.indicator_key]
+            if stale or ret.status not in OPEN_FOR_OWNER or is_blank(draft):
+                continue
+            judged = _judge(tx, ctx, cycle.flow_id, period, ret, draft)
+            if not judged.accepted:
+                errors[ret.indicator_key] = judged.errors
+                drafts[ret.indicator_key] = draft
+                if judged.needs_confirmation:
+                    confirm.add(ret.indicator_key)
+                continue
+            _accept(tx, ctx, cycle_id, ret, draft, judged, caller, now=now)
+        current = [tx.get_return(ret.id or 0) for ret in on_card]
+        owner = tx.find_person(caller.user_id)
+        owner_name = owner.name if owner else caller.name
+        if errors or any(r.status in OPEN_FOR_OWNER for r in current):
+            view = owner_request(
+                tx,
+                ctx,
+                cycle,
+                caller.user_id,
+                owner_name,
+                current,
+                card_id=submission.card_id,
+                now=now,
+                drafts=drafts,
+                errors=errors,
+                confirm=frozenset(confirm),
+            )
+            cards = render_owner_requests(view, max_bytes=ctx.config.max_card_bytes)
+            return cards[0] if len(cards) == 1 else _first_with_inputs(cards)
+        others = [
+            r
+            for r in tx.list_returns(cycle_id=cycle_id, owner_id=caller.user_id)
+            if r.status in OPEN_FOR_OWNER and r.id not in {c.id for c in current}
+        ]
+        outstanding = []
+        for other in others:
+            indicator = tx.find_indicator(flow.id, other.indicator_key)
+            outstanding.append(indicator.name if indicator else other.indicator_key)
+        receipt = ReceiptView(
+            cycle_id=str(cycle_id),
+            owner_id=caller.user_id,
+            card_id=submission.card_id,
+            owner_name=owner_name,
+            flow_name=flow.name,
+            period_label=period.label,
+            due=cycle.due_date,
+            returned=tuple(
+                returned_item(tx, flow, r, awaiting_names(tx, tx.list_steps(r.id or 0)))
+                for r in current
+            ),
+            outstanding=tuple(outstanding),
+        )
+        return render_receipt(receipt, max_bytes=ctx.config.max_card_bytes)
+
+
+def _first_with_inputs(cards: list[Json]) -> Json:
+    for card in cards:
+        if "versions" in str(card.get("actions", "")):
+            return card
+    return cards[0]
+
+
+def _judge(
+    tx: Transaction, ctx: EngineContext, flow_id: str, period: Any, ret: Return, draft: Draft
+) -> Assessment:
+    flow = ctx.flow(flow_id)
+    indicator = tx.find_indicator(flow_id, ret.indicator_key)
+    if indicator is None:
+        raise UnknownSubject(f"indicator {ret.indicator_key} is no longer in the register")
+    target, tolerance = indicator_target(tx, flow, indicator, period)
+    bounds = _bounds(indicator.raw, flow.source.column_for("minimum"), flow.source.column_for("maximum"))
+    return assess(
+        draft,
+        flow=flow,
+        period=period,
+        unit=indicator.unit,
+        polarity=indicator.polarity,
+        target=target,
+        tolerance=tolerance,
+        history=history_before(tx, flow, ret.indicator_key, period),
+        bounds=bounds,
+    )
+
+
+def _accept(
+    tx: Transaction,
+    ctx: EngineContext,
+    cycle_id: int,
+    ret: Return,
+    draft: Draft,
+    judged: Assessment,
+    caller: Caller,
+    *,
+    now: datetime,
+) -> Return | None:
+    cycle = tx.get_cycle(cycle_id)
+    try:
+        updated = tx.update_return(
+            ret.id or 0,
+            ret.version,
+            now=now,
+            status=ReturnStatus.RETURNED,
+            value=judged.value,
+            raw_value=judged.raw_value or None,
+            no_data_reason=judged.no_data_reason,
+            commentary=judged.commentary or None,
+            rag=judged.rag,
+            direction=judged.vs_previous.value,
+            late=local_day(now) > cycle.due_date,
+            outlier_confirmed=bool(judged.data_quality_flag and draft.confirmed),
+            data_quality_flag=judged.data_quality_flag,
+            submitted_by=caller.user_id,
+            submitted_at=now,
+            current_step=0,
+            decided_by=None,
+            decided_at=None,
+        )
+    except StaleVersion:
+        return None
+    outcome = start_chain(tx, ctx, cycle, updated, change_percent=judged.change_percent, now=now)
+    tx.audit(
+        "return.submitted",
+        at=now,
+        actor=caller.user_id,
+        subject_type="return",
+        subject_id=ret.id or 0,
+        cycle_id=cycle_id,
+        before=_state(ret),
+        after={**_state(updated), "next": outcome, "variation": judged.variation},
+    )
+    return updated
+
+
+def _state(ret: Return) -> dict[str, Any]:
+    return {
+        "status": ret.status.value,
+        "version": ret.version,
+        "value": ret.value,
+        "no_data_reason": ret.no_data_reason,
+        "rag": ret.rag.value if ret.rag else None,
+        "commentary": ret.commentary,
+        "late": ret.late,
+    }
+
+
+def owner_person(tx: Transaction, ret: Return) -> Person:
+    """The owner as a person (falls back to the e-mail kept on the return)."""
+    found = tx.find_person(ret.owner_id or "") if ret.owner_id else None
+    if found is not None:
+        return Person(id=found.id, name=found.name, email=found.email)
+    email = ret.owner_email or ret.owner_id or ""
+    return Person(id=ret.owner_id or email, name=email, email=email)

@@ -1,0 +1,209 @@
+"""Timers firing: reminders, escalations, approver timeouts, digests, refreshes.
+
+Each timer is completed first in the transaction that acts on it, so two workers
+never both act on one timer.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, time, timedelta
+
+from m365perf.domain.approvers import Person
+from m365perf.engine.chain import ask_step
+from m365perf.engine.context import EngineContext, at_local, local_day
+from m365perf.engine.cycles import ask_owner, schedule_digest
+from m365perf.engine.outbox import send_mail
+from m365perf.engine.people import StoreDirectory
+from m365perf.engine.publish import refreshes_today
+from m365perf.engine.returns import owner_person
+from m365perf.engine.views import OPEN_FOR_OWNER
+from m365perf.store import CycleStatus, ReturnStatus, StepStatus, Store, Timer, Transaction
+
+POLL_EVERY = timedelta(minutes=1)
+MAX_POLLS = 120
+
+
+def fire_due_timers(store: Store, ctx: EngineContext, *, worker: str, now: datetime,
+                    limit: int = 50) -> int:
+    """Act on every timer due by ``now``; returns how many were acted on."""
+    fired = 0
+    for timer in store.claim_due_timers(now, limit, worker):
+        with store.transaction() as tx:
+            if not tx.complete_timer(timer.id or 0, now=now):
+                continue
+            _HANDLERS[timer.kind](tx, ctx, timer, now)
+            fired += 1
+    return fired
+
+
+def _open_cycle(tx: Transaction, timer: Timer) -> bool:
+    cycle = tx.get_cycle(timer.subject_id or 0)
+    return cycle.status is CycleStatus.OPEN
+
+
+def _outstanding_by_owner(tx: Transaction, cycle_id: int) -> dict[str, list]:  # type: ignore[type-arg]
+    owners: dict[str, list] = {}  # type: ignore[type-arg]
+    for ret in tx.list_returns(cycle_id=cycle_id, status=ReturnStatus.AWAITING):
+        owners.setdefault(ret.owner_id or "", []).append(ret)
+    return owners
+
+
+def _reminder(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) -> None:
+    if not _open_cycle(tx, timer):
+        return
+    cycle_id = timer.subject_id or 0
+    number = int(timer.payload.get("number", 0))
+    for owner_id, returns in _outstanding_by_owner(tx, cycle_id).items():
+        owner = owner_person(tx, returns[0])
+        ask_owner(tx, ctx, cycle_id, owner, returns, now=now, round_name=f"reminder{number}")
+        tx.audit(
+            "owner.reminded",
+            at=now,
+            actor="scheduler",
+            subject_type="owner",
+            subject_id=owner_id,
+            cycle_id=cycle_id,
+            after={"reminder": number, "kind": timer.payload.get("kind"),
+                   "outstanding": [r.indicator_key for r in returns]},
+        )
+
+
+def _escalate(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) -> None:
+    if not _open_cycle(tx, timer):
+        return
+    cycle = tx.get_cycle(timer.subject_id or 0)
+    flow = ctx.flow(cycle.flow_id)
+    directory = StoreDirectory(tx, flow)
+    escalate = flow.reminders.escalate
+    for owner_id, returns in _outstanding_by_owner(tx, cycle.id or 0).items():
+        owner = owner_person(tx, returns[0])
+        to: list[str]
+        if escalate is not None and escalate.to == "line_manager":
+            manager = directory.line_manager(owner)
+            to = [manager.email] if manager else list(flow.performance_team)
+        else:
+            to = list(flow.performance_team)
+        names = []
+        for ret in returns:
+            indicator = tx.find_indicator(flow.id, ret.indicator_key)
+            names.append(indicator.name if indicator else ret.indicator_key)
+        send_mail(
+            tx,
+            ctx,
+            to=to or [ctx.config.service_mailbox],
+            cc=[owner.email],
+            subject=f"Overdue: {owner.name}'s {flow.name} returns for {cycle.period}",
+            lines=[
+                f"{owner.name} has not returned these {flow.name} figures for {cycle.period}, "
+                f"due {cycle.due_date.isoformat()}, after reminders:",
+                "",
+                *names,
+            ],
+            dedup_key=f"cycle:{cycle.id}:escalate:{owner_id}",
+            now=now,
+        )
+        tx.audit("owner.escalated", at=now, actor="scheduler", subject_type="owner",
+                 subject_id=owner_id, cycle_id=cycle.id, after={"to": to})
+
+
+def _digest(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) -> None:
+    if not _open_cycle(tx, timer):
+        return
+    cycle = tx.get_cycle(timer.subject_id or 0)
+    flow = ctx.flow(cycle.flow_id)
+    returns = tx.list_returns(cycle_id=cycle.id)
+    counts = Counter(r.status for r in returns)
+    late = sum(1 for r in returns if r.status in OPEN_FOR_OWNER and local_day(now) > cycle.due_date)
+    returned = len(returns) - counts[ReturnStatus.AWAITING]
+    lines = [
+        f"{flow.name} {cycle.period} (due {cycle.due_date.isoformat()}):",
+        f"returned {returned} of {len(returns)}",
+        f"outstanding {counts[ReturnStatus.AWAITING]}" + (f", of which late {late}" if late else ""),
+        f"awaiting approval {counts[ReturnStatus.RETURNED]}",
+        f"rejected and back with the owner {counts[ReturnStatus.REJECTED]}",
+        f"approved {counts[ReturnStatus.APPROVED]}",
+    ]
+    if flow.performance_team:
+        send_mail(tx, ctx, to=flow.performance_team, subject=f"Daily digest: {flow.name} {cycle.period}",
+                  lines=lines, dedup_key=f"digest:{timer.dedup_key}", now=now)
+    if counts[ReturnStatus.APPROVED] < len(returns):
+        schedule_digest(tx, flow, cycle.id or 0, after=now, now=now)
+
+
+def _step_timeout(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) -> None:
+    step = tx.get_step(timer.subject_id or 0)
+    if step.status not in (StepStatus.PENDING, StepStatus.ESCALATED):
+        return
+    ret = tx.get_return(step.return_id)
+    cycle = tx.get_cycle(ret.cycle_id)
+    flow = ctx.flow(cycle.flow_id)
+    rule = next((s for s in flow.approval.steps if s.name == step.name), None)
+    chain = tx.list_steps(ret.id or 0, step.return_version)
+    round_number = int(timer.payload.get("round", 1))
+    directory = StoreDirectory(tx, flow)
+    escalate_to = rule.on_timeout.escalate_to if rule else None
+    if escalate_to and step.status is StepStatus.PENDING:
+        people: list[Person] = []
+        if escalate_to == "line_manager":
+            for approver_id in step.approvers:
+                approver = directory.find(approver_id)
+                manager = directory.line_manager(approver) if approver else None
+                if manager and manager.id != ret.owner_id:
+                    people.append(manager)
+        else:
+            people = [p for p in directory.performance_team() if p.id != ret.owner_id]
+        added = [p.id for p in people if p.id not in step.approvers]
+        if added:
+            step = tx.escalate_step(step.id or 0, [*step.approvers, *added], at=now)
+            tx.audit("step.escalated", at=now, actor="scheduler", subject_type="return",
+                     subject_id=ret.id or 0, cycle_id=cycle.id,
+                     after={"step": step.name, "added": added})
+    if rule is None or rule.on_timeout.remind or escalate_to:
+        chain = tx.list_steps(ret.id or 0, step.return_version)
+        ask_step(tx, ctx, cycle, ret, chain, step, now=now, round_name=f"timeout{round_number}")
+    if rule and rule.timeout_working_days:
+        from m365perf.domain.calendar import WorkingCalendar
+
+        due = WorkingCalendar(flow.calendar).add_working_days(local_day(now), rule.timeout_working_days)
+        tx.schedule_timer("step_timeout", due_at=at_local(due, time(9, 0)),
+                          dedup_key=f"step:{step.id}:timeout:{round_number + 1}",
+                          subject_type="step", subject_id=step.id,
+                          payload={"round": round_number + 1}, now=now)
+
+
+def _refresh(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) -> None:
+    flow = ctx.flow(str(timer.payload["flow_id"]))
+    if flow.powerbi is None:
+        return
+    dataset = flow.powerbi.dataset
+    used = refreshes_today(tx, dataset, now) + flow.powerbi.scheduled_refreshes_per_day
+    if used >= flow.powerbi.daily_budget:
+        tomorrow = local_day(now) + timedelta(days=1)
+        tx.schedule_timer("refresh", due_at=at_local(tomorrow, time(0, 30)),
+                          dedup_key=f"refresh:{dataset}:deferred:{tomorrow.isoformat()}",
+                          subject_type="flow", payload=dict(timer.payload), now=now)
+        tx.audit("powerbi.refresh_deferred", at=now, actor="scheduler", subject_type="dataset",
+                 subject_id=dataset, after={"used_today": used,
+                                            "daily_budget": flow.powerbi.daily_budget})
+        return
+    tx.enqueue("refresh", budget=f"powerbi:{dataset}",
+               payload={"workspace": flow.powerbi.workspace, "dataset": dataset,
+                        "flow_id": flow.id},
+               dedup_key=f"refresh:{timer.dedup_key}", now=now)
+
+
+def _refresh_poll(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) -> None:
+    payload = dict(timer.payload)
+    tx.enqueue("check_refresh", budget=f"powerbi:{payload['dataset']}", payload=payload,
+               dedup_key=f"check:{payload['request_id']}:{payload.get('poll', 1)}", now=now)
+
+
+_HANDLERS = {
+    "reminder": _reminder,
+    "escalate": _escalate,
+    "digest": _digest,
+    "step_timeout": _step_timeout,
+    "refresh": _refresh,
+    "refresh_poll": _refresh_poll,
+}

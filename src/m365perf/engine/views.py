@@ -1,0 +1,248 @@
+"""Card views built from the store: what an owner or an approver is shown."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from m365perf.cards import (
+    ApprovalView,
+    Draft,
+    IndicatorRequest,
+    OwnerRequestView,
+    PeriodValue,
+    ReturnedIndicator,
+)
+from m365perf.domain.kinds import Rag
+from m365perf.domain.periods import Period
+from m365perf.domain.rag import Tolerance
+from m365perf.domain.direction import direction
+from m365perf.domain.quality import probable_missing_data
+from m365perf.engine.assessment import flow_tolerance, variation_of
+from m365perf.engine.context import EngineContext, local_day
+from m365perf.flows.model import Flow
+from m365perf.store import (
+    ApprovalStep,
+    Cycle,
+    HistoryPoint,
+    Indicator,
+    Return,
+    ReturnStatus,
+    StepStatus,
+    Transaction,
+)
+
+#: Returns an owner can still (re)submit.
+OPEN_FOR_OWNER = frozenset({ReturnStatus.AWAITING, ReturnStatus.REJECTED})
+
+
+def indicator_target(
+    tx: Transaction, flow: Flow, indicator: Indicator, period: Period
+) -> tuple[float | None, Tolerance | None]:
+    """The target in force for the period and its tolerance (the flow's by default)."""
+    found = tx.target_for(flow.id, indicator.indicator_key, period.start)
+    if found is None or found.value is None:
+        return None, None
+    if found.tolerance_kind in ("absolute", "percent") and found.tolerance_amount is not None:
+        if found.tolerance_kind == "absolute":
+            return found.value, Tolerance("absolute", found.tolerance_amount)
+        return found.value, Tolerance("percent", found.tolerance_amount)
+    return found.value, flow_tolerance(flow)
+
+
+def history_before(tx: Transaction, flow: Flow, key: str, period: Period) -> list[HistoryPoint]:
+    return tx.history(flow.id, key, before=period.start)
+
+
+def _recent(history: Sequence[HistoryPoint], period: Period, count: int) -> tuple[PeriodValue, ...]:
+    wanted = []
+    cursor = period.previous()
+    by_start = {p.period_start: p for p in history}
+    for _ in range(count):
+        point = by_start.get(cursor.start)
+        wanted.append(PeriodValue(cursor.label, point.value if point else None))
+        cursor = cursor.previous()
+    return tuple(reversed(wanted))
+
+
+def _last_year(history: Sequence[HistoryPoint], period: Period) -> PeriodValue:
+    last = period.same_period_last_year()
+    point = next((p for p in history if p.period_start == last.start), None)
+    return PeriodValue(last.label, point.value if point else None)
+
+
+def request_item(
+    tx: Transaction,
+    flow: Flow,
+    period: Period,
+    ret: Return,
+    *,
+    draft: Draft | None = None,
+    errors: Sequence[str] = (),
+    needs_confirmation: bool = False,
+) -> IndicatorRequest:
+    indicator = _indicator(tx, flow, ret)
+    target, tolerance = indicator_target(tx, flow, indicator, period)
+    history = history_before(tx, flow, ret.indicator_key, period)
+    return IndicatorRequest(
+        indicator_id=ret.indicator_key,
+        name=indicator.name,
+        unit=indicator.unit,
+        version=ret.version,
+        polarity=indicator.polarity,
+        target=target,
+        tolerance=tolerance.band(target) if tolerance and target is not None else None,
+        comparator=indicator.comparator,
+        recent=_recent(history, period, 3),
+        last_year=_last_year(history, period),
+        draft=draft,
+        errors=tuple(errors),
+        needs_confirmation=needs_confirmation,
+    )
+
+
+def returned_item(
+    tx: Transaction, flow: Flow, ret: Return, awaiting: str | None = None
+) -> ReturnedIndicator:
+    indicator = _indicator(tx, flow, ret)
+    return ReturnedIndicator(
+        indicator_id=ret.indicator_key,
+        name=indicator.name,
+        unit=indicator.unit,
+        value=ret.value,
+        rag=ret.rag or Rag.NONE,
+        no_data_reason=ret.no_data_reason,
+        direction_vs_previous=ret.direction,
+        late=ret.late,
+        awaiting_approval_by=awaiting,
+        approved=ret.status is ReturnStatus.APPROVED,
+    )
+
+
+def _indicator(tx: Transaction, flow: Flow, ret: Return) -> Indicator:
+    indicator = tx.find_indicator(flow.id, ret.indicator_key)
+    if indicator is None:
+        raise LookupError(f"indicator {ret.indicator_key} of flow {flow.id} is not in the store")
+    return indicator
+
+
+def awaiting_names(tx: Transaction, steps: Sequence[ApprovalStep]) -> str | None:
+    """Who an open step waits for, by name ("Bob Ray or Cat Doe")."""
+    for step in steps:
+        if step.status in (StepStatus.PENDING, StepStatus.ESCALATED):
+            names = []
+            for person_id in step.approvers:
+                person = tx.find_person(person_id)
+                names.append(person.name if person else person_id)
+            return " or ".join(names)
+    return None
+
+
+def owner_request(
+    tx: Transaction,
+    ctx: EngineContext,
+    cycle: Cycle,
+    owner_id: str,
+    owner_name: str,
+    returns: Sequence[Return],
+    *,
+    card_id: str,
+    now: datetime,
+    drafts: Mapping[str, Draft] | None = None,
+    errors: Mapping[str, Sequence[str]] | None = None,
+    confirm: frozenset[str] = frozenset(),
+) -> OwnerRequestView:
+    """One owner's card: inputs for what is still due, receipt lines for the rest."""
+    flow = ctx.flow(cycle.flow_id)
+    period = ctx.period_of(cycle)
+    items: list[IndicatorRequest | ReturnedIndicator] = []
+    for ret in returns:
+        if ret.status in OPEN_FOR_OWNER:
+            items.append(
+                request_item(
+                    tx,
+                    flow,
+                    period,
+                    ret,
+                    draft=(drafts or {}).get(ret.indicator_key),
+                    errors=(errors or {}).get(ret.indicator_key, ()),
+                    needs_confirmation=ret.indicator_key in confirm,
+                )
+            )
+        else:
+            steps = tx.list_steps(ret.id or 0)
+            items.append(returned_item(tx, flow, ret, awaiting_names(tx, steps)))
+    return OwnerRequestView(
+        cycle_id=str(cycle.id),
+        owner_id=owner_id,
+        card_id=card_id,
+        owner_name=owner_name,
+        flow_name=flow.name,
+        period_label=period.label,
+        due=cycle.due_date,
+        indicators=tuple(items),
+        late=local_day(now) > cycle.due_date,
+    )
+
+
+def approval_view(
+    tx: Transaction,
+    ctx: EngineContext,
+    cycle: Cycle,
+    ret: Return,
+    steps: Sequence[ApprovalStep],
+    step: ApprovalStep,
+    *,
+    card_id: str,
+    error: str | None = None,
+) -> ApprovalView:
+    """The return in context for one approver of one step."""
+    flow = ctx.flow(cycle.flow_id)
+    period = ctx.period_of(cycle)
+    indicator = _indicator(tx, flow, ret)
+    target, tolerance = indicator_target(tx, flow, indicator, period)
+    history = history_before(tx, flow, ret.indicator_key, period)
+    owner = tx.find_person(ret.owner_id or "") if ret.owner_id else None
+    variation = assurance = None
+    missing_data = False
+    recent = _recent(history, period, 6)
+    last_year = _last_year(history, period)
+    vs_last_year = None
+    if ret.value is not None:
+        spc = variation_of(history, period, ret.value, indicator.polarity, target)
+        variation, assurance = spc.variation, spc.assurance
+        missing_data = probable_missing_data(ret.value, [p.value for p in history]) is not None
+        vs_last_year = direction(
+            ret.value, last_year.value, indicator.polarity
+        ).value
+    return ApprovalView(
+        return_id=str(ret.id),
+        version=step.return_version,
+        step_index=step.step_index,
+        step_count=len(steps),
+        step_name=step.name,
+        card_id=card_id,
+        indicator_name=indicator.name,
+        owner_name=owner.name if owner else (ret.owner_email or ret.owner_id or "owner"),
+        period_label=period.label,
+        unit=indicator.unit,
+        value=ret.value,
+        polarity=indicator.polarity,
+        no_data_reason=ret.no_data_reason,
+        target=target,
+        tolerance=tolerance.band(target) if tolerance and target is not None else None,
+        rag=ret.rag or Rag.NONE,
+        previous=recent[-1] if recent else None,
+        last_year=last_year,
+        direction_vs_previous=ret.direction,
+        direction_vs_last_year=vs_last_year,
+        history=recent,
+        variation=variation,
+        assurance=assurance,
+        commentary=ret.commentary,
+        outlier_confirmed=ret.outlier_confirmed,
+        probable_missing_data=missing_data,
+        late=ret.late,
+        submitted_at=ret.submitted_at,
+        error=error,
+    )
