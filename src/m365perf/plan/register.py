@@ -7,6 +7,7 @@ stop a cycle for two hundred other indicators.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,34 @@ def _matches(row: Row, filters: Mapping[str, str]) -> bool:
 def _number(text: str) -> float:
     cleaned = text.replace(",", "").replace("£", "").replace("%", "").strip()
     return float(cleaned)
+
+
+#: Target wordings that state an aim but no figure: RAG is off, direction still counts.
+_AIMS = re.compile(
+    r"^(to |none set|no target|n/?a$|better|worse|above or equal|below \(better|"
+    r"maintain|sustainable$)",
+    re.IGNORECASE,
+)
+_FIGURE = re.compile(
+    r"^(?:<=?|>=?|less than or equal to|more than or equal to|less than|more than)?\s*"
+    r"(-?[£]?[\d,]*\.?\d+)\s*%?\s*\+?$",
+    re.IGNORECASE,
+)
+
+
+def parse_target(text: str) -> float | None:
+    """A register target as a number; None for an aim without a figure ("To increase").
+
+    "<89", ">62%", "97%+" and "£1,250" give their figure (the polarity says which way
+    is better); anything else ("A&B = 100%", "Above Budget") is a bad target.
+    """
+    text = text.strip()
+    if not text or _AIMS.match(text):
+        return None
+    match = _FIGURE.match(text)
+    if match is None:
+        raise ValueError(f"bad target '{text}': not a number")
+    return _number(match.group(1))
 
 
 def _tolerance(text: str) -> Tolerance | None:
@@ -152,13 +181,9 @@ def _field(flow: Flow, row: Row, name: str) -> str:
 
 def _targets(flow: Flow, row: Row) -> tuple[Target, ...]:
     """The row's target, applying from the period the register names (or always)."""
-    target_text = _field(flow, row, "target")
-    if not target_text:
+    value = parse_target(_field(flow, row, "target"))
+    if value is None:
         return ()
-    try:
-        value = _number(target_text)
-    except ValueError:
-        raise ValueError(f"bad target '{target_text}': not a number") from None
     tolerance_text = _field(flow, row, "tolerance")
     try:
         tolerance = _tolerance(tolerance_text)
