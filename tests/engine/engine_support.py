@@ -82,22 +82,27 @@ def approval_data(card: dict[str, Any], verb: str, **inputs: str) -> dict[str, A
 
 
 def make_council(url: str = "memory://", rows: list[list[str]] | None = None,
-                 history: dict[str, list[tuple[str, float]]] | None = None) -> Council:
+                 history: dict[str, list[tuple[str, float]]] | None = None,
+                 period: str = "2026-10", start: datetime = START,
+                 daily_budget: int | None = None) -> Council:
     store = create_store(url, migrate=True)
     flow = load_flow(MONTHLY)
+    if daily_budget is not None and flow.powerbi is not None:
+        powerbi = flow.powerbi.model_copy(update={"daily_budget": daily_budget})
+        flow = flow.model_copy(update={"powerbi": powerbi})
     engine = Engine(store, [flow])
-    now = START
+    now = start
     with store.transaction() as tx:
         tx.upsert_people([PersonSpec(id=i, name=n, email=e, line_manager_id=m)
                           for i, n, e, m in PEOPLE], now=now)
         for key, points in (history or {}).items():
             for label, value in points:
-                period = Period.parse(label)
-                tx.put_history(flow.id, key, period=period.label, period_start=period.start,
+                past = Period.parse(label)
+                tx.put_history(flow.id, key, period=past.label, period_start=past.start,
                                value=value, source="test", now=now)
     register = [dict(zip(COLUMNS, row, strict=True)) for row in (rows or ROWS)]
     indicators, problems = read_indicators(flow, register)
-    engine.open_cycle(flow.id, Period.parse("2026-10"), indicators, problems, now=now)
+    engine.open_cycle(flow.id, Period.parse(period), indicators, problems, now=now)
     return Council(engine, store, now)
 
 

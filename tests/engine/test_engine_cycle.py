@@ -33,9 +33,16 @@ HISTORY = {
 }
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(
+    params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def council(request: pytest.FixtureRequest, tmp_path: Path) -> Council:
-    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'm.db'}"
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_schema_url")
+    elif request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'm.db'}"
+    else:
+        url = "memory://"
     return make_council(url, history=HISTORY)
 
 

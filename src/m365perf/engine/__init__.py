@@ -16,7 +16,7 @@ from m365perf.engine.approvals import decide
 from m365perf.engine.context import Caller, EngineConfig, EngineContext
 from m365perf.engine.cycles import CycleOpening, open_cycle
 from m365perf.engine.errors import ActionError, BadAction, NotYours, UnknownSubject
-from m365perf.engine.returns import submit_returns
+from m365perf.engine.returns import show_request, submit_returns
 from m365perf.engine.sent import on_sent
 from m365perf.engine.timers import fire_due_timers
 from m365perf.flows.model import Flow
@@ -69,7 +69,26 @@ class Engine:
             return submit_returns(self.store, self.ctx, caller, data, now=now)
         if verb in ("approve", "reject"):
             return decide(self.store, self.ctx, caller, verb, data, now=now)
+        if verb == "showRequest":
+            return show_request(self.store, self.ctx, caller, data, now=now)
         raise BadAction(f"unknown verb {verb!r}")
+
+    def remember_conversation(
+        self, user_id: str, *, conversation_id: str, service_url: str, tenant_id: str | None,
+        now: datetime,
+    ) -> None:
+        """Keep where a user talks to the bot, so later cards reach them proactively."""
+        with self.store.transaction() as tx:
+            current = tx.find_conversation_ref(user_id)
+            if (
+                current is None
+                or current.conversation_id != conversation_id
+                or current.service_url != service_url
+            ):
+                tx.put_conversation_ref(
+                    user_id, conversation_id=conversation_id, service_url=service_url,
+                    tenant_id=tenant_id, now=now,
+                )
 
     def fire_due_timers(self, *, worker: str, now: datetime) -> int:
         return fire_due_timers(self.store, self.ctx, worker=worker, now=now)

@@ -231,3 +231,35 @@ def owner_person(tx: Transaction, ret: Return) -> Person:
         return Person(id=found.id, name=found.name, email=found.email)
     email = ret.owner_email or ret.owner_id or ""
     return Person(id=ret.owner_id or email, name=email, email=email)
+
+
+def show_request(
+    store: Store, ctx: EngineContext, caller: Caller, data: Mapping[str, Any], *, now: datetime
+) -> Json:
+    """The owner's current card for a cycle (the receipt's "return the rest" button)."""
+    try:
+        cycle_id = int(str(data.get("cycle_id")))
+    except ValueError:
+        raise BadAction("card data has no cycle_id") from None
+    if str(data.get("owner_id") or "") != caller.user_id:
+        raise NotYours("this card was sent to someone else")
+    with store.transaction() as tx:
+        try:
+            cycle = tx.get_cycle(cycle_id)
+        except NotFound:
+            raise UnknownSubject(f"cycle {cycle_id} does not exist") from None
+        returns = tx.list_returns(cycle_id=cycle_id, owner_id=caller.user_id)
+        if not returns:
+            raise NotYours("you have no returns in this cycle")
+        owner = tx.find_person(caller.user_id)
+        view = owner_request(
+            tx,
+            ctx,
+            cycle,
+            caller.user_id,
+            owner.name if owner else caller.name,
+            returns,
+            card_id=str(data.get("card_id") or f"request-{cycle_id}-{caller.user_id}-shown"),
+            now=now,
+        )
+        return _first_with_inputs(render_owner_requests(view, max_bytes=ctx.config.max_card_bytes))
