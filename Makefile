@@ -17,7 +17,8 @@ install: $(STAMP)
 ## Run the main job on the embedded default (SQLite, no tenant).
 demo: $(STAMP)
 	$(BIN)/m365perf validate flows/
-	$(BIN)/m365perf plan flows/monthly-corporate-kpis.yaml --period 2026-10 --register config/demo-register.csv
+	$(BIN)/m365perf plan flows/monthly-corporate-kpis.yaml --period 2026-10 \
+		--register config/demo-register.csv --directory config/demo-directory.csv
 
 ## Run the whole test suite: lint, types, tests on SQLite and PostgreSQL.
 test: $(STAMP)

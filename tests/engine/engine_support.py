@@ -19,30 +19,95 @@ MONTHLY = ROOT / "flows" / "monthly-corporate-kpis.yaml"
 
 PEOPLE = [
     # id, name, email, line manager id
-    ("11111111-0000-0000-0000-000000000001", "Ann Lee", "ann.lee@contoso.gov.uk",
-     "11111111-0000-0000-0000-000000000002"),
-    ("11111111-0000-0000-0000-000000000002", "Bob Ray", "bob.ray@contoso.gov.uk",
-     "11111111-0000-0000-0000-000000000003"),
+    (
+        "11111111-0000-0000-0000-000000000001",
+        "Ann Lee",
+        "ann.lee@contoso.gov.uk",
+        "11111111-0000-0000-0000-000000000002",
+    ),
+    (
+        "11111111-0000-0000-0000-000000000002",
+        "Bob Ray",
+        "bob.ray@contoso.gov.uk",
+        "11111111-0000-0000-0000-000000000003",
+    ),
     ("11111111-0000-0000-0000-000000000003", "Cat Doe", "cat.doe@contoso.gov.uk", None),
-    ("11111111-0000-0000-0000-000000000004", "Dan Fox", "dan.fox@contoso.gov.uk",
-     "11111111-0000-0000-0000-000000000002"),
-    ("11111111-0000-0000-0000-000000000005", "Priya Shah", "priya.shah@contoso.gov.uk", None),
-    ("11111111-0000-0000-0000-000000000006", "Tom Okafor", "tom.okafor@contoso.gov.uk", None),
+    (
+        "11111111-0000-0000-0000-000000000004",
+        "Dan Fox",
+        "dan.fox@contoso.gov.uk",
+        "11111111-0000-0000-0000-000000000002",
+    ),
+    ("11111111-0000-0000-0000-000000000005", "Nadia Clarke", "nadia.clarke@contoso.gov.uk", None),
+    ("11111111-0000-0000-0000-000000000006", "Ben Foster", "ben.foster@contoso.gov.uk", None),
 ]
-ANN, BOB, CAT, DAN, PRIYA, TOM = (Caller(p[0], p[1]) for p in PEOPLE)
+ANN, BOB, CAT, DAN, NADIA, BEN = (Caller(p[0], p[1]) for p in PEOPLE)
 
-COLUMNS = ["IndicatorId", "Title", "Unit", "Polarity", "Frequency", "Target", "Tolerance",
-           "TargetFrom", "Comparator", "Owner", "Supervisor", "HeadOfService", "Service", "Active"]
+COLUMNS = [
+    "IndicatorId",
+    "Title",
+    "Unit",
+    "Polarity",
+    "Frequency",
+    "Target",
+    "Tolerance",
+    "TargetFrom",
+    "Comparator",
+    "Owner",
+    "Supervisor",
+    "HeadOfService",
+    "Service",
+    "Active",
+]
 ROWS = [
-    ["CP001", "Household waste recycled", "%", "higher_is_better", "Monthly", "45", "5%", "",
-     "", "ann.lee@contoso.gov.uk", "bob.ray@contoso.gov.uk", "cat.doe@contoso.gov.uk",
-     "Streetpride", "Yes"],
-    ["CP002", "Days to process new benefit claims", "days", "lower_is_better", "Monthly", "20",
-     "2", "", "", "ann.lee@contoso.gov.uk", "bob.ray@contoso.gov.uk", "cat.doe@contoso.gov.uk",
-     "Revenues", "Yes"],
-    ["CP003", "Fly-tips reported", "number", "lower_is_better", "Monthly", "", "", "", "",
-     "dan.fox@contoso.gov.uk", "bob.ray@contoso.gov.uk", "cat.doe@contoso.gov.uk", "Streetpride",
-     "Yes"],
+    [
+        "CP001",
+        "Household waste recycled",
+        "%",
+        "higher_is_better",
+        "Monthly",
+        "45",
+        "5%",
+        "",
+        "",
+        "ann.lee@contoso.gov.uk",
+        "bob.ray@contoso.gov.uk",
+        "cat.doe@contoso.gov.uk",
+        "Streetpride",
+        "Yes",
+    ],
+    [
+        "CP002",
+        "Days to process new benefit claims",
+        "days",
+        "lower_is_better",
+        "Monthly",
+        "20",
+        "2",
+        "",
+        "",
+        "ann.lee@contoso.gov.uk",
+        "bob.ray@contoso.gov.uk",
+        "cat.doe@contoso.gov.uk",
+        "Revenues",
+        "Yes",
+    ],
+    [
+        "CP003",
+        "Fly-tips reported",
+        "number",
+        "lower_is_better",
+        "Monthly",
+        "",
+        "",
+        "",
+        "",
+        "dan.fox@contoso.gov.uk",
+        "bob.ray@contoso.gov.uk",
+        "cat.doe@contoso.gov.uk",
+        "Streetpride",
+        "Yes",
+    ],
 ]
 
 #: Thursday 5 November 2026, 10:00 UK (GMT): the October cycle opened the day before.
@@ -81,10 +146,14 @@ def approval_data(card: dict[str, Any], verb: str, **inputs: str) -> dict[str, A
     return {**action["data"], **inputs}
 
 
-def make_council(url: str = "memory://", rows: list[list[str]] | None = None,
-                 history: dict[str, list[tuple[str, float]]] | None = None,
-                 period: str = "2026-10", start: datetime = START,
-                 daily_budget: int | None = None) -> Council:
+def make_council(
+    url: str = "memory://",
+    rows: list[list[str]] | None = None,
+    history: dict[str, list[tuple[str, float]]] | None = None,
+    period: str = "2026-10",
+    start: datetime = START,
+    daily_budget: int | None = None,
+) -> Council:
     store = create_store(url, migrate=True)
     flow = load_flow(MONTHLY)
     if daily_budget is not None and flow.powerbi is not None:
@@ -93,13 +162,21 @@ def make_council(url: str = "memory://", rows: list[list[str]] | None = None,
     engine = Engine(store, [flow])
     now = start
     with store.transaction() as tx:
-        tx.upsert_people([PersonSpec(id=i, name=n, email=e, line_manager_id=m)
-                          for i, n, e, m in PEOPLE], now=now)
+        tx.upsert_people(
+            [PersonSpec(id=i, name=n, email=e, line_manager_id=m) for i, n, e, m in PEOPLE], now=now
+        )
         for key, points in (history or {}).items():
             for label, value in points:
                 past = Period.parse(label)
-                tx.put_history(flow.id, key, period=past.label, period_start=past.start,
-                               value=value, source="test", now=now)
+                tx.put_history(
+                    flow.id,
+                    key,
+                    period=past.label,
+                    period_start=past.start,
+                    value=value,
+                    source="test",
+                    now=now,
+                )
     register = [dict(zip(COLUMNS, row, strict=True)) for row in (rows or ROWS)]
     indicators, problems = read_indicators(flow, register)
     engine.open_cycle(flow.id, Period.parse(period), indicators, problems, now=now)

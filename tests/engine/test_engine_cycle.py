@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from engine_support import (
     ANN,
+    BEN,
     BOB,
     CAT,
     DAN,
-    PRIYA,
-    TOM,
+    NADIA,
     Council,
     approval_data,
     card_text,
@@ -20,6 +19,7 @@ from engine_support import (
     monthly,
     submit_data,
 )
+
 from m365perf.cards import validate_card
 from m365perf.domain.periods import Period
 from m365perf.engine import NotYours
@@ -27,15 +27,14 @@ from m365perf.plan.register import read_indicators
 from m365perf.store import ReturnStatus, StepStatus
 
 HISTORY = {
-    "CP001": monthly("2025-04", [44, 46, 45, 47, 44, 45, 46, 45, 44, 46, 45, 47, 46, 45, 44, 46,
-                                 45, 46]),
+    "CP001": monthly(
+        "2025-04", [44, 46, 45, 47, 44, 45, 46, 45, 44, 46, 45, 47, 46, 45, 44, 46, 45, 46]
+    ),
     "CP002": monthly("2025-10", [19, 21, 18, 20, 19, 22, 20, 21, 19, 20, 18, 21]),
 }
 
 
-@pytest.fixture(
-    params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def council(request: pytest.FixtureRequest, tmp_path: Path) -> Council:
     if request.param == "postgres":
         url = request.getfixturevalue("postgres_schema_url")
@@ -66,8 +65,9 @@ def test_reopening_changes_nothing(council: Council) -> None:
     from engine_support import COLUMNS, ROWS
 
     indicators, _ = read_indicators(flow, [dict(zip(COLUMNS, r, strict=True)) for r in ROWS])
-    again = council.engine.open_cycle(flow.id, Period.parse("2026-10"), indicators,
-                                      now=council.tick(hours=1))
+    again = council.engine.open_cycle(
+        flow.id, Period.parse("2026-10"), indicators, now=council.tick(hours=1)
+    )
     assert not again.created
     assert len(council.outbox()) == before
 
@@ -92,24 +92,24 @@ def test_partial_return_then_approval_chain_and_write_back(council: Council) -> 
     outcome = council.act(BOB, "approve", approval_data(bob_card["card"], "approve"))
     assert "Approved" in card_text(outcome)
     # green, so the head of service step is skipped; the performance team (a group) is next
-    priya_cards = council.cards_to("priya.shah@contoso.gov.uk")
-    tom_cards = council.cards_to("tom.okafor@contoso.gov.uk")
-    assert len(priya_cards) == len(tom_cards) == 1
+    nadia_cards = council.cards_to("nadia.clarke@contoso.gov.uk")
+    ben_cards = council.cards_to("ben.foster@contoso.gov.uk")
+    assert len(nadia_cards) == len(ben_cards) == 1
     assert council.cards_to("cat.doe@contoso.gov.uk") == []
-    council.act(TOM, "approve", approval_data(tom_cards[0]["card"], "approve"))
+    council.act(BEN, "approve", approval_data(ben_cards[0]["card"], "approve"))
     assert _returns(council)["CP001"].status is ReturnStatus.APPROVED  # type: ignore[attr-defined]
     (write,) = council.outbox("write_back")
     fields = write.payload["fields"]
     assert (fields["IndicatorId"], fields["Period"], fields["Value"]) == ("CP001", "2026-10", 46.5)
-    assert fields["RAG"] == "green" and fields["ApprovedBy"] == "Tom Okafor"
+    assert fields["Rag"] == "green" and fields["ApprovedBy"] == "Ben Foster"
     assert fields["Variation"].startswith("common cause") or "special cause" in fields["Variation"]
     # Priya's card for the same group step is replaced with the outcome
     (update,) = council.outbox("update_card")
-    assert update.payload["card_id"] == priya_cards[0]["card_id"]
-    assert "Tom Okafor" in card_text(update.payload["card"])
+    assert update.payload["card_id"] == nadia_cards[0]["card_id"]
+    assert "Ben Foster" in card_text(update.payload["card"])
     # Priya clicking her stale card changes nothing and tells her who decided
-    late_click = council.act(PRIYA, "approve", approval_data(priya_cards[0]["card"], "approve"))
-    assert "Tom Okafor" in card_text(late_click)
+    late_click = council.act(NADIA, "approve", approval_data(nadia_cards[0]["card"], "approve"))
+    assert "Ben Foster" in card_text(late_click)
     assert len(council.outbox("write_back")) == 1
 
 
@@ -117,9 +117,16 @@ def test_red_needs_commentary_and_goes_to_head_of_service(council: Council) -> N
     card = council.cards_to("ann.lee@contoso.gov.uk")[0]["card"]
     reply = council.act(ANN, "submitReturns", submit_data(card, value__CP002="31"))
     assert "commentary is required" in card_text(reply)
-    reply = council.act(ANN, "submitReturns", submit_data(
-        card, value__CP002="31", comment__CP002="Staff sickness in October",
-        confirm__CP002="true"))
+    reply = council.act(
+        ANN,
+        "submitReturns",
+        submit_data(
+            card,
+            value__CP002="31",
+            comment__CP002="Staff sickness in October",
+            confirm__CP002="true",
+        ),
+    )
     ret = _returns(council)["CP002"]
     assert ret.status is ReturnStatus.RETURNED and ret.rag == "red"  # type: ignore[attr-defined]
     bob_card = council.cards_to("bob.ray@contoso.gov.uk")[0]["card"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from engine_support import ANN, BOB, TOM, Council, approval_data, make_council, submit_data
+from engine_support import ANN, BEN, BOB, Council, approval_data, make_council, submit_data
+
 from m365perf.engine.context import LONDON
 
 
@@ -58,8 +59,8 @@ def _approve_all(council: Council, key: str, value: str) -> None:
     council.act(ANN, "submitReturns", submit_data(owner_card, **{f"value__{key}": value}))
     bob = council.cards_to("bob.ray@contoso.gov.uk")[-1]["card"]
     council.act(BOB, "approve", approval_data(bob, "approve"))
-    tom = council.cards_to("tom.okafor@contoso.gov.uk")[-1]["card"]
-    council.act(TOM, "approve", approval_data(tom, "approve"))
+    tom = council.cards_to("ben.foster@contoso.gov.uk")[-1]["card"]
+    council.act(BEN, "approve", approval_data(tom, "approve"))
 
 
 def test_approvals_in_one_window_share_one_refresh() -> None:

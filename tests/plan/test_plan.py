@@ -42,8 +42,8 @@ PEOPLE = """id,name,email,line_manager
 0002,Bob Ray,bob.ray@contoso.gov.uk,cat.doe@contoso.gov.uk
 0003,Cat Doe,cat.doe@contoso.gov.uk,
 0004,Dan Fox,dan.fox@contoso.gov.uk,bob.ray@contoso.gov.uk
-0005,Priya Shah,priya.shah@contoso.gov.uk,
-0006,Tom Okafor,tom.okafor@contoso.gov.uk,
+0005,Nadia Clarke,nadia.clarke@contoso.gov.uk,
+0006,Ben Foster,ben.foster@contoso.gov.uk,
 """
 
 
@@ -100,7 +100,7 @@ def test_one_request_per_owner_with_chains(register: tuple[Path, Path]) -> None:
     assert chain == [
         ("Supervisor check", ["bob.ray@contoso.gov.uk"], None),
         ("Head of service sign-off", ["cat.doe@contoso.gov.uk"], {"rag": ["red"]}),
-        ("Performance team", ["priya.shah@contoso.gov.uk", "tom.okafor@contoso.gov.uk"], None),
+        ("Performance team", ["nadia.clarke@contoso.gov.uk", "ben.foster@contoso.gov.uk"], None),
     ]
     # CP002's target only applies from 2027/28: October 2026 has none.
     assert ann["indicators"][1]["target"] is None

@@ -24,8 +24,17 @@ def test_figures_are_read(text: str, figure: float) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "To increase", "To decrease", "None set", "Better than statistical neighbours",
-             "To reduce by 5%", "Below (better than) national average", "N/A"]
+    "text",
+    [
+        "",
+        "To increase",
+        "To decrease",
+        "None set",
+        "Better than statistical neighbours",
+        "To reduce by 5%",
+        "Below (better than) national average",
+        "N/A",
+    ],
 )
 def test_aims_without_a_figure_mean_no_target(text: str) -> None:
     assert parse_target(text) is None

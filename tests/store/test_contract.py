@@ -9,12 +9,15 @@ from store_helpers import FLOW, NOW, PERIOD, Backend, new_return, open_cycle, ra
 
 from m365perf.domain.kinds import Frequency, Polarity, Rag, Unit
 from m365perf.store import (
+    APPROVED_SOURCE,
     AlreadyDecided,
+    CardChannel,
     IndicatorSpec,
     NestedTransaction,
     NewReturn,
     NotFound,
     OutboxStatus,
+    PersonSpec,
     ReturnStatus,
     StaleVersion,
     StepSpec,
@@ -228,6 +231,95 @@ def test_history_lists_approved_values_by_period(store: Store) -> None:
     assert everything[0].rag == Rag.GREEN
 
 
+def _approve(store: Store, period: str, value: float, key: str = "A") -> int:
+    with store.transaction() as tx:
+        cycle, _ = open_cycle(tx, period)
+        (ret,) = tx.create_returns(cycle.id or 0, [NewReturn(indicator_key=key)], now=NOW)
+        tx.update_return(ret.id or 0, 1, now=NOW, status=ReturnStatus.APPROVED, value=value)
+    return ret.id or 0
+
+
+def test_history_starts_with_imported_values_and_approved_returns_take_over(
+    store: Store,
+) -> None:
+    source = "import:coventry-2025-26.csv"
+    with store.transaction() as tx:
+        for month, value in [(6, 60.0), (7, 70.0), (8, 75.0)]:
+            tx.put_history(
+                FLOW,
+                "A",
+                period=f"2026-0{month}",
+                period_start=date(2026, month, 1),
+                value=value,
+                source=source,
+                now=NOW,
+            )
+        tx.put_history(
+            FLOW,
+            "B",
+            period="2026-05",
+            period_start=date(2026, 5, 1),
+            value=1,
+            source=source,
+            now=NOW,
+        )
+    august = _approve(store, "2026-08", 80.0)  # the council's approved figure wins
+    september = _approve(store, "2026-09", 90.0)
+    with store.transaction() as tx:
+        points = tx.history(FLOW, "A")
+        before_aug = tx.history(FLOW, "A", before=date(2026, 8, 1))
+        other_flow = tx.history("other-flow", "A")
+    assert [(p.period, p.value, p.source, p.return_id) for p in points] == [
+        ("2026-06", 60.0, source, None),
+        ("2026-07", 70.0, source, None),
+        ("2026-08", 80.0, APPROVED_SOURCE, august),
+        ("2026-09", 90.0, APPROVED_SOURCE, september),
+    ]
+    assert [p.period for p in before_aug] == ["2026-06", "2026-07"]
+    assert other_flow == []
+
+
+def test_importing_a_period_again_replaces_its_value(store: Store) -> None:
+    with store.transaction() as tx:
+        for value, source in [(61.0, "import:first.csv"), (62.5, "import:corrected.csv")]:
+            tx.put_history(
+                FLOW,
+                "A",
+                period="2026-06",
+                period_start=date(2026, 6, 1),
+                value=value,
+                source=source,
+                now=NOW,
+            )
+        (point,) = tx.history(FLOW, "A")
+    assert (point.value, point.source) == (62.5, "import:corrected.csv")
+
+
+@pytest.mark.parametrize(
+    ("value", "source", "message"),
+    [
+        (float("nan"), "import:x.csv", "finite number"),
+        (float("inf"), "import:x.csv", "finite number"),
+        (True, "import:x.csv", "finite number"),
+        (1.0, "approved", "kept for approved returns"),
+        (1.0, " ", "source"),
+    ],
+)
+def test_imported_history_refuses_values_that_would_mislead(
+    store: Store, value: float, source: str, message: str
+) -> None:
+    with store.transaction() as tx, pytest.raises(ValueError, match=message):
+        tx.put_history(
+            FLOW,
+            "A",
+            period="2026-06",
+            period_start=date(2026, 6, 1),
+            value=value,
+            source=source,
+            now=NOW,
+        )
+
+
 # --- approvals -------------------------------------------------------------------------
 
 
@@ -306,6 +398,30 @@ def test_an_escalated_step_can_still_be_decided_but_a_decided_one_cannot_escalat
             tx.decide_step(first, StepStatus.PENDING, by="x", at=LATER)
     assert (escalated.status, escalated.approvers) == (StepStatus.ESCALATED, ["deputy-1"])
     assert decided.status == StepStatus.APPROVED
+
+
+def test_open_steps_are_listed_by_approver_and_return(store: Store) -> None:
+    ret_id, (first, second) = _chain(store)
+    other = new_return(store, key="CP02")
+    with store.transaction() as tx:
+        (other_step,) = tx.create_steps(
+            other.id or 0, 2, [StepSpec(name="Supervisor", approvers=["sup-1"])], now=NOW
+        )
+        tx.decide_step(first, StepStatus.APPROVED, by="sup-1", at=NOW)
+        tx.escalate_step(second, ["deputy-1", "sup-1"], at=NOW)
+    with store.transaction() as tx:
+        everything = tx.list_open_steps()
+        for_sup_1 = tx.list_open_steps(approver="sup-1")
+        for_sup_2 = tx.list_open_steps(approver="sup-2")
+        of_first_return = tx.list_open_steps(return_ids=[ret_id])
+        sup_1_on_other = tx.list_open_steps(approver="sup-1", return_ids={other.id or 0})
+        of_no_return = tx.list_open_steps(return_ids=[])
+    assert [s.id for s in everything] == [second, other_step.id]
+    assert [s.id for s in for_sup_1] == [second, other_step.id]
+    assert for_sup_2 == []  # the step they could act on is decided
+    assert [(s.id, s.status) for s in of_first_return] == [(second, StepStatus.ESCALATED)]
+    assert [s.id for s in sup_1_on_other] == [other_step.id]
+    assert of_no_return == []
 
 
 # --- timers ----------------------------------------------------------------------------
@@ -595,6 +711,252 @@ def test_next_years_target_does_not_change_last_years(store: Store) -> None:
     assert [t.applies_from for t in history] == ["2025/26", "2026/27"]
 
 
+# --- card deliveries -----------------------------------------------------------------------
+
+
+def _deliver(store: Store, card_id: str, user: str, step_id: int, **ids: str) -> None:
+    with store.transaction() as tx:
+        tx.record_delivery(
+            card_id,
+            user_id=user,
+            channel=CardChannel.TEAMS,
+            subject_type="step",
+            subject_id=step_id,
+            now=NOW,
+            **ids,
+        )
+
+
+def test_a_group_step_finds_its_members_cards_to_replace_them_once(store: Store) -> None:
+    for user in ("sup-1", "sup-2"):
+        _deliver(
+            store,
+            f"step:7:{user}",
+            user,
+            7,
+            conversation_id=f"a:{user}",
+            activity_id="1",
+            service_url="https://smba/",
+        )
+    _deliver(store, "step:8:sup-1", "sup-1", 8)
+    with store.transaction() as tx:
+        tx.record_delivery(
+            "return:3:officer-1",
+            user_id="officer-1",
+            channel=CardChannel.EMAIL,
+            subject_type="return",
+            subject_id=3,
+            message_id="<m1@council>",
+            now=LATER,
+        )
+    with store.transaction() as tx:
+        group = tx.list_deliveries(subject_type="step", subject_id=7)
+        of_sup_1 = tx.list_deliveries(user_id="sup-1")
+        mail = tx.find_delivery("return:3:officer-1")
+        first = tx.mark_replaced("step:7:sup-2", now=LATER)
+        again = tx.mark_replaced("step:7:sup-2", now=LATER + timedelta(minutes=1))
+        replaced = tx.find_delivery("step:7:sup-2")
+        assert tx.find_delivery("nothing") is None
+        with pytest.raises(NotFound):
+            tx.mark_replaced("nothing", now=LATER)
+    assert [(d.user_id, d.conversation_id) for d in group] == [
+        ("sup-1", "a:sup-1"),
+        ("sup-2", "a:sup-2"),
+    ]
+    assert [d.card_id for d in of_sup_1] == ["step:7:sup-1", "step:8:sup-1"]
+    assert mail is not None and (mail.channel, mail.message_id) == ("email", "<m1@council>")
+    assert (first, again) == (True, False)
+    assert replaced is not None and replaced.replaced_at == LATER
+
+
+def test_a_resent_card_keeps_one_delivery_with_the_latest_ids(store: Store) -> None:
+    _deliver(
+        store, "c1", "sup-1", 7, conversation_id="a:1", activity_id="1", service_url="https://s/"
+    )
+    with store.transaction() as tx:
+        resent = tx.record_delivery(
+            "c1",
+            user_id="sup-1",
+            channel=CardChannel.TEAMS,
+            subject_type="step",
+            subject_id=7,
+            conversation_id="a:1",
+            activity_id="2",
+            service_url="https://s/",
+            now=LATER,
+        )
+        (only,) = tx.list_deliveries()
+    assert only == resent
+    assert (only.activity_id, only.delivered_at, only.replaced_at) == ("2", LATER, None)
+
+
+def test_a_card_id_cannot_be_recorded_for_someone_else(store: Store) -> None:
+    _deliver(store, "c1", "sup-1", 7, activity_id="1")
+    with store.transaction() as tx:
+        with pytest.raises(ValueError, match="delivered to sup-1"):
+            tx.record_delivery(
+                "c1",
+                user_id="sup-2",
+                channel=CardChannel.TEAMS,
+                subject_type="step",
+                subject_id=7,
+                now=NOW,
+            )
+        with pytest.raises(ValueError, match="channel"):
+            tx.record_delivery(
+                "c2",
+                user_id="sup-1",
+                channel="fax",  # type: ignore[arg-type]  # what a bad caller sends
+                subject_type="step",
+                subject_id=7,
+                now=NOW,
+            )
+        stored = tx.find_delivery("c1")
+    assert stored is not None and (stored.user_id, stored.activity_id) == ("sup-1", "1")
+
+
+def test_racing_retries_of_one_card_leave_one_delivery(backend: Backend) -> None:
+    stores = [backend.new_store() for _ in range(4)]
+
+    def deliver(i: int) -> str | None:
+        with stores[i].transaction() as tx:
+            return tx.record_delivery(
+                "c1",
+                user_id="sup-1",
+                channel=CardChannel.TEAMS,
+                subject_type="step",
+                subject_id=7,
+                activity_id=str(i),
+                now=NOW,
+            ).activity_id
+
+    outcomes = race(len(stores), deliver)
+    assert all(isinstance(o, str) for o in outcomes), outcomes
+    with stores[0].transaction() as tx:
+        (only,) = tx.list_deliveries()
+    assert only.activity_id in outcomes
+
+
+# --- people ---------------------------------------------------------------------------------
+
+
+def _person(ident: str, email: str, name: str = "", manager: str | None = None) -> PersonSpec:
+    return PersonSpec(id=ident, name=name or ident.title(), email=email, line_manager_id=manager)
+
+
+def test_people_are_found_by_id_or_by_email_in_any_case(store: Store) -> None:
+    with store.transaction() as tx:
+        added = tx.upsert_people(
+            [
+                _person("aa-1", " Alice.Smith@Coventry.gov.uk ", "Alice Smith", manager="bb-2"),
+                _person("bb-2", "bob@coventry.gov.uk", "bob Jones"),
+                PersonSpec(
+                    id="cc-3", name="Carol", email="carol@coventry.gov.uk", line_manager_id=""
+                ),
+            ],
+            now=NOW,
+        )
+    with store.transaction() as tx:
+        by_id = tx.find_person("aa-1")
+        by_email = tx.find_person("ALICE.SMITH@coventry.GOV.UK")
+        people = tx.list_people()
+        assert tx.find_person("nobody@coventry.gov.uk") is None
+        assert tx.find_person("zz-9") is None
+    assert added == 3
+    assert by_id is not None and by_id == by_email
+    assert (by_id.name, by_id.email, by_id.line_manager_id) == (
+        "Alice Smith",
+        "alice.smith@coventry.gov.uk",
+        "bb-2",
+    )
+    assert [p.name for p in people] == ["Alice Smith", "bob Jones", "Carol"]
+    assert people[2].line_manager_id is None and people[0].updated_at == NOW
+
+
+def test_syncing_people_again_updates_them_and_counts_only_changes(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.upsert_people([_person("aa-1", "a@c.gov.uk"), _person("bb-2", "b@c.gov.uk")], now=NOW)
+    with store.transaction() as tx:
+        changed = tx.upsert_people(
+            [_person("aa-1", "a@c.gov.uk"), _person("bb-2", "b@c.gov.uk", manager="aa-1")],
+            now=LATER,
+        )
+        tx.upsert_people([_person("cc-3", "c@c.gov.uk")], now=LATER)  # another flow's people
+        people = {p.id: p for p in tx.list_people()}
+    assert changed == 1
+    assert set(people) == {"aa-1", "bb-2", "cc-3"}  # a sync never drops people it omits
+    assert people["bb-2"].line_manager_id == "aa-1" and people["aa-1"].updated_at == LATER
+
+
+def test_an_email_that_moves_to_another_id_follows_the_directory(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.upsert_people(
+            [
+                _person("old-1", "jo@c.gov.uk", "Jo (old account)"),
+                _person("aa-1", "a@c.gov.uk"),
+                _person("bb-2", "b@c.gov.uk"),
+            ],
+            now=NOW,
+        )
+    with store.transaction() as tx:
+        # Jo's account was re-created; Alice and Bob swapped mailboxes, in one sync.
+        tx.upsert_people(
+            [
+                _person("new-1", "Jo@c.gov.uk", "Jo"),
+                _person("aa-1", "b@c.gov.uk"),
+                _person("bb-2", "a@c.gov.uk"),
+            ],
+            now=LATER,
+        )
+    with store.transaction() as tx:
+        jo = tx.find_person("jo@c.gov.uk")
+        old = tx.find_person("old-1")
+        a = tx.find_person("a@c.gov.uk")
+        everyone = [p.id for p in tx.list_people()]
+    assert jo is not None and (jo.id, jo.name) == ("new-1", "Jo")
+    assert old is None
+    assert a is not None and a.id == "bb-2"
+    assert sorted(everyone) == ["aa-1", "bb-2", "new-1"]
+
+
+@pytest.mark.parametrize(
+    ("people", "message"),
+    [
+        ([{"id": "a", "name": "A", "email": "a@c"}] * 2, "person 'a' appears more than once"),
+        (
+            [{"id": "a", "name": "A", "email": "x@c"}, {"id": "b", "name": "B", "email": "X@c"}],
+            "e-mail 'x@c' appears more than once",
+        ),
+    ],
+)
+def test_a_snapshot_naming_someone_twice_is_refused(
+    store: Store, people: list[dict[str, str]], message: str
+) -> None:
+    specs = [PersonSpec.model_validate(p) for p in people]
+    with store.transaction() as tx:
+        with pytest.raises(ValueError, match=message):
+            tx.upsert_people(specs, now=NOW)
+        assert tx.list_people() == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"email": "alice.coventry.gov.uk"}, "not an e-mail address"),
+        ({"email": "alice smith@c.gov.uk"}, "not an e-mail address"),
+        ({"name": "  "}, "name"),
+        ({"id": ""}, "id"),
+        ({"line_manager_id": "aa-1"}, "their own line manager"),
+    ],
+)
+def test_a_person_record_that_would_not_resolve_is_refused(
+    fields: dict[str, str], message: str
+) -> None:
+    person = {"id": "aa-1", "name": "Alice", "email": "a@c.gov.uk", **fields}
+    with pytest.raises(ValueError, match=message):
+        PersonSpec.model_validate(person)
+
+
 # --- units of work -----------------------------------------------------------------------
 
 
@@ -604,10 +966,24 @@ def test_a_failed_transaction_leaves_neither_state_nor_outbox_row(store: Store) 
         tx.enqueue("send_card", budget="bot", payload={}, dedup_key="card", now=NOW)
         tx.schedule_timer("reminder", due_at=NOW, dedup_key="r", subject_type="cycle", now=NOW)
         tx.audit("cycle.opened", at=NOW, actor="scheduler", subject_type="cycle", subject_id=1)
+        tx.upsert_people([PersonSpec(id="a", name="A", email="a@c.gov.uk")], now=NOW)
+        tx.record_delivery(
+            "card",
+            user_id="a",
+            channel=CardChannel.TEAMS,
+            subject_type="cycle",
+            subject_id=1,
+            now=NOW,
+        )
+        tx.put_history(
+            FLOW, "A", period="p", period_start=date(2026, 1, 1), value=1, source="s", now=NOW
+        )
         raise _Boom
     with store.transaction() as tx:
         assert tx.find_cycle(FLOW, PERIOD) is None
         assert tx.list_outbox() == [] and tx.list_timers() == [] and tx.list_audit() == []
+        assert tx.list_people() == [] and tx.list_deliveries() == []
+        assert tx.history(FLOW, "A") == []
     with store.transaction() as tx:  # and the keys are free for the retry
         assert tx.enqueue("send_card", budget="bot", payload={}, dedup_key="card", now=NOW)[1]
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from store_helpers import FLOW, PERIOD, open_cycle
 
 from m365perf.store import MemoryStore, SchemaOutOfDate, SqlStore, create_store
 from m365perf.store.migrate import current_revision, head_revision, upgrade
@@ -38,6 +39,25 @@ def test_upgrade_builds_the_declared_schema_and_is_repeatable(
         engine.dispose()
     assert differences == []
     assert current_revision(empty_database) == head_revision()
+
+
+def test_a_database_from_the_first_release_is_refused_then_migrated_with_its_data(
+    empty_database: str,
+) -> None:
+    upgrade(empty_database, "0001")
+    old = SqlStore(empty_database)  # the previous release, still running
+    with old.transaction() as tx:
+        open_cycle(tx)
+    old.close()
+    with pytest.raises(SchemaOutOfDate, match="revision 0001"):
+        create_store(empty_database)
+    store = create_store(empty_database, migrate=True)
+    try:
+        with store.transaction() as tx:
+            assert tx.find_cycle(FLOW, PERIOD) is not None
+            assert tx.list_people() == []  # and the new tables are there
+    finally:
+        store.close()
 
 
 def test_create_store_picks_the_backend_from_the_url(tmp_path: Path) -> None:

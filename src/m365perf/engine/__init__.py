@@ -57,8 +57,14 @@ class Engine:
         actor: str = "scheduler",
     ) -> CycleOpening:
         return open_cycle(
-            self.store, self.ctx, self.ctx.flow(flow_id), period, indicators, problems,
-            now=now, actor=actor,
+            self.store,
+            self.ctx,
+            self.ctx.flow(flow_id),
+            period,
+            indicators,
+            problems,
+            now=now,
+            actor=actor,
         )
 
     def handle_action(
@@ -74,7 +80,12 @@ class Engine:
         raise BadAction(f"unknown verb {verb!r}")
 
     def remember_conversation(
-        self, user_id: str, *, conversation_id: str, service_url: str, tenant_id: str | None,
+        self,
+        user_id: str,
+        *,
+        conversation_id: str,
+        service_url: str,
+        tenant_id: str | None,
         now: datetime,
     ) -> None:
         """Keep where a user talks to the bot, so later cards reach them proactively."""
@@ -86,8 +97,11 @@ class Engine:
                 or current.service_url != service_url
             ):
                 tx.put_conversation_ref(
-                    user_id, conversation_id=conversation_id, service_url=service_url,
-                    tenant_id=tenant_id, now=now,
+                    user_id,
+                    conversation_id=conversation_id,
+                    service_url=service_url,
+                    tenant_id=tenant_id,
+                    now=now,
                 )
 
     def fire_due_timers(self, *, worker: str, now: datetime) -> int:

@@ -159,13 +159,15 @@ def _outcome_card(
     if approved:
         chain = tx.list_steps(ret.id or 0, step.return_version)
         waiting = [s for s in chain if s.status in OPEN]
-        nxt = f"now with {waiting[0].name}" if waiting else (
-            "approved and published" if ret.status is ReturnStatus.APPROVED else None
+        nxt = (
+            f"now with {waiting[0].name}"
+            if waiting
+            else ("approved and published" if ret.status is ReturnStatus.APPROVED else None)
         )
     view = OutcomeView(
-        outcome=Outcome.APPROVED if approved else (
-            Outcome.REJECTED if step.status is StepStatus.REJECTED else Outcome.SUPERSEDED
-        ),
+        outcome=Outcome.APPROVED
+        if approved
+        else (Outcome.REJECTED if step.status is StepStatus.REJECTED else Outcome.SUPERSEDED),
         indicator_name=indicator.name if indicator else ret.indicator_key,
         owner_name=owner.name,
         period_label=ctx.period_of(cycle).label,
@@ -208,8 +210,13 @@ def _reject(
     flow = ctx.flow(cycle.flow_id)
     for later in tx.list_steps(ret.id or 0, step.return_version):
         if later.status in OPEN:
-            tx.decide_step(later.id or 0, StepStatus.SKIPPED, by=SYSTEM, at=now,
-                           reason="the return was rejected at an earlier step")
+            tx.decide_step(
+                later.id or 0,
+                StepStatus.SKIPPED,
+                by=SYSTEM,
+                at=now,
+                reason="the return was rejected at an earlier step",
+            )
     rejected = tx.update_return(
         ret.id or 0,
         ret.version,

@@ -159,9 +159,7 @@ def assess(
         values = [p.value for p in past]
         spc = variation_of(past, period, value, polarity, target)
         variation, assurance, concern = spc.variation, spc.assurance, spc.concern
-        verdict = outlier_check(
-            value, values, threshold_percent=flow.rag.outlier_threshold_percent
-        )
+        verdict = outlier_check(value, values, threshold_percent=flow.rag.outlier_threshold_percent)
         outlier_reason = verdict.reason if verdict.is_outlier else None
         missing_reason = probable_missing_data(value, values)
         if (outlier_reason or missing_reason) and not draft.confirmed:

@@ -169,13 +169,13 @@ def ask_owner(
     cycle = tx.get_cycle(cycle_id)
     flow = ctx.flow(cycle.flow_id)
     base_id = f"request-{cycle_id}-{owner.id}-{round_name}"
-    view = owner_request(
-        tx, ctx, cycle, owner.id, owner.name, returns, card_id=base_id, now=now
-    )
+    view = owner_request(tx, ctx, cycle, owner.id, owner.name, returns, card_id=base_id, now=now)
     cards = render_owner_requests(view, max_bytes=ctx.config.max_card_bytes)
     link = ctx.link(f"/returns/{cycle_id}")
     reminder = "" if round_name == "open" else "Reminder: "
-    subject = f"{reminder}{flow.name} {view.period_label}: returns due {format_date(cycle.due_date)}"
+    subject = (
+        f"{reminder}{flow.name} {view.period_label}: returns due {format_date(cycle.due_date)}"
+    )
     for part, card in enumerate(cards, start=1):
         card_id = base_id if len(cards) == 1 else f"{base_id}-p{part}"
         send_card(

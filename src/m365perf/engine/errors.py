@@ -1,9 +1,9 @@
 """Why the engine refused an action (the web layer turns these into HTTP answers).
 
-    ActionError            the click cannot be acted on; nothing changed
-    ├── BadAction          malformed card data: no card of ours sends this (400)
-    ├── NotYours           the caller is not the person the card was sent to (403)
-    └── UnknownSubject     the cycle, return or step no longer exists (404)
+ActionError            the click cannot be acted on; nothing changed
+├── BadAction          malformed card data: no card of ours sends this (400)
+├── NotYours           the caller is not the person the card was sent to (403)
+└── UnknownSubject     the cycle, return or step no longer exists (404)
 """
 
 from __future__ import annotations

@@ -39,30 +39,34 @@ def results_row(
     approvals = [s for s in steps if s.status is StepStatus.APPROVED]
     approver = tx.find_person(approvals[-1].decided_by or "") if approvals else None
     submitter = tx.find_person(ret.submitted_by or "") if ret.submitted_by else None
-    key_id, key_period = (flow.writeback.key + ["IndicatorId", "Period"])[:2]
+    key_id, key_period = [*flow.writeback.key, "IndicatorId", "Period"][:2]
     return {
         key_id: ret.indicator_key,
         key_period: period.label,
         "Title": indicator.name,
         "Flow": flow.id,
+        "CycleId": str(cycle.id),
         "PeriodStart": period.start.isoformat(),
         "Value": ret.value,
+        "ValueText": ret.raw_value,
         "NoDataReason": ret.no_data_reason,
         "Unit": indicator.unit.value,
-        "Target": target,
+        "Target": None if target is None else f"{target:g}",
         "Comparator": indicator.comparator,
-        "RAG": (ret.rag.value if ret.rag else "none"),
-        "Direction": ret.direction,
-        "DirectionVsLastYear": vs_last_year,
+        "Rag": (ret.rag.value if ret.rag else "none"),
+        "DirectionPrevious": ret.direction,
+        "DirectionLastYear": vs_last_year,
         "Variation": variation,
         "Assurance": assurance,
         "VariationColour": colour,
         "Commentary": ret.commentary,
         "DataQualityFlag": ret.data_quality_flag,
         "Late": ret.late,
-        "SubmittedBy": submitter.name if submitter else ret.submitted_by,
-        "SubmittedAt": ret.submitted_at.isoformat() if ret.submitted_at else None,
-        "ApprovedBy": approver.name if approver else (approvals[-1].decided_by if approvals else None),
+        "ReturnedBy": submitter.name if submitter else ret.submitted_by,
+        "ReturnedAt": ret.submitted_at.isoformat() if ret.submitted_at else None,
+        "ApprovedBy": approver.name
+        if approver
+        else (approvals[-1].decided_by if approvals else None),
         "ApprovedAt": ret.decided_at.isoformat() if ret.decided_at else None,
         "Version": ret.version,
     }

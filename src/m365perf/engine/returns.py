@@ -149,7 +149,9 @@ def _judge(
     if indicator is None:
         raise UnknownSubject(f"indicator {ret.indicator_key} is no longer in the register")
     target, tolerance = indicator_target(tx, flow, indicator, period)
-    bounds = _bounds(indicator.raw, flow.source.column_for("minimum"), flow.source.column_for("maximum"))
+    bounds = _bounds(
+        indicator.raw, flow.source.column_for("minimum"), flow.source.column_for("maximum")
+    )
     return assess(
         draft,
         flow=flow,

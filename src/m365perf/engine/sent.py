@@ -16,7 +16,10 @@ from m365perf.store import OutboxMessage, Store
 
 
 def on_sent(
-    store: Store, ctx: EngineContext, message: OutboxMessage, outcome: dict[str, Any],
+    store: Store,
+    ctx: EngineContext,
+    message: OutboxMessage,
+    outcome: dict[str, Any],
     now: datetime,
 ) -> None:
     payload = message.payload
@@ -24,12 +27,19 @@ def on_sent(
         if message.kind == "send_card":
             user = payload["user"]
             if outcome.get("conversation_id") and payload["channel"] == "teams":
-                tx.put_conversation_ref(user["id"], conversation_id=outcome["conversation_id"],
-                                        service_url=outcome.get("service_url") or "", now=now)
+                tx.put_conversation_ref(
+                    user["id"],
+                    conversation_id=outcome["conversation_id"],
+                    service_url=outcome.get("service_url") or "",
+                    now=now,
+                )
             tx.record_delivery(
-                payload["card_id"], user_id=user["id"], channel=payload["channel"],
+                payload["card_id"],
+                user_id=user["id"],
+                channel=payload["channel"],
                 subject_type=payload.get("subject_type", ""),
-                subject_id=int(payload.get("subject_id") or 0), now=now,
+                subject_id=int(payload.get("subject_id") or 0),
+                now=now,
                 conversation_id=outcome.get("conversation_id"),
                 activity_id=outcome.get("activity_id"),
                 service_url=outcome.get("service_url"),
@@ -40,40 +50,81 @@ def on_sent(
         elif message.kind == "write_back":
             return_id = payload.get("return_id")
             version = payload["fields"].get("Version")
-            done = [e for e in tx.list_audit(subject_type="return", subject_id=return_id or 0)
-                    if e.action == "return.written_back" and (e.after or {}).get("version") == version]
+            done = [
+                e
+                for e in tx.list_audit(subject_type="return", subject_id=return_id or 0)
+                if e.action == "return.written_back" and (e.after or {}).get("version") == version
+            ]
             if not done:
-                tx.audit("return.written_back", at=now, actor="dispatcher", subject_type="return",
-                         subject_id=return_id or 0, cycle_id=payload.get("cycle_id"),
-                         after={"version": version, "item_id": outcome.get("item_id"),
-                                "created": outcome.get("created"),
-                                "skipped_older": outcome.get("skipped_older", False)})
+                tx.audit(
+                    "return.written_back",
+                    at=now,
+                    actor="dispatcher",
+                    subject_type="return",
+                    subject_id=return_id or 0,
+                    cycle_id=payload.get("cycle_id"),
+                    after={
+                        "version": version,
+                        "item_id": outcome.get("item_id"),
+                        "created": outcome.get("created"),
+                        "skipped_older": outcome.get("skipped_older", False),
+                    },
+                )
         elif message.kind == "refresh":
             request_id = outcome["request_id"]
-            tx.schedule_timer("refresh_poll", due_at=now + POLL_EVERY,
-                              dedup_key=f"refresh_poll:{request_id}:1", subject_type="dataset",
-                              payload={**payload, "request_id": request_id, "poll": 1}, now=now)
-            tx.audit("powerbi.refresh_requested", at=now, actor="dispatcher",
-                     subject_type="dataset", subject_id=payload["dataset"],
-                     after={"request_id": request_id})
+            tx.schedule_timer(
+                "refresh_poll",
+                due_at=now + POLL_EVERY,
+                dedup_key=f"refresh_poll:{request_id}:1",
+                subject_type="dataset",
+                payload={**payload, "request_id": request_id, "poll": 1},
+                now=now,
+            )
+            tx.audit(
+                "powerbi.refresh_requested",
+                at=now,
+                actor="dispatcher",
+                subject_type="dataset",
+                subject_id=payload["dataset"],
+                after={"request_id": request_id},
+            )
         elif message.kind == "check_refresh":
             status = str(outcome.get("status"))
             poll = int(payload.get("poll", 1))
             if status in ("Unknown", "NotStarted", "InProgress") and poll < MAX_POLLS:
-                tx.schedule_timer("refresh_poll", due_at=now + POLL_EVERY,
-                                  dedup_key=f"refresh_poll:{payload['request_id']}:{poll + 1}",
-                                  subject_type="dataset", payload={**payload, "poll": poll + 1},
-                                  now=now)
+                tx.schedule_timer(
+                    "refresh_poll",
+                    due_at=now + POLL_EVERY,
+                    dedup_key=f"refresh_poll:{payload['request_id']}:{poll + 1}",
+                    subject_type="dataset",
+                    payload={**payload, "poll": poll + 1},
+                    now=now,
+                )
                 return
             action = "powerbi.refreshed" if status == "Completed" else "powerbi.refresh_failed"
-            tx.audit(action, at=now, actor="dispatcher", subject_type="dataset",
-                     subject_id=payload["dataset"],
-                     after={"request_id": payload["request_id"], "status": status,
-                            "error": outcome.get("error")})
+            tx.audit(
+                action,
+                at=now,
+                actor="dispatcher",
+                subject_type="dataset",
+                subject_id=payload["dataset"],
+                after={
+                    "request_id": payload["request_id"],
+                    "status": status,
+                    "error": outcome.get("error"),
+                },
+            )
             if status != "Completed":
                 flow = ctx.flow(str(payload.get("flow_id")))
-                send_mail(tx, ctx, to=flow.performance_team or [ctx.config.service_mailbox],
-                          subject=f"Power BI refresh failed: {flow.name}",
-                          lines=[f"The refresh of dataset {payload['dataset']} ended {status}.",
-                                 str(outcome.get("error") or "")],
-                          dedup_key=f"refresh_failed:{payload['request_id']}", now=now)
+                send_mail(
+                    tx,
+                    ctx,
+                    to=flow.performance_team or [ctx.config.service_mailbox],
+                    subject=f"Power BI refresh failed: {flow.name}",
+                    lines=[
+                        f"The refresh of dataset {payload['dataset']} ended {status}.",
+                        str(outcome.get("error") or ""),
+                    ],
+                    dedup_key=f"refresh_failed:{payload['request_id']}",
+                    now=now,
+                )

@@ -24,8 +24,9 @@ POLL_EVERY = timedelta(minutes=1)
 MAX_POLLS = 120
 
 
-def fire_due_timers(store: Store, ctx: EngineContext, *, worker: str, now: datetime,
-                    limit: int = 50) -> int:
+def fire_due_timers(
+    store: Store, ctx: EngineContext, *, worker: str, now: datetime, limit: int = 50
+) -> int:
     """Act on every timer due by ``now``; returns how many were acted on."""
     fired = 0
     for timer in store.claim_due_timers(now, limit, worker):
@@ -64,8 +65,11 @@ def _reminder(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) 
             subject_type="owner",
             subject_id=owner_id,
             cycle_id=cycle_id,
-            after={"reminder": number, "kind": timer.payload.get("kind"),
-                   "outstanding": [r.indicator_key for r in returns]},
+            after={
+                "reminder": number,
+                "kind": timer.payload.get("kind"),
+                "outstanding": [r.indicator_key for r in returns],
+            },
         )
 
 
@@ -103,8 +107,15 @@ def _escalate(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) 
             dedup_key=f"cycle:{cycle.id}:escalate:{owner_id}",
             now=now,
         )
-        tx.audit("owner.escalated", at=now, actor="scheduler", subject_type="owner",
-                 subject_id=owner_id, cycle_id=cycle.id, after={"to": to})
+        tx.audit(
+            "owner.escalated",
+            at=now,
+            actor="scheduler",
+            subject_type="owner",
+            subject_id=owner_id,
+            cycle_id=cycle.id,
+            after={"to": to},
+        )
 
 
 def _digest(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) -> None:
@@ -119,14 +130,22 @@ def _digest(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) ->
     lines = [
         f"{flow.name} {cycle.period} (due {cycle.due_date.isoformat()}):",
         f"returned {returned} of {len(returns)}",
-        f"outstanding {counts[ReturnStatus.AWAITING]}" + (f", of which late {late}" if late else ""),
+        f"outstanding {counts[ReturnStatus.AWAITING]}"
+        + (f", of which late {late}" if late else ""),
         f"awaiting approval {counts[ReturnStatus.RETURNED]}",
         f"rejected and back with the owner {counts[ReturnStatus.REJECTED]}",
         f"approved {counts[ReturnStatus.APPROVED]}",
     ]
     if flow.performance_team:
-        send_mail(tx, ctx, to=flow.performance_team, subject=f"Daily digest: {flow.name} {cycle.period}",
-                  lines=lines, dedup_key=f"digest:{timer.dedup_key}", now=now)
+        send_mail(
+            tx,
+            ctx,
+            to=flow.performance_team,
+            subject=f"Daily digest: {flow.name} {cycle.period}",
+            lines=lines,
+            dedup_key=f"digest:{timer.dedup_key}",
+            now=now,
+        )
     if counts[ReturnStatus.APPROVED] < len(returns):
         schedule_digest(tx, flow, cycle.id or 0, after=now, now=now)
 
@@ -156,20 +175,33 @@ def _step_timeout(tx: Transaction, ctx: EngineContext, timer: Timer, now: dateti
         added = [p.id for p in people if p.id not in step.approvers]
         if added:
             step = tx.escalate_step(step.id or 0, [*step.approvers, *added], at=now)
-            tx.audit("step.escalated", at=now, actor="scheduler", subject_type="return",
-                     subject_id=ret.id or 0, cycle_id=cycle.id,
-                     after={"step": step.name, "added": added})
+            tx.audit(
+                "step.escalated",
+                at=now,
+                actor="scheduler",
+                subject_type="return",
+                subject_id=ret.id or 0,
+                cycle_id=cycle.id,
+                after={"step": step.name, "added": added},
+            )
     if rule is None or rule.on_timeout.remind or escalate_to:
         chain = tx.list_steps(ret.id or 0, step.return_version)
         ask_step(tx, ctx, cycle, ret, chain, step, now=now, round_name=f"timeout{round_number}")
     if rule and rule.timeout_working_days:
         from m365perf.domain.calendar import WorkingCalendar
 
-        due = WorkingCalendar(flow.calendar).add_working_days(local_day(now), rule.timeout_working_days)
-        tx.schedule_timer("step_timeout", due_at=at_local(due, time(9, 0)),
-                          dedup_key=f"step:{step.id}:timeout:{round_number + 1}",
-                          subject_type="step", subject_id=step.id,
-                          payload={"round": round_number + 1}, now=now)
+        due = WorkingCalendar(flow.calendar).add_working_days(
+            local_day(now), rule.timeout_working_days
+        )
+        tx.schedule_timer(
+            "step_timeout",
+            due_at=at_local(due, time(9, 0)),
+            dedup_key=f"step:{step.id}:timeout:{round_number + 1}",
+            subject_type="step",
+            subject_id=step.id,
+            payload={"round": round_number + 1},
+            now=now,
+        )
 
 
 def _refresh(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) -> None:
@@ -180,23 +212,41 @@ def _refresh(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) -
     used = refreshes_today(tx, dataset, now) + flow.powerbi.scheduled_refreshes_per_day
     if used >= flow.powerbi.daily_budget:
         tomorrow = local_day(now) + timedelta(days=1)
-        tx.schedule_timer("refresh", due_at=at_local(tomorrow, time(0, 30)),
-                          dedup_key=f"refresh:{dataset}:deferred:{tomorrow.isoformat()}",
-                          subject_type="flow", payload=dict(timer.payload), now=now)
-        tx.audit("powerbi.refresh_deferred", at=now, actor="scheduler", subject_type="dataset",
-                 subject_id=dataset, after={"used_today": used,
-                                            "daily_budget": flow.powerbi.daily_budget})
+        tx.schedule_timer(
+            "refresh",
+            due_at=at_local(tomorrow, time(0, 30)),
+            dedup_key=f"refresh:{dataset}:deferred:{tomorrow.isoformat()}",
+            subject_type="flow",
+            payload=dict(timer.payload),
+            now=now,
+        )
+        tx.audit(
+            "powerbi.refresh_deferred",
+            at=now,
+            actor="scheduler",
+            subject_type="dataset",
+            subject_id=dataset,
+            after={"used_today": used, "daily_budget": flow.powerbi.daily_budget},
+        )
         return
-    tx.enqueue("refresh", budget=f"powerbi:{dataset}",
-               payload={"workspace": flow.powerbi.workspace, "dataset": dataset,
-                        "flow_id": flow.id},
-               dedup_key=f"refresh:{timer.dedup_key}", now=now)
+    tx.enqueue(
+        "refresh",
+        budget=f"powerbi:{dataset}",
+        payload={"workspace": flow.powerbi.workspace, "dataset": dataset, "flow_id": flow.id},
+        dedup_key=f"refresh:{timer.dedup_key}",
+        now=now,
+    )
 
 
 def _refresh_poll(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) -> None:
     payload = dict(timer.payload)
-    tx.enqueue("check_refresh", budget=f"powerbi:{payload['dataset']}", payload=payload,
-               dedup_key=f"check:{payload['request_id']}:{payload.get('poll', 1)}", now=now)
+    tx.enqueue(
+        "check_refresh",
+        budget=f"powerbi:{payload['dataset']}",
+        payload=payload,
+        dedup_key=f"check:{payload['request_id']}:{payload.get('poll', 1)}",
+        now=now,
+    )
 
 
 _HANDLERS = {

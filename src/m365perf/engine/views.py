@@ -13,11 +13,11 @@ from m365perf.cards import (
     PeriodValue,
     ReturnedIndicator,
 )
+from m365perf.domain.direction import direction
 from m365perf.domain.kinds import Rag
 from m365perf.domain.periods import Period
-from m365perf.domain.rag import Tolerance
-from m365perf.domain.direction import direction
 from m365perf.domain.quality import probable_missing_data
+from m365perf.domain.rag import Tolerance
 from m365perf.engine.assessment import flow_tolerance, variation_of
 from m365perf.engine.context import EngineContext, local_day
 from m365perf.flows.model import Flow
@@ -212,9 +212,7 @@ def approval_view(
         spc = variation_of(history, period, ret.value, indicator.polarity, target)
         variation, assurance = spc.variation, spc.assurance
         missing_data = probable_missing_data(ret.value, [p.value for p in history]) is not None
-        vs_last_year = direction(
-            ret.value, last_year.value, indicator.polarity
-        ).value
+        vs_last_year = direction(ret.value, last_year.value, indicator.polarity).value
     return ApprovalView(
         return_id=str(ret.id),
         version=step.return_version,

@@ -62,10 +62,22 @@ def read_register_csv(path: Path | str) -> list[dict[str, str]]:
     return [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
 
 
+_YES = {"yes", "true", "y", "1"}
+_NO = {"no", "false", "n", "0"}
+
+
+def _same(have: str, want: str) -> bool:
+    """Case-insensitive; yes/true/1 and no/false/0 match each other (SharePoint booleans)."""
+    have, want = have.strip().lower(), want.strip().lower()
+    if want in _YES:
+        return have in _YES
+    if want in _NO:
+        return have in _NO
+    return have == want
+
+
 def _matches(row: Row, filters: Mapping[str, str]) -> bool:
-    return all(
-        row.get(col, "").strip().lower() == want.strip().lower() for col, want in filters.items()
-    )
+    return all(_same(row.get(col, ""), want) for col, want in filters.items())
 
 
 def _number(text: str) -> float:

@@ -16,8 +16,11 @@ from m365perf.store.factory import MEMORY_URL, SchemaOutOfDate, create_store
 from m365perf.store.memory import MemoryStore
 from m365perf.store.sql import SqlStore
 from m365perf.store.tables import (
+    APPROVED_SOURCE,
     ApprovalStep,
     AuditEvent,
+    CardChannel,
+    CardDelivery,
     ConversationRef,
     Cycle,
     CycleStatus,
@@ -28,6 +31,8 @@ from m365perf.store.tables import (
     NewReturn,
     OutboxMessage,
     OutboxStatus,
+    Person,
+    PersonSpec,
     Return,
     ReturnStatus,
     SnapshotResult,
@@ -38,11 +43,14 @@ from m365perf.store.tables import (
 )
 
 __all__ = [
+    "APPROVED_SOURCE",
     "DEFAULT_LEASE",
     "MEMORY_URL",
     "AlreadyDecided",
     "ApprovalStep",
     "AuditEvent",
+    "CardChannel",
+    "CardDelivery",
     "ConversationRef",
     "Cycle",
     "CycleStatus",
@@ -56,6 +64,8 @@ __all__ = [
     "NotFound",
     "OutboxMessage",
     "OutboxStatus",
+    "Person",
+    "PersonSpec",
     "Return",
     "ReturnStatus",
     "SchemaOutOfDate",

@@ -12,7 +12,17 @@ from typing import Any, TypeVar
 
 from m365perf.store._types import utc
 from m365perf.store.errors import NestedTransaction
-from m365perf.store.tables import DECISIONS, IndicatorSpec, StepStatus
+from m365perf.store.tables import (
+    APPROVED_SOURCE,
+    DECISIONS,
+    CardChannel,
+    CardDelivery,
+    IndicatorSpec,
+    Person,
+    PersonSpec,
+    StepStatus,
+    history_value,
+)
 
 E = TypeVar("E", bound=StrEnum)
 T = TypeVar("T")
@@ -58,6 +68,17 @@ def positive(value: int, what: str) -> int:
     return value
 
 
+def optional_text(value: str | None, what: str) -> str | None:
+    """``None``, or real text (an empty id would be saved and never match anything)."""
+    return None if value is None else non_empty(value, what)
+
+
+def integer(value: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{what} must be an integer, got {value!r}")
+    return value
+
+
 def lease(value: timedelta) -> timedelta:
     if not isinstance(value, timedelta) or value <= timedelta(0):
         raise ValueError(f"lease must be a positive timedelta, got {value!r}")
@@ -81,6 +102,15 @@ def names(value: Collection[str] | None, what: str) -> frozenset[str] | None:
     return frozenset(value)
 
 
+def ids(value: Collection[int] | None, what: str) -> frozenset[int] | None:
+    """Normalise an id filter: ``None`` for any, otherwise the ids (possibly none)."""
+    if value is None:
+        return None
+    if isinstance(value, str | bytes) or not isinstance(value, Collection):
+        raise TypeError(f"{what} must be a collection of integer ids, got {value!r}")
+    return frozenset(integer(v, what) for v in value)
+
+
 def unique_by_key(items: Sequence[T], key: Callable[[T], str], what: str) -> dict[str, T]:
     """Index input by key, refusing duplicates (a register with one id twice is wrong)."""
     seen: dict[str, T] = {}
@@ -102,6 +132,69 @@ def indicator_fields(spec: IndicatorSpec) -> dict[str, Any]:
     fields = {name: getattr(spec, name) for name in _INDICATOR_FIELDS}
     fields["raw"] = json_object(fields["raw"], f"raw row of {spec.indicator_key}")
     return fields
+
+
+def people(value: Sequence[PersonSpec]) -> dict[str, PersonSpec]:
+    """The people to store, by id; one id or one mailbox twice in a snapshot is refused."""
+    if isinstance(value, str | bytes):
+        raise TypeError("people must be a sequence of PersonSpec")
+    for spec in value:
+        if not isinstance(spec, PersonSpec):
+            raise TypeError(f"expected a PersonSpec, got {type(spec).__name__}")
+    by_id = unique_by_key(value, lambda p: p.id, "person")
+    unique_by_key(value, lambda p: p.email, "e-mail")
+    return by_id
+
+
+def people_changed(specs: dict[str, PersonSpec], existing: Sequence[Person]) -> int:
+    """How many of ``specs`` are new, or differ from the stored person with their id."""
+    stored = {p.id: (p.name, p.email, p.line_manager_id) for p in existing}
+    return sum(
+        1
+        for ident, spec in specs.items()
+        if stored.get(ident) != (spec.name, spec.email, spec.line_manager_id)
+    )
+
+
+def email_lookup(ref: str) -> str:
+    """An e-mail as typed, in the form the store keeps (a lookup need not be a valid one)."""
+    return ref.strip().lower()
+
+
+def by_name(people: Sequence[Person]) -> list[Person]:
+    """People in the order a reader expects, the same on every backend (no DB collation)."""
+    return sorted(people, key=lambda p: (p.name.casefold(), p.id))
+
+
+def other_card(existing: CardDelivery, **wanted: Any) -> ValueError:
+    """The error for recording a card again for another user or subject."""
+
+    def where(d: Any) -> str:
+        return f"{d['user_id']} ({d['channel']}) for {d['subject_type']} {d['subject_id']}"
+
+    return ValueError(
+        f"card {existing.card_id!r} was delivered to {where(existing.model_dump())}; "
+        f"it cannot be recorded for {where(wanted)} (render a new card id instead)"
+    )
+
+
+def channel(value: CardChannel | str) -> CardChannel:
+    try:
+        return CardChannel(value)
+    except ValueError:
+        choices = ", ".join(c.value for c in CardChannel)
+        raise ValueError(f"channel must be one of {choices}, got {value!r}") from None
+
+
+def history_entry(value: float, source: str) -> tuple[float, str]:
+    """A finite value and an import label that cannot pass for an approved return."""
+    non_empty(source, "source")
+    if source == APPROVED_SOURCE:
+        raise ValueError(
+            f"source {APPROVED_SOURCE!r} is kept for approved returns; "
+            "name the import instead, e.g. 'import:2024-25.csv'"
+        )
+    return history_value(value), source
 
 
 def decision(value: StepStatus) -> StepStatus:

@@ -25,6 +25,8 @@ from m365perf.domain.kinds import Frequency
 from m365perf.store.tables import (
     ApprovalStep,
     AuditEvent,
+    CardChannel,
+    CardDelivery,
     ConversationRef,
     Cycle,
     CycleStatus,
@@ -35,6 +37,8 @@ from m365perf.store.tables import (
     NewReturn,
     OutboxMessage,
     OutboxStatus,
+    Person,
+    PersonSpec,
     Return,
     ReturnStatus,
     SnapshotResult,
@@ -171,7 +175,29 @@ class Transaction(ABC):
     def history(
         self, flow_id: str, indicator_key: str, *, before: date | None = None
     ) -> list[HistoryPoint]:
-        """Approved values of an indicator, oldest period first; ``before`` a period start."""
+        """Past values of an indicator, oldest period first; ``before`` a period start.
+
+        Approved returns, plus imported values for periods (by ``period_start``) that no
+        approved return covers: once the council approves a value, it replaces the import.
+        """
+
+    @abstractmethod
+    def put_history(
+        self,
+        flow_id: str,
+        indicator_key: str,
+        *,
+        period: str,
+        period_start: date,
+        value: float,
+        source: str,
+        now: datetime,
+    ) -> None:
+        """Record (or replace) an imported past value for the period starting ``period_start``.
+
+        ``source`` names the import (``import:coventry-2024-25.csv``), so a point can be
+        traced; ``"approved"`` is kept for approved returns and refused.
+        """
 
     # --- approvals ---------------------------------------------------------------------
 
@@ -210,6 +236,17 @@ class Transaction(ABC):
         self, step_id: int, approvers: Sequence[str], *, at: datetime
     ) -> ApprovalStep:
         """Hand a waiting step to other approvers; a decided step raises ``AlreadyDecided``."""
+
+    @abstractmethod
+    def list_open_steps(
+        self, *, approver: str | None = None, return_ids: Collection[int] | None = None
+    ) -> list[ApprovalStep]:
+        """Steps still awaiting a decision (pending or escalated), in creation order.
+
+        ``approver`` keeps the steps that list that user; ``return_ids`` those of some
+        returns. A chain's later steps are pending from the start: compare ``step_index``
+        with the return's ``current_step`` to see whose turn it is.
+        """
 
     # --- timers ------------------------------------------------------------------------
 
@@ -331,6 +368,73 @@ class Transaction(ABC):
     @abstractmethod
     def find_conversation_ref(self, user_id: str) -> ConversationRef | None:
         """Where to reach a user in Teams, if the bot has talked to them."""
+
+    # --- card deliveries -----------------------------------------------------------------
+
+    @abstractmethod
+    def record_delivery(
+        self,
+        card_id: str,
+        *,
+        user_id: str,
+        channel: CardChannel,
+        subject_type: str,
+        subject_id: int,
+        now: datetime,
+        conversation_id: str | None = None,
+        activity_id: str | None = None,
+        service_url: str | None = None,
+        message_id: str | None = None,
+    ) -> CardDelivery:
+        """Remember where a card was delivered, once per ``card_id``.
+
+        The dispatcher may send a card again after a crash: recording the same card again
+        replaces the ids and ``delivered_at`` with the latest delivery's (``replaced_at``
+        stays). A card is for one user and subject; recording it for another is a bug
+        upstream and raises ``ValueError``.
+        """
+
+    @abstractmethod
+    def find_delivery(self, card_id: str) -> CardDelivery | None:
+        """Where a card was delivered, if it was."""
+
+    @abstractmethod
+    def list_deliveries(
+        self,
+        *,
+        subject_type: str | None = None,
+        subject_id: int | None = None,
+        user_id: str | None = None,
+    ) -> list[CardDelivery]:
+        """Deliveries matching every filter given, oldest first."""
+
+    @abstractmethod
+    def mark_replaced(self, card_id: str, *, now: datetime) -> bool:
+        """Record that a card was replaced (by the outcome); False if it already was.
+
+        Only one caller gets True, so one worker replaces the card.
+        """
+
+    # --- people (a directory snapshot) -----------------------------------------------------
+
+    @abstractmethod
+    def upsert_people(self, people: Sequence[PersonSpec], *, now: datetime) -> int:
+        """Store people from the directory by id; returns how many were added or changed.
+
+        People not in ``people`` stay (each flow's sync names only its own people). An
+        e-mail now held by a different id moves to that id: the directory says whose
+        mailbox it is today, so the row that held it before is dropped (a re-created
+        account, a reused address) unless it is in ``people`` with another e-mail.
+        One id or one e-mail twice in ``people`` raises ``ValueError``.
+        """
+
+    @abstractmethod
+    def find_person(self, ref: str) -> Person | None:
+        """A person by Entra object id, or else by e-mail in any letter case."""
+
+    @abstractmethod
+    def list_people(self) -> list[Person]:
+        """Everyone in the snapshot, by name."""
 
 
 class Store(ABC):

@@ -22,19 +22,25 @@ from m365perf.store import _checks
 from m365perf.store.base import DEFAULT_LEASE, Store, Transaction
 from m365perf.store.errors import AlreadyDecided, NotFound, StaleVersion
 from m365perf.store.tables import (
+    APPROVED_SOURCE,
     OPEN_STEP_STATUSES,
     ApprovalStep,
     AuditEvent,
+    CardChannel,
+    CardDelivery,
     ConversationRef,
     Cycle,
     CycleStatus,
     HistoryPoint,
+    HistoryValue,
     Indicator,
     IndicatorSpec,
     IndicatorTarget,
     NewReturn,
     OutboxMessage,
     OutboxStatus,
+    Person,
+    PersonSpec,
     Return,
     ReturnStatus,
     SnapshotResult,
@@ -42,6 +48,7 @@ from m365perf.store.tables import (
     StepStatus,
     Timer,
     TimerStatus,
+    merge_history,
     validate_changes,
 )
 
@@ -76,6 +83,11 @@ class _Tables:
     outbox_keys: dict[str, int] = dataclasses.field(default_factory=dict)
     audit: dict[int, AuditEvent] = dataclasses.field(default_factory=dict)
     conversations: dict[str, ConversationRef] = dataclasses.field(default_factory=dict)
+    deliveries: dict[str, CardDelivery] = dataclasses.field(default_factory=dict)
+    people: dict[str, Person] = dataclasses.field(default_factory=dict)
+    person_emails: dict[str, str] = dataclasses.field(default_factory=dict)
+    history: dict[int, HistoryValue] = dataclasses.field(default_factory=dict)
+    history_keys: dict[tuple[str, str, date], int] = dataclasses.field(default_factory=dict)
 
     def working_copy(self) -> _Tables:
         return _Tables(**{f.name: dict(getattr(self, f.name)) for f in dataclasses.fields(self)})
@@ -332,7 +344,7 @@ class _MemoryTransaction(Transaction):
         self, flow_id: str, indicator_key: str, *, before: date | None = None
     ) -> list[HistoryPoint]:
         t = self._tables()
-        points = []
+        approved = []
         for r in t.returns.values():
             cycle = t.cycles[r.cycle_id]
             if (
@@ -342,16 +354,58 @@ class _MemoryTransaction(Transaction):
                 and r.value is not None
                 and (before is None or cycle.period_start < before)
             ):
-                points.append(
+                approved.append(
                     HistoryPoint(
                         period=cycle.period,
                         period_start=cycle.period_start,
                         value=r.value,
                         rag=r.rag,
-                        return_id=r.id or 0,
+                        return_id=r.id,
+                        source=APPROVED_SOURCE,
                     )
                 )
-        return sorted(points, key=lambda p: (p.period_start, p.return_id))
+        imported = [
+            HistoryPoint(
+                period=h.period, period_start=h.period_start, value=h.value, source=h.source
+            )
+            for h in t.history.values()
+            if h.flow_id == flow_id
+            and h.indicator_key == indicator_key
+            and (before is None or h.period_start < before)
+        ]
+        return merge_history(approved, imported)
+
+    def put_history(
+        self,
+        flow_id: str,
+        indicator_key: str,
+        *,
+        period: str,
+        period_start: date,
+        value: float,
+        source: str,
+        now: datetime,
+    ) -> None:
+        t = self._tables()
+        number, source = _checks.history_entry(value, source)
+        _checks.non_empty(flow_id, "flow_id")
+        _checks.non_empty(indicator_key, "indicator_key")
+        _checks.non_empty(period, "period")
+        now = _checks.aware(now)
+        key = (flow_id, indicator_key, period_start)
+        ident = t.history_keys.get(key)
+        if ident is None:
+            ident = t.history_keys[key] = t.new_id("history_value")
+        t.history[ident] = HistoryValue(
+            id=ident,
+            flow_id=flow_id,
+            indicator_key=indicator_key,
+            period=period,
+            period_start=period_start,
+            value=number,
+            source=source,
+            recorded_at=now,
+        )
 
     # --- approvals ---------------------------------------------------------------------
 
@@ -425,6 +479,19 @@ class _MemoryTransaction(Transaction):
             raise AlreadyDecided(_copy(step))
         step = t.steps[step_id] = _copy(step, status=StepStatus.ESCALATED, approvers=new_approvers)
         return _copy(step)
+
+    def list_open_steps(
+        self, *, approver: str | None = None, return_ids: Collection[int] | None = None
+    ) -> list[ApprovalStep]:
+        wanted = _checks.ids(return_ids, "return_ids")
+        rows = [
+            s
+            for s in self._tables().steps.values()
+            if s.status in OPEN_STEP_STATUSES
+            and (wanted is None or s.return_id in wanted)
+            and (approver is None or approver in s.approvers)
+        ]
+        return [_copy(s) for s in sorted(rows, key=lambda s: s.id or 0)]
 
     # --- timers ------------------------------------------------------------------------
 
@@ -658,6 +725,111 @@ class _MemoryTransaction(Transaction):
     def find_conversation_ref(self, user_id: str) -> ConversationRef | None:
         ref = self._tables().conversations.get(user_id)
         return None if ref is None else _copy(ref)
+
+    # --- card deliveries -----------------------------------------------------------------
+
+    def record_delivery(
+        self,
+        card_id: str,
+        *,
+        user_id: str,
+        channel: CardChannel,
+        subject_type: str,
+        subject_id: int,
+        now: datetime,
+        conversation_id: str | None = None,
+        activity_id: str | None = None,
+        service_url: str | None = None,
+        message_id: str | None = None,
+    ) -> CardDelivery:
+        t = self._tables()
+        where: dict[str, Any] = {
+            "user_id": _checks.non_empty(user_id, "user_id"),
+            "channel": _checks.channel(channel),
+            "subject_type": _checks.non_empty(subject_type, "subject_type"),
+            "subject_id": _checks.integer(subject_id, "subject_id"),
+        }
+        delivery: dict[str, Any] = {
+            "conversation_id": _checks.optional_text(conversation_id, "conversation_id"),
+            "activity_id": _checks.optional_text(activity_id, "activity_id"),
+            "service_url": _checks.optional_text(service_url, "service_url"),
+            "message_id": _checks.optional_text(message_id, "message_id"),
+            "delivered_at": _checks.aware(now),
+        }
+        key = _checks.non_empty(card_id, "card_id")
+        existing = t.deliveries.get(key)
+        if existing is None:
+            row = CardDelivery(card_id=key, replaced_at=None, **where, **delivery)
+        elif all(getattr(existing, name) == value for name, value in where.items()):
+            row = _copy(existing, **delivery)
+        else:
+            raise _checks.other_card(_copy(existing), **where)
+        t.deliveries[key] = row
+        return _copy(row)
+
+    def find_delivery(self, card_id: str) -> CardDelivery | None:
+        row = self._tables().deliveries.get(card_id)
+        return None if row is None else _copy(row)
+
+    def list_deliveries(
+        self,
+        *,
+        subject_type: str | None = None,
+        subject_id: int | None = None,
+        user_id: str | None = None,
+    ) -> list[CardDelivery]:
+        rows = [
+            d
+            for d in self._tables().deliveries.values()
+            if (subject_type is None or d.subject_type == subject_type)
+            and (subject_id is None or d.subject_id == subject_id)
+            and (user_id is None or d.user_id == user_id)
+        ]
+        return [_copy(d) for d in sorted(rows, key=lambda d: (d.delivered_at, d.card_id))]
+
+    def mark_replaced(self, card_id: str, *, now: datetime) -> bool:
+        t = self._tables()
+        now = _checks.aware(now)
+        row = t.deliveries.get(card_id)
+        if row is None:
+            raise NotFound("card delivery", card_id)
+        if row.replaced_at is not None:
+            return False
+        t.deliveries[card_id] = _copy(row, replaced_at=now)
+        return True
+
+    # --- people (a directory snapshot) -----------------------------------------------------
+
+    def upsert_people(self, people: Sequence[PersonSpec], *, now: datetime) -> int:
+        t = self._tables()
+        now = _checks.aware(now)
+        specs = _checks.people(people)
+        claimed = {spec.email for spec in specs.values()}
+        existing = [p for p in t.people.values() if p.id in specs or p.email in claimed]
+        changed = _checks.people_changed(specs, existing)
+        for person in existing:  # their rows are rewritten or, if stale, dropped
+            del t.person_emails[person.email]
+            if person.id not in specs:
+                del t.people[person.id]
+        for ident, spec in specs.items():
+            t.people[ident] = Person(
+                id=ident,
+                name=spec.name,
+                email=spec.email,
+                line_manager_id=spec.line_manager_id,
+                updated_at=now,
+            )
+            t.person_emails[spec.email] = ident
+        return changed
+
+    def find_person(self, ref: str) -> Person | None:
+        t = self._tables()
+        _checks.non_empty(ref, "ref")
+        ident = ref if ref in t.people else t.person_emails.get(_checks.email_lookup(ref))
+        return None if ident is None else _copy(t.people[ident])
+
+    def list_people(self) -> list[Person]:
+        return [_copy(p) for p in _checks.by_name(list(self._tables().people.values()))]
 
 
 class MemoryStore(Store):

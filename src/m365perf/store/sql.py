@@ -26,6 +26,7 @@ from sqlalchemy import (
     Engine,
     and_,
     create_engine,
+    delete,
     event,
     func,
     or_,
@@ -46,19 +47,25 @@ from m365perf.store import _checks
 from m365perf.store.base import DEFAULT_LEASE, Store, Transaction
 from m365perf.store.errors import AlreadyDecided, NotFound, StaleVersion
 from m365perf.store.tables import (
+    APPROVED_SOURCE,
     OPEN_STEP_STATUSES,
     ApprovalStep,
     AuditEvent,
+    CardChannel,
+    CardDelivery,
     ConversationRef,
     Cycle,
     CycleStatus,
     HistoryPoint,
+    HistoryValue,
     Indicator,
     IndicatorSpec,
     IndicatorTarget,
     NewReturn,
     OutboxMessage,
     OutboxStatus,
+    Person,
+    PersonSpec,
     Return,
     ReturnStatus,
     SnapshotResult,
@@ -66,6 +73,7 @@ from m365perf.store.tables import (
     StepStatus,
     Timer,
     TimerStatus,
+    merge_history,
     validate_changes,
 )
 
@@ -428,7 +436,7 @@ class _SqlTransaction(Transaction):
     def history(
         self, flow_id: str, indicator_key: str, *, before: date | None = None
     ) -> list[HistoryPoint]:
-        stmt = (
+        approved = (
             select(
                 col(Cycle.period),
                 col(Cycle.period_start),
@@ -443,16 +451,58 @@ class _SqlTransaction(Transaction):
                 col(Return.status) == ReturnStatus.APPROVED,
                 col(Return.value).is_not(None),
             )
-            .order_by(col(Cycle.period_start), col(Return.id))
+        )
+        imported = select(HistoryValue).where(
+            col(HistoryValue.flow_id) == flow_id,
+            col(HistoryValue.indicator_key) == indicator_key,
         )
         if before is not None:
-            stmt = stmt.where(col(Cycle.period_start) < before)
-        return [
-            HistoryPoint(
-                period=period, period_start=start, value=value, rag=rag, return_id=return_id
-            )
-            for period, start, value, rag, return_id in self._s().execute(stmt)
-        ]
+            approved = approved.where(col(Cycle.period_start) < before)
+            imported = imported.where(col(HistoryValue.period_start) < before)
+        return merge_history(
+            [
+                HistoryPoint(
+                    period=period,
+                    period_start=start,
+                    value=value,
+                    rag=rag,
+                    return_id=return_id,
+                    source=APPROVED_SOURCE,
+                )
+                for period, start, value, rag, return_id in self._s().execute(approved)
+            ],
+            [
+                HistoryPoint(
+                    period=h.period, period_start=h.period_start, value=h.value, source=h.source
+                )
+                for h in self._all(imported)
+            ],
+        )
+
+    def put_history(
+        self,
+        flow_id: str,
+        indicator_key: str,
+        *,
+        period: str,
+        period_start: date,
+        value: float,
+        source: str,
+        now: datetime,
+    ) -> None:
+        number, source = _checks.history_entry(value, source)
+        values = {
+            "flow_id": _checks.non_empty(flow_id, "flow_id"),
+            "indicator_key": _checks.non_empty(indicator_key, "indicator_key"),
+            "period": _checks.non_empty(period, "period"),
+            "period_start": period_start,
+            "value": number,
+            "source": source,
+            "recorded_at": _checks.aware(now),
+        }
+        self._s().execute(
+            self._upsert(HistoryValue, values, ("flow_id", "indicator_key", "period_start"))
+        )
 
     # --- approvals ---------------------------------------------------------------------
 
@@ -538,6 +588,22 @@ class _SqlTransaction(Transaction):
         return self._change_open_step(
             step_id, status=StepStatus.ESCALATED, approvers=_checks.approvers(approvers)
         )
+
+    def list_open_steps(
+        self, *, approver: str | None = None, return_ids: Collection[int] | None = None
+    ) -> list[ApprovalStep]:
+        wanted = _checks.ids(return_ids, "return_ids")
+        if wanted is not None and not wanted:
+            return []
+        stmt = select(ApprovalStep).where(col(ApprovalStep.status).in_(sorted(OPEN_STEP_STATUSES)))
+        if wanted is not None:
+            stmt = stmt.where(col(ApprovalStep.return_id).in_(sorted(wanted)))
+        steps: list[ApprovalStep] = self._all(stmt.order_by(col(ApprovalStep.id)))
+        if approver is None:
+            return steps
+        # Membership of a JSON list is spelt differently on each database; the open
+        # steps are few, so filter here.
+        return [s for s in steps if approver in s.approvers]
 
     # --- timers ------------------------------------------------------------------------
 
@@ -767,6 +833,152 @@ class _SqlTransaction(Transaction):
         )
         return found
 
+    # --- card deliveries -----------------------------------------------------------------
+
+    def record_delivery(
+        self,
+        card_id: str,
+        *,
+        user_id: str,
+        channel: CardChannel,
+        subject_type: str,
+        subject_id: int,
+        now: datetime,
+        conversation_id: str | None = None,
+        activity_id: str | None = None,
+        service_url: str | None = None,
+        message_id: str | None = None,
+    ) -> CardDelivery:
+        where: dict[str, Any] = {
+            "user_id": _checks.non_empty(user_id, "user_id"),
+            "channel": _checks.channel(channel),
+            "subject_type": _checks.non_empty(subject_type, "subject_type"),
+            "subject_id": _checks.integer(subject_id, "subject_id"),
+        }
+        delivery: dict[str, Any] = {
+            "conversation_id": _checks.optional_text(conversation_id, "conversation_id"),
+            "activity_id": _checks.optional_text(activity_id, "activity_id"),
+            "service_url": _checks.optional_text(service_url, "service_url"),
+            "message_id": _checks.optional_text(message_id, "message_id"),
+            "delivered_at": _checks.aware(now),
+        }
+        key = _checks.non_empty(card_id, "card_id")
+        stmt = self._insert(CardDelivery).values(card_id=key, **where, **delivery)
+        same_card = and_(*(getattr(CardDelivery, name) == stmt.excluded[name] for name in where))
+        recorded: CardDelivery | None = self._first(
+            stmt.on_conflict_do_update(
+                index_elements=["card_id"],
+                set_={name: stmt.excluded[name] for name in delivery},
+                where=same_card,
+            ).returning(CardDelivery)
+        )
+        if recorded is None:
+            existing = self.find_delivery(key)
+            assert existing is not None, "the conflicting delivery is committed, so it is visible"
+            raise _checks.other_card(existing, **where)
+        return recorded
+
+    def find_delivery(self, card_id: str) -> CardDelivery | None:
+        found: CardDelivery | None = self._first(
+            select(CardDelivery).where(col(CardDelivery.card_id) == card_id)
+        )
+        return found
+
+    def list_deliveries(
+        self,
+        *,
+        subject_type: str | None = None,
+        subject_id: int | None = None,
+        user_id: str | None = None,
+    ) -> list[CardDelivery]:
+        stmt = select(CardDelivery)
+        if subject_type is not None:
+            stmt = stmt.where(col(CardDelivery.subject_type) == subject_type)
+        if subject_id is not None:
+            stmt = stmt.where(col(CardDelivery.subject_id) == subject_id)
+        if user_id is not None:
+            stmt = stmt.where(col(CardDelivery.user_id) == user_id)
+        return self._all(stmt.order_by(col(CardDelivery.delivered_at), col(CardDelivery.card_id)))
+
+    def mark_replaced(self, card_id: str, *, now: datetime) -> bool:
+        now = _checks.aware(now)
+        marked = (
+            self._s()
+            .scalars(
+                update(CardDelivery)
+                .where(
+                    col(CardDelivery.card_id) == card_id,
+                    col(CardDelivery.replaced_at).is_(None),
+                )
+                .values(replaced_at=now)
+                .returning(col(CardDelivery.card_id)),
+                execution_options=_NO_SYNC,
+            )
+            .all()
+        )
+        if not marked and self.find_delivery(card_id) is None:
+            raise NotFound("card delivery", card_id)
+        return bool(marked)
+
+    # --- people (a directory snapshot) -----------------------------------------------------
+
+    def upsert_people(self, people: Sequence[PersonSpec], *, now: datetime) -> int:
+        now = _checks.aware(now)
+        specs = _checks.people(people)
+        if not specs:
+            return 0
+        claimed = {spec.email: ident for ident, spec in specs.items()}
+        existing: list[Person] = self._all(
+            select(Person).where(
+                or_(col(Person.id).in_(list(specs)), col(Person.email).in_(list(claimed)))
+            )
+        )
+        changed = _checks.people_changed(specs, existing)
+        # Free the e-mails this snapshot gives to someone else before writing it, or the
+        # unique e-mail would refuse the write (checked row by row, not at commit).
+        stale = [p.id for p in existing if p.id not in specs]
+        moving = [p.id for p in existing if claimed.get(p.email, p.id) != p.id and p.id in specs]
+        if stale:
+            self._s().execute(
+                delete(Person).where(col(Person.id).in_(stale)), execution_options=_NO_SYNC
+            )
+        if moving:
+            self._s().execute(
+                update(Person)
+                .where(col(Person.id).in_(moving))
+                .values(email="moving:" + col(Person.id)),
+                execution_options=_NO_SYNC,
+            )
+        rows = [
+            {
+                "id": spec.id,
+                "name": spec.name,
+                "email": spec.email,
+                "line_manager_id": spec.line_manager_id,
+                "updated_at": now,
+            }
+            for spec in specs.values()
+        ]
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start : start + _CHUNK]
+            stmt = self._insert(Person).values(chunk)
+            changing = {k: stmt.excluded[k] for k in chunk[0] if k != "id"}
+            self._s().execute(stmt.on_conflict_do_update(index_elements=["id"], set_=changing))
+        return changed
+
+    def find_person(self, ref: str) -> Person | None:
+        _checks.non_empty(ref, "ref")
+        by_id: Person | None = self._first(select(Person).where(col(Person.id) == ref))
+        if by_id is not None or "@" not in ref:
+            return by_id
+        by_email: Person | None = self._first(
+            select(Person).where(col(Person.email) == _checks.email_lookup(ref))
+        )
+        return by_email
+
+    def list_people(self) -> list[Person]:
+        return _checks.by_name(self._all(select(Person)))
+
 
 class SqlStore(Store):
     """Workflow state in SQLite (the embedded default) or PostgreSQL (production).
@@ -966,6 +1178,10 @@ class SqlStore(Store):
 
     def close(self) -> None:
         with self._lock_mutex:
+            if self._held and self._lock_conn is not None and self._lock_connection_alive():
+                # The server notices a closed socket only later; unlock first, so another
+                # instance can take over as soon as close() returns.
+                self._lock_conn.execute(text("SELECT pg_advisory_unlock_all()"))
             if self._lock_conn is not None:
                 # Really close it (not back to the pool): the session's locks end with it.
                 self._lock_conn.invalidate()

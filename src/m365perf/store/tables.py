@@ -7,6 +7,7 @@ every backend behaves the same and every change can carry its outbox rows and au
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
@@ -79,6 +80,17 @@ class OutboxStatus(StrEnum):
     IN_FLIGHT = "in_flight"
     DONE = "done"
     PARKED = "parked"
+
+
+class CardChannel(StrEnum):
+    """Where a card went: a Teams chat with the bot, or an actionable e-mail."""
+
+    TEAMS = "teams"
+    EMAIL = "email"
+
+
+APPROVED_SOURCE = "approved"
+"""The :attr:`HistoryPoint.source` of a value that came from an approved return."""
 
 
 class _Table(SQLModel, registry=registry(metadata=metadata)):
@@ -381,6 +393,121 @@ class ConversationRef(_Table, table=True):
     updated_at: datetime = _when()
 
 
+class CardDelivery(_Table, table=True):
+    """Where one rendered card landed, so it can be replaced later (e.g. with the outcome).
+
+    Teams needs ``service_url``, ``conversation_id`` and ``activity_id`` to update a card;
+    an e-mail is found again by its ``message_id``.
+    """
+
+    __tablename__ = "card_delivery"
+    __table_args__ = (Index(None, "subject_type", "subject_id"), Index(None, "user_id"))
+
+    card_id: str = Field(primary_key=True)
+    user_id: str
+    channel: CardChannel = _enum(CardChannel)
+    conversation_id: str | None = None
+    activity_id: str | None = None
+    service_url: str | None = None
+    message_id: str | None = None
+    subject_type: str
+    subject_id: int
+    delivered_at: datetime = _when()
+    replaced_at: datetime | None = _when(nullable=True)
+
+
+# --- people --------------------------------------------------------------------------
+
+
+class PersonSpec(pydantic.BaseModel):
+    """One person as the sync step reads them from Entra ID or a CSV.
+
+    Surrounding spaces are dropped and the e-mail is lower-cased, so a CSV typed by hand
+    matches the directory; a blank line manager means none.
+    """
+
+    model_config = pydantic.ConfigDict(str_strip_whitespace=True)
+
+    id: str = pydantic.Field(min_length=1)
+    name: str = pydantic.Field(min_length=1)
+    email: str
+    line_manager_id: str | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        return email_key(value)
+
+    @field_validator("line_manager_id")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @pydantic.model_validator(mode="after")
+    def _not_own_manager(self) -> PersonSpec:
+        # Escalation walks up line managers; a self-loop would never reach anyone.
+        if self.line_manager_id == self.id:
+            raise ValueError(f"person {self.id!r} cannot be their own line manager")
+        return self
+
+
+def email_key(value: str) -> str:
+    """An e-mail as the store keeps and compares it: trimmed and lower-case."""
+    if not isinstance(value, str):
+        raise TypeError(f"an e-mail must be a string, got {type(value).__name__}")
+    key = value.strip().lower()
+    local, at, domain = key.partition("@")
+    if not at or not local or not domain or "@" in domain or any(c.isspace() for c in key):
+        raise ValueError(f"not an e-mail address: {value!r}")
+    return key
+
+
+class Person(_Table, table=True):
+    """A person the register names (owner, approver, line manager), copied from the directory.
+
+    The engine resolves owners and approvers from here, without calling Microsoft 365.
+    ``line_manager_id`` is not a foreign key: the manager may not be in the snapshot.
+    """
+
+    __tablename__ = "person"
+
+    id: str = Field(primary_key=True)
+    name: str
+    email: str = Field(unique=True)
+    line_manager_id: str | None = None
+    updated_at: datetime = _when()
+
+
+# --- imported history ----------------------------------------------------------------
+
+
+class HistoryValue(_Table, table=True):
+    """A value from before the council used m365perf (e.g. a spreadsheet import).
+
+    It gives SPC and direction of travel a history from the first cycle; an approved
+    return for the same period takes precedence over it.
+    """
+
+    __tablename__ = "history_value"
+    __table_args__ = (UniqueConstraint("flow_id", "indicator_key", "period_start"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    flow_id: str
+    indicator_key: str
+    period: str
+    period_start: date
+    value: float
+    source: str
+    recorded_at: datetime = _when()
+
+
+def history_value(value: float) -> float:
+    """A finite number (a NaN would poison every mean and limit computed from it)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"a history value must be a finite number, got {value!r}")
+    return float(value)
+
+
 # --- small read models ---------------------------------------------------------------
 
 
@@ -393,10 +520,26 @@ class SnapshotResult(pydantic.BaseModel):
 
 
 class HistoryPoint(pydantic.BaseModel):
-    """One approved value of an indicator, with the period it belongs to."""
+    """One past value of an indicator, with the period it belongs to and where it came from.
+
+    ``source`` is :data:`APPROVED_SOURCE` for an approved return (which has a
+    ``return_id``) or the import's own label, such as ``import:coventry-2024-25.csv``.
+    """
 
     period: str
     period_start: date
     value: float
     rag: Rag | None = None
-    return_id: int
+    return_id: int | None = None
+    source: str
+
+
+def merge_history(approved: list[HistoryPoint], imported: list[HistoryPoint]) -> list[HistoryPoint]:
+    """Approved values plus imported ones for periods no approved return covers, oldest first.
+
+    A value the council approved in m365perf is the record; the spreadsheet it replaced
+    only fills the years before.
+    """
+    covered = {p.period_start for p in approved}
+    points = approved + [p for p in imported if p.period_start not in covered]
+    return sorted(points, key=lambda p: (p.period_start, p.return_id or 0))

@@ -1,0 +1,104 @@
+"""``m365perf cycle``: open a reporting cycle by hand."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from m365perf.cli._common import load_flow_or_exit, open_store
+
+
+@click.group()
+def cycle() -> None:
+    """Manage reporting cycles."""
+
+
+@cycle.command("open")
+@click.argument("flow_ref", metavar="FLOW")
+@click.option("--period", "period_label", required=True, help="e.g. 2026-10, '2026/27 Q2'")
+@click.option(
+    "--register",
+    "register_csv",
+    type=click.Path(exists=True, path_type=Path),
+    help="Read the register from this CSV instead of SharePoint.",
+)
+@click.option(
+    "--directory",
+    "directory_csv",
+    type=click.Path(exists=True, path_type=Path),
+    help="People CSV (id,name,email,line_manager) instead of Entra ID.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def open_(
+    flow_ref: str,
+    period_label: str,
+    register_csv: Path | None,
+    directory_csv: Path | None,
+    as_json: bool,
+) -> None:
+    """Open FLOW's cycle for a period now and queue every owner's request.
+
+    Opening twice changes nothing. `m365perf serve` sends what is queued.
+    """
+    from m365perf.domain.periods import Period, PeriodError
+    from m365perf.engine import Engine, EngineConfig
+    from m365perf.settings import load_settings
+    from m365perf.sync import CsvPeople, CsvRegister, EntraPeople, SharePointRegister, sync
+
+    settings = load_settings()
+    flow = load_flow_or_exit(flow_ref)
+    try:
+        period = Period.parse_for(flow.frequency, period_label)
+    except PeriodError as exc:
+        raise click.BadParameter(str(exc), param_hint="--period") from None
+    if (register_csv is None or directory_csv is None) and not settings.has_tenant:
+        raise click.UsageError("no tenant is configured: pass --register CSV and --directory CSV")
+    clients = None
+    if register_csv is None or directory_csv is None:
+        from m365perf.m365 import clients_from_settings
+
+        clients = clients_from_settings(settings)
+    register = CsvRegister(register_csv) if register_csv else SharePointRegister(clients.graph)  # type: ignore[union-attr]
+    people = CsvPeople(directory_csv) if directory_csv else EntraPeople(clients.graph)  # type: ignore[union-attr]
+    store = open_store(settings)
+    try:
+        now = datetime.now(UTC)
+        indicators, problems = sync(store, flow, register, people, now=now)
+        engine = Engine(
+            store,
+            [flow],
+            EngineConfig(
+                public_base_url=settings.public_base_url, service_mailbox=settings.service_mailbox
+            ),
+        )
+        opened = engine.open_cycle(flow.id, period, indicators, problems, now=now, actor="cli")
+    finally:
+        store.close()
+    result = {
+        "flow": flow.id,
+        "period": period.label,
+        "cycle_id": opened.cycle_id,
+        "created": opened.created,
+        "owners": opened.owners,
+        "returns": opened.returns,
+        "unroutable": [
+            {"indicator_id": u.indicator_id, "name": u.name, "reason": u.reason}
+            for u in opened.unroutable
+        ],
+    }
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    elif opened.created:
+        click.echo(
+            f"Opened {flow.name} {period.label} (cycle {opened.cycle_id}): "
+            f"{opened.returns} return(s) asked of {opened.owners} owner(s); "
+            f"{len(opened.unroutable)} cannot be routed."
+        )
+    else:
+        click.echo(
+            f"{flow.name} {period.label} is already open (cycle {opened.cycle_id}); "
+            "nothing changed."
+        )

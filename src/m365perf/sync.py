@@ -1,0 +1,199 @@
+"""The sync step: read the register and the people it names, outside the engine.
+
+Data flows one way: SharePoint register (or a CSV export) → rows → indicators; Entra ID
+(or a directory CSV) → people in the store. The engine then works from the store alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from m365perf.flows.model import Flow
+from m365perf.m365.errors import NotFound as GraphNotFound
+from m365perf.m365.graph import GraphClient
+from m365perf.plan.register import Indicator, Row, RowProblem, read_indicators, read_register_csv
+from m365perf.store import PersonSpec, Store
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_BOOLEAN_WORDS = {"yes", "no", "true", "false", "y", "n", "1", "0"}
+
+
+class RegisterSource(Protocol):
+    """Where a flow's register rows come from."""
+
+    def rows(self, flow: Flow) -> list[dict[str, str]]: ...
+
+
+class PeopleSource(Protocol):
+    """Where the people a register names are looked up."""
+
+    def people(self, refs: Iterable[str]) -> tuple[list[PersonSpec], list[str]]:
+        """The people for these e-mails or ids (with their line managers); unknown refs."""
+        ...
+
+
+class CsvRegister:
+    """A register exported to CSV (the SharePoint list's column names as the header)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    def rows(self, flow: Flow) -> list[dict[str, str]]:
+        return read_register_csv(self.path)
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class SharePointRegister:
+    """The register list read through Microsoft Graph, every page followed.
+
+    Text filters go to Graph (the flow should name indexed columns); yes/no filters
+    are applied here, because SharePoint stores them as booleans.
+    """
+
+    def __init__(self, graph: GraphClient) -> None:
+        self.graph = graph
+
+    def rows(self, flow: Flow) -> list[dict[str, str]]:
+        host, _, path = flow.source.site.partition(":")
+        site_id = self.graph.get_site_id(host, path)
+        list_id = self.graph.get_list_id(site_id, flow.source.list_title)
+        server = {
+            column: value
+            for column, value in flow.source.filter.items()
+            if value.strip().lower() not in _BOOLEAN_WORDS
+        }
+        odata = " and ".join(
+            f"fields/{column} eq '{value.replace(chr(39), chr(39) * 2)}'"
+            for column, value in server.items()
+        )
+        items = self.graph.list_items(
+            site_id, list_id, fields=register_columns(flow), filter=odata or None
+        )
+        return [{k: _text(v) for k, v in item.fields.items()} for item in items]
+
+
+def register_columns(flow: Flow) -> list[str]:
+    """Every register column the flow reads: the field map, approver columns and filters."""
+    columns = list(flow.source.fields)
+    columns += [s.approver.column for s in flow.approval.steps if s.approver.column]
+    columns += list(flow.source.filter)
+    return list(dict.fromkeys(columns))
+
+
+class CsvPeople:
+    """People from a directory CSV with columns id, name, email, line_manager (an e-mail)."""
+
+    def __init__(self, path: Path | str) -> None:
+        with Path(path).open(encoding="utf-8-sig", newline="") as handle:
+            self._rows = [
+                {k.strip(): (v or "").strip() for k, v in row.items() if k}
+                for row in csv.DictReader(handle)
+            ]
+
+    def people(self, refs: Iterable[str]) -> tuple[list[PersonSpec], list[str]]:
+        by_email = {r["email"].lower(): r for r in self._rows if r.get("email")}
+        by_id = {r["id"].lower(): r for r in self._rows if r.get("id")}
+        found: dict[str, PersonSpec] = {}
+        unknown: list[str] = []
+        queue = list(refs)
+        while queue:
+            ref = queue.pop().strip().lower()
+            row = by_email.get(ref) or by_id.get(ref)
+            if row is None:
+                unknown.append(ref)
+                continue
+            if row["id"] in found:
+                continue
+            manager = by_email.get(row.get("line_manager", "").lower())
+            found[row["id"]] = PersonSpec(
+                id=row["id"],
+                name=row.get("name") or row["email"],
+                email=row["email"],
+                line_manager_id=manager["id"] if manager else None,
+            )
+            if manager:
+                queue.append(manager["email"])
+        return list(found.values()), sorted(set(unknown))
+
+
+class EntraPeople:
+    """People looked up in Entra ID through Graph (user and manager), one call each."""
+
+    def __init__(self, graph: GraphClient) -> None:
+        self.graph = graph
+
+    def people(self, refs: Iterable[str]) -> tuple[list[PersonSpec], list[str]]:
+        found: dict[str, PersonSpec] = {}
+        unknown: list[str] = []
+        seen: set[str] = set()
+        queue = [r.strip().lower() for r in refs]
+        while queue:
+            ref = queue.pop()
+            if ref in seen:
+                continue
+            seen.add(ref)
+            try:
+                user = self.graph.get_user(ref)
+            except GraphNotFound:
+                unknown.append(ref)
+                continue
+            manager = self.graph.get_manager(user.id)
+            email = (user.mail or user.user_principal_name).lower()
+            found[user.id] = PersonSpec(
+                id=user.id,
+                name=user.display_name,
+                email=email,
+                line_manager_id=manager.id if manager else None,
+            )
+            if manager is not None:
+                queue.append(manager.id)
+        return list(found.values()), sorted(set(unknown))
+
+
+def people_named(flow: Flow, rows: Sequence[Row]) -> list[str]:
+    """Every e-mail the flow and its register rows name: owners, approvers, groups, team."""
+    columns = [flow.source.column_for("owner")]
+    columns += [s.approver.column for s in flow.approval.steps if s.approver.column]
+    refs: list[str] = []
+    for row in rows:
+        for column in columns:
+            value = row.get(column or "", "").strip()
+            if _EMAIL.match(value):
+                refs.append(value)
+    refs += [s.approver.user for s in flow.approval.steps if s.approver.user]
+    refs += [s.fallback for s in flow.approval.steps if s.fallback]
+    refs += [flow.approval.fallback] if flow.approval.fallback else []
+    for members in flow.groups.values():
+        refs += members
+    refs += flow.performance_team
+    return sorted({r.lower() for r in refs})
+
+
+def sync(
+    store: Store,
+    flow: Flow,
+    register: RegisterSource,
+    people: PeopleSource,
+    *,
+    now: datetime,
+) -> tuple[list[Indicator], list[RowProblem]]:
+    """Read the register and copy the people it names into the store."""
+    rows = register.rows(flow)
+    found, _unknown = people.people(people_named(flow, rows))
+    with store.transaction() as tx:
+        tx.upsert_people(found, now=now)
+    return read_indicators(flow, rows)
