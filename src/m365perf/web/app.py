@@ -1,0 +1,324 @@
+"""The service's HTTP face: the bot endpoint for Teams and Outlook clicks, health and status.
+
+``POST /api/messages`` is the one endpoint the Bot Framework calls, for Teams and for
+Outlook actionable e-mails alike. Nothing in a request is believed until its token is
+proven (:mod:`m365perf.web.bot_auth`): the body is read (size-limited) and parsed as
+JSON only because the check needs the activity's ``serviceUrl`` and ``channelId``. Then:
+
+* ``invoke`` / ``adaptiveCard/action`` — a card click. The engine acts for the verified
+  caller (the token's user, never an id or e-mail from the card's data) and the reply,
+  a Universal Actions invoke response, replaces the card. A refusal the engine explains
+  (:class:`~m365perf.engine.ActionError`) is an error invoke response, still HTTP 200, so
+  Teams and Outlook show its message on the card.
+* ``conversationUpdate`` in a 1:1 Teams chat — remember where to reach the user.
+* anything else — 200 and nothing done: the bot does not chat.
+
+``GET /health`` and ``GET /status`` (``/status.json``) read the store only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from m365perf.engine import ActionError, Caller, Engine
+from m365perf.store import OutboxStatus
+from m365perf.web.bot_auth import (
+    BotAuthError,
+    BotTokenVerifier,
+    KeysUnavailable,
+    UnknownCaller,
+    VerifiedCaller,
+)
+from m365perf.web.status import gather_status, render_status_html
+
+log = logging.getLogger(__name__)
+
+MAX_ACTIVITY_BYTES = 256 * 1024
+"""Card clicks are a few kilobytes; anything near this is not one of ours."""
+
+CARD_RESPONSE_TYPE = "application/vnd.microsoft.card.adaptive"
+ERROR_RESPONSE_TYPE = "application/vnd.microsoft.error"
+_CARD_ACTION = "adaptiveCard/action"
+_TEAMS = "msteams"
+_PERSONAL = "personal"
+_FRESH = {"Cache-Control": "no-store"}
+_SORRY = "Something went wrong on our side. Please try again in a few minutes."
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def create_app(
+    engine: Engine, verifier: BotTokenVerifier, *, clock: Callable[[], datetime]
+) -> FastAPI:
+    """The web application over one engine; ``clock`` gives "now" for every action."""
+    app = FastAPI(
+        title="m365perf",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    bot = _Bot(engine, verifier, clock)
+
+    @app.post("/api/messages")
+    async def messages(request: Request) -> Response:
+        try:
+            body = await _read_limited(request, MAX_ACTIVITY_BYTES)
+        except _BodyTooLarge:
+            return _problem(413, "request body too large")
+        activity = _parse_activity(body)
+        if activity is None:
+            return _problem(400, "request body is not a JSON object")
+        authorization = request.headers.get("authorization")
+        return await run_in_threadpool(bot.handle, authorization, activity)
+
+    @app.get("/health")
+    def health() -> JSONResponse:
+        try:
+            with engine.store.transaction() as tx:
+                counts = tx.outbox_counts()
+        except Exception:  # any failure to read the store means "not healthy"
+            log.exception("health check could not read the store")
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        outbox = {str(status): counts.get(status, 0) for status in OutboxStatus}
+        return JSONResponse({"status": "ok", "outbox": outbox})
+
+    @app.get("/status", response_class=HTMLResponse)
+    def status_page() -> Response:
+        try:
+            report = gather_status(engine.store, engine.flows, now=clock())
+        except Exception:  # the page cannot be drawn without the store
+            log.exception("status page could not read the store")
+            return HTMLResponse(_UNAVAILABLE_HTML, status_code=503)
+        return HTMLResponse(render_status_html(report), headers=_FRESH)
+
+    @app.get("/status.json")
+    def status_json() -> JSONResponse:
+        try:
+            report = gather_status(engine.store, engine.flows, now=clock())
+        except Exception:  # the report cannot be made without the store
+            log.exception("status report could not read the store")
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse(report.as_json(), headers=_FRESH)
+
+    return app
+
+
+def serve_app(app: FastAPI, host: str, port: int) -> None:
+    """Run ``app`` with uvicorn until interrupted (``m365perf serve``).
+
+    Uvicorn's access log records method, path and status only, never headers, so the
+    bearer tokens stay out of it.
+    """
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port)
+
+
+# --------------------------------------------------------------------------- the bot
+
+
+class _Bot:
+    """Turns one proven Bot Framework activity into engine calls and an HTTP answer."""
+
+    def __init__(
+        self, engine: Engine, verifier: BotTokenVerifier, clock: Callable[[], datetime]
+    ) -> None:
+        self._engine = engine
+        self._verifier = verifier
+        self._clock = clock
+
+    def handle(self, authorization: str | None, activity: Mapping[str, Any]) -> Response:
+        kind = activity.get("type")
+        try:
+            caller = self._verifier.verify(authorization, activity)
+        except KeysUnavailable:
+            return _problem(503, "cannot check the sender's token just now; try again later")
+        except UnknownCaller:
+            if kind == "invoke":
+                return _problem(401, "unauthorized")
+            # The token itself was proven (the sender check comes last); an event
+            # without an Entra user has nothing for us to do.
+            return Response(status_code=200)
+        except BotAuthError:
+            return _problem(401, "unauthorized")
+        if kind == "invoke":
+            if activity.get("name") != _CARD_ACTION:
+                return _problem(501, "this bot handles adaptive card actions only")
+            self._remember(caller, activity, caller.user_id)
+            return self._card_action(caller, activity)
+        if kind == "conversationUpdate":
+            for user_id in _people_added(caller, activity):
+                self._remember(caller, activity, user_id)
+        elif kind == "message" and isinstance(activity.get("value"), Mapping):
+            # An Action.Submit fallback from a client without Universal Actions: there is
+            # no reply channel for a card here, so it is not acted on.
+            log.info("ignored an Action.Submit click from %s (client too old)", caller.user_id)
+        return Response(status_code=200)
+
+    def _card_action(self, caller: VerifiedCaller, activity: Mapping[str, Any]) -> Response:
+        value = activity.get("value")
+        action = value.get("action") if isinstance(value, Mapping) else None
+        if not isinstance(action, Mapping):
+            return _invoke_error(400, "this click carries no card action")
+        verb = action.get("verb")
+        if not isinstance(verb, str) or not verb.strip():
+            return _invoke_error(400, "this card action has no verb")
+        data = action.get("data")
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            return _invoke_error(400, "this card action's data is not an object")
+        who = Caller(caller.user_id, caller.name)
+        try:
+            card = self._engine.handle_action(who, verb, data, now=self._clock())
+        except ActionError as refused:
+            log.info(
+                "card action %r by %s refused (%d): %s",
+                verb,
+                caller.user_id,
+                refused.status,
+                refused.message,
+            )
+            return _invoke_error(refused.status, refused.message)
+        except Exception:  # an engine bug must not leave the user with a spinning card
+            log.exception("card action %r by %s failed", verb, caller.user_id)
+            return _invoke_error(500, _SORRY)
+        return JSONResponse({"statusCode": 200, "type": CARD_RESPONSE_TYPE, "value": card})
+
+    def _remember(self, caller: VerifiedCaller, activity: Mapping[str, Any], user_id: str) -> None:
+        """Keep the user's 1:1 Teams chat, so later cards can be sent to them there.
+
+        Only a personal conversation: remembering a group chat or channel would send
+        someone's returns to everyone in it.
+        """
+        conversation = activity.get("conversation")
+        if (
+            caller.channel_id != _TEAMS
+            or not caller.conversation_id
+            or not caller.service_url
+            or not isinstance(conversation, Mapping)
+            or conversation.get("conversationType") != _PERSONAL
+        ):
+            return
+        try:
+            self._engine.remember_conversation(
+                user_id,
+                conversation_id=caller.conversation_id,
+                service_url=caller.service_url,
+                tenant_id=_tenant_id(activity),
+                now=self._clock(),
+            )
+        except Exception:  # the click itself matters more; the next one will try again
+            log.exception("could not remember the Teams conversation of %s", user_id)
+
+
+def _people_added(caller: VerifiedCaller, activity: Mapping[str, Any]) -> list[str]:
+    """Who joined the conversation: the installing user and any members added by Entra id.
+
+    When a user installs the bot for themselves Teams names the bot in ``membersAdded``
+    and the user in ``from``; both are read.
+    """
+    added = activity.get("membersAdded")
+    if not isinstance(added, list) or not added:
+        return []
+    people = [caller.user_id]
+    for member in added:
+        object_id = member.get("aadObjectId") if isinstance(member, Mapping) else None
+        user_id = _object_id(object_id)
+        if user_id is not None and user_id not in people:
+            people.append(user_id)
+    return people
+
+
+def _object_id(value: object) -> str | None:
+    """A canonical Entra object id (lower-case GUID), or None."""
+    if not isinstance(value, str) or len(value) != 36:
+        return None
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        return None
+    text = str(parsed)
+    return text if text == value.lower() else None
+
+
+def _tenant_id(activity: Mapping[str, Any]) -> str | None:
+    conversation = activity.get("conversation")
+    if isinstance(conversation, Mapping) and isinstance(conversation.get("tenantId"), str):
+        return str(conversation["tenantId"])
+    channel_data = activity.get("channelData")
+    tenant = channel_data.get("tenant") if isinstance(channel_data, Mapping) else None
+    if isinstance(tenant, Mapping) and isinstance(tenant.get("id"), str):
+        return str(tenant["id"])
+    return None
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """The body, refusing more than ``limit`` bytes without reading the rest."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise _BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_activity(body: bytes) -> dict[str, Any] | None:
+    try:
+        parsed = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _problem(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _invoke_error(status: int, message: str) -> JSONResponse:
+    """A Universal Actions error response; HTTP 200 so the client shows ``message``.
+
+    ``code`` is the status's name in the form Microsoft's SDKs use ("BadRequest",
+    "Forbidden", "NotFound", "InternalServerError").
+    """
+    try:
+        code = HTTPStatus(status).phrase.replace(" ", "").replace("-", "")
+    except ValueError:
+        code = "Error"
+    return JSONResponse(
+        {
+            "statusCode": status,
+            "type": ERROR_RESPONSE_TYPE,
+            "value": {"code": code, "message": message},
+        }
+    )
+
+
+_UNAVAILABLE_HTML = """<!DOCTYPE html>
+<html lang="en-GB">
+<head><meta charset="utf-8"><title>Performance returns: status unavailable</title></head>
+<body><main><h1>Status unavailable</h1>
+<p>The service cannot read its database just now. Please try again in a few minutes.</p>
+</main></body>
+</html>
+"""

@@ -1,0 +1,412 @@
+"""The web endpoints over a real engine, store and token verifier.
+
+A click is believed only with a valid Bot Framework token, acts for the token's user,
+and answers with the card that replaces the clicked one; the status page and health
+check tell the performance team and the operator what is going on.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy
+from cryptography.hazmat.primitives.asymmetric import rsa
+from engine_support import ANN, COLUMNS, DAN, ROWS, card_text, make_council, submit_data
+from web_support import BOT_APP_ID, SERVICE_URL, TENANT_ID, Site, click, make_site
+
+from m365perf.store import ReturnStatus
+from m365perf.web.app import MAX_ACTIVITY_BYTES
+
+HOSTILE_NAME = "<script>alert('owned')</script> Fly-tips"
+
+
+@pytest.fixture(scope="module")
+def signing_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="module")
+def other_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def site(signing_key: rsa.RSAPrivateKey) -> Site:
+    return make_site(make_council(), signing_key)
+
+
+def ann_submits(site: Site, **inputs: str) -> dict[str, Any]:
+    card = site.council.cards_to("ann.lee@contoso.gov.uk")[0]["card"]
+    return click(ANN.user_id, "submitReturns", submit_data(card, **inputs))
+
+
+def status_of(site: Site, key: str) -> ReturnStatus:
+    with site.council.store.transaction() as tx:
+        found = tx.find_return(1, key)
+        assert found is not None
+        return found.status
+
+
+# --------------------------------------------------------------------------- clicks
+
+
+def test_signed_submit_records_the_return_and_replaces_the_card(site: Site) -> None:
+    reply = site.post(ann_submits(site, value__CP001="46.5"))
+
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["statusCode"] == 200
+    assert body["type"] == "application/vnd.microsoft.card.adaptive"
+    assert body["value"]["type"] == "AdaptiveCard"
+    assert "Days to process new benefit claims" in card_text(body["value"])  # still to do
+    assert status_of(site, "CP001") is ReturnStatus.RETURNED
+    assert status_of(site, "CP002") is ReturnStatus.AWAITING
+
+
+def test_click_in_a_personal_chat_remembers_where_to_reach_the_owner(site: Site) -> None:
+    site.post(ann_submits(site, value__CP001="46.5"))
+
+    with site.council.store.transaction() as tx:
+        ref = tx.find_conversation_ref(ANN.user_id)
+    assert ref is not None
+    assert ref.conversation_id == f"a:1-{ANN.user_id}"
+    assert ref.service_url == SERVICE_URL.rstrip("/")
+    assert ref.tenant_id == TENANT_ID
+
+
+@pytest.mark.parametrize(
+    ("channel", "conversation_type"), [("msteams", "groupChat"), ("outlook", "personal")]
+)
+def test_click_elsewhere_acts_but_remembers_no_conversation(
+    site: Site, channel: str, conversation_type: str
+) -> None:
+    activity = ann_submits(site, value__CP001="46.5")
+    activity["channelId"] = channel
+    activity["conversation"]["conversationType"] = conversation_type
+
+    assert site.post(activity).json()["statusCode"] == 200
+
+    assert status_of(site, "CP001") is ReturnStatus.RETURNED
+    with site.council.store.transaction() as tx:
+        assert tx.find_conversation_ref(ANN.user_id) is None
+
+
+@pytest.mark.parametrize(
+    "token_for",
+    [
+        lambda site, other: site.token(other),
+        lambda site, other: site.token(exp=site.council.now.timestamp() - 3600),
+        lambda site, other: site.token(aud="some-other-bot"),
+        lambda site, other: site.token(serviceurl="https://smba.evil.example/uk/"),
+        lambda site, other: "not-a-jwt",
+    ],
+    ids=["forged-signature", "expired", "wrong-audience", "wrong-serviceurl", "garbage"],
+)
+def test_unproven_click_is_refused_and_changes_nothing(
+    site: Site, other_key: rsa.RSAPrivateKey, token_for: Any
+) -> None:
+    activity = ann_submits(site, value__CP001="46.5")
+    before = site.snapshot()
+
+    reply = site.post(activity, token=token_for(site, other_key))
+
+    assert reply.status_code == 401
+    assert reply.json() == {"error": "unauthorized"}
+    assert site.snapshot() == before
+
+
+def test_click_without_a_token_is_refused(site: Site) -> None:
+    before = site.snapshot()
+
+    reply = site.client.post("/api/messages", json=ann_submits(site, value__CP001="46.5"))
+
+    assert reply.status_code == 401
+    assert site.snapshot() == before
+
+
+def test_click_while_the_keys_cannot_be_fetched_asks_to_retry(site: Site) -> None:
+    site.directory.down = True
+    before = site.snapshot()
+
+    reply = site.post(ann_submits(site, value__CP001="46.5"))
+
+    assert reply.status_code == 503
+    assert site.snapshot() == before
+
+
+def test_card_naming_another_owner_is_forbidden_and_changes_nothing(site: Site) -> None:
+    """Ann's genuine token on Dan's card: the token's user acts, not the card's."""
+    dan_card = site.council.cards_to("dan.fox@contoso.gov.uk")[0]["card"]
+    before = site.snapshot()
+
+    reply = site.post(click(ANN.user_id, "submitReturns", submit_data(dan_card, value__CP003="7")))
+
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["statusCode"] == 403
+    assert body["type"] == "application/vnd.microsoft.error"
+    assert body["value"]["code"] == "Forbidden"
+    assert "someone else" in body["value"]["message"]
+    returns, outbox, audit, _ = site.snapshot()
+    assert (returns, outbox, audit) == before[:3]
+    assert status_of(site, "CP003") is ReturnStatus.AWAITING
+
+
+def test_forwarded_card_clicked_by_someone_else_is_forbidden(site: Site) -> None:
+    """Ann's card forwarded to Dan: the click is Dan's, whatever the card's data says."""
+    activity = ann_submits(site, value__CP001="46.5")
+    activity["from"]["aadObjectId"] = DAN.user_id
+
+    body = site.post(activity).json()
+
+    assert body["statusCode"] == 403
+    assert status_of(site, "CP001") is ReturnStatus.AWAITING
+
+
+@pytest.mark.parametrize(
+    ("action", "code"),
+    [
+        ({"type": "Action.Execute", "verb": "launchRocket", "data": {}}, 400),
+        ({"type": "Action.Execute", "data": {}}, 400),
+        ({"type": "Action.Execute", "verb": "submitReturns", "data": "value=1"}, 400),
+        ({"type": "Action.Execute", "verb": "submitReturns", "data": {"cycle_id": "x"}}, 400),
+    ],
+    ids=["unknown-verb", "no-verb", "data-not-object", "data-not-ours"],
+)
+def test_malformed_action_gets_a_bad_request_card_error(
+    site: Site, action: dict[str, Any], code: int
+) -> None:
+    activity = click(ANN.user_id, "submitReturns", {})
+    activity["value"]["action"] = action
+    before = site.snapshot()
+
+    body = site.post(activity).json()
+
+    assert (body["statusCode"], body["value"]["code"]) == (code, "BadRequest")
+    assert body["value"]["message"]
+    assert site.snapshot()[:3] == before[:3]
+
+
+def test_click_on_a_cycle_that_does_not_exist_is_not_found(site: Site) -> None:
+    card = site.council.cards_to("ann.lee@contoso.gov.uk")[0]["card"]
+    data = {**submit_data(card, value__CP001="46.5"), "cycle_id": "99"}
+
+    body = site.post(click(ANN.user_id, "submitReturns", data)).json()
+
+    assert (body["statusCode"], body["value"]["code"]) == (404, "NotFound")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b"[1, 2, 3]", b"\xff\xfe", b""],
+    ids=["broken", "list", "binary", "empty"],
+)
+def test_body_that_is_not_a_json_object_is_a_bad_request(site: Site, body: bytes) -> None:
+    reply = site.client.post(
+        "/api/messages",
+        content=body,
+        headers={"Authorization": f"Bearer {site.token()}", "Content-Type": "application/json"},
+    )
+
+    assert reply.status_code == 400
+
+
+def test_oversized_body_is_refused_unread(site: Site) -> None:
+    activity = ann_submits(site, value__CP001="46.5")
+    activity["padding"] = "x" * MAX_ACTIVITY_BYTES
+    before = site.snapshot()
+
+    assert site.post(activity).status_code == 413
+    assert site.snapshot() == before
+
+
+def test_other_invokes_are_not_implemented(site: Site) -> None:
+    activity = click(ANN.user_id, "submitReturns", {})
+    activity["name"] = "task/fetch"
+
+    assert site.post(activity).status_code == 501
+
+
+def test_chat_message_is_acknowledged_and_ignored(site: Site) -> None:
+    message = click(ANN.user_id, "submitReturns", {})
+    message.update(type="message", text="hello?")
+    del message["name"], message["value"]
+    before = site.snapshot()
+
+    reply = site.post(message)
+
+    assert reply.status_code == 200
+    assert reply.content == b""
+    assert site.snapshot() == before
+
+
+def _installed(user_id: str, conversation_type: str) -> dict[str, Any]:
+    activity = click(user_id, "", {}, conversation_type=conversation_type)
+    activity.update(type="conversationUpdate", membersAdded=[{"id": f"28:{BOT_APP_ID}"}])
+    del activity["name"], activity["value"]
+    return activity
+
+
+def test_installing_the_bot_for_oneself_remembers_the_chat(site: Site) -> None:
+    reply = site.post(_installed(DAN.user_id, "personal"))
+
+    assert reply.status_code == 200
+    with site.council.store.transaction() as tx:
+        ref = tx.find_conversation_ref(DAN.user_id)
+    assert ref is not None and ref.conversation_id == f"a:1-{DAN.user_id}"
+
+
+def test_adding_the_bot_to_a_group_chat_remembers_nothing(site: Site) -> None:
+    assert site.post(_installed(DAN.user_id, "groupChat")).status_code == 200
+
+    with site.council.store.transaction() as tx:
+        assert tx.find_conversation_ref(DAN.user_id) is None
+
+
+def test_tokens_never_reach_the_logs(
+    site: Site, other_key: rsa.RSAPrivateKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    good, forged = site.token(), site.token(other_key)
+
+    site.post(ann_submits(site, value__CP001="46.5"), token=good)
+    site.post(ann_submits(site, value__CP002="19"), token=forged)
+
+    for token in (good, forged):
+        assert token.rsplit(".", 1)[1] not in caplog.text
+        assert token.split(".", 1)[0] + "." not in caplog.text
+
+
+# --------------------------------------------------------------------------- status and health
+
+
+@pytest.fixture
+def hostile_site(signing_key: rsa.RSAPrivateKey) -> Site:
+    """A register whose fly-tipping indicator is named by someone with bad intent."""
+    rows = [list(r) for r in ROWS]
+    rows[2][COLUMNS.index("Title")] = HOSTILE_NAME
+    return make_site(make_council(rows=rows), signing_key)
+
+
+def test_status_page_counts_returns_and_lists_who_owes_what(hostile_site: Site) -> None:
+    site = hostile_site
+    site.post(ann_submits(site, value__CP001="46.5"))
+
+    page = site.client.get("/status")
+
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert "Monthly corporate KPIs: 2026-10" in html
+    assert "Wednesday 11 November 2026" in html
+    counts_row = '<td class="number">1</td><td class="number">2</td><td class="number">0</td>'
+    assert counts_row in html  # returned 1, outstanding 2, late 0
+    assert "Ann Lee (ann.lee@contoso.gov.uk)" in html
+    assert "CP002: Days to process new benefit claims" in html
+    assert "Bob Ray" in html  # the supervisor CP001 waits for
+    assert "<script" not in html
+
+
+def test_status_page_escapes_a_hostile_indicator_name(hostile_site: Site) -> None:
+    html = hostile_site.client.get("/status").text
+
+    assert "&lt;script&gt;alert(&#x27;owned&#x27;)&lt;/script&gt; Fly-tips" in html
+    assert "<script>" not in html
+
+
+def test_status_json_carries_the_same_counts(hostile_site: Site) -> None:
+    site = hostile_site
+    site.post(ann_submits(site, value__CP001="46.5"))
+
+    report = site.client.get("/status.json").json()
+
+    (cycle,) = report["cycles"]
+    assert (cycle["flow_id"], cycle["period"], cycle["due_date"]) == (
+        "monthly-corporate-kpis",
+        "2026-10",
+        "2026-11-11",
+    )
+    assert cycle["counts"] == {
+        "total": 3,
+        "returned": 1,
+        "outstanding": 2,
+        "late": 0,
+        "awaiting_approval": 1,
+        "rejected": 0,
+        "approved": 0,
+    }
+    owing = {
+        o["owner_name"]: [r["indicator_name"] for r in o["returns"]] for o in cycle["outstanding"]
+    }
+    assert owing == {"Ann Lee": ["Days to process new benefit claims"], "Dan Fox": [HOSTILE_NAME]}
+    assert [w["indicator_key"] for w in cycle["awaiting_approval"]] == ["CP001"]
+
+
+def test_returns_still_owed_after_the_due_date_are_late(site: Site) -> None:
+    site.post(ann_submits(site, value__CP001="46.5"))
+    site.council.now = site.council.now + timedelta(days=7)  # past Wednesday 11 November
+
+    (cycle,) = site.client.get("/status.json").json()["cycles"]
+
+    assert cycle["counts"]["late"] == 2
+    assert all(r["late"] for o in cycle["outstanding"] for r in o["returns"])
+
+
+def test_parked_messages_are_shown_with_their_errors_escaped(site: Site) -> None:
+    store = site.council.store
+    (claimed,) = store.claim_outbox(site.council.now, 1, "test-worker")
+    store.park(claimed.id or 0, "403 <b>MessageWritesBlocked</b>", now=site.council.now)
+
+    html = site.client.get("/status").text
+    parked = site.client.get("/status.json").json()["parked"]
+
+    assert "403 &lt;b&gt;MessageWritesBlocked&lt;/b&gt;" in html
+    assert "<b>" not in html
+    assert [(p["id"], p["kind"], p["last_error"]) for p in parked] == [
+        (claimed.id, claimed.kind, "403 <b>MessageWritesBlocked</b>")
+    ]
+
+
+def test_health_reports_the_outbox(site: Site) -> None:
+    store = site.council.store
+    (claimed,) = store.claim_outbox(site.council.now, 1, "test-worker")
+    store.park(claimed.id or 0, "400 Bad Request", now=site.council.now)
+
+    reply = site.client.get("/health")
+
+    assert reply.status_code == 200
+    assert reply.json() == {  # Ann's and Dan's request cards were queued; one is parked
+        "status": "ok",
+        "outbox": {"pending": 1, "in_flight": 0, "done": 0, "parked": 1},
+    }
+
+
+def test_unreadable_store_is_unhealthy(signing_key: rsa.RSAPrivateKey, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    site = make_site(make_council(url), signing_key)
+    broken = sqlalchemy.create_engine(url)
+    with broken.begin() as conn:
+        conn.execute(sqlalchemy.text("DROP TABLE outbox"))
+    broken.dispose()
+
+    assert site.client.get("/health").status_code == 503
+    assert site.client.get("/status").status_code == 503
+    assert site.client.get("/status.json").status_code == 503
+
+
+def test_oversized_body_without_a_length_is_cut_off(site: Site) -> None:
+    """A chunked upload declares no length; reading stops once it passes the limit."""
+    chunk = b" " * 65536
+    chunks = iter([b'{"type": "invoke", "padding": "', *[chunk] * 5, b'"}'])
+
+    reply = site.client.post(
+        "/api/messages",
+        content=chunks,
+        headers={"Authorization": f"Bearer {site.token()}", "Content-Type": "application/json"},
+    )
+
+    assert reply.status_code == 413
