@@ -1,0 +1,354 @@
+"""Write-back to a SharePoint list: an upsert keyed on the payload's key fields.
+
+Rows claimed together for one list share one read of the list's existing keys and go
+out as ``$batch`` groups of up to 20. Reading before writing is what makes a retry
+after a crash safe: the item the first attempt created is found and updated, not
+created again. ``Version`` guards against an older result overwriting a newer one.
+
+The read is ``list_items`` with the key columns and ``Version`` rather than
+``GraphClient.read_keys``, because ``read_keys`` returns only ids and eTags and the
+version check needs the stored ``Version`` too: still one request per list and page.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from m365perf.dispatch._failures import BadPayload
+from m365perf.m365.errors import BadRequest, BatchError, BatchFailure, DuplicateKeyError, M365Error
+from m365perf.m365.graph import (
+    MAX_BATCH,
+    BatchRequest,
+    BatchResponse,
+    GraphClient,
+    create_item_request,
+    update_fields_request,
+)
+from m365perf.store.tables import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+VERSION_FIELD = "Version"
+_MAX_FILTER_VALUES = 15  # "or" terms in one $filter; beyond that the whole list is read
+_COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+Key = tuple[str, ...]
+Result = tuple[OutboxMessage, dict[str, Any] | BaseException]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One list and the columns that identify an item in it."""
+
+    site: str
+    list_title: str
+    key_fields: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Row:
+    """A parsed ``write_back`` payload."""
+
+    message: OutboxMessage
+    target: Target
+    key: Key
+    fields: dict[str, Any]
+    version: float | None
+
+
+@dataclass
+class Write:
+    """One sub-request, and the rows for the same item it answers for (older copies)."""
+
+    message: OutboxMessage
+    request: BatchRequest
+    item_id: str | None  # None: the item is created
+    followers: list[tuple[OutboxMessage, bool]] = field(default_factory=list)
+
+    @property
+    def messages(self) -> list[OutboxMessage]:
+        return [self.message, *(m for m, _ in self.followers)]
+
+
+@dataclass
+class Plan:
+    """What one read of a list decided: rows already settled, and the writes to send."""
+
+    settled: list[Result]
+    writes: list[Write]
+
+
+@dataclass(frozen=True)
+class _Existing:
+    id: str
+    etag: str
+    version: float | None
+
+
+class WriteFailed(M365Error):
+    """A ``$batch`` sub-request that did not succeed, as one row's failure."""
+
+    def __init__(self, list_title: str, failure: BatchFailure) -> None:
+        reason = failure.message or "failed"
+        super().__init__(f"list {list_title!r}: {failure.status} {reason}")
+        # 412: someone changed the item after our read; 0: no answer for this part.
+        # Both come right on a fresh read, which the next attempt makes.
+        self.transient = failure.transient or failure.status in (0, 412)
+        self.retry_after = failure.retry_after
+
+
+class SharePointIds:
+    """Site and list ids, resolved once per dispatcher: they never change under us.
+
+    Also remembers the lists that refused a filter on their keys (columns not indexed),
+    so they are read whole from then on instead of being refused every time.
+    """
+
+    def __init__(self, graph: GraphClient) -> None:
+        self._graph = graph
+        self._lock = threading.Lock()
+        self._sites: dict[str, str] = {}
+        self._lists: dict[tuple[str, str], str] = {}
+        self.unfilterable: set[str] = set()
+
+    def resolve(self, site: str, list_title: str) -> tuple[str, str]:
+        """(site id, list id); a failed look-up is not cached, so a fixed typo takes effect."""
+        with self._lock:
+            site_id = self._sites.get(site)
+            if site_id is None:
+                host, path = _split_site(site)
+                site_id = self._sites[site] = self._graph.get_site_id(host, path)
+            list_id = self._lists.get((site_id, list_title))
+            if list_id is None:
+                list_id = self._lists[(site_id, list_title)] = self._graph.get_list_id(
+                    site_id, list_title
+                )
+            return site_id, list_id
+
+
+def parse(message: OutboxMessage) -> Row:
+    """Read a ``write_back`` payload, or say what is wrong with it."""
+    payload = message.payload
+    site, list_title = payload.get("site"), payload.get("list")
+    if not isinstance(site, str) or not site:
+        raise BadPayload("write_back needs 'site' as 'host:/path'")
+    _split_site(site)
+    if not isinstance(list_title, str) or not list_title:
+        raise BadPayload("write_back needs the 'list' title")
+    key_fields = payload.get("key_fields")
+    if (
+        not isinstance(key_fields, list)
+        or not key_fields
+        or not all(isinstance(k, str) and _COLUMN_NAME.match(k) for k in key_fields)
+    ):
+        raise BadPayload("write_back 'key_fields' must be a non-empty list of column names")
+    fields = payload.get("fields")
+    if not isinstance(fields, Mapping) or not fields:
+        raise BadPayload("write_back 'fields' must be an object of column values")
+    missing = [k for k in key_fields if fields.get(k) in (None, "")]
+    if missing:
+        raise BadPayload(f"write_back 'fields' lacks the key field(s) {', '.join(missing)}")
+    return Row(
+        message=message,
+        target=Target(site, list_title, tuple(key_fields)),
+        key=tuple(_key_text(fields[k]) for k in key_fields),
+        fields=dict(fields),
+        version=_version(fields.get(VERSION_FIELD)),
+    )
+
+
+def plan(graph: GraphClient, ids: SharePointIds, target: Target, rows: Sequence[Row]) -> Plan:
+    """Read the list's keys once, then decide per item: create, update, or leave alone."""
+    site_id, list_id = ids.resolve(target.site, target.list_title)
+    existing, duplicated = _read_existing(graph, ids, site_id, list_id, target, rows)
+    by_key: dict[Key, list[Row]] = {}
+    for row in rows:
+        by_key.setdefault(row.key, []).append(row)
+    settled: list[Result] = []
+    writes: list[Write] = []
+    for key, same_item in by_key.items():
+        if key in duplicated:
+            error = DuplicateKeyError(key, duplicated[key])
+            settled.extend((r.message, error) for r in same_item)
+            continue
+        # Rows for one item in one drain: only the newest is written; the others are
+        # what a one-by-one sender would have found already overwritten.
+        same_item.sort(key=lambda r: (-math.inf if r.version is None else r.version, _id(r)))
+        newest = same_item[-1]
+        found = existing.get(key)
+        if found is not None and _older(newest.version, found.version):
+            outcome = {"item_id": found.id, "created": False, "skipped_older": True}
+            settled.extend((r.message, dict(outcome)) for r in same_item)
+            continue
+        request_id = str(_id(newest))
+        if found is None:
+            request = create_item_request(request_id, site_id, list_id, newest.fields)
+        else:
+            request = update_fields_request(
+                request_id, site_id, list_id, found.id, newest.fields, etag=found.etag or None
+            )
+        followers = [(r.message, _older(r.version, newest.version)) for r in same_item[:-1]]
+        writes.append(Write(newest.message, request, found.id if found else None, followers))
+    writes.sort(key=lambda w: _id(w))
+    return Plan(settled, writes)
+
+
+def chunks(writes: Sequence[Write]) -> list[list[Write]]:
+    """``$batch`` groups of up to 20 sub-requests."""
+    return [list(writes[i : i + MAX_BATCH]) for i in range(0, len(writes), MAX_BATCH)]
+
+
+def send(graph: GraphClient, list_title: str, writes: Sequence[Write]) -> list[Result]:
+    """Send one ``$batch`` group and give each row its own outcome or failure."""
+    failures: dict[str, BatchFailure] = {}
+    try:
+        responses = graph.batch([w.request for w in writes])
+    except BatchError as exc:
+        responses = exc.succeeded
+        failures = {f.id: f for f in exc.failures}
+    results: list[Result] = []
+    for write in writes:
+        response = responses.get(write.request.id)
+        if response is None:
+            failure = failures.get(write.request.id) or BatchFailure(
+                write.request.id, 0, "no response in the batch"
+            )
+            error = WriteFailed(list_title, failure)
+            results.extend((m, error) for m in write.messages)
+            continue
+        try:
+            item_id = write.item_id or _created_id(response)
+        except M365Error as exc:
+            results.extend((m, exc) for m in write.messages)
+            continue
+        created = write.item_id is None
+        results.append(
+            (write.message, {"item_id": item_id, "created": created, "skipped_older": False})
+        )
+        results.extend(
+            (m, {"item_id": item_id, "created": False, "skipped_older": older})
+            for m, older in write.followers
+        )
+    return results
+
+
+def _read_existing(
+    graph: GraphClient,
+    ids: SharePointIds,
+    site_id: str,
+    list_id: str,
+    target: Target,
+    rows: Sequence[Row],
+) -> tuple[dict[Key, _Existing], dict[Key, list[str]]]:
+    """Existing items by key, and the keys held by more than one item (with their ids)."""
+    columns = list(target.key_fields)
+    if any(r.version is not None for r in rows):
+        columns.append(VERSION_FIELD)
+    where = None if list_id in ids.unfilterable else _key_filter(target.key_fields, rows)
+    try:
+        items = list(graph.list_items(site_id, list_id, fields=columns, filter=where))
+    except BadRequest:
+        if where is None:
+            raise
+        # Most likely a key column is not indexed: read the whole list, now and later.
+        log.warning(
+            "list %r refused a filter on %s (index the columns); reading every item instead",
+            target.list_title,
+            ", ".join(target.key_fields),
+        )
+        ids.unfilterable.add(list_id)
+        items = list(graph.list_items(site_id, list_id, fields=columns))
+    existing: dict[Key, _Existing] = {}
+    duplicated: dict[Key, list[str]] = {}
+    for item in items:
+        key = tuple(_key_text(item.fields.get(k)) for k in target.key_fields)
+        if key in existing:
+            duplicated[key] = [existing.pop(key).id]
+        if key in duplicated:
+            duplicated[key].append(item.id)
+            continue
+        existing[key] = _Existing(item.id, item.etag, _version(item.fields.get(VERSION_FIELD)))
+    return existing, duplicated
+
+
+def _key_filter(key_fields: Sequence[str], rows: Sequence[Row]) -> str | None:
+    """``fields/K eq v1 or fields/K eq v2`` on the key column with the fewest values.
+
+    One column keeps the URL short; the cycle's rows usually share their period, so
+    that column alone narrows the read to one period's items.
+    """
+    best: tuple[str, list[str]] | None = None
+    for name in key_fields:
+        literals = {_literal(r.fields[name]) for r in rows}
+        if None in literals or len(literals) > _MAX_FILTER_VALUES:
+            continue
+        values = sorted(v for v in literals if v is not None)
+        if best is None or len(values) < len(best[1]):
+            best = (name, values)
+    if best is None:
+        return None
+    name, values = best
+    return " or ".join(f"fields/{name} eq {v}" for v in values)
+
+
+def _literal(value: Any) -> str | None:
+    """An OData literal for a key value, or None when it cannot be filtered on."""
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return None
+
+
+def _key_text(value: Any) -> str:
+    """A key value as text, so 3, 3.0 and "3" name the same item."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _version(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _older(version: float | None, than: float | None) -> bool:
+    return version is not None and than is not None and version < than
+
+
+def _split_site(site: str) -> tuple[str, str]:
+    host, sep, path = site.partition(":")
+    if not sep or not host or "/" in host or not path.startswith("/"):
+        raise BadPayload(f"write_back 'site' must look like 'host:/sites/name', not {site!r}")
+    return host, path
+
+
+def _created_id(response: BatchResponse) -> str:
+    body = response.body
+    if isinstance(body, dict) and body.get("id"):
+        return str(body["id"])
+    raise M365Error(f"the created item's response has no id (status {response.status})")
+
+
+def _id(obj: Row | Write) -> int:
+    ident = obj.message.id
+    assert ident is not None, "claimed outbox rows always have an id"
+    return ident

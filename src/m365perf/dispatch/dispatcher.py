@@ -1,0 +1,398 @@
+"""Send the outbox: claim due rows, send them concurrently per budget, settle each one.
+
+Every claimed row ends one of three ways, and only one: sent (the engine is told with
+``on_sent``, then the row is marked done), back to wait (``retry_later``) or parked for
+an operator. A row is never dropped: if this process dies mid-send, the row's lease
+lapses and another drain sends it again, so delivery is *at least once*.
+
+Why ``on_sent`` before ``mark_done``: the other order could lose the engine's
+follow-up (the delivery record an update needs, the next timer) if the process died
+between the two. This order can at worst repeat a send and its ``on_sent``, so
+**on_sent must be idempotent** (a delivery recorded twice is recorded once) and safe
+to call from several worker threads at once (each call its own transaction). If it
+raises, the row is parked, not retried: the message did go, and sending it again
+would not mend the engine.
+
+Rows are grouped by their ``budget`` and each group goes out on its own thread pool,
+as wide as the budget allows (four requests per mailbox, eight bot sends, four
+SharePoint batches, one Power BI call per dataset); the clients' own budgets still
+pace the requests inside that. A budget the service paused for longer than a minute
+(a long ``Retry-After``) is not waited out on a thread: its rows go back to wait until
+the pause ends, without a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from types import MappingProxyType
+from typing import Any
+
+from m365perf.dispatch import _writeback
+from m365perf.dispatch._failures import BadPayload, backoff_s, judge
+from m365perf.dispatch._sends import SENDERS, FindDelivery, SendContext
+from m365perf.m365.factory import M365
+from m365perf.m365.graph import GraphClient
+from m365perf.m365.http import Budget
+from m365perf.settings import Settings
+from m365perf.store.base import Store
+from m365perf.store.tables import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONCURRENCY: Mapping[str, int] = MappingProxyType(
+    {"mailbox:*": 4, "bot": 8, "sharepoint": 4, "powerbi:*": 1}
+)
+"""Rows of one budget in flight at once; ``family:*`` covers every budget of a family."""
+
+DRAIN_LIMIT = 100
+_UNKNOWN_BUDGET_CONCURRENCY = 1
+_PAUSE_SIT_OUT_S = 60.0
+"""A budget paused by the service for longer than this is not waited out on a thread."""
+
+OnSent = Callable[[OutboxMessage, dict[str, Any], datetime], None]
+_Result = tuple[OutboxMessage, dict[str, Any] | BaseException]
+_SENT, _RETRIED, _PARKED = "sent", "retried", "parked"
+
+
+@dataclass(frozen=True)
+class DrainReport:
+    """What one drain did with the rows it claimed."""
+
+    sent: int = 0
+    retried: int = 0
+    parked: int = 0
+
+    @property
+    def claimed(self) -> int:
+        """Every claimed row is counted once, so this is how many were claimed."""
+        return self.sent + self.retried + self.parked
+
+
+@dataclass(eq=False)
+class _Job:
+    """Work for one thread of a budget's pool, answering for ``rows``.
+
+    ``work`` returns the rows it settled and, for write-back, the batch jobs its read
+    planned. ``after``: a job whose outcome this one needs first (a card's send
+    before its update in the same drain).
+    """
+
+    budget: str
+    rows: list[OutboxMessage]
+    work: Callable[[], tuple[list[_Result], list[_Job]]]
+    after: _Job | None = None
+
+
+@dataclass
+class _JobDone:
+    counts: Counter[str] = field(default_factory=Counter)
+    follow_ups: list[_Job] = field(default_factory=list)
+
+
+class Dispatcher:
+    """Sends outbox rows through the Microsoft 365 clients and reports back to the engine."""
+
+    def __init__(
+        self,
+        store: Store,
+        clients: M365,
+        settings: Settings,
+        *,
+        on_sent: OnSent,
+        find_delivery: FindDelivery,
+        worker_id: str,
+        clock: Callable[[], datetime],
+        max_attempts: int = 8,
+        backoff_base_s: float = 2,
+        backoff_cap_s: float = 600,
+        concurrency: Mapping[str, int] | None = None,
+    ) -> None:
+        if not worker_id:
+            raise ValueError("worker_id is empty: name this dispatcher (host and process)")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if not 0 < backoff_base_s <= backoff_cap_s:
+            raise ValueError("need 0 < backoff_base_s <= backoff_cap_s")
+        limits = {**DEFAULT_CONCURRENCY, **(concurrency or {})}
+        for budget, limit in limits.items():
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise ValueError(f"concurrency for {budget!r} must be a whole number ≥ 1")
+        self._store = store
+        self._clients = clients
+        self._on_sent = on_sent
+        self._worker_id = worker_id
+        self._clock = clock
+        self._max_attempts = max_attempts
+        self._backoff_base_s = float(backoff_base_s)
+        self._backoff_cap_s = float(backoff_cap_s)
+        self._limits = limits
+        self._rng = random.Random()
+        self._ids = _writeback.SharePointIds(clients.graph)
+        self._context = SendContext(store, clients, settings, find_delivery)
+        secret = settings.client_secret.get_secret_value() if settings.client_secret else ""
+        self._secrets = (secret,) if secret else ()
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def drain(self, limit: int = DRAIN_LIMIT) -> DrainReport:
+        """Claim up to ``limit`` due rows, send them, and settle every one before returning."""
+        claimed = self._store.claim_outbox(self._now(), limit, self._worker_id)
+        if not claimed:
+            return DrainReport()
+        counts = _Run(self).run(self._jobs(claimed))
+        return DrainReport(counts[_SENT], counts[_RETRIED], counts[_PARKED])
+
+    def run_forever(self, stop: threading.Event, idle_s: float = 1.0) -> None:
+        """Drain until ``stop`` is set; rest ``idle_s`` when the outbox had nothing more due.
+
+        A drain in progress finishes its rows before the loop looks at ``stop``. A drain
+        that fails as a whole (the database unreachable) is logged and tried again.
+        """
+        if idle_s <= 0:
+            raise ValueError("idle_s must be positive")
+        while not stop.is_set():
+            try:
+                report = self.drain(DRAIN_LIMIT)
+            except Exception:
+                log.exception("outbox drain failed; trying again in %.1fs", idle_s)
+                stop.wait(idle_s)
+                continue
+            if report.claimed < DRAIN_LIMIT:
+                stop.wait(idle_s)
+
+    def _concurrency(self, budget: str) -> int:
+        """How many rows of ``budget`` go out at once."""
+        if budget in self._limits:
+            return self._limits[budget]
+        family = budget.split(":", 1)[0]
+        return self._limits.get(f"{family}:*", _UNKNOWN_BUDGET_CONCURRENCY)
+
+    # --- planning ------------------------------------------------------------------------
+
+    def _jobs(self, claimed: Sequence[OutboxMessage]) -> list[_Job]:
+        jobs: list[_Job] = []
+        card_sends: dict[str, _Job] = {}
+        card_updates: list[tuple[str, _Job]] = []
+        lists: dict[tuple[str, _writeback.Target], list[_writeback.Row]] = {}
+        for message in sorted(claimed, key=lambda m: m.id or 0):
+            if message.kind == "write_back":
+                try:
+                    row = _writeback.parse(message)
+                except BadPayload as exc:
+                    jobs.append(_failed(message, exc))
+                    continue
+                lists.setdefault((message.budget, row.target), []).append(row)
+                continue
+            if message.kind not in SENDERS:
+                jobs.append(_failed(message, BadPayload(f"unknown outbox kind {message.kind!r}")))
+                continue
+            job = _Job(message.budget, [message], partial(self._send_one, message))
+            card_id = message.payload.get("card_id")
+            if message.kind == "update_card" and isinstance(card_id, str):
+                card_updates.append((card_id, job))
+                continue
+            if message.kind == "send_card" and isinstance(card_id, str):
+                card_sends[card_id] = job
+            jobs.append(job)
+        for (budget, target), rows in lists.items():
+            work = partial(self._write_list, budget, target, rows)
+            jobs.append(_Job(budget, [r.message for r in rows], work))
+        # Updates last, so the send they wait for is already submitted.
+        for card_id, job in card_updates:
+            job.after = card_sends.get(card_id)
+            jobs.append(job)
+        return jobs
+
+    def _send_one(self, message: OutboxMessage) -> tuple[list[_Result], list[_Job]]:
+        outcome = SENDERS[message.kind](self._context, message.payload)
+        return [(message, outcome)], []
+
+    def _write_list(
+        self, budget: str, target: _writeback.Target, rows: list[_writeback.Row]
+    ) -> tuple[list[_Result], list[_Job]]:
+        graph = self._clients.graph
+        plan = _writeback.plan(graph, self._ids, target, rows)
+        batches = [
+            _Job(
+                budget,
+                [m for write in chunk for m in write.messages],
+                partial(_send_batch, graph, target.list_title, chunk),
+            )
+            for chunk in _writeback.chunks(plan.writes)
+        ]
+        return plan.settled, batches
+
+    # --- running a job and settling its rows --------------------------------------------
+
+    def _execute(self, job: _Job) -> _JobDone:
+        """Run one job on a pool thread; never raises, and settles every row it holds."""
+        done = _JobDone()
+        paused_s = self._paused_s(job.budget)
+        if paused_s > _PAUSE_SIT_OUT_S:
+            for message in job.rows:
+                done.counts[self._defer(message, job.budget, paused_s)] += 1
+            return done
+        try:
+            results, done.follow_ups = job.work()
+        except Exception as exc:
+            results, done.follow_ups = [(m, exc) for m in job.rows], []
+        handed_on = {_id(m) for follow_up in done.follow_ups for m in follow_up.rows}
+        settled = set()
+        for message, result in results:
+            settled.add(_id(message))
+            done.counts[self._settle(message, result)] += 1
+        for message in job.rows:
+            if _id(message) not in settled | handed_on:
+                stray = RuntimeError("dispatcher bug: the row was neither sent nor failed")
+                done.counts[self._settle(message, stray)] += 1
+        return done
+
+    def _settle(self, message: OutboxMessage, result: dict[str, Any] | BaseException) -> str:
+        """Record one row's fate; a store failure leaves it to its lease (sent again)."""
+        now = self._now()
+        try:
+            if isinstance(result, BaseException):
+                return self._failed(message, result, now)
+            try:
+                self._on_sent(message, result, now)
+            except Exception as exc:
+                log.exception("outbox row %s was sent but on_sent failed", message.id)
+                error = (
+                    "sent, but recording the delivery failed: " + judge(exc, self._secrets).error
+                )
+                self._store.park(_id(message), error, now=now)
+                return _PARKED
+            if not self._store.mark_done(_id(message), now=now):
+                log.warning("outbox row %s was no longer ours when marked done", message.id)
+            return _SENT
+        except Exception:
+            log.exception(
+                "could not record outbox row %s; its lease will bring it back", message.id
+            )
+            return _RETRIED
+
+    def _failed(self, message: OutboxMessage, exc: BaseException, now: datetime) -> str:
+        verdict = judge(exc, self._secrets)
+        if verdict.retry and message.attempts < self._max_attempts:
+            wait_s = backoff_s(
+                message.attempts, self._backoff_base_s, self._backoff_cap_s, self._rng
+            )
+            at = now + timedelta(seconds=max(wait_s, verdict.retry_after or 0.0))
+            log.info(
+                "outbox row %s (%s) retries at %s: %s", message.id, message.kind, at, verdict.error
+            )
+            self._store.retry_later(_id(message), at, verdict.error, now=now)
+            return _RETRIED
+        error = verdict.error
+        if verdict.retry:
+            tries = "attempt" if message.attempts == 1 else "attempts"
+            error = f"gave up after {message.attempts} {tries}: {error}"
+        log.warning("outbox row %s (%s) parked: %s", message.id, message.kind, error)
+        self._store.park(_id(message), error, now=now)
+        return _PARKED
+
+    def _defer(self, message: OutboxMessage, budget: str, paused_s: float) -> str:
+        """Send later, without a request: the service asked this budget to hold off."""
+        now = self._now()
+        error = f"budget {budget} held off by the service for {paused_s:.0f}s more"
+        try:
+            self._store.retry_later(_id(message), now + timedelta(seconds=paused_s), error, now=now)
+        except Exception:
+            log.exception("could not defer outbox row %s; its lease will bring it back", message.id)
+        return _RETRIED
+
+    def _paused_s(self, budget: str) -> float:
+        """How much longer the clients' budget for this row is paused by a throttle."""
+        client_budget = self._client_budget(budget)
+        if client_budget is None:
+            return 0.0
+        return client_budget.blocked_until - self._clients.budgets.clock.monotonic()
+
+    def _client_budget(self, budget: str) -> Budget | None:
+        budgets = self._clients.budgets
+        family, _, name = budget.partition(":")
+        if budget == "bot":
+            return budgets.bot
+        if budget == "sharepoint":
+            return budgets.sharepoint
+        if family == "mailbox" and name:
+            return budgets.mailbox(name)
+        if family == "powerbi":
+            return budgets.powerbi
+        return None
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            raise ValueError("the dispatcher's clock must return timezone-aware datetimes")
+        return now
+
+
+class _Run:
+    """One drain's pools and the jobs in flight; only the draining thread touches it."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._futures: dict[_Job, Future[_JobDone]] = {}
+        self._waiting: dict[Future[_JobDone], list[_Job]] = {}
+        self._pending: set[Future[_JobDone]] = set()
+
+    def run(self, jobs: Sequence[_Job]) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        try:
+            for job in jobs:
+                self._submit(job)
+            while self._pending:
+                finished, self._pending = wait(self._pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    done = future.result()
+                    counts.update(done.counts)
+                    for job in done.follow_ups + self._waiting.pop(future, []):
+                        self._submit(job)
+        finally:
+            for pool in self._pools.values():
+                pool.shutdown(wait=True)
+        return counts
+
+    def _submit(self, job: _Job) -> None:
+        if job.after is not None:
+            before = self._futures.get(job.after)
+            if before is not None and not before.done():
+                self._waiting.setdefault(before, []).append(job)
+                return
+        pool = self._pools.get(job.budget)
+        if pool is None:
+            pool = self._pools[job.budget] = ThreadPoolExecutor(
+                max_workers=self._dispatcher._concurrency(job.budget),
+                thread_name_prefix=f"outbox-{job.budget}",
+            )
+        future = pool.submit(self._dispatcher._execute, job)
+        self._futures[job] = future
+        self._pending.add(future)
+
+
+def _send_batch(
+    graph: GraphClient, list_title: str, chunk: list[_writeback.Write]
+) -> tuple[list[_Result], list[_Job]]:
+    return _writeback.send(graph, list_title, chunk), []
+
+
+def _failed(message: OutboxMessage, exc: BaseException) -> _Job:
+    def work() -> tuple[list[_Result], list[_Job]]:
+        return [(message, exc)], []
+
+    return _Job(message.budget, [message], work)
+
+
+def _id(message: OutboxMessage) -> int:
+    assert message.id is not None, "claimed outbox rows always have an id"
+    return message.id

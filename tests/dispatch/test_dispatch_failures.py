@@ -1,0 +1,177 @@
+"""When sending fails: wait for the service, park what cannot succeed, never lose a row."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dispatch_support import Bench, LatchedSession, MiniEngine, card
+
+from m365perf.dispatch import DrainReport
+from m365perf.sandbox.config import Budget, documented_budgets
+from m365perf.sandbox.testing import running_sandbox
+from m365perf.store import OutboxMessage, OutboxStatus, create_store
+
+
+@pytest.fixture
+def stingy(tmp_path: Path) -> Iterator[Bench]:
+    """A sandbox whose mailboxes may send one message an hour."""
+    budgets = {**documented_budgets(), "mailbox": Budget(limit=1, window_s=3600)}
+    with running_sandbox(tmp_path, tls=False, budgets=budgets) as box:
+        yield Bench(box)
+
+
+def test_a_throttled_mail_waits_for_retry_after_and_is_not_lost(stingy: Bench) -> None:
+    engine = MiniEngine(stingy)
+    rows = [engine.send_mail(stingy.user(n)["mail"], f"Reminder {n}") for n in range(2)]
+
+    assert engine.dispatcher.drain() == DrainReport(sent=1, retried=1)
+
+    [throttled] = [r for r in rows if engine.status(r) == OutboxStatus.PENDING]
+    [refusal] = [r for r in stingy.requests_since(0) if r["status"] == 429]
+    row = engine.row(throttled)
+    assert row.next_attempt_at == engine.now + timedelta(seconds=refusal["retry_after"])
+    assert row.last_error is not None and "429" in row.last_error
+    assert stingy.tokens.graph.token() not in row.last_error
+
+
+def test_a_mail_for_a_mailbox_on_hold_is_rescheduled_without_asking_again(
+    stingy: Bench,
+) -> None:
+    engine = MiniEngine(stingy)
+    for n in range(2):
+        engine.send_mail(stingy.user(n)["mail"], f"Reminder {n}")
+    engine.dispatcher.drain()
+    before = stingy.last_request_id()
+
+    later = engine.send_mail(stingy.user(2)["mail"], "Reminder 2")
+    assert engine.dispatcher.drain() == DrainReport(retried=1)
+
+    assert stingy.requests_since(before) == []
+    row = engine.row(later)
+    assert row.status == OutboxStatus.PENDING
+    assert row.next_attempt_at > engine.now + timedelta(minutes=30)
+
+
+def test_a_row_still_throttled_at_its_last_attempt_is_parked(stingy: Bench) -> None:
+    first = MiniEngine(stingy)
+    first.send_mail(stingy.user(0)["mail"], "Uses the hour's allowance")
+    first.dispatcher.drain()
+
+    last_try = MiniEngine(stingy, max_attempts=1)
+    row = last_try.send_mail(stingy.user(1)["mail"], "Too late")
+    assert last_try.dispatcher.drain() == DrainReport(parked=1)
+
+    error = last_try.row(row).last_error
+    assert error is not None and error.startswith("gave up after 1 attempt: ")
+    assert "429" in error
+
+
+def test_a_bug_parks_its_row_with_the_error_and_the_other_rows_still_go(bench: Bench) -> None:
+    token = bench.tokens.graph.token()
+
+    def broken_lookup(card_id: str) -> Any:
+        raise RuntimeError(f"delivery table unreadable (Authorization: Bearer {token})")
+
+    engine = MiniEngine(bench, find_delivery=broken_lookup)
+    update = engine.enqueue("update_card", "bot", {"card_id": "c-1", "card": card("x")})
+    mail = engine.send_mail(bench.user(6)["mail"], "Still delivered")
+
+    assert engine.dispatcher.drain() == DrainReport(sent=1, parked=1)
+
+    assert engine.status(mail) == OutboxStatus.DONE
+    parked = engine.row(update)
+    assert parked.status == OutboxStatus.PARKED
+    assert parked.last_error is not None
+    assert parked.last_error.startswith("unexpected RuntimeError: delivery table unreadable")
+    assert token not in parked.last_error
+
+
+def test_a_send_the_engine_could_not_record_is_parked_not_sent_again(bench: Bench) -> None:
+    class ForgetfulEngine(MiniEngine):
+        def on_sent(self, message: OutboxMessage, outcome: dict[str, Any], now: datetime) -> None:
+            raise RuntimeError("database is locked")
+
+    engine = ForgetfulEngine(bench)
+    row = engine.send_mail(bench.user(7)["mail"], "Sent but unrecorded")
+
+    assert engine.dispatcher.drain() == DrainReport(parked=1)
+
+    error = engine.row(row).last_error
+    assert error is not None and error.startswith("sent, but recording the delivery failed")
+    assert "database is locked" in error
+
+
+def test_an_unknown_kind_is_parked_saying_so(bench: Bench) -> None:
+    engine = MiniEngine(bench)
+    row = engine.enqueue("send_fax", "fax", {"to": "01234"})
+
+    assert engine.dispatcher.drain() == DrainReport(parked=1)
+
+    assert engine.row(row).last_error == "BadPayload: unknown outbox kind 'send_fax'"
+
+
+def test_the_loop_carries_on_after_a_bug_and_stops_when_asked(bench: Bench) -> None:
+    class CountingEngine(MiniEngine):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.changed = threading.Condition()
+
+        def on_sent(self, message: OutboxMessage, outcome: dict[str, Any], now: datetime) -> None:
+            super().on_sent(message, outcome, now)
+            with self.changed:
+                self.changed.notify_all()
+
+        def wait_sent(self, count: int) -> bool:
+            with self.changed:
+                return self.changed.wait_for(lambda: len(self.sent) >= count, timeout=30)
+
+    def broken_lookup(card_id: str) -> Any:
+        raise KeyError(card_id)
+
+    engine = CountingEngine(bench, find_delivery=broken_lookup)
+    bug = engine.enqueue("update_card", "bot", {"card_id": "c-2", "card": card("x")})
+    engine.send_mail(bench.user(8)["mail"], "Before")
+    stop = threading.Event()
+    loop = threading.Thread(target=engine.dispatcher.run_forever, args=(stop, 0.01))
+    loop.start()
+    try:
+        assert engine.wait_sent(1)
+        engine.send_mail(bench.user(8)["mail"], "After")
+        assert engine.wait_sent(2)
+    finally:
+        stop.set()
+        loop.join(timeout=30)
+
+    assert not loop.is_alive()
+    assert engine.status(bug) == OutboxStatus.PARKED
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_mail_rows_go_out_four_at_a_time(bench: Bench, tmp_path: Path, backend: str) -> None:
+    url = "memory://" if backend == "memory" else f"sqlite:///{tmp_path / 'outbox.db'}"
+    # Each sendMail waits until four are in flight: sent one by one, they never meet.
+    engine = MiniEngine(
+        bench, store=create_store(url, migrate=True), session=LatchedSession("/sendMail", 4)
+    )
+    rows = [engine.send_mail(bench.user(n)["mail"], f"Together {n}") for n in range(4)]
+
+    assert engine.dispatcher.drain() == DrainReport(sent=4)
+    assert all(engine.status(r) == OutboxStatus.DONE for r in rows)
+
+
+def test_cards_to_teams_go_out_eight_at_a_time(bench: Bench) -> None:
+    engine = MiniEngine(bench, session=LatchedSession("/activities", 8))
+    for n in range(8):
+        engine.send_card(bench.user(10 + n), "teams", f"Indicator {n}")
+
+    assert engine.dispatcher.drain() == DrainReport(sent=8)
+
+
+def test_a_concurrency_below_one_is_refused_naming_the_budget(bench: Bench) -> None:
+    with pytest.raises(ValueError, match="'bot'"):
+        MiniEngine(bench, concurrency={"bot": 0})
