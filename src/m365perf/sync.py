@@ -7,6 +7,7 @@ Data flows one way: SharePoint register (or a CSV export) → rows → indicator
 from __future__ import annotations
 
 import csv
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -14,10 +15,13 @@ from pathlib import Path
 from typing import Protocol
 
 from m365perf.flows.model import Flow
+from m365perf.m365.errors import BadRequest
 from m365perf.m365.errors import NotFound as GraphNotFound
 from m365perf.m365.graph import GraphClient
 from m365perf.plan.register import Indicator, Row, RowProblem, read_indicators, read_register_csv
 from m365perf.store import PersonSpec, Store
+
+log = logging.getLogger(__name__)
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _BOOLEAN_WORDS = {"yes", "no", "true", "false", "y", "n", "1", "0"}
@@ -80,9 +84,16 @@ class SharePointRegister:
             f"fields/{column} eq '{value.replace(chr(39), chr(39) * 2)}'"
             for column, value in server.items()
         )
-        items = self.graph.list_items(
-            site_id, list_id, fields=register_columns(flow), filter=odata or None
-        )
+        columns = register_columns(flow)
+        try:
+            items = list(
+                self.graph.list_items(site_id, list_id, fields=columns, filter=odata or None)
+            )
+        except BadRequest as exc:
+            if not odata:
+                raise
+            log.warning("register filter refused (%s); reading the whole list instead", exc)
+            items = list(self.graph.list_items(site_id, list_id, fields=columns))
         return [{k: _text(v) for k, v in item.fields.items()} for item in items]
 
 

@@ -16,6 +16,7 @@ def main() -> None:
 def _register() -> None:
     from m365perf.cli.audit import audit
     from m365perf.cli.cycle import cycle
+    from m365perf.cli.demo import demo
     from m365perf.cli.plan import plan
     from m365perf.cli.sandbox import sandbox
     from m365perf.cli.spc import spc
@@ -25,6 +26,7 @@ def _register() -> None:
     main.add_command(plan)
     main.add_command(cycle)
     main.add_command(audit)
+    main.add_command(demo)
     main.add_command(sandbox)
     main.add_command(spc)
 

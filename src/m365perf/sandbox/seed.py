@@ -38,7 +38,7 @@ REGISTER_COLUMNS: tuple[Column, ...] = (
     Column("IndicatorId", "text", indexed=True),
     Column("Unit"),
     Column("Polarity"),
-    Column("Frequency"),
+    Column("Frequency", "text", indexed=True),
     Column("Target"),
     Column("Tolerance", "number"),
     Column("TargetFrom"),

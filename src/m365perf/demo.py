@@ -1,0 +1,517 @@
+"""A whole reporting cycle rehearsed against the local sandbox, with simulated people.
+
+The sandbox runs as its own process (``m365perf sandbox --seed``); the service runs here
+with its real web endpoint, engine, store and dispatcher, talking to the sandbox over
+HTTP exactly as it would talk to a tenant. Simulated officers and approvers click their
+cards through the sandbox's "act as a user" endpoint, which signs each click the way the
+Bot Framework does. Time is simulated, so reminders, lateness and the refresh debounce
+happen in seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from m365perf.domain.periods import Period, PeriodError
+from m365perf.engine.context import at_local
+from m365perf.flows.model import Flow
+from m365perf.plan.timetable import timetable
+from m365perf.settings import load_settings
+from m365perf.store import ReturnStatus
+
+HISTORY_LIST = "KPI History"
+REJECT_REASON = "This does not match the figure in the source system: please check and resend."
+
+
+class DemoError(RuntimeError):
+    """The rehearsal could not run (the sandbox did not start, a click failed)."""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_sandbox(data_dir: Path, bot_endpoint: str, *, log: Path) -> Iterator[dict[str, Any]]:
+    """Start ``m365perf sandbox --seed`` as its own process; yield its health document."""
+    port = _free_port()
+    tls_port = _free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "m365perf",
+        "sandbox",
+        "--seed",
+        "--reset",
+        "--port",
+        str(port),
+        "--tls-port",
+        str(tls_port),
+        "--data-dir",
+        str(data_dir),
+        "--bot-endpoint",
+        bot_endpoint,
+    ]
+    with log.open("w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        health = None
+        for _ in range(300):
+            if process.poll() is not None:
+                raise DemoError(f"the sandbox stopped at start-up; see {log}")
+            with contextlib.suppress(requests.RequestException):
+                answer = requests.get(f"http://127.0.0.1:{port}/_sandbox/health", timeout=2)
+                if answer.ok:
+                    health = answer.json()
+                    break
+            time.sleep(0.1)
+        if health is None:
+            raise DemoError(f"the sandbox did not answer in 30 s; see {log}")
+        yield health
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@dataclass
+class SimulatedClock:
+    """The demo's clock: the service reads it, the demo moves it."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Tally:
+    acted: set[str] = field(default_factory=set)
+    rejected: int = 0
+    resubmitted: int = 0
+    late_owner: str | None = None
+
+
+class Rehearsal:
+    """Drives one or more cycles through the service against a running sandbox."""
+
+    def __init__(
+        self,
+        health: dict[str, Any],
+        flows: list[Flow],
+        workdir: Path,
+        port: int,
+        *,
+        start: datetime,
+    ) -> None:
+        from m365perf.service import Service
+
+        self.sandbox = health["http_base_url"]
+        overrides = dict(health["settings"])
+        overrides["database_url"] = f"sqlite:///{workdir / 'm365perf.db'}"
+        overrides["public_base_url"] = f"http://127.0.0.1:{port}"
+        self.settings = load_settings(**overrides)
+        self.flows = [self._point_at_sandbox(f, health) for f in flows]
+        self.clock = SimulatedClock(start)
+        self.service = Service(self.settings, self.flows, clock=self.clock, worker_id="demo")
+        self.port = port
+        self.http = requests.Session()
+        self.tally = Tally()
+        self.random = random.Random(2026)
+
+    @staticmethod
+    def _point_at_sandbox(flow: Flow, health: dict[str, Any]) -> Flow:
+        if flow.powerbi is None:
+            return flow
+        powerbi = flow.powerbi.model_copy(
+            update={
+                "workspace": health["powerbi_workspace_id"],
+                "dataset": health["powerbi_dataset_id"],
+            }
+        )
+        return flow.model_copy(update={"powerbi": powerbi})
+
+    # --- the web endpoint the sandbox posts clicks to ---------------------------------
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[None]:
+        import uvicorn
+
+        config = uvicorn.Config(
+            self.service.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.05)
+        try:
+            yield
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+
+    # --- time -------------------------------------------------------------------------
+
+    def advance(self, delta: timedelta, *, step: timedelta = timedelta(hours=6)) -> None:
+        """Move time forward in steps, letting timers fire and the outbox drain each step."""
+        end = self.clock.now + delta
+        while self.clock.now < end:
+            self.clock.now = min(end, self.clock.now + step)
+            self.service.settle()
+        self.http.post(
+            f"{self.sandbox}/_sandbox/clock", json={"advance_s": delta.total_seconds()}, timeout=10
+        )
+
+    # --- people -----------------------------------------------------------------------
+
+    def _users(self) -> list[dict[str, Any]]:
+        answer = self.http.get(f"{self.sandbox}/_sandbox/users", timeout=10)
+        return list(answer.json()["value"])
+
+    def _cards(self, user: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        """(where, card) for every card in the user's Teams chats and mailbox, newest last."""
+        upn = user["upn"]
+        chats = self.http.get(f"{self.sandbox}/_sandbox/chats/{upn}", timeout=10).json()
+        for chat in chats.get("value", []):
+            for activity in chat["activities"]:
+                if activity.get("card"):
+                    yield (
+                        {"conversation_id": chat["conversationId"], "activity_id": activity["id"]},
+                        activity["card"],
+                    )
+        mails = self.http.get(f"{self.sandbox}/_sandbox/mailboxes/{upn}", timeout=10).json()
+        for message in mails.get("value", []):
+            if message.get("card"):
+                yield ({"message_id": message["id"]}, message["card"])
+
+    def _act(
+        self, user: dict[str, Any], where: dict[str, Any], verb: str, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        answer = self.http.post(
+            f"{self.sandbox}/_sandbox/act",
+            json={"user": user["upn"], "verb": verb, "data": data, **where},
+            timeout=60,
+        )
+        if answer.status_code >= 500:
+            raise DemoError(f"a click by {user['userPrincipalName']} failed: {answer.text}")
+        body = answer.json()
+        return dict(body.get("response") or body)
+
+    # --- simulated officers -----------------------------------------------------------
+
+    def _value_for(self, flow: Flow, indicator_id: str, unit_hint: str) -> str:
+        with self.service.store.transaction() as tx:
+            history = tx.history(flow.id, indicator_id)
+        rng = random.Random(f"{indicator_id}:{len(history)}")
+        if history:
+            last = history[-1].value
+            value = last * rng.uniform(0.96, 1.05)
+        else:
+            value = rng.uniform(40, 95) if "%" in unit_hint else rng.uniform(100, 900)
+        if "%" in unit_hint:
+            value = min(max(value, 0.0), 100.0)
+            return f"{value:.1f}"
+        if abs(value) >= 100:
+            return str(round(value))
+        return f"{value:.2f}"
+
+    def officers_return(self, *, skip: set[str] = frozenset()) -> int:  # type: ignore[assignment]
+        """Every owner with a request card returns all of it (confirming flagged values)."""
+        acted = 0
+        for user in self._users():
+            if user["upn"] in skip:
+                continue
+            for where, card in list(self._cards(user)):
+                action = _action(card, "submitReturns")
+                if action is None:
+                    continue
+                key = json.dumps([where, action.get("data", {}).get("versions")], sort_keys=True)
+                if key in self.tally.acted:
+                    continue
+                self.tally.acted.add(key)
+                inputs = self._fill(card, action)
+                reply = self._act(user, where, "submitReturns", inputs)
+                if _has_confirm(reply):
+                    confirmed = {**inputs, **{k: "true" for k in _confirm_ids(reply)}}
+                    self._act(user, where, "submitReturns", confirmed)
+                if card_is_rejection(card):
+                    self.tally.resubmitted += 1
+                acted += 1
+        return acted
+
+    def _fill(self, card: dict[str, Any], action: dict[str, Any]) -> dict[str, Any]:
+        flow_ids = {f.id for f in self.flows}
+        inputs: dict[str, Any] = {}
+        versions = action.get("data", {}).get("versions", {})
+        cycle_id = int(action["data"]["cycle_id"])
+        with self.service.store.transaction() as tx:
+            flow_id = tx.get_cycle(cycle_id).flow_id
+        flow = next(f for f in self.flows if f.id == flow_id and f.id in flow_ids)
+        for indicator_id in versions:
+            hint = _placeholder(card, f"value__{indicator_id}")
+            inputs[f"value__{indicator_id}"] = self._value_for(flow, indicator_id, hint)
+            inputs[f"comment__{indicator_id}"] = (
+                "Figure taken from the service's case management system at month end; "
+                "checked by the team leader."
+            )
+        return inputs
+
+    # --- simulated approvers ----------------------------------------------------------
+
+    def approvers_decide(self, *, reject_first: bool) -> int:
+        acted = 0
+        for user in self._users():
+            for where, card in list(self._cards(user)):
+                action = _action(card, "approve")
+                if action is None:
+                    continue
+                key = json.dumps([where, action.get("data")], sort_keys=True)
+                if key in self.tally.acted:
+                    continue
+                self.tally.acted.add(key)
+                if reject_first and self.tally.rejected == 0:
+                    self._act(user, where, "reject", {"reason": REJECT_REASON})
+                    self.tally.rejected += 1
+                else:
+                    self._act(user, where, "approve", {})
+                acted += 1
+        return acted
+
+    # --- the cycle --------------------------------------------------------------------
+
+    def import_history(self, flow: Flow) -> int:
+        """Past values from the council's KPI History list, where the periods fit the flow."""
+        from m365perf.domain.kinds import Frequency
+
+        graph = self.service.clients.graph
+        host, _, path = flow.source.site.partition(":")
+        site = graph.get_site_id(host, path)
+        history_list = graph.get_list_id(site, HISTORY_LIST)
+        count = 0
+        now = self.clock.now
+        with self.service.store.transaction() as tx:
+            for item in graph.list_items(site, history_list, filter="fields/Series eq 'coventry'"):
+                fields = item.fields
+                if fields.get("Value") is None:
+                    continue
+                try:
+                    period = Period.parse(str(fields.get("Period", "")))
+                except PeriodError:
+                    continue
+                if period.frequency is not flow.frequency or flow.frequency is Frequency.MONTHLY:
+                    continue
+                tx.put_history(
+                    flow.id,
+                    str(fields["IndicatorId"]),
+                    period=period.label,
+                    period_start=period.start,
+                    value=float(fields["Value"]),
+                    source=f"sharepoint:{HISTORY_LIST}",
+                    now=now,
+                )
+                count += 1
+        return count
+
+    def run_cycle(self, flow: Flow, period: Period, *, late_owner: bool, reject: bool) -> None:
+        plan = timetable(flow, period)
+        opening = at_local(plan.opens, flow.schedule.opening_time).astimezone(UTC)
+        if opening > self.clock.now:
+            self.clock.now = opening
+        self.import_history(flow)
+        self.service.open_cycle(flow, period, actor="demo")
+        self.service.settle()
+        late = self._late_owner(flow) if late_owner else None
+        self.advance(timedelta(hours=2), step=timedelta(hours=1))
+        self.officers_return(skip={late} if late else set())
+        for _ in range(12):
+            self.advance(timedelta(hours=3), step=timedelta(hours=1))
+            decided = self.approvers_decide(reject_first=reject)
+            resent = self.officers_return(skip={late} if late else set())
+            if not decided and not resent:
+                break
+        if late:
+            due = at_local(plan.due, flow.schedule.opening_time).astimezone(UTC)
+            self.advance(due - self.clock.now + timedelta(days=2), step=timedelta(hours=6))
+            self.officers_return()
+            self.tally.late_owner = late
+            for _ in range(12):
+                self.advance(timedelta(hours=3), step=timedelta(hours=1))
+                if not self.approvers_decide(reject_first=False) and not self.officers_return():
+                    break
+        debounce = timedelta(minutes=(flow.powerbi.debounce_minutes if flow.powerbi else 0) + 5)
+        self.advance(debounce, step=timedelta(minutes=5))
+        self.advance(timedelta(minutes=30), step=timedelta(minutes=2))
+
+    def _late_owner(self, flow: Flow) -> str | None:
+        with self.service.store.transaction() as tx:
+            cycles = tx.list_cycles(flow_id=flow.id)
+            returns = tx.list_returns(cycle_id=cycles[-1].id) if cycles else []
+            owners = sorted({r.owner_email for r in returns if r.owner_email})
+        return owners[-1] if owners else None
+
+    # --- the summary ------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        store = self.service.store
+        with store.transaction() as tx:
+            returns = [r for c in tx.list_cycles() for r in tx.list_returns(cycle_id=c.id)]
+            events = [e for c in tx.list_cycles() for e in tx.list_audit(cycle_id=c.id)]
+            all_events = tx.list_audit()
+            sent = tx.list_outbox(kind="send_card")
+            parked = len(tx.list_outbox(status="parked"))  # type: ignore[arg-type]
+        requests_sent = len(
+            {
+                re.sub(r"-p\d+$", "", m.payload["card_id"])
+                for m in sent
+                if re.match(r"request-\d+-.+-open(-p\d+)?$", m.payload["card_id"])
+            }
+        )
+        reminded = {(e.cycle_id, e.subject_id) for e in events if e.action == "owner.reminded"}
+        first_reminder: dict[tuple[int | None, str], datetime] = {}
+        for e in events:
+            if e.action == "owner.reminded":
+                first_reminder.setdefault((e.cycle_id, str(e.subject_id)), e.at)
+        returned = [r for r in returns if r.submitted_at is not None]
+        self_returned = [
+            r
+            for r in returned
+            if (r.cycle_id, r.owner_id) not in reminded
+            or r.submitted_at < first_reminder[(r.cycle_id, str(r.owner_id))]  # type: ignore[operator]
+        ]
+        sandbox = self._sandbox_counts()
+        written = sum(1 for e in all_events if e.action == "return.written_back")
+        return {
+            "indicators": len(returns),
+            "requests_sent": requests_sent,
+            "returns": len(returned),
+            "approved": sum(1 for r in returns if r.status is ReturnStatus.APPROVED),
+            "rejected": sum(1 for e in events if e.action == "return.rejected"),
+            "resubmitted": self.tally.resubmitted,
+            "late": sum(1 for r in returns if r.late),
+            "written_back": written,
+            "powerbi_refreshes": sum(
+                1 for e in all_events if e.action == "powerbi.refresh_requested"
+            ),
+            "self_return_rate": round(len(self_returned) / len(returned), 3) if returned else 0.0,
+            "audit_events": len(all_events),
+            "parked": parked,
+            "sandbox": sandbox,
+        }
+
+    def _sandbox_counts(self) -> dict[str, Any]:
+        graph = self.service.clients.graph
+        flow = self.flows[0]
+        host, _, path = flow.writeback.site.partition(":")
+        site = graph.get_site_id(host, path)
+        results = graph.get_list_id(site, flow.writeback.list_title)
+        rows = list(graph.list_items(site, results))
+        keys = {(r.fields.get("IndicatorId"), r.fields.get("Period")) for r in rows}
+        refreshes = 0
+        for f in self.flows:
+            if f.powerbi is not None:
+                history = self.service.clients.powerbi.refresh_history(
+                    f.powerbi.workspace, f.powerbi.dataset
+                )
+                refreshes = max(refreshes, len(history))
+        return {
+            "results_rows": len(rows),
+            "distinct_keys": len(keys),
+            "powerbi_refresh_history": refreshes,
+        }
+
+
+def _action(card: dict[str, Any], verb: str) -> dict[str, Any] | None:
+    stack: list[Any] = [card]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("type") == "Action.Execute" and node.get("verb") == verb:
+                return node
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None
+
+
+def _placeholder(card: dict[str, Any], input_id: str) -> str:
+    stack: list[Any] = [card]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("id") == input_id:
+                return str(node.get("placeholder", "")) + str(node.get("label", ""))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return ""
+
+
+def _confirm_ids(reply: dict[str, Any]) -> list[str]:
+    found = []
+    stack: list[Any] = [reply]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if str(node.get("id", "")).startswith("confirm__"):
+                found.append(str(node["id"]))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def _has_confirm(reply: dict[str, Any]) -> bool:
+    return bool(_confirm_ids(reply))
+
+
+def card_is_rejection(card: dict[str, Any]) -> bool:
+    action = _action(card, "submitReturns")
+    return bool(action and str(action.get("data", {}).get("card_id", "")).startswith("rejection-"))
+
+
+def run_demo(flows: list[Flow], workdir: Path, *, periods: dict[str, str]) -> dict[str, Any]:
+    """Rehearse a cycle of each flow against a fresh seeded sandbox; return the summary."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    bot_endpoint = f"http://127.0.0.1:{port}/api/messages"
+    with running_sandbox(workdir / "sandbox", bot_endpoint, log=workdir / "sandbox.log") as health:
+        ordered = sorted(flows, key=lambda f: Period.parse_for(f.frequency, periods[f.id]).end)
+        first = Period.parse_for(ordered[0].frequency, periods[ordered[0].id])
+        start = at_local(timetable(ordered[0], first).opens, ordered[0].schedule.opening_time)
+        rehearsal = Rehearsal(health, ordered, workdir, port, start=start.astimezone(UTC))
+        with rehearsal.serving():
+            for index, flow in enumerate(rehearsal.flows):
+                period = Period.parse_for(flow.frequency, periods[flow.id])
+                rehearsal.run_cycle(
+                    flow, period, late_owner=index == len(flows) - 1, reject=index == len(flows) - 1
+                )
+            summary = rehearsal.summary()
+        rehearsal.service.store.close()
+    summary["sandbox_url"] = health["http_base_url"]
+    return summary
