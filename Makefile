@@ -14,11 +14,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-## Run the main job on the embedded default (SQLite, no tenant).
+## Run the main job on the embedded default (SQLite, the local Microsoft 365 sandbox).
 demo: $(STAMP)
 	$(BIN)/m365perf validate flows/
-	$(BIN)/m365perf plan flows/monthly-corporate-kpis.yaml --period 2026-10 \
-		--register config/demo-register.csv --directory config/demo-directory.csv
+	$(BIN)/m365perf demo --auto
 
 ## Run the whole test suite: lint, types, tests on SQLite and PostgreSQL.
 test: $(STAMP)

@@ -109,6 +109,7 @@ class Tally:
     rejected: int = 0
     resubmitted: int = 0
     late_owner: str | None = None
+    request_cards: set[str] = field(default_factory=set)
 
 
 class Rehearsal:
@@ -346,6 +347,7 @@ class Rehearsal:
         self.import_history(flow)
         self.service.open_cycle(flow, period, actor="demo")
         self.service.settle()
+        self._count_request_cards()
         late = self._late_owner(flow) if late_owner else None
         self.advance(timedelta(hours=2), step=timedelta(hours=1))
         self.officers_return(skip={late} if late else set())
@@ -367,6 +369,14 @@ class Rehearsal:
         debounce = timedelta(minutes=(flow.powerbi.debounce_minutes if flow.powerbi else 0) + 5)
         self.advance(debounce, step=timedelta(minutes=5))
         self.advance(timedelta(minutes=30), step=timedelta(minutes=2))
+
+    def _count_request_cards(self) -> None:
+        """The opening requests as the sandbox holds them, before anyone has clicked."""
+        for user in self._users():
+            for _where, card in self._cards(user):
+                for card_id in _card_ids(card):
+                    if re.match(r"request-\d+-.+-open(-p\d+)?$", card_id):
+                        self.tally.request_cards.add(re.sub(r"-p\d+$", "", card_id))
 
     def _late_owner(self, flow: Flow) -> str | None:
         with self.service.store.transaction() as tx:
@@ -443,6 +453,7 @@ class Rehearsal:
             "results_rows": len(rows),
             "distinct_keys": len(keys),
             "powerbi_refresh_history": refreshes,
+            "request_cards": len(self.tally.request_cards),
         }
 
 
@@ -457,6 +468,23 @@ def _action(card: dict[str, Any], verb: str) -> dict[str, Any] | None:
         elif isinstance(node, list):
             stack.extend(node)
     return None
+
+
+def _card_ids(card: dict[str, Any]) -> set[str]:
+    """The card ids named in a card's actions (a receipt keeps its request's id)."""
+    found: set[str] = set()
+    stack: list[Any] = [card]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            data = node.get("data")
+            if node.get("type") == "Action.Execute" and isinstance(data, dict):
+                if data.get("card_id"):
+                    found.add(str(data["card_id"]))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
 
 
 def _placeholder(card: dict[str, Any], input_id: str) -> str:

@@ -18,6 +18,7 @@ def _register() -> None:
     from m365perf.cli.cycle import cycle
     from m365perf.cli.demo import demo
     from m365perf.cli.plan import plan
+    from m365perf.cli.serve import serve
     from m365perf.cli.sandbox import sandbox
     from m365perf.cli.spc import spc
     from m365perf.cli.validate import validate
@@ -27,6 +28,7 @@ def _register() -> None:
     main.add_command(cycle)
     main.add_command(audit)
     main.add_command(demo)
+    main.add_command(serve)
     main.add_command(sandbox)
     main.add_command(spc)
 

@@ -217,10 +217,14 @@ class Limits:
     Defaults: SharePoint 1,000 resource units a minute (80% of 1,250, the smallest
     tenant band; raise it for larger tenants), four concurrent requests per mailbox,
     30 bot sends a second (the lower of the two published global figures).
+    ``sharepoint_concurrency`` caps SharePoint requests in flight (None: no cap); at 1,
+    no request is ever on the wire when a 429 arrives, so none can land inside its
+    Retry-After window.
     """
 
     sharepoint_ru_per_minute: float = 1000.0
     sharepoint_ru_burst: float = 100.0
+    sharepoint_concurrency: int | None = None
     mailbox_concurrency: int = 4
     bot_sends_per_second: float = 30.0
     batch_rounds: int = 5
@@ -239,6 +243,7 @@ class Budgets:
             rate=self.limits.sharepoint_ru_per_minute,
             per_s=60.0,
             burst=self.limits.sharepoint_ru_burst,
+            concurrency=self.limits.sharepoint_concurrency,
         )
         self.graph = Budget("graph", clock=self.clock)
         self.powerbi = Budget("powerbi", clock=self.clock)
@@ -313,6 +318,7 @@ class HttpCore:
             if tokens is not None:
                 request_headers["Authorization"] = f"Bearer {tokens.token()}"
             failure: requests.RequestException | None = None
+            server_wait: float | None = None
             with budget.spend(cost):
                 try:
                     response = self.session.request(
@@ -324,6 +330,13 @@ class HttpCore:
                     requests.exceptions.ChunkedEncodingError,
                 ) as exc:
                     failure = exc
+                else:
+                    if response.status_code >= 400:
+                        server_wait = server_delay(response.headers, self.clock.time())
+                    if response.status_code in retry.retry_statuses and server_wait is not None:
+                        # Pause before our slot is freed, so a thread waiting for it
+                        # cannot send in the moment between the two.
+                        budget.pause_for(server_wait)
             last = attempt == retry.max_attempts
             if failure is not None:
                 safe = repeatable or isinstance(failure, requests.ConnectTimeout)
@@ -335,19 +348,19 @@ class HttpCore:
                 continue
             if response.status_code < 400:
                 return response
-            server_wait = server_delay(response.headers, self.clock.time())
-            if response.status_code in retry.retry_statuses:
-                if server_wait is not None:
-                    budget.pause_for(server_wait)
-                if not last and (server_wait is None or server_wait <= retry.max_wait_s):
-                    if server_wait is None:
-                        server_wait = retry.backoff(attempt, self.rng)
-                        self.clock.sleep(server_wait)
-                    # else: the budget's pause holds the next attempt back.
-                    log.info(
-                        "%s %s: %s; retry in %.1fs", method, url, response.status_code, server_wait
-                    )
-                    continue
+            if (
+                response.status_code in retry.retry_statuses
+                and not last
+                and (server_wait is None or server_wait <= retry.max_wait_s)
+            ):
+                if server_wait is None:
+                    server_wait = retry.backoff(attempt, self.rng)
+                    self.clock.sleep(server_wait)
+                # else: the budget's pause holds the next attempt back.
+                log.info(
+                    "%s %s: %s; retry in %.1fs", method, url, response.status_code, server_wait
+                )
+                continue
             raise error_for(method, url, response, retry_after=server_wait)
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 

@@ -78,18 +78,24 @@ def retry_after_violations(records: list[dict[str, Any]]) -> list[dict[str, Any]
 
     ``records`` is the ``value`` of ``GET /_sandbox/requests``. A well-behaved client
     yields an empty list; each entry is the offending request.
+
+    The parts of one ``$batch`` reach the sandbox one after another but left the client
+    together, so a part is never blamed for a 429 given to another part of its own batch.
     """
-    blocked_until: dict[str, float] = {}
+    # budget -> who was throttled (a batch id, or the request's own id) -> blocked until
+    blocked: dict[str, dict[str, float]] = {}
     offenders = []
     for record in sorted(records, key=lambda r: (r["at"], r["id"])):
         budget = record.get("budget")
         if budget is None:
             continue
-        if record["at"] < blocked_until.get(budget, 0.0):
+        sender = record.get("batch_id") or f"request {record['id']}"
+        holds = blocked.setdefault(budget, {})
+        if any(record["at"] < until for who, until in holds.items() if who != sender):
             offenders.append(record)
         if record["status"] == 429 and record.get("retry_after") is not None:
             until = record["at"] + record["retry_after"]
-            blocked_until[budget] = max(blocked_until.get(budget, 0.0), until)
+            holds[sender] = max(holds.get(sender, 0.0), until)
     return offenders
 
 
