@@ -457,61 +457,43 @@ class Rehearsal:
         }
 
 
-def _action(card: dict[str, Any], verb: str) -> dict[str, Any] | None:
+def _nodes(card: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in a card, however deeply nested."""
     stack: list[Any] = [card]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
-            if node.get("type") == "Action.Execute" and node.get("verb") == verb:
-                return node
+            yield node
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
-    return None
+
+
+def _action(card: dict[str, Any], verb: str) -> dict[str, Any] | None:
+    return next(
+        (n for n in _nodes(card) if n.get("type") == "Action.Execute" and n.get("verb") == verb),
+        None,
+    )
 
 
 def _card_ids(card: dict[str, Any]) -> set[str]:
     """The card ids named in a card's actions (a receipt keeps its request's id)."""
-    found: set[str] = set()
-    stack: list[Any] = [card]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            data = node.get("data")
-            if node.get("type") == "Action.Execute" and isinstance(data, dict):
-                if data.get("card_id"):
-                    found.add(str(data["card_id"]))
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return found
+    return {
+        str(n["data"]["card_id"])
+        for n in _nodes(card)
+        if n.get("type") == "Action.Execute"
+        and isinstance(n.get("data"), dict)
+        and n["data"].get("card_id")
+    }
 
 
 def _placeholder(card: dict[str, Any], input_id: str) -> str:
-    stack: list[Any] = [card]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if node.get("id") == input_id:
-                return str(node.get("placeholder", "")) + str(node.get("label", ""))
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return ""
+    node = next((n for n in _nodes(card) if n.get("id") == input_id), {})
+    return str(node.get("placeholder", "")) + str(node.get("label", ""))
 
 
 def _confirm_ids(reply: dict[str, Any]) -> list[str]:
-    found = []
-    stack: list[Any] = [reply]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if str(node.get("id", "")).startswith("confirm__"):
-                found.append(str(node["id"]))
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return found
+    return [str(n["id"]) for n in _nodes(reply) if str(n.get("id", "")).startswith("confirm__")]
 
 
 def _has_confirm(reply: dict[str, Any]) -> bool:

@@ -18,8 +18,8 @@ def _register() -> None:
     from m365perf.cli.cycle import cycle
     from m365perf.cli.demo import demo
     from m365perf.cli.plan import plan
-    from m365perf.cli.serve import serve
     from m365perf.cli.sandbox import sandbox
+    from m365perf.cli.serve import serve
     from m365perf.cli.spc import spc
     from m365perf.cli.validate import validate
 
