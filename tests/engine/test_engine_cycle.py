@@ -102,6 +102,9 @@ def test_partial_return_then_approval_chain_and_write_back(council: Council) -> 
     fields = write.payload["fields"]
     assert (fields["IndicatorId"], fields["Period"], fields["Value"]) == ("CP001", "2026-10", 46.5)
     assert fields["Rag"] == "green" and fields["ApprovedBy"] == "Ben Foster"
+    # 46.5 against the mean of the last three months (46, 45, 46): improving
+    assert fields["DirectionLongTrend"] == "improving"
+    assert fields["DirectionPrevious"] == "improving"  # September was 46
     assert fields["Variation"].startswith("common cause") or "special cause" in fields["Variation"]
     # Priya's card for the same group step is replaced with the outcome
     (update,) = council.outbox("update_card")

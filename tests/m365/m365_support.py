@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import threading
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-import jsonschema
-
-SCHEMA_PATH = Path("/work/shared/reference/adaptive-card-1.5.schema.json")
-# Outlook-only card properties (facts §5.1): legal in an actionable message, outside
-# the Adaptive Cards schema, so they are set aside before validating.
-OUTLOOK_ONLY = (
-    "originator",
-    "autoInvokeAction",
-    "correlationId",
-    "expectedActors",
-    "hideOriginalBody",
-)
+from m365perf.cards import validate_card as _validate_card
 
 
 class FakeClock:
@@ -45,18 +31,13 @@ class FakeClock:
             self._now += seconds
 
 
-@cache
-def _validator() -> jsonschema.protocols.Validator:
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema)
-
-
 def validate_card(card: dict[str, Any]) -> None:
-    """Raise ``jsonschema.ValidationError`` unless ``card`` is a valid Adaptive Card 1.5."""
-    plain = {k: v for k, v in card.items() if k not in OUTLOOK_ONLY}
-    _validator().validate(plain)
+    """Raise ``CardSchemaError`` unless ``card`` is a valid Adaptive Card 1.5.
+
+    The service's own check (schema shipped in the package, Outlook-only properties
+    allowed), so these tests judge cards exactly as the service does.
+    """
+    _validate_card(card)
 
 
 def sample_card(title: str = "Returns due for 2026/27 Q2") -> dict[str, Any]:

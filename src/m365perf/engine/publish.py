@@ -6,11 +6,15 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from m365perf.domain.direction import direction
+from m365perf.domain.direction import direction, long_trend
 from m365perf.engine.assessment import variation_of
 from m365perf.engine.context import EngineContext, local_day
 from m365perf.engine.views import history_before, indicator_target
 from m365perf.store import ApprovalStep, Cycle, Return, StepStatus, Transaction
+
+
+#: Periods in the "long trend": the figure against the mean of the last three.
+LONG_TREND_N = 3
 
 
 def results_row(
@@ -30,12 +34,15 @@ def results_row(
     history = history_before(tx, flow, ret.indicator_key, period)
     variation = assurance = colour = None
     vs_last_year = None
+    long_text = None
     if ret.value is not None:
         spc = variation_of(history, period, ret.value, indicator.polarity, target)
         variation, assurance, colour = spc.variation, spc.assurance, spc.colour
         last = period.same_period_last_year().start
         before = next((p.value for p in history if p.period_start == last), None)
         vs_last_year = direction(ret.value, before, indicator.polarity).value
+        long = long_trend(ret.value, [p.value for p in history], indicator.polarity, LONG_TREND_N)
+        long_text = long.value
     approvals = [s for s in steps if s.status is StepStatus.APPROVED]
     approver = tx.find_person(approvals[-1].decided_by or "") if approvals else None
     submitter = tx.find_person(ret.submitted_by or "") if ret.submitted_by else None
@@ -56,6 +63,7 @@ def results_row(
         "Rag": (ret.rag.value if ret.rag else "none"),
         "DirectionPrevious": ret.direction,
         "DirectionLastYear": vs_last_year,
+        "DirectionLongTrend": long_text,
         "Variation": variation,
         "Assurance": assurance,
         "VariationColour": colour,

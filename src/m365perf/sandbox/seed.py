@@ -63,6 +63,7 @@ RESULTS_COLUMNS: tuple[Column, ...] = (
     Column("Rag"),
     Column("DirectionPrevious"),
     Column("DirectionLastYear"),
+    Column("DirectionLongTrend"),
     Column("Variation"),
     Column("Assurance"),
     Column("DataQualityFlag", "boolean"),
