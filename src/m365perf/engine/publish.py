@@ -12,7 +12,6 @@ from m365perf.engine.context import EngineContext, local_day
 from m365perf.engine.views import history_before, indicator_target
 from m365perf.store import ApprovalStep, Cycle, Return, StepStatus, Transaction
 
-
 #: Periods in the "long trend": the figure against the mean of the last three.
 LONG_TREND_N = 3
 
