@@ -58,6 +58,8 @@ COLUMNS = [
     "HeadOfService",
     "Service",
     "Active",
+    "Kind",
+    "Profile",
 ]
 ROWS = [
     [
@@ -177,7 +179,10 @@ def make_council(
                     source="test",
                     now=now,
                 )
-    register = [dict(zip(COLUMNS, row, strict=True)) for row in (rows or ROWS)]
+    register = [
+        dict(zip(COLUMNS, row + [""] * (len(COLUMNS) - len(row)), strict=True))
+        for row in (rows or ROWS)
+    ]
     indicators, problems = read_indicators(flow, register)
     engine.open_cycle(flow.id, Period.parse(period), indicators, problems, now=now)
     return Council(engine, store, now)

@@ -64,7 +64,8 @@ def test_reopening_changes_nothing(council: Council) -> None:
     flow = council.engine.flows["monthly-corporate-kpis"]
     from engine_support import COLUMNS, ROWS
 
-    indicators, _ = read_indicators(flow, [dict(zip(COLUMNS, r, strict=True)) for r in ROWS])
+    rows = [dict(zip(COLUMNS, [*r, "", ""], strict=True)) for r in ROWS]
+    indicators, _ = read_indicators(flow, rows)
     again = council.engine.open_cycle(
         flow.id, Period.parse("2026-10"), indicators, now=council.tick(hours=1)
     )

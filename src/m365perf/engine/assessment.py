@@ -6,13 +6,15 @@ judgement is made whether the figure came from Teams, Outlook or the partner for
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from m365perf.cards.views import Draft
-from m365perf.domain.direction import Direction, travel
+from m365perf.domain.direction import Direction, direction, long_trend
 from m365perf.domain.kinds import Polarity, Rag, Unit
 from m365perf.domain.periods import Period, PeriodError
+from m365perf.domain.profiling import IndicatorKind, increment_target, rag_target, spc_series
 from m365perf.domain.quality import outlier_check, probable_missing_data
 from m365perf.domain.rag import Tolerance, rag
 from m365perf.domain.spc import Variation, analyse
@@ -51,11 +53,12 @@ class Assessment:
         """The approver must be told: an unusual value or a probable missing-data zero."""
         return bool(self.outlier_reason or self.missing_data_reason)
 
+    reading_change: float | None = None
+
     @property
     def change_percent(self) -> float | None:
-        if self.value is None or self.previous is None or self.previous.value == 0:
-            return None
-        return abs(self.value - self.previous.value) / abs(self.previous.value) * 100
+        """Change on last period, of the period's own figure (increments for year to date)."""
+        return self.reading_change
 
 
 @dataclass(frozen=True)
@@ -68,25 +71,96 @@ class VariationText:
     concern: bool
 
 
-def variation_of(
+@dataclass(frozen=True)
+class Reading:
+    """How a figure reads against its history and target, by the indicator's kind.
+
+    For a year-to-date (cumulative) indicator RAG uses the profiled target, while SPC,
+    outliers and the change on last period use each period's own increment; the
+    comparison with last year is year-to-date against year-to-date.
+    """
+
+    rag_target: float | None
+    vs_previous: Direction
+    vs_last_year: Direction
+    long_trend: Direction
+    previous: HistoryPoint | None
+    last_year: HistoryPoint | None
+    change_percent: float | None
+    spc: VariationText | None
+    comparable: tuple[float, ...]
+    current: float | None
+
+
+def read_figure(
     history: Sequence[HistoryPoint],
     period: Period,
     value: float,
+    *,
     polarity: Polarity,
     target: float | None,
-) -> VariationText:
-    """Statistical variation of ``value`` against the periods before it."""
+    kind: IndicatorKind = IndicatorKind.PERIODIC,
+    profile: Sequence[float] | None = None,
+) -> Reading:
+    """Read ``value`` for ``period`` against the periods before it."""
     past = [p for p in history if p.period_start < period.start]
-    chart = analyse(
-        [*((p.period, p.value) for p in past), (period.label, value)], polarity, target=target
+    by_start = {p.period_start: p for p in past}
+    previous = by_start.get(period.previous().start)
+    last_year = by_start.get(period.same_period_last_year().start)
+    points: list[tuple[Period, float]] = []
+    for point in past:
+        with contextlib.suppress(PeriodError):
+            points.append((Period.parse(point.period), point.value))
+    series: list[tuple[str, float]] | None
+    try:
+        series = spc_series(kind, [*points, (period, value)])
+    except ValueError:  # a gap in a year-to-date history: no increment can be known
+        series = None
+    cumulative = kind is IndicatorKind.CUMULATIVE
+    rag_figure = rag_target(kind, target, period, profile) if target is not None else None
+    spc_target = (
+        increment_target(target, period, profile) if cumulative and target is not None else target
     )
-    latest = chart.latest
-    return VariationText(
-        variation=f"{latest.label.value}: {latest.reason}",
-        assurance=chart.assurance.value if chart.assurance else None,
-        colour=latest.colour,
-        concern=latest.label is Variation.CONCERN,
+    current: float | None = series[-1][1] if series else (None if cumulative else value)
+    earlier = dict(series[:-1]) if series else {}
+    before = earlier.get(period.previous().label)
+    if not cumulative:
+        before = previous.value if previous else None
+    comparable = tuple(v for _, v in series[:-1]) if series else ()
+    spc = None
+    if series:
+        chart = analyse(series, polarity, target=spc_target)
+        latest = chart.latest
+        spc = VariationText(
+            variation=f"{latest.label.value}: {latest.reason}",
+            assurance=chart.assurance.value if chart.assurance else None,
+            colour=latest.colour,
+            concern=latest.label is Variation.CONCERN,
+        )
+    change = None
+    if current is not None and before not in (None, 0):
+        assert before is not None
+        change = abs(current - before) / abs(before) * 100
+    return Reading(
+        rag_target=rag_figure,
+        vs_previous=direction(current, before, polarity),
+        vs_last_year=direction(value, last_year.value if last_year else None, polarity),
+        long_trend=(
+            long_trend(current, comparable, polarity, LONG_TREND_N)
+            if current is not None
+            else Direction.NOT_COMPARABLE
+        ),
+        previous=previous,
+        last_year=last_year,
+        change_percent=change,
+        spc=spc,
+        comparable=comparable,
+        current=current,
     )
+
+
+#: Periods in the "long trend": the figure against the mean of the last three.
+LONG_TREND_N = 3
 
 
 def rag_suspended(flow: Flow, period: Period) -> bool:
@@ -120,6 +194,8 @@ def assess(
     tolerance: Tolerance | None,
     history: Sequence[HistoryPoint],
     bounds: Bounds | None = None,
+    kind: IndicatorKind = IndicatorKind.PERIODIC,
+    profile: Sequence[float] | None = None,
 ) -> Assessment:
     """Judge the officer's draft for one indicator against its target and history."""
     errors: list[str] = []
@@ -136,32 +212,31 @@ def assess(
         except ValueProblem as problem:
             errors.append(problem.message)
 
-    past = [p for p in history if p.period_start < period.start]
-    by_start = {p.period_start: p for p in past}
-    previous = by_start.get(period.previous().start)
-    last_year = by_start.get(period.same_period_last_year().start)
-    moves = travel(
-        value,
-        previous.value if previous else None,
-        last_year.value if last_year else None,
-        polarity,
+    reading = (
+        read_figure(
+            history, period, value, polarity=polarity, target=target, kind=kind, profile=profile
+        )
+        if value is not None
+        else None
     )
     suspended = rag_suspended(flow, period)
     colour = Rag.NONE
-    if value is not None and not suspended:
-        colour = rag(value, target, polarity, tolerance or flow_tolerance(flow))
-
+    if value is not None and reading is not None and not suspended:
+        colour = rag(value, reading.rag_target, polarity, tolerance or flow_tolerance(flow))
     variation = assurance = None
     concern = False
     outlier_reason = missing_reason = None
     needs_confirmation = False
-    if value is not None:
-        values = [p.value for p in past]
-        spc = variation_of(past, period, value, polarity, target)
-        variation, assurance, concern = spc.variation, spc.assurance, spc.concern
-        verdict = outlier_check(value, values, threshold_percent=flow.rag.outlier_threshold_percent)
+    if reading is not None and reading.current is not None:
+        if reading.spc is not None:
+            variation, assurance = reading.spc.variation, reading.spc.assurance
+            concern = reading.spc.concern
+        values = list(reading.comparable)
+        verdict = outlier_check(
+            reading.current, values, threshold_percent=flow.rag.outlier_threshold_percent
+        )
         outlier_reason = verdict.reason if verdict.is_outlier else None
-        missing_reason = probable_missing_data(value, values)
+        missing_reason = probable_missing_data(reading.current, values)
         if (outlier_reason or missing_reason) and not draft.confirmed:
             needs_confirmation = True
             errors.append(
@@ -180,10 +255,11 @@ def assess(
         no_data_reason=reason,
         commentary=commentary,
         rag=colour,
-        vs_previous=moves.vs_previous,
-        vs_last_year=moves.vs_last_year,
-        previous=previous,
-        last_year=last_year,
+        vs_previous=reading.vs_previous if reading else Direction.NOT_COMPARABLE,
+        vs_last_year=reading.vs_last_year if reading else Direction.NOT_COMPARABLE,
+        previous=reading.previous if reading else None,
+        last_year=reading.last_year if reading else None,
+        reading_change=reading.change_percent if reading else None,
         variation=variation,
         assurance=assurance,
         special_cause_concern=concern,

@@ -6,14 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from m365perf.domain.direction import direction, long_trend
-from m365perf.engine.assessment import variation_of
+from m365perf.domain.profiling import rag_target
 from m365perf.engine.context import EngineContext, local_day
-from m365perf.engine.views import history_before, indicator_target
+from m365perf.engine.views import indicator_kind, indicator_target, read_return
 from m365perf.store import ApprovalStep, Cycle, Return, StepStatus, Transaction
-
-#: Periods in the "long trend": the figure against the mean of the last three.
-LONG_TREND_N = 3
 
 
 def results_row(
@@ -30,18 +26,22 @@ def results_row(
     if indicator is None:
         raise LookupError(f"indicator {ret.indicator_key} is not in the store")
     target, _tolerance = indicator_target(tx, flow, indicator, period)
-    history = history_before(tx, flow, ret.indicator_key, period)
+    kind, profile = indicator_kind(flow, indicator)
+    if target is not None:
+        target = rag_target(kind, target, period, profile)
     variation = assurance = colour = None
     vs_last_year = None
     long_text = None
     if ret.value is not None:
-        spc = variation_of(history, period, ret.value, indicator.polarity, target)
-        variation, assurance, colour = spc.variation, spc.assurance, spc.colour
-        last = period.same_period_last_year().start
-        before = next((p.value for p in history if p.period_start == last), None)
-        vs_last_year = direction(ret.value, before, indicator.polarity).value
-        long = long_trend(ret.value, [p.value for p in history], indicator.polarity, LONG_TREND_N)
-        long_text = long.value
+        reading = read_return(tx, flow, indicator, period, ret.value)
+        if reading.spc is not None:
+            variation, assurance, colour = (
+                reading.spc.variation,
+                reading.spc.assurance,
+                reading.spc.colour,
+            )
+        vs_last_year = reading.vs_last_year.value
+        long_text = reading.long_trend.value
     approvals = [s for s in steps if s.status is StepStatus.APPROVED]
     approver = tx.find_person(approvals[-1].decided_by or "") if approvals else None
     submitter = tx.find_person(ret.submitted_by or "") if ret.submitted_by else None

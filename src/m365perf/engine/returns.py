@@ -28,6 +28,7 @@ from m365perf.engine.views import (
     OPEN_FOR_OWNER,
     awaiting_names,
     history_before,
+    indicator_kind,
     indicator_target,
     owner_request,
     returned_item,
@@ -152,8 +153,11 @@ def _judge(
     bounds = _bounds(
         indicator.raw, flow.source.column_for("minimum"), flow.source.column_for("maximum")
     )
+    kind, profile = indicator_kind(flow, indicator)
     return assess(
         draft,
+        kind=kind,
+        profile=profile,
         flow=flow,
         period=period,
         unit=indicator.unit,

@@ -13,14 +13,15 @@ from m365perf.cards import (
     PeriodValue,
     ReturnedIndicator,
 )
-from m365perf.domain.direction import direction
 from m365perf.domain.kinds import Rag
 from m365perf.domain.periods import Period
+from m365perf.domain.profiling import IndicatorKind
 from m365perf.domain.quality import probable_missing_data
 from m365perf.domain.rag import Tolerance
-from m365perf.engine.assessment import flow_tolerance, variation_of
+from m365perf.engine.assessment import Reading, flow_tolerance, read_figure
 from m365perf.engine.context import EngineContext, local_day
 from m365perf.flows.model import Flow
+from m365perf.plan.register import kind_and_profile
 from m365perf.store import (
     ApprovalStep,
     Cycle,
@@ -48,6 +49,34 @@ def indicator_target(
             return found.value, Tolerance("absolute", found.tolerance_amount)
         return found.value, Tolerance("percent", found.tolerance_amount)
     return found.value, flow_tolerance(flow)
+
+
+def indicator_kind(
+    flow: Flow, indicator: Indicator
+) -> tuple[IndicatorKind, tuple[float, ...] | None]:
+    """Periodic or year-to-date, and the target's profile, from the register row."""
+    try:
+        return kind_and_profile(flow, indicator.raw)
+    except ValueError:  # reported when the register was read; judge it as periodic
+        return IndicatorKind.PERIODIC, None
+
+
+def read_return(
+    tx: Transaction, flow: Flow, indicator: Indicator, period: Period, value: float
+) -> Reading:
+    """How a returned figure reads against its target and the indicator's history."""
+    target, _tolerance = indicator_target(tx, flow, indicator, period)
+    kind, profile = indicator_kind(flow, indicator)
+    history = history_before(tx, flow, indicator.indicator_key, period)
+    return read_figure(
+        history,
+        period,
+        value,
+        polarity=indicator.polarity,
+        target=target,
+        kind=kind,
+        profile=profile,
+    )
 
 
 def history_before(tx: Transaction, flow: Flow, key: str, period: Period) -> list[HistoryPoint]:
@@ -209,10 +238,13 @@ def approval_view(
     last_year = _last_year(history, period)
     vs_last_year = None
     if ret.value is not None:
-        spc = variation_of(history, period, ret.value, indicator.polarity, target)
-        variation, assurance = spc.variation, spc.assurance
-        missing_data = probable_missing_data(ret.value, [p.value for p in history]) is not None
-        vs_last_year = direction(ret.value, last_year.value, indicator.polarity).value
+        reading = read_return(tx, flow, indicator, period, ret.value)
+        if reading.spc is not None:
+            variation, assurance = reading.spc.variation, reading.spc.assurance
+        if reading.current is not None:
+            found = probable_missing_data(reading.current, list(reading.comparable))
+            missing_data = found is not None
+        vs_last_year = reading.vs_last_year.value
     return ApprovalView(
         return_id=str(ret.id),
         version=step.return_version,

@@ -32,6 +32,7 @@ INDICATOR_FIELDS: tuple[str, ...] = (
     "minimum",
     "maximum",
     "kind",
+    "profile",
     "active",
 )
 REQUIRED_INDICATOR_FIELDS: tuple[str, ...] = ("id", "name", "unit", "owner")

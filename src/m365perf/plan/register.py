@@ -14,6 +14,7 @@ from pathlib import Path
 
 from m365perf.domain.kinds import Frequency, Polarity, Unit
 from m365perf.domain.periods import Period, PeriodError
+from m365perf.domain.profiling import IndicatorKind, profile_target
 from m365perf.domain.rag import Target, Tolerance
 from m365perf.domain.values import polarity_from_text, unit_from_text
 from m365perf.flows.model import Flow
@@ -35,6 +36,8 @@ class Indicator:
     comparator: str | None
     service: str | None
     row: Mapping[str, str] = field(repr=False)
+    kind: IndicatorKind = IndicatorKind.PERIODIC
+    profile: tuple[float, ...] | None = None
 
     def target_for(self, period: Period) -> Target | None:
         from m365perf.domain.rag import target_for
@@ -166,6 +169,7 @@ def read_indicators(flow: Flow, rows: Sequence[Row]) -> tuple[list[Indicator], l
             continue
         try:
             targets = _targets(flow, row)
+            kind, profile = kind_and_profile(flow, row)
         except (ValueError, PeriodError) as exc:
             problem(str(exc))
             continue
@@ -181,6 +185,8 @@ def read_indicators(flow: Flow, rows: Sequence[Row]) -> tuple[list[Indicator], l
                 comparator=get(row, "comparator") or None,
                 service=get(row, "service") or None,
                 row=dict(row),
+                kind=kind,
+                profile=profile,
             )
         )
     return indicators, problems
@@ -209,3 +215,31 @@ def _targets(flow: Flow, row: Row) -> tuple[Target, ...]:
     except PeriodError:
         raise ValueError(f"bad target start period '{from_text}'") from None
     return (Target(value, applies_from, tolerance),)
+
+
+_CUMULATIVE_WORDS = {"cumulative", "ytd", "year to date", "year-to-date"}
+_PERIODIC_WORDS = {"", "periodic", "discrete", "in period", "in-period"}
+
+
+def kind_and_profile(flow: Flow, row: Row) -> tuple[IndicatorKind, tuple[float, ...] | None]:
+    """Whether the indicator is year-to-date, and how its annual target is profiled.
+
+    A profile is one fraction per period of the year ("0.1, 0.2, 0.3, 0.4" for
+    quarters); without one the year is even.
+    """
+    text = _field(flow, row, "kind").lower()
+    if text in _CUMULATIVE_WORDS:
+        kind = IndicatorKind.CUMULATIVE
+    elif text in _PERIODIC_WORDS:
+        kind = IndicatorKind.PERIODIC
+    else:
+        raise ValueError(f"unknown kind '{text}': use periodic or cumulative (year to date)")
+    profile_text = _field(flow, row, "profile")
+    if not profile_text:
+        return kind, None
+    try:
+        profile = tuple(float(part) for part in re.split(r"[;,\s]+", profile_text) if part)
+        profile_target(1.0, Period(flow.frequency, 2000, 1), profile)
+    except ValueError as exc:
+        raise ValueError(f"bad profile '{profile_text}': {exc}") from None
+    return kind, profile

@@ -47,6 +47,8 @@ REGISTER_COLUMNS: tuple[Column, ...] = (
     Column("Supervisor"),
     Column("HeadOfService"),
     Column("Service"),
+    Column("Kind"),
+    Column("Profile"),
     Column("Active", "boolean", indexed=True),
 )
 REGISTER_FIELDS = ("IndicatorId", "Title", *(c.name for c in REGISTER_COLUMNS[1:]))
