@@ -22,7 +22,7 @@ from engine_support import (
 
 from m365perf.cards import validate_card
 from m365perf.domain.periods import Period
-from m365perf.engine import NotYours
+from m365perf.engine import BadAction, NotYours
 from m365perf.plan.register import read_indicators
 from m365perf.store import ReturnStatus, StepStatus
 
@@ -203,3 +203,56 @@ def test_late_return_is_accepted_and_marked(council: Council) -> None:
     assert ret.status is ReturnStatus.RETURNED and ret.late  # type: ignore[attr-defined]
     assert CAT.user_id  # the head of service exists but the fly-tips have no target: no RAG
     assert ret.rag == "none"  # type: ignore[attr-defined]
+
+
+def test_correction_after_approval_is_approved_again_with_a_higher_version(
+    council: Council,
+) -> None:
+    card = council.cards_to("ann.lee@contoso.gov.uk")[0]["card"]
+    council.act(ANN, "submitReturns", submit_data(card, value__CP001="46"))
+    council.act(
+        BOB,
+        "approve",
+        approval_data(council.cards_to("bob.ray@contoso.gov.uk")[-1]["card"], "approve"),
+    )
+    council.act(
+        BEN,
+        "approve",
+        approval_data(council.cards_to("ben.foster@contoso.gov.uk")[-1]["card"], "approve"),
+    )
+    council.tick(days=1)
+    council.engine.request_correction(
+        "monthly-corporate-kpis",
+        "2026-10",
+        "CP001",
+        by=NADIA.user_id,
+        reason="Contractor revised the tonnage",
+        now=council.now,
+    )
+    assert _returns(council)["CP001"].status is ReturnStatus.REJECTED  # type: ignore[attr-defined]
+    correction = council.cards_to("ann.lee@contoso.gov.uk")[-1]["card"]
+    assert "Contractor revised the tonnage" in card_text(correction)
+    council.act(ANN, "submitReturns", submit_data(correction, value__CP001="47.2"))
+    council.act(
+        BOB,
+        "approve",
+        approval_data(council.cards_to("bob.ray@contoso.gov.uk")[-1]["card"], "approve"),
+    )
+    council.act(
+        BEN,
+        "approve",
+        approval_data(council.cards_to("ben.foster@contoso.gov.uk")[-1]["card"], "approve"),
+    )
+    first, second = (m.payload["fields"] for m in council.outbox("write_back"))
+    assert (first["Value"], second["Value"]) == (46, 47.2)
+    assert second["Version"] > first["Version"]
+    assert (first["IndicatorId"], first["Period"]) == (second["IndicatorId"], second["Period"])
+    with pytest.raises(BadAction):
+        council.engine.request_correction(
+            "monthly-corporate-kpis",
+            "2026-10",
+            "CP002",
+            by=NADIA.user_id,
+            reason="x",
+            now=council.now,
+        )

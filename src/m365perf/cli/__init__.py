@@ -15,6 +15,7 @@ def main() -> None:
 
 def _register() -> None:
     from m365perf.cli.audit import audit
+    from m365perf.cli.correct import correct
     from m365perf.cli.cycle import cycle
     from m365perf.cli.demo import demo
     from m365perf.cli.plan import plan
@@ -27,6 +28,7 @@ def _register() -> None:
     main.add_command(plan)
     main.add_command(cycle)
     main.add_command(audit)
+    main.add_command(correct)
     main.add_command(demo)
     main.add_command(serve)
     main.add_command(sandbox)

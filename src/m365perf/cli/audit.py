@@ -34,7 +34,7 @@ def audit(cycle_ref: str, fmt: str, output: Path | None) -> None:
     try:
         with store.transaction() as tx:
             if cycle_ref.isdigit():
-                found = tx.get_cycle(int(cycle_ref)) if tx.list_cycles() else None
+                found = next((c for c in tx.list_cycles() if c.id == int(cycle_ref)), None)
             else:
                 flow_id, _, period = cycle_ref.partition(":")
                 found = tx.find_cycle(flow_id, period)

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from m365perf.domain.periods import Period
-from m365perf.engine.approvals import decide
+from m365perf.engine.approvals import decide, request_correction
 from m365perf.engine.context import Caller, EngineConfig, EngineContext
 from m365perf.engine.cycles import CycleOpening, open_cycle
 from m365perf.engine.errors import ActionError, BadAction, NotYours, UnknownSubject
@@ -78,6 +78,28 @@ class Engine:
         if verb == "showRequest":
             return show_request(self.store, self.ctx, caller, data, now=now)
         raise BadAction(f"unknown verb {verb!r}")
+
+    def request_correction(
+        self,
+        flow_id: str,
+        period: str,
+        indicator_key: str,
+        *,
+        by: str,
+        reason: str,
+        now: datetime,
+    ) -> None:
+        """Reopen an approved figure for its owner to correct; it is approved again."""
+        request_correction(
+            self.store,
+            self.ctx,
+            flow_id=flow_id,
+            period=period,
+            indicator_key=indicator_key,
+            by=by,
+            reason=reason,
+            now=now,
+        )
 
     def remember_conversation(
         self,

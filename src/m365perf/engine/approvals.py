@@ -207,7 +207,6 @@ def _reject(
     now: datetime,
 ) -> None:
     """Send the return back to its owner with the reason, as a fresh one-indicator card."""
-    flow = ctx.flow(cycle.flow_id)
     for later in tx.list_steps(ret.id or 0, step.return_version):
         if later.status in OPEN:
             tx.decide_step(
@@ -217,18 +216,43 @@ def _reject(
                 at=now,
                 reason="the return was rejected at an earlier step",
             )
+    send_back(
+        tx,
+        ctx,
+        cycle,
+        ret,
+        by=step.decided_by or SYSTEM,
+        reason=reason,
+        action="return.rejected",
+        now=now,
+    )
+
+
+def send_back(
+    tx: Transaction,
+    ctx: EngineContext,
+    cycle: Cycle,
+    ret: Return,
+    *,
+    by: str,
+    reason: str,
+    action: str,
+    now: datetime,
+) -> Return:
+    """Give the return back to its owner with a reason, on a fresh one-indicator card."""
+    flow = ctx.flow(cycle.flow_id)
     rejected = tx.update_return(
         ret.id or 0,
         ret.version,
         now=now,
         status=ReturnStatus.REJECTED,
-        decided_by=step.decided_by,
+        decided_by=by,
         decided_at=now,
     )
     tx.audit(
-        "return.rejected",
+        action,
         at=now,
-        actor=step.decided_by or SYSTEM,
+        actor=by,
         subject_type="return",
         subject_id=ret.id or 0,
         cycle_id=cycle.id,
@@ -247,7 +271,7 @@ def _reject(
         period_label=period.label,
         due=cycle.due_date,
         indicator=request_item(tx, flow, period, rejected),
-        rejected_by=_name(tx, step.decided_by),
+        rejected_by=_name(tx, by),
         rejected_at=now,
         reason=reason,
         previous_value=ret.value,
@@ -271,3 +295,46 @@ def _reject(
         subject_id=ret.id or 0,
         now=now,
     )
+    return rejected
+
+
+def request_correction(
+    store: Store,
+    ctx: EngineContext,
+    *,
+    flow_id: str,
+    period: str,
+    indicator_key: str,
+    by: str,
+    reason: str,
+    now: datetime,
+) -> Return:
+    """Reopen an approved return for a correction; it goes through approval again.
+
+    The corrected figure is written back over the old row with a higher version.
+    """
+    if not reason.strip():
+        raise BadAction("say why the figure needs correcting")
+    flow = ctx.flow(flow_id)
+    if not flow.approval.allow_corrections:
+        raise BadAction(f"flow {flow_id} does not allow corrections after approval")
+    with store.transaction() as tx:
+        cycle = tx.find_cycle(flow_id, period)
+        ret = tx.find_return(cycle.id or 0, indicator_key) if cycle else None
+        if cycle is None or ret is None:
+            raise UnknownSubject(f"no return of {indicator_key} in {flow_id} {period}")
+        if ret.status is not ReturnStatus.APPROVED:
+            raise BadAction(
+                f"{indicator_key} {period} is {ret.status.value}, not approved: "
+                "it can be changed without a correction"
+            )
+        return send_back(
+            tx,
+            ctx,
+            cycle,
+            ret,
+            by=by,
+            reason=reason.strip(),
+            action="return.correction_requested",
+            now=now,
+        )

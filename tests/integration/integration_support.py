@@ -1,0 +1,334 @@
+"""The service against a real sandbox process: a bench to open cycles and click cards.
+
+The sandbox runs as its own server (``m365perf.sandbox.testing.running_sandbox``); the
+service runs here, its web app served by uvicorn on a free port, with a simulated clock
+(:class:`m365perf.demo.SimulatedClock`) so opening times and deadlines are chosen, not
+waited for. People click through the sandbox's ``POST /_sandbox/act``, which signs each
+click as the Bot Framework does and posts it to the service's bot endpoint; the sandbox's
+own admin endpoints (chats, mailboxes) and Graph are read back to see what people got.
+
+Unlike :class:`m365perf.demo.Rehearsal` (one SQLite store, the sandbox's one bot
+endpoint), a bench takes any database URL and passes its own endpoint with each click,
+so several services, on SQLite or PostgreSQL, can share one sandbox.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from m365perf.demo import Rehearsal, SimulatedClock
+from m365perf.domain.periods import Period
+from m365perf.engine.context import at_local
+from m365perf.flows import Flow, load_flow
+from m365perf.plan.timetable import timetable
+from m365perf.sandbox.act import find_actions
+from m365perf.sandbox.testing import RunningSandbox
+from m365perf.service import Service
+from m365perf.settings import Settings, load_settings
+from m365perf.store import ApprovalStep, Return, Store
+
+ROOT = Path(__file__).resolve().parents[2]
+MONTHLY_FILE = ROOT / "flows" / "monthly-corporate-kpis.yaml"
+MONTHLY = "monthly-corporate-kpis"
+PERFORMANCE_TEAM = ("nadia.clarke@contoso.gov.uk", "ben.foster@contoso.gov.uk")
+WAIT_S = 30.0
+"""How long a wait polls, unless told otherwise, before it gives up and fails."""
+
+Json = dict[str, Any]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(what: str, check: Callable[[], bool], *, timeout_s: float = WAIT_S) -> None:
+    """Poll ``check`` until it holds; fail saying ``what`` did not happen in time."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what} did not happen within {timeout_s:.0f} s")
+
+
+def sandbox_health(sandbox: RunningSandbox) -> Json:
+    answer = requests.get(f"{sandbox.base_url}/_sandbox/health", timeout=10)
+    answer.raise_for_status()
+    health: Json = answer.json()
+    return health
+
+
+def monthly_flow(health: Json) -> Flow:
+    """The example monthly flow, its Power BI dataset the sandbox's (as the demo does)."""
+    return Rehearsal._point_at_sandbox(load_flow(MONTHLY_FILE), health)
+
+
+def opening_time(flow: Flow, period: str) -> datetime:
+    """When the flow's scheduler opens the cycle collecting ``period`` (UTC)."""
+    plan = timetable(flow, Period.parse_for(flow.frequency, period))
+    return at_local(plan.opens, flow.schedule.opening_time).astimezone(UTC)
+
+
+# --------------------------------------------------------------------------- cards
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A card as it stands in someone's Teams chat (or mailbox) in the sandbox."""
+
+    where: dict[str, str]
+    card: Json
+
+    def action(self, verb: str) -> Json | None:
+        found = [a for a in find_actions(self.card) if a.get("verb") == verb]
+        return found[0] if found else None
+
+    def data(self, verb: str) -> Json:
+        action = self.action(verb)
+        assert action is not None, f"the card has no {verb!r} button:\n{card_text(self.card)}"
+        data: Json = action.get("data") or {}
+        return data
+
+    @property
+    def text(self) -> str:
+        return card_text(self.card)
+
+
+def card_text(node: Any) -> str:
+    """A card's visible words; the runs of a rich text block joined as they are shown."""
+    if isinstance(node, dict):
+        if node.get("type") == "RichTextBlock":
+            return "".join(str(run.get("text", "")) for run in node.get("inlines", [])) + "\n"
+        if "type" not in node and isinstance(node.get("value"), str):  # a fact
+            return f"{node.get('title', '')}: {node['value']}\n"
+        own = "".join(
+            f"{node[key]}\n"
+            for key in ("text", "title", "label", "errorMessage")
+            if isinstance(node.get(key), str)
+        )
+        return own + "".join(card_text(value) for value in node.values())
+    if isinstance(node, list):
+        return "".join(card_text(item) for item in node)
+    return ""
+
+
+# --------------------------------------------------------------------------- people
+
+
+class People:
+    """The sandbox's users: what they were sent, and clicking it as them.
+
+    Clicks go to ``endpoint`` (a service's bot endpoint), whatever the sandbox was
+    started with, so one sandbox can serve several services.
+    """
+
+    def __init__(self, sandbox: RunningSandbox, endpoint: str) -> None:
+        self.sandbox = sandbox
+        self.endpoint = endpoint
+        self.http = requests.Session()
+        self._users: dict[str, Json] = {}
+
+    def user(self, ref: str) -> Json:
+        """A sandbox user by UPN or Entra object id."""
+        if not self._users:
+            answer = self.http.get(f"{self.sandbox.base_url}/_sandbox/users", timeout=10)
+            answer.raise_for_status()
+            for user in answer.json()["value"]:
+                self._users[user["upn"]] = self._users[user["id"]] = user
+        return self._users[ref]
+
+    def everyone(self) -> list[str]:
+        self.user("performance@contoso.gov.uk")
+        return sorted({u["upn"] for u in self._users.values()})
+
+    def chat_cards(self, upn: str) -> list[Posted]:
+        """The cards in the user's Teams chats, oldest first."""
+        answer = self.http.get(f"{self.sandbox.base_url}/_sandbox/chats/{upn}", timeout=10)
+        answer.raise_for_status()
+        return [
+            Posted({"conversation_id": chat["conversationId"], "activity_id": a["id"]}, a["card"])
+            for chat in answer.json()["value"]
+            for a in chat["activities"]
+            if a.get("card")
+        ]
+
+    def mails(self, address: str) -> list[Json]:
+        answer = self.http.get(f"{self.sandbox.base_url}/_sandbox/mailboxes/{address}", timeout=10)
+        answer.raise_for_status()
+        return list(answer.json()["value"])
+
+    def request_card(self, upn: str) -> Posted:
+        """The owner's newest card that still asks for figures."""
+        asking = [p for p in self.chat_cards(upn) if p.action("submitReturns")]
+        assert asking, f"{upn} has no request card in Teams"
+        return asking[-1]
+
+    def approval_cards(self, upn: str) -> list[Posted]:
+        """The user's cards that still offer Approve."""
+        return [p for p in self.chat_cards(upn) if p.action("approve")]
+
+    def approval_card(self, upn: str, return_id: int, step_index: int) -> Posted:
+        for posted in self.approval_cards(upn):
+            data = posted.data("approve")
+            if int(data["return_id"]) == return_id and int(data["step_index"]) == step_index:
+                return posted
+        raise AssertionError(f"{upn} has no approval card for return {return_id} step {step_index}")
+
+    def act(
+        self,
+        upn: str,
+        posted: Posted,
+        verb: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        http: requests.Session | None = None,
+        **signing: Any,
+    ) -> Json:
+        """Click ``verb`` on the card as ``upn``; the sandbox's report of what happened.
+
+        ``signing`` passes the sandbox's forgery switches (``sign_with``, ``expired``,
+        ``audience``, ``service_url_claim``).
+        """
+        answer = (http or self.http).post(
+            f"{self.sandbox.base_url}/_sandbox/act",
+            json={
+                "user": upn,
+                "verb": verb,
+                "data": dict(inputs or {}),
+                "endpoint": self.endpoint,
+                **posted.where,
+                **signing,
+            },
+            timeout=60,
+        )
+        assert answer.status_code == 200, f"the sandbox could not click: {answer.text}"
+        report: Json = answer.json()
+        return report
+
+
+# --------------------------------------------------------------------------- the bench
+
+
+class Bench(People):
+    """One service (store, engine, dispatcher, web) in this process, wired to a sandbox."""
+
+    def __init__(
+        self,
+        sandbox: RunningSandbox,
+        health: Json,
+        service: Service,
+        clock: SimulatedClock,
+        port: int,
+    ) -> None:
+        super().__init__(sandbox, f"http://127.0.0.1:{port}/api/messages")
+        self.health = health
+        self.service = service
+        self.clock = clock
+
+    @property
+    def store(self) -> Store:
+        return self.service.store
+
+    def returns(self, cycle_id: int) -> list[Return]:
+        with self.store.transaction() as tx:
+            return tx.list_returns(cycle_id=cycle_id)
+
+    def steps(self, return_id: int) -> list[ApprovalStep]:
+        with self.store.transaction() as tx:
+            return tx.list_steps(return_id)
+
+
+def replied_card(report: Json) -> Json:
+    """The card the service answered a click with (it replaces the clicked one)."""
+    body = report["body"]
+    assert report["status"] == 200 and body.get("statusCode") == 200, f"not a card: {report}"
+    card: Json = body["value"]
+    return card
+
+
+def sandbox_settings(health: Json, database_url: str, port: int) -> Settings:
+    """The sandbox's ``M365PERF_*`` settings, with this store and this web address."""
+    overrides = dict(health["settings"])
+    overrides["database_url"] = database_url
+    overrides["public_base_url"] = f"http://127.0.0.1:{port}"
+    return load_settings(**overrides)
+
+
+@contextlib.contextmanager
+def bench(
+    sandbox: RunningSandbox,
+    database_url: str,
+    *,
+    start: datetime,
+    worker_id: str = "bench",
+    serve: bool = True,
+) -> Iterator[Bench]:
+    """A service on ``database_url`` at simulated time ``start``, its web app listening."""
+    health = sandbox_health(sandbox)
+    port = free_port()
+    clock = SimulatedClock(start)
+    service = Service(
+        sandbox_settings(health, database_url, port),
+        [monthly_flow(health)],
+        clock=clock,
+        worker_id=worker_id,
+    )
+    council = Bench(sandbox, health, service, clock, port)
+    try:
+        with _serving(service, port) if serve else contextlib.nullcontext():
+            yield council
+    finally:
+        council.http.close()
+        service.store.close()
+
+
+@contextlib.contextmanager
+def _serving(service: Service, port: int) -> Iterator[None]:
+    import uvicorn
+
+    config = uvicorn.Config(
+        service.app, host="127.0.0.1", port=port, log_level="warning", access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for("the service's web endpoint to start", lambda: server.started)
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+# --------------------------------------------------------------------------- SharePoint
+
+
+def results_rows(sandbox: RunningSandbox, health: Json) -> list[Json]:
+    """Every row of the sandbox's KPI Results list, read over Graph with a plain token."""
+    token = sandbox.token()
+    url: str | None = (
+        f"{sandbox.base_url}/v1.0/sites/{health['site_id']}/lists/"
+        f"{health['lists']['KPI Results']}/items?expand=fields"
+    )
+    rows: list[Json] = []
+    for _ in range(10_000):
+        if url is None:
+            return rows
+        answer = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        answer.raise_for_status()
+        body = answer.json()
+        rows.extend(item["fields"] for item in body["value"])
+        url = body.get("@odata.nextLink")
+    raise AssertionError("the KPI Results list never ended")
