@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from m365perf.flows import Flow, FlowError, flow_files, load_flow
-from m365perf.settings import Settings
-from m365perf.store import Store, create_store
+
+if TYPE_CHECKING:
+    from m365perf.domain.periods import Period
+    from m365perf.settings import Settings
+    from m365perf.store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_INVALID = 2
 
@@ -41,4 +48,35 @@ def load_flows_or_exit(flows_dir: Path) -> list[Flow]:
 
 def open_store(settings: Settings) -> Store:
     """The configured store, migrated to the current schema."""
+    from m365perf.store import create_store
+
     return create_store(settings.database_url, migrate=True)
+
+
+def register_options(command: F) -> F:
+    """--period, --register CSV and --directory CSV, shared by plan and cycle open."""
+    command = click.option(
+        "--directory",
+        "directory_csv",
+        type=click.Path(exists=True, path_type=Path),
+        help="People CSV (id,name,email,line_manager) instead of Entra ID.",
+    )(command)
+    command = click.option(
+        "--register",
+        "register_csv",
+        type=click.Path(exists=True, path_type=Path),
+        help="Read the register from this CSV instead of SharePoint.",
+    )(command)
+    return click.option(
+        "--period", "period_label", required=True, help="e.g. 2026-10, '2026/27 Q2', 2026/27"
+    )(command)
+
+
+def period_or_exit(flow: Flow, label: str) -> Period:
+    """The period for the flow's frequency, or a usage error saying what works."""
+    from m365perf.domain.periods import Period, PeriodError
+
+    try:
+        return Period.parse_for(flow.frequency, label)
+    except PeriodError as exc:
+        raise click.BadParameter(str(exc), param_hint="--period") from None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from m365perf.cli._common import load_flow_or_exit, open_store
+from m365perf.cli._common import load_flow_or_exit, open_store, period_or_exit, register_options
 
 
 @click.group()
@@ -18,19 +18,7 @@ def cycle() -> None:
 
 @cycle.command("open")
 @click.argument("flow_ref", metavar="FLOW")
-@click.option("--period", "period_label", required=True, help="e.g. 2026-10, '2026/27 Q2'")
-@click.option(
-    "--register",
-    "register_csv",
-    type=click.Path(exists=True, path_type=Path),
-    help="Read the register from this CSV instead of SharePoint.",
-)
-@click.option(
-    "--directory",
-    "directory_csv",
-    type=click.Path(exists=True, path_type=Path),
-    help="People CSV (id,name,email,line_manager) instead of Entra ID.",
-)
+@register_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def open_(
     flow_ref: str,
@@ -43,17 +31,13 @@ def open_(
 
     Opening twice changes nothing. `m365perf serve` sends what is queued.
     """
-    from m365perf.domain.periods import Period, PeriodError
     from m365perf.engine import Engine, EngineConfig
     from m365perf.settings import load_settings
     from m365perf.sync import CsvPeople, CsvRegister, EntraPeople, SharePointRegister, sync
 
     settings = load_settings()
     flow = load_flow_or_exit(flow_ref)
-    try:
-        period = Period.parse_for(flow.frequency, period_label)
-    except PeriodError as exc:
-        raise click.BadParameter(str(exc), param_hint="--period") from None
+    period = period_or_exit(flow, period_label)
     if (register_csv is None or directory_csv is None) and not settings.has_tenant:
         raise click.UsageError("no tenant is configured: pass --register CSV and --directory CSV")
     clients = None

@@ -3,68 +3,61 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from m365perf.flows import FlowError, load_flow
+from m365perf.cli._common import load_flow_or_exit, period_or_exit, register_options
 
 
 @click.command()
-@click.argument("flow_path", metavar="FLOW", type=click.Path(exists=True, path_type=Path))
-@click.option("--period", "period_label", required=True, help="e.g. 2026-10, '2026/27 Q2', 2026/27")
-@click.option(
-    "--register",
-    "register_csv",
-    type=click.Path(exists=True, path_type=Path),
-    help="Read the register from this CSV instead of SharePoint.",
-)
-@click.option(
-    "--directory",
-    "directory_csv",
-    type=click.Path(exists=True, path_type=Path),
-    help="People CSV (id,name,email,line_manager) to resolve owners and approvers.",
-)
+@click.argument("flow_ref", metavar="FLOW")
+@register_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON document.")
 def plan(
-    flow_path: Path,
+    flow_ref: str,
     period_label: str,
     register_csv: Path | None,
     directory_csv: Path | None,
     as_json: bool,
 ) -> None:
-    """Show who would get which request, the due date, reminders and approver chains."""
-    from m365perf.domain.periods import Period, PeriodError
+    """Show who would get which request, the due date, reminders and approver chains.
+
+    Reads the register from SharePoint and people from Entra ID when a tenant is
+    configured, or from the CSVs given. Without a directory, every well-formed e-mail
+    is taken as a person and nobody has a line manager.
+    """
+    from m365perf.domain.approvers import Person
     from m365perf.plan import build_plan
     from m365perf.plan.register import read_register_csv
-    from m365perf.plan.routing import FlowDirectory, read_directory_csv
+    from m365perf.plan.routing import FlowDirectory
     from m365perf.settings import load_settings
+    from m365perf.sync import CsvPeople, EntraPeople, SharePointRegister, people_named
 
-    try:
-        flow = load_flow(flow_path)
-    except FlowError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem))
-        sys.exit(2)
-    try:
-        period = Period.parse_for(flow.frequency, period_label)
-    except PeriodError as exc:
-        raise click.BadParameter(str(exc), param_hint="--period") from None
-    if register_csv is None:
-        if load_settings().has_tenant:
-            raise click.UsageError(
-                "reading the register from SharePoint comes with the Microsoft 365 clients; "
-                "pass --register CSV for now"
-            )
-        raise click.UsageError("no tenant is configured: pass --register CSV")
-    rows = read_register_csv(register_csv)
-    if directory_csv is not None:
-        people, managers = read_directory_csv(directory_csv)
-        directory = FlowDirectory(people, managers, flow, strict=True)
-    else:
+    flow = load_flow_or_exit(flow_ref)
+    period = period_or_exit(flow, period_label)
+    settings = load_settings()
+    graph = None
+    if register_csv is None or directory_csv is None:
+        if settings.has_tenant:
+            from m365perf.m365 import clients_from_settings
+
+            graph = clients_from_settings(settings).graph
+        elif register_csv is None:
+            raise click.UsageError("no tenant is configured: pass --register CSV")
+    rows = read_register_csv(register_csv) if register_csv else SharePointRegister(graph).rows(flow)  # type: ignore[arg-type]
+    source = CsvPeople(directory_csv) if directory_csv else (EntraPeople(graph) if graph else None)
+    if source is None:
         directory = FlowDirectory([], {}, flow, strict=False)
+    else:
+        found, _unknown = source.people(people_named(flow, rows))
+        directory = FlowDirectory(
+            [Person(id=p.id, name=p.name, email=p.email) for p in found],
+            {p.email: p.line_manager_id for p in found if p.line_manager_id},
+            flow,
+            strict=True,
+        )
     result = build_plan(flow, period, rows, directory).to_dict()
     if as_json:
         click.echo(json.dumps(result, indent=2))

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from m365perf.domain.approvers import (
     Condition,
@@ -79,28 +77,6 @@ class FlowDirectory:
         if members is None:
             return None
         return [p for p in (self.find(m) for m in members) if p is not None]
-
-
-def read_directory_csv(path: Path | str) -> tuple[list[Person], dict[str, str]]:
-    """Read people from a CSV with columns id, name, email, line_manager (an e-mail)."""
-    people: list[Person] = []
-    managers: dict[str, str] = {}
-    with Path(path).open(encoding="utf-8-sig", newline="") as handle:
-        for row in csv.DictReader(handle):
-            email = (row.get("email") or "").strip().lower()
-            if not email:
-                continue
-            people.append(
-                Person(
-                    id=(row.get("id") or email).strip(),
-                    name=(row.get("name") or email).strip(),
-                    email=email,
-                )
-            )
-            manager = (row.get("line_manager") or "").strip()
-            if manager:
-                managers[email] = manager
-    return people, managers
 
 
 @dataclass(frozen=True)
