@@ -78,6 +78,7 @@ class Service:
             self.clients,
             settings,
             on_sent=self.engine.on_sent,
+            on_parked=self.engine.on_parked,
             find_delivery=self._find_delivery,
             worker_id=self.worker_id,
             clock=clock,

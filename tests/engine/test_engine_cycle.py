@@ -256,3 +256,25 @@ def test_correction_after_approval_is_approved_again_with_a_higher_version(
             reason="x",
             now=council.now,
         )
+
+
+def test_card_that_cannot_reach_teams_goes_by_email(council: Council) -> None:
+    (teams,) = [
+        m
+        for m in council.outbox("send_card")
+        if m.payload["user"]["email"] == "dan.fox@contoso.gov.uk"
+    ]
+    assert teams.payload["channel"] == "teams"
+    council.engine.on_parked(
+        teams, "403 Forbidden: the bot is not installed for the user", council.now
+    )
+    council.engine.on_parked(teams, "403 again", council.now)  # told twice, sent once
+    mails = [
+        m
+        for m in council.outbox("send_card")
+        if m.payload["user"]["email"] == "dan.fox@contoso.gov.uk"
+        and m.payload["channel"] == "email"
+    ]
+    assert len(mails) == 1
+    assert mails[0].payload["card"] == teams.payload["card"]
+    assert mails[0].budget.startswith("mailbox:")

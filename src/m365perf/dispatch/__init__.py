@@ -9,6 +9,20 @@ the outcomes it reports are defined in ``docs/outbox.md``.
 from __future__ import annotations
 
 from m365perf.dispatch._sends import Delivery, FindDelivery
-from m365perf.dispatch.dispatcher import DEFAULT_CONCURRENCY, Dispatcher, DrainReport, OnSent
+from m365perf.dispatch.dispatcher import (
+    DEFAULT_CONCURRENCY,
+    Dispatcher,
+    DrainReport,
+    OnParked,
+    OnSent,
+)
 
-__all__ = ["DEFAULT_CONCURRENCY", "Delivery", "Dispatcher", "DrainReport", "FindDelivery", "OnSent"]
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "Delivery",
+    "Dispatcher",
+    "DrainReport",
+    "FindDelivery",
+    "OnParked",
+    "OnSent",
+]

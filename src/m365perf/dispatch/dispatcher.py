@@ -58,6 +58,8 @@ _PAUSE_SIT_OUT_S = 60.0
 """A budget paused by the service for longer than this is not waited out on a thread."""
 
 OnSent = Callable[[OutboxMessage, dict[str, Any], datetime], None]
+#: Told when a row is parked for good (the engine may choose another channel).
+OnParked = Callable[[OutboxMessage, str, datetime], None]
 _Result = tuple[OutboxMessage, dict[str, Any] | BaseException]
 _SENT, _RETRIED, _PARKED = "sent", "retried", "parked"
 
@@ -107,6 +109,7 @@ class Dispatcher:
         settings: Settings,
         *,
         on_sent: OnSent,
+        on_parked: OnParked | None = None,
         find_delivery: FindDelivery,
         worker_id: str,
         clock: Callable[[], datetime],
@@ -128,6 +131,7 @@ class Dispatcher:
         self._store = store
         self._clients = clients
         self._on_sent = on_sent
+        self._on_parked = on_parked
         self._worker_id = worker_id
         self._clock = clock
         self._max_attempts = max_attempts
@@ -297,6 +301,11 @@ class Dispatcher:
             error = f"gave up after {message.attempts} {tries}: {error}"
         log.warning("outbox row %s (%s) parked: %s", message.id, message.kind, error)
         self._store.park(_id(message), error, now=now)
+        if self._on_parked is not None:
+            try:
+                self._on_parked(message, error, now)
+            except Exception:  # the row stays parked for the status page either way
+                log.exception("on_parked failed for outbox row %s", message.id)
         return _PARKED
 
     def _defer(self, message: OutboxMessage, budget: str, paused_s: float) -> str:

@@ -17,7 +17,7 @@ from m365perf.engine.context import Caller, EngineConfig, EngineContext
 from m365perf.engine.cycles import CycleOpening, open_cycle
 from m365perf.engine.errors import ActionError, BadAction, NotYours, UnknownSubject
 from m365perf.engine.returns import show_request, submit_returns
-from m365perf.engine.sent import on_sent
+from m365perf.engine.sent import on_parked, on_sent
 from m365perf.engine.timers import fire_due_timers
 from m365perf.flows.model import Flow
 from m365perf.plan.register import Indicator, RowProblem
@@ -131,3 +131,6 @@ class Engine:
 
     def on_sent(self, message: OutboxMessage, outcome: dict[str, Any], now: datetime) -> None:
         on_sent(self.store, self.ctx, message, outcome, now)
+
+    def on_parked(self, message: OutboxMessage, error: str, now: datetime) -> None:
+        on_parked(self.store, self.ctx, message, error, now)

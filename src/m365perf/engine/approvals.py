@@ -287,6 +287,7 @@ def send_back(
         card_id=card_id,
         person=owner,
         channel=flow.channels[0],
+        fallback_email="email" in flow.channels,
         card=card,
         subject=f"Returned to you: {view.indicator.name} {period.label}",
         summary=summary_text(view, link),

@@ -154,6 +154,7 @@ def ask_step(
             card_id=card_id,
             person=person,
             channel=flow.channels[0],
+            fallback_email="email" in flow.channels,
             card=card,
             subject=f"Approve: {view.indicator_name} {view.period_label} ({view.owner_name})",
             summary=summary_text(view, link),

@@ -184,6 +184,7 @@ def ask_owner(
             card_id=card_id,
             person=owner,
             channel=preferred_channel(flow),
+            fallback_email="email" in flow.channels,
             card=card,
             subject=subject,
             summary=summary_text(view, link),

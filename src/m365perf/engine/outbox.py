@@ -33,6 +33,7 @@ def send_card(
     subject_id: int,
     now: datetime,
     dedup_key: str | None = None,
+    fallback_email: bool = False,
 ) -> bool:
     """Queue one card for one person; False when the same card was queued before."""
     _, created = tx.enqueue(
@@ -48,6 +49,7 @@ def send_card(
             "link": link,
             "subject_type": subject_type,
             "subject_id": subject_id,
+            "fallback_email": fallback_email and channel == "teams",
         },
         dedup_key=dedup_key or f"send:{card_id}",
         now=now,

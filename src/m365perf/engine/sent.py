@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from m365perf.domain.approvers import Person
 from m365perf.engine.context import EngineContext
-from m365perf.engine.outbox import send_mail
+from m365perf.engine.outbox import send_card, send_mail
 from m365perf.engine.timers import MAX_POLLS, POLL_EVERY
 from m365perf.store import OutboxMessage, Store
 
@@ -128,3 +129,41 @@ def on_sent(
                     dedup_key=f"refresh_failed:{payload['request_id']}",
                     now=now,
                 )
+
+
+def on_parked(
+    store: Store, ctx: EngineContext, message: OutboxMessage, error: str, now: datetime
+) -> None:
+    """A Teams card that cannot be delivered (bot not installed, user unknown) goes by e-mail.
+
+    Only where the flow names e-mail as a channel too; anything else stays parked for the
+    performance team's status page.
+    """
+    payload = message.payload
+    if message.kind != "send_card" or not payload.get("fallback_email"):
+        return
+    user = payload["user"]
+    with store.transaction() as tx:
+        created = send_card(
+            tx,
+            ctx,
+            card_id=f"{payload['card_id']}-mail",
+            person=Person(id=user["id"], name=user["name"], email=user["email"]),
+            channel="email",
+            card=payload["card"],
+            subject=payload["subject"],
+            summary=payload["summary"],
+            link=payload["link"],
+            subject_type=payload.get("subject_type", ""),
+            subject_id=int(payload.get("subject_id") or 0),
+            now=now,
+        )
+        if created:
+            tx.audit(
+                "card.sent_by_email_instead",
+                at=now,
+                actor="dispatcher",
+                subject_type="person",
+                subject_id=user["id"],
+                after={"card_id": payload["card_id"], "teams_error": error[:300]},
+            )
