@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "engine"))
 
-from engine_support import COLUMNS, PEOPLE, make_council, submit_data  # noqa: E402
+from engine_support import COLUMNS, PEOPLE, make_council, submit_data
 
-from m365perf.engine import Caller  # noqa: E402
+from m365perf.engine import Caller
 
 
 def main() -> None:
