@@ -19,7 +19,7 @@ fi
 export M365PERF_TEST_POSTGRES_URL="${M365PERF_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test}"
 export M365PERF_REQUIRE_POSTGRES=1
 
-$BIN/ruff check src tests
-$BIN/ruff format --check src tests
+$BIN/ruff check src tests bench
+$BIN/ruff format --check src tests bench
 $BIN/mypy
 $BIN/pytest "$@"
