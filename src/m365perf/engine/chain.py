@@ -11,10 +11,11 @@ from m365perf.domain.kinds import Rag
 from m365perf.engine.context import EngineContext, at_local, local_day
 from m365perf.engine.outbox import send_card, send_mail
 from m365perf.engine.people import StoreDirectory
+from m365perf.engine.publish import queue_write_back
 from m365perf.engine.views import approval_view
 from m365perf.flows.model import ApprovalStep as FlowStep
 from m365perf.flows.model import Flow
-from m365perf.plan.routing import route
+from m365perf.plan.routing import route, step_rules
 from m365perf.store import (
     ApprovalStep,
     Cycle,
@@ -92,8 +93,6 @@ def advance(
         rule = flow_step(flow, step.name)
         condition = None
         if rule is not None and rule.when is not None:
-            from m365perf.plan.routing import step_rules
-
             condition = next(r.condition for r in step_rules(flow) if r.name == step.name)
         if condition is not None and not condition_applies(
             condition,
@@ -170,8 +169,6 @@ def approve_return(
     tx: Transaction, ctx: EngineContext, cycle: Cycle, ret: Return, *, now: datetime
 ) -> Return:
     """The chain is done: the return is approved, written back and the dataset refreshed."""
-    from m365perf.engine.publish import queue_write_back
-
     steps = tx.list_steps(ret.id or 0, ret.version)
     decided = [s for s in steps if s.status is StepStatus.APPROVED]
     last = decided[-1] if decided else None

@@ -10,6 +10,7 @@ from collections import Counter
 from datetime import datetime, time, timedelta
 
 from m365perf.domain.approvers import Person
+from m365perf.domain.calendar import WorkingCalendar
 from m365perf.engine.chain import ask_step
 from m365perf.engine.context import EngineContext, at_local, local_day
 from m365perf.engine.cycles import ask_owner, schedule_digest
@@ -18,7 +19,15 @@ from m365perf.engine.people import StoreDirectory
 from m365perf.engine.publish import refreshes_today
 from m365perf.engine.returns import owner_person
 from m365perf.engine.views import OPEN_FOR_OWNER
-from m365perf.store import CycleStatus, ReturnStatus, StepStatus, Store, Timer, Transaction
+from m365perf.store import (
+    CycleStatus,
+    Return,
+    ReturnStatus,
+    StepStatus,
+    Store,
+    Timer,
+    Transaction,
+)
 
 POLL_EVERY = timedelta(minutes=1)
 MAX_POLLS = 120
@@ -43,8 +52,8 @@ def _open_cycle(tx: Transaction, timer: Timer) -> bool:
     return cycle.status is CycleStatus.OPEN
 
 
-def _outstanding_by_owner(tx: Transaction, cycle_id: int) -> dict[str, list]:  # type: ignore[type-arg]
-    owners: dict[str, list] = {}  # type: ignore[type-arg]
+def _outstanding_by_owner(tx: Transaction, cycle_id: int) -> dict[str, list[Return]]:
+    owners: dict[str, list[Return]] = {}
     for ret in tx.list_returns(cycle_id=cycle_id, status=ReturnStatus.AWAITING):
         owners.setdefault(ret.owner_id or "", []).append(ret)
     return owners
@@ -188,8 +197,6 @@ def _step_timeout(tx: Transaction, ctx: EngineContext, timer: Timer, now: dateti
         chain = tx.list_steps(ret.id or 0, step.return_version)
         ask_step(tx, ctx, cycle, ret, chain, step, now=now, round_name=f"timeout{round_number}")
     if rule and rule.timeout_working_days:
-        from m365perf.domain.calendar import WorkingCalendar
-
         due = WorkingCalendar(flow.calendar).add_working_days(
             local_day(now), rule.timeout_working_days
         )
