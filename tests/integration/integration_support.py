@@ -231,11 +231,30 @@ class Bench(People):
         service: Service,
         clock: SimulatedClock,
         port: int,
+        *,
+        own_cards_only: bool = False,
     ) -> None:
         super().__init__(sandbox, f"http://127.0.0.1:{port}/api/messages")
         self.health = health
         self.service = service
         self.clock = clock
+        self.own_cards_only = own_cards_only
+
+    def chat_cards(self, upn: str) -> list[Posted]:
+        """The user's cards; with ``own_cards_only``, just those this service delivered.
+
+        Several benches on one sandbox all post to the same 1:1 chats, and their return
+        ids overlap (each store counts from 1): the store's own delivery records tell
+        this service's cards apart. A card sent again under the same id (an approver's
+        timeout reminder) is recorded where it last landed, so only that copy counts.
+        """
+        cards = super().chat_cards(upn)
+        if not self.own_cards_only:
+            return cards
+        with self.store.transaction() as tx:
+            delivered = tx.list_deliveries(user_id=self.user(upn)["id"])
+        ours = {(d.conversation_id, d.activity_id) for d in delivered}
+        return [p for p in cards if (p.where["conversation_id"], p.where["activity_id"]) in ours]
 
     @property
     def store(self) -> Store:
@@ -274,18 +293,24 @@ def bench(
     start: datetime,
     worker_id: str = "bench",
     serve: bool = True,
+    flow: Flow | None = None,
+    own_cards_only: bool = False,
 ) -> Iterator[Bench]:
-    """A service on ``database_url`` at simulated time ``start``, its web app listening."""
+    """A service on ``database_url`` at simulated time ``start``, its web app listening.
+
+    ``flow`` replaces the example monthly flow (a copy with one setting changed);
+    ``own_cards_only`` is for benches sharing a sandbox (see :meth:`Bench.chat_cards`).
+    """
     health = sandbox_health(sandbox)
     port = free_port()
     clock = SimulatedClock(start)
     service = Service(
         sandbox_settings(health, database_url, port),
-        [monthly_flow(health)],
+        [flow or monthly_flow(health)],
         clock=clock,
         worker_id=worker_id,
     )
-    council = Bench(sandbox, health, service, clock, port)
+    council = Bench(sandbox, health, service, clock, port, own_cards_only=own_cards_only)
     try:
         with _serving(service, port) if serve else contextlib.nullcontext():
             yield council
@@ -332,3 +357,27 @@ def results_rows(sandbox: RunningSandbox, health: Json) -> list[Json]:
         rows.extend(item["fields"] for item in body["value"])
         url = body.get("@odata.nextLink")
     raise AssertionError("the KPI Results list never ended")
+
+
+# --------------------------------------------------------------------------- Power BI
+
+
+def refresh_history(sandbox: RunningSandbox, health: Json) -> list[Json]:
+    """The sandbox dataset's refresh history (newest first), read as a Power BI client would."""
+    token = sandbox.token("https://analysis.windows.net/powerbi/api/.default")
+    answer = requests.get(
+        f"{sandbox.base_url}/powerbi/v1.0/myorg/groups/{health['powerbi_workspace_id']}"
+        f"/datasets/{health['powerbi_dataset_id']}/refreshes",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    answer.raise_for_status()
+    return list(answer.json()["value"])
+
+
+def move_sandbox_clock(sandbox: RunningSandbox, seconds: float) -> None:
+    """Move the sandbox's own clock on (Power BI start times and its 24-hour window)."""
+    answer = requests.post(
+        f"{sandbox.base_url}/_sandbox/clock", json={"advance_s": seconds}, timeout=10
+    )
+    answer.raise_for_status()
