@@ -523,5 +523,4 @@ def run_demo(flows: list[Flow], workdir: Path, *, periods: dict[str, str]) -> di
                 )
             summary = rehearsal.summary()
         rehearsal.service.store.close()
-    summary["sandbox_url"] = health["http_base_url"]
     return summary

@@ -6,6 +6,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -48,5 +49,24 @@ def demo(auto: bool, as_json: bool, workdir: Path | None) -> None:
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
-        for key, value in summary.items():
-            click.echo(f"{key:>20}: {value}")
+        click.echo(_text(summary))
+
+
+def _text(s: dict[str, Any]) -> str:
+    box = s["sandbox"]
+    return "\n".join(
+        [
+            "Rehearsal finished (annual statutory returns 2025/26 by e-mail, monthly KPIs 2026-10 "
+            "by Teams):",
+            f"  {s['requests_sent']} requests sent to owners for {s['indicators']} indicators; "
+            f"{s['returns']} returned ({s['late']} late), "
+            f"self-return rate {s['self_return_rate']:.0%}",
+            f"  {s['approved']} approved; {s['rejected']} rejected and resubmitted",
+            f"  {s['written_back']} rows upserted into SharePoint 'KPI Results' "
+            f"(the list holds {box['results_rows']}, {box['distinct_keys']} distinct keys)",
+            f"  {s['powerbi_refreshes']} Power BI refreshes (the dataset's history shows "
+            f"{box['powerbi_refresh_history']})",
+            f"  {s['audit_events']} audit events; {s['parked']} messages could not be sent",
+            "Use --json for the machine-readable summary, --workdir DIR to keep the database.",
+        ]
+    )
