@@ -14,6 +14,7 @@ import contextlib
 import json
 import random
 import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -130,6 +131,9 @@ class Rehearsal:
         overrides = dict(health["settings"])
         overrides["database_url"] = f"sqlite:///{workdir / 'm365perf.db'}"
         overrides["public_base_url"] = f"http://127.0.0.1:{port}"
+        # A fresh key per rehearsal: the e-mails carry working web-form links, and no
+        # link from a rehearsal works anywhere else.
+        overrides["link_secret"] = secrets.token_urlsafe(32)
         self.settings = load_settings(**overrides)
         self.flows = [self._point_at_sandbox(f, health) for f in flows]
         self.clock = SimulatedClock(start)

@@ -14,7 +14,7 @@ import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from m365perf.dispatch import Dispatcher
 from m365perf.domain.periods import Period
@@ -28,6 +28,7 @@ from m365perf.store import CardDelivery, Store, create_store
 from m365perf.sync import EntraPeople, SharePointRegister, sync
 from m365perf.web.app import create_app
 from m365perf.web.bot_auth import BotTokenVerifier
+from m365perf.web.links import LinkSigner
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,25 @@ CLOCK_LOCK = "m365perf-clock"
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def links_from_settings(settings: Settings) -> LinkSigner | None:
+    """The web-form link signer, or None (no links sent) when no key is configured."""
+    if settings.link_secret is None:
+        return None
+    return LinkSigner(
+        settings.link_secret.get_secret_value(),
+        lifetime=timedelta(days=settings.link_lifetime_days),
+    )
+
+
+def engine_config(settings: Settings, links: LinkSigner | None = None) -> EngineConfig:
+    """What the engine puts in what it sends, from settings (also for the CLI)."""
+    return EngineConfig(
+        public_base_url=settings.public_base_url,
+        service_mailbox=settings.service_mailbox or "performance@localhost",
+        return_links=links if links is not None else links_from_settings(settings),
+    )
 
 
 @dataclass(frozen=True)
@@ -64,13 +84,11 @@ class Service:
         self.clock = clock
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.store = store or create_store(settings.database_url, migrate=True)
+        self.links = links_from_settings(settings)
         self.engine = Engine(
             self.store,
             flows,
-            EngineConfig(
-                public_base_url=settings.public_base_url,
-                service_mailbox=settings.service_mailbox or "performance@localhost",
-            ),
+            engine_config(settings, self.links),
         )
         self.clients = clients or clients_from_settings(settings)
         self.dispatcher = Dispatcher(
@@ -84,7 +102,7 @@ class Service:
             clock=clock,
         )
         self.verifier = verifier or BotTokenVerifier.from_settings(settings)
-        self.app = create_app(self.engine, self.verifier, clock=clock)
+        self.app = create_app(self.engine, self.verifier, clock=clock, links=self.links)
         self._tick_lock = threading.Lock()
 
     def _find_delivery(self, card_id: str) -> CardDelivery | None:

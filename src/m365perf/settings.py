@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_LINK_SECRET_CHARS = 32
+"""A link key shorter than this is guessable; 32 URL-safe characters carry 192 bits."""
 
 
 class Settings(BaseSettings):
@@ -32,6 +35,14 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8080", description="Where officers' clients reach this service."
     )
 
+    # Web-form links (partners without a council account, clients without cards)
+    link_secret: SecretStr | None = Field(
+        None, description="HMAC key signing web-form links; none set means no links are sent."
+    )
+    link_lifetime_days: int = Field(
+        30, ge=1, le=366, description="Days a web-form link works after it is sent."
+    )
+
     # Store
     database_url: str = Field(
         "sqlite:///m365perf.db", description="SQLAlchemy URL; PostgreSQL in production."
@@ -49,6 +60,25 @@ class Settings(BaseSettings):
     user_agent: str = "ISV|m365perf|m365perf/0.1"
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
+
+    @field_validator("link_secret", mode="before")
+    @classmethod
+    def _blank_secret_is_none(cls, value: object) -> object:
+        """``M365PERF_LINK_SECRET=`` (left empty, as in .env.example) means no links."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("link_secret")
+    @classmethod
+    def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_LINK_SECRET_CHARS:
+            raise ValueError(
+                f"must be at least {MIN_LINK_SECRET_CHARS} characters: a short key can be "
+                "guessed, and with it anyone could make links. Make one with "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
 
     @property
     def has_tenant(self) -> bool:

@@ -241,3 +241,16 @@ def test_html_escapes_summary_markup():
     body = page.split("<body>", 1)[1]
     assert "&lt;b&gt;not bold&lt;/b&gt;" in body
     assert not re.search(r"<b>", body)
+
+
+def test_actionable_html_without_a_link_has_the_summary_and_no_anchor():
+    page = actionable_html(
+        sample_card(), originator="orig-1", subject="Approve", summary="CP001 46.5%", link=""
+    )
+    assert "<p>CP001 46.5%</p>" in page
+    assert "<a " not in page
+
+
+def test_actionable_html_refuses_a_link_that_is_not_http():
+    with pytest.raises(ValueError, match="http"):
+        actionable_html(sample_card(), originator="o", subject="s", summary="x", link="file:///x")

@@ -22,17 +22,19 @@ def correct(cycle_ref: str, indicator: str, reason: str, by: str) -> None:
     The corrected figure overwrites the results-list row with a higher version.
     """
     from m365perf.engine import ActionError, Engine
+    from m365perf.service import engine_config
     from m365perf.settings import load_settings
 
     flow_ref, _, period = cycle_ref.partition(":")
     if not period:
         raise click.BadParameter("write FLOW:PERIOD, e.g. monthly-corporate-kpis:2026-10")
     flow = load_flow_or_exit(flow_ref)
-    store = open_store(load_settings())
+    settings = load_settings()
+    store = open_store(settings)
     try:
         with store.transaction() as tx:
             person = tx.find_person(by)
-        engine = Engine(store, [flow])
+        engine = Engine(store, [flow], engine_config(settings))
         engine.request_correction(
             flow.id,
             period,

@@ -31,7 +31,8 @@ def open_(
 
     Opening twice changes nothing. `m365perf serve` sends what is queued.
     """
-    from m365perf.engine import Engine, EngineConfig
+    from m365perf.engine import Engine
+    from m365perf.service import engine_config
     from m365perf.settings import load_settings
     from m365perf.sync import CsvPeople, CsvRegister, EntraPeople, SharePointRegister, sync
 
@@ -54,9 +55,7 @@ def open_(
         engine = Engine(
             store,
             [flow],
-            EngineConfig(
-                public_base_url=settings.public_base_url, service_mailbox=settings.service_mailbox
-            ),
+            engine_config(settings),
         )
         opened = engine.open_cycle(flow.id, period, indicators, problems, now=now, actor="cli")
     finally:

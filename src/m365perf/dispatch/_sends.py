@@ -75,7 +75,7 @@ def send_card(ctx: SendContext, payload: Mapping[str, Any]) -> Outcome:
             _text(payload, "subject"),
             card,
             summary=summary,
-            link=_text(payload, "link"),
+            link=_text(payload, "link", required=False),
         )
         # Graph's sendMail answers 202 with no id for the message it queued.
         return {"message_id": None}

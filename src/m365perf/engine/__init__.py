@@ -11,12 +11,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from m365perf.cards import OwnerRequestView, ReceiptView
 from m365perf.domain.periods import Period
 from m365perf.engine.approvals import decide, request_correction
 from m365perf.engine.context import Caller, EngineConfig, EngineContext
 from m365perf.engine.cycles import CycleOpening, open_cycle
 from m365perf.engine.errors import ActionError, BadAction, NotYours, UnknownSubject
-from m365perf.engine.returns import show_request, submit_returns
+from m365perf.engine.returns import show_request, submit_returns, submit_returns_view
 from m365perf.engine.sent import on_parked, on_sent
 from m365perf.engine.timers import fire_due_timers
 from m365perf.flows.model import Flow
@@ -125,6 +126,12 @@ class Engine:
                     tenant_id=tenant_id,
                     now=now,
                 )
+
+    def submit_returns_view(
+        self, caller: Caller, data: Mapping[str, Any], *, now: datetime
+    ) -> OwnerRequestView | ReceiptView:
+        """An owner's submit from the web form: the page to show next (errors or receipt)."""
+        return submit_returns_view(self.store, self.ctx, caller, data, now=now)
 
     def fire_due_timers(self, *, worker: str, now: datetime) -> int:
         return fire_due_timers(self.store, self.ctx, worker=worker, now=now)

@@ -280,7 +280,7 @@ def send_back(
         late=local_day(now) > cycle.due_date,
     )
     card = render_rejection(view, max_bytes=ctx.config.max_card_bytes)
-    link = ctx.link(f"/returns/{cycle.id}")
+    link = ctx.return_link(cycle.id or 0, owner.id, now=now)
     send_card(
         tx,
         ctx,
@@ -291,7 +291,7 @@ def send_back(
         card=card,
         subject=f"Returned to you: {view.indicator.name} {period.label}",
         summary=summary_text(view, link),
-        link=link,
+        link=link or "",
         subject_type="return",
         subject_id=ret.id or 0,
         now=now,

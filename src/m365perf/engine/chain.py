@@ -146,7 +146,6 @@ def ask_step(
         card_id = approval_card_id(ret, step, approver_id)
         view = approval_view(tx, ctx, cycle, ret, steps, step, card_id=card_id)
         card = render_approval(view, max_bytes=ctx.config.max_card_bytes)
-        link = ctx.link(f"/approvals/{ret.id}")
         send_card(
             tx,
             ctx,
@@ -156,8 +155,10 @@ def ask_step(
             fallback_email="email" in flow.channels,
             card=card,
             subject=f"Approve: {view.indicator_name} {view.period_label} ({view.owner_name})",
-            summary=summary_text(view, link),
-            link=link,
+            # No web link: approving on the web needs Entra sign-in, which is not built;
+            # the e-mail body carries the plain summary only.
+            summary=summary_text(view),
+            link="",
             subject_type="step",
             subject_id=step.id or 0,
             now=now,

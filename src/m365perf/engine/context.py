@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from m365perf.domain.periods import Period
@@ -22,13 +23,27 @@ class Caller:
     name: str
 
 
+class ReturnLinkSigner(Protocol):
+    """Makes the signed token of an owner's web-form link (``m365perf.web.links``).
+
+    The engine only asks for tokens; the web layer, which holds the same key, checks them.
+    """
+
+    def sign_return(self, cycle_id: int, owner_id: str, *, now: datetime) -> str: ...
+
+
 @dataclass(frozen=True)
 class EngineConfig:
-    """Service settings the engine puts into what it sends."""
+    """Service settings the engine puts into what it sends.
+
+    Without ``return_links`` no web-form link goes out: a link nobody can verify would
+    only lead to an error page.
+    """
 
     public_base_url: str = "http://127.0.0.1:8080"
     service_mailbox: str = "performance@contoso.gov.uk"
     max_card_bytes: int = 28_000
+    return_links: ReturnLinkSigner | None = None
 
 
 @dataclass
@@ -49,6 +64,13 @@ class EngineContext:
 
     def link(self, path: str) -> str:
         return self.config.public_base_url.rstrip("/") + path
+
+    def return_link(self, cycle_id: int, owner_id: str, *, now: datetime) -> str | None:
+        """The owner's signed web form for their returns in this cycle; None when links are off."""
+        signer = self.config.return_links
+        if signer is None:
+            return None
+        return self.link(f"/returns/{signer.sign_return(cycle_id, owner_id, now=now)}")
 
 
 def at_local(day: date, clock: time) -> datetime:

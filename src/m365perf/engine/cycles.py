@@ -171,7 +171,7 @@ def ask_owner(
     base_id = f"request-{cycle_id}-{owner.id}-{round_name}"
     view = owner_request(tx, ctx, cycle, owner.id, owner.name, returns, card_id=base_id, now=now)
     cards = render_owner_requests(view, max_bytes=ctx.config.max_card_bytes)
-    link = ctx.link(f"/returns/{cycle_id}")
+    link = ctx.return_link(cycle_id, owner.id, now=now)
     reminder = "" if round_name == "open" else "Reminder: "
     subject = (
         f"{reminder}{flow.name} {view.period_label}: returns due {format_date(cycle.due_date)}"
@@ -188,7 +188,7 @@ def ask_owner(
             card=card,
             subject=subject,
             summary=summary_text(view, link),
-            link=link,
+            link=link or "",
             subject_type="cycle",
             subject_id=cycle_id,
             now=now,

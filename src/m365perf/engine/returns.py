@@ -12,6 +12,7 @@ from typing import Any
 
 from m365perf.cards import (
     Draft,
+    OwnerRequestView,
     ReceiptView,
     SubmissionError,
     parse_owner_submission,
@@ -54,6 +55,22 @@ def submit_returns(
     store: Store, ctx: EngineContext, caller: Caller, data: Mapping[str, Any], *, now: datetime
 ) -> Json:
     """Handle "Submit returns" from an owner's card; the reply replaces that card."""
+    view = submit_returns_view(store, ctx, caller, data, now=now)
+    if isinstance(view, ReceiptView):
+        return render_receipt(view, max_bytes=ctx.config.max_card_bytes)
+    cards = render_owner_requests(view, max_bytes=ctx.config.max_card_bytes)
+    return cards[0] if len(cards) == 1 else _first_with_inputs(cards)
+
+
+def submit_returns_view(
+    store: Store, ctx: EngineContext, caller: Caller, data: Mapping[str, Any], *, now: datetime
+) -> OwnerRequestView | ReceiptView:
+    """Act on "Submit returns" and say what to show next, for any channel to draw.
+
+    The owner's list again (with the errors and what was typed) while anything is left
+    to return or to correct; otherwise the receipt. The web form draws it as HTML, where
+    a card reply could hold only one part of a long list.
+    """
     try:
         submission = parse_owner_submission(data)
         cycle_id = int(submission.cycle_id)
@@ -94,7 +111,7 @@ def submit_returns(
         owner = tx.find_person(caller.user_id)
         owner_name = owner.name if owner else caller.name
         if errors or any(r.status in OPEN_FOR_OWNER for r in current):
-            view = owner_request(
+            return owner_request(
                 tx,
                 ctx,
                 cycle,
@@ -107,8 +124,6 @@ def submit_returns(
                 errors=errors,
                 confirm=frozenset(confirm),
             )
-            cards = render_owner_requests(view, max_bytes=ctx.config.max_card_bytes)
-            return cards[0] if len(cards) == 1 else _first_with_inputs(cards)
         others = [
             r
             for r in tx.list_returns(cycle_id=cycle_id, owner_id=caller.user_id)
@@ -118,7 +133,7 @@ def submit_returns(
         for other in others:
             indicator = tx.find_indicator(flow.id, other.indicator_key)
             outstanding.append(indicator.name if indicator else other.indicator_key)
-        receipt = ReceiptView(
+        return ReceiptView(
             cycle_id=str(cycle_id),
             owner_id=caller.user_id,
             card_id=submission.card_id,
@@ -132,7 +147,6 @@ def submit_returns(
             ),
             outstanding=tuple(outstanding),
         )
-        return render_receipt(receipt, max_bytes=ctx.config.max_card_bytes)
 
 
 def _first_with_inputs(cards: list[Json]) -> Json:

@@ -26,19 +26,21 @@ def actionable_html(
     originator: str,
     subject: str,
     summary: str,
-    link: str,
+    link: str = "",
     link_text: str = "Open in your browser",
 ) -> str:
     """The HTML of an actionable e-mail: card in the head, summary and link in the body.
 
-    ``summary`` is plain text (escaped here; blank lines separate paragraphs).
+    ``summary`` is plain text (escaped here; blank lines separate paragraphs). Without a
+    ``link`` (no web form for this card, or no link key configured) the body is the
+    summary alone.
     """
     if not originator:
         raise ValueError(
             "the actionable-message originator is empty (M365PERF_ACTIONABLE_ORIGINATOR); "
             "Outlook would strip the card"
         )
-    if not link.startswith(("https://", "http://")):
+    if link and not link.startswith(("https://", "http://")):
         raise ValueError(f"the fallback link must be an http(s) URL, got {link!r}")
     if card.get("type") != "AdaptiveCard":
         raise ValueError("the card must be an AdaptiveCard")
@@ -48,6 +50,11 @@ def actionable_html(
     card_json = json.dumps(embedded, ensure_ascii=False).replace("</", "<\\/")
     paragraphs = [p.strip() for p in summary.split("\n\n") if p.strip()]
     body = "\n".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
+    anchor = (
+        f'<p><a href="{html.escape(link, quote=True)}">{html.escape(link_text)}</a></p>\n'
+        if link
+        else ""
+    )
     return (
         "<html>\n<head>\n"
         '<meta http-equiv="Content-Type" content="text/html; charset=utf-8">\n'
@@ -55,7 +62,7 @@ def actionable_html(
         f'<script type="application/adaptivecard+json">{card_json}</script>\n'
         "</head>\n<body>\n"
         f"{body}\n"
-        f'<p><a href="{html.escape(link, quote=True)}">{html.escape(link_text)}</a></p>\n'
+        f"{anchor}"
         "</body>\n</html>\n"
     )
 
@@ -120,7 +127,7 @@ class MailClient:
         card: Mapping[str, Any],
         *,
         summary: str,
-        link: str,
+        link: str = "",
     ) -> None:
         """Send an actionable message with this client's registered originator."""
         body = actionable_html(

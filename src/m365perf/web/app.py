@@ -39,6 +39,8 @@ from m365perf.web.bot_auth import (
     UnknownCaller,
     VerifiedCaller,
 )
+from m365perf.web.links import LinkSigner
+from m365perf.web.return_form import add_return_form
 from m365perf.web.status import gather_status, render_status_html
 
 log = logging.getLogger(__name__)
@@ -60,9 +62,17 @@ class _BodyTooLarge(Exception):
 
 
 def create_app(
-    engine: Engine, verifier: BotTokenVerifier, *, clock: Callable[[], datetime]
+    engine: Engine,
+    verifier: BotTokenVerifier,
+    *,
+    clock: Callable[[], datetime],
+    links: LinkSigner | None = None,
 ) -> FastAPI:
-    """The web application over one engine; ``clock`` gives "now" for every action."""
+    """The web application over one engine; ``clock`` gives "now" for every action.
+
+    ``links`` checks the signed links to the owners' web form (``/returns/{token}``);
+    without it those links are refused.
+    """
     app = FastAPI(
         title="m365perf",
         docs_url=None,
@@ -70,6 +80,7 @@ def create_app(
         openapi_url=None,
     )
     bot = _Bot(engine, verifier, clock)
+    add_return_form(app, engine, links, clock=clock)
 
     @app.post("/api/messages")
     async def messages(request: Request) -> Response:

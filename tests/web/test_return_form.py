@@ -1,0 +1,312 @@
+"""The owners' web form behind the signed link in their e-mail, over a real engine and store."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+from engine_support import ROWS, Council, monthly
+from fastapi.testclient import TestClient
+from link_support import (
+    SECRET,
+    FormPage,
+    make_client,
+    make_linked_council,
+    newest_link,
+    path_of,
+    returns_by_key,
+    snapshot,
+)
+
+from m365perf.store import ReturnStatus
+from m365perf.web.links import LinkSigner
+from m365perf.web.return_form import MAX_FORM_BYTES
+
+ANN = "ann.lee@contoso.gov.uk"
+DAN_ID = "11111111-0000-0000-0000-000000000004"
+HOSTILE = '<script>alert(1)</script> & "quoted"'
+
+
+@pytest.fixture
+def links() -> LinkSigner:
+    return LinkSigner(SECRET, lifetime=timedelta(days=30))
+
+
+@pytest.fixture
+def council(links: LinkSigner) -> Council:
+    return make_linked_council(links)
+
+
+@pytest.fixture
+def client(council: Council, links: LinkSigner) -> TestClient:
+    return make_client(council, links)
+
+
+def _open(client: TestClient, council: Council, email: str = ANN) -> tuple[str, FormPage]:
+    path = path_of(newest_link(council, email))
+    answer = client.get(path)
+    assert answer.status_code == 200, answer.text
+    return path, FormPage.read(answer.text)
+
+
+def _post(client: TestClient, path: str, fields: dict[str, str]) -> tuple[int, FormPage]:
+    answer = client.post(path, data=fields)
+    return answer.status_code, FormPage.read(answer.text)
+
+
+def test_request_e_mail_carries_a_signed_link_to_the_owners_form(council: Council) -> None:
+    (request,) = council.cards_to(ANN)
+    assert request["link"].startswith("https://performance.contoso.gov.uk/returns/")
+    assert request["summary"].rstrip().endswith(f"Open in your browser: {request['link']}")
+    dan = council.cards_to("dan.fox@contoso.gov.uk")[0]["link"]
+    assert dan != request["link"]  # one link per owner
+
+
+def test_the_form_shows_the_owners_indicators_as_the_card_does(
+    client: TestClient, council: Council
+) -> None:
+    _, page = _open(client, council)
+    text = page.text
+    assert "Monthly corporate KPIs: 2026-10" in text and "Hello Ann Lee" in text
+    assert "Household waste recycled" in text and "Days to process new benefit claims" in text
+    assert "Fly-tips reported" not in text  # Dan's, not Ann's
+    assert "Percentage (%)" in text and "45% or higher" in text and "20 days or lower" in text
+    assert "2025-10 (same period last year)" in text
+    assert page.forms == 1
+    for name, label in [
+        ("value__CP001", "Value for 2026-10"),
+        ("comment__CP001", "Commentary"),
+        ("nodata__CP001", "No data this period"),
+        ("nodatareason__CP001", "Reason for no data"),
+        ("value__CP002", "Value for 2026-10"),
+    ]:
+        assert page.label_of(name) == label
+    visible = [c for c in page.controls if c.attrs.get("type") != "hidden"]
+    assert all(page.label_of(c.attrs["name"]) for c in visible)  # a label for every input
+    assert page.value("version__CP001") == "1"
+    assert not page.has("confirm__CP001")  # only asked for after an outlier
+
+
+def test_the_page_may_not_leak_its_link_be_cached_or_be_framed(
+    client: TestClient, council: Council
+) -> None:
+    answer = client.get(path_of(newest_link(council, ANN)))
+    assert answer.headers["cache-control"] == "no-store"
+    assert answer.headers["referrer-policy"] == "no-referrer"
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    assert "script-src" not in answer.headers["content-security-policy"]  # default 'none'
+
+
+def test_register_text_is_shown_as_text_never_as_markup(links: LinkSigner) -> None:
+    rows = [list(r) for r in ROWS]
+    rows[2][1] = HOSTILE  # Dan's indicator name
+    council = make_linked_council(links, rows=rows)
+    answer = make_client(council, links).get(
+        path_of(newest_link(council, "dan.fox@contoso.gov.uk"))
+    )
+    assert "<script>alert(1)</script>" not in answer.text
+    assert HOSTILE in FormPage.read(answer.text).text
+
+
+def test_an_error_is_shown_by_its_input_with_what_was_typed_and_nothing_is_saved(
+    client: TestClient, council: Council
+) -> None:
+    path, page = _open(client, council)
+    status, again = _post(
+        client,
+        path,
+        page.submission(value__CP001="forty", comment__CP001="Typed <b>carefully</b>"),
+    )
+    assert status == 200
+    assert "1 indicator needs your attention" in again.text
+    assert "“forty” is not a number" in again.text
+    assert again.value("value__CP001") == "forty"
+    assert again.value("comment__CP001") == "Typed <b>carefully</b>"
+    assert again.control("value__CP001").attrs.get("aria-invalid") == "true"
+    assert returns_by_key(council)["CP001"].status is ReturnStatus.AWAITING
+
+
+def test_red_without_commentary_keeps_the_good_figure_and_asks_for_the_rest(
+    client: TestClient, council: Council
+) -> None:
+    path, page = _open(client, council)
+    status, again = _post(client, path, page.submission(value__CP001="46", value__CP002="31"))
+    assert status == 200 and "commentary is required" in again.text
+    returns = returns_by_key(council)
+    assert returns["CP001"].status is ReturnStatus.RETURNED  # partial returns are kept
+    assert returns["CP002"].status is ReturnStatus.AWAITING
+    assert "Returned: 46% · Green · Awaiting approval by Bob Ray" in again.text
+    assert not again.has("value__CP001")  # a receipt line now, not inputs
+    assert again.value("value__CP002") == "31"
+
+
+def test_a_valid_return_is_received_and_goes_to_the_approver(
+    client: TestClient, council: Council
+) -> None:
+    path, page = _open(client, council)
+    status, receipt = _post(
+        client,
+        path,
+        page.submission(
+            value__CP001="46.5",
+            comment__CP001="Garden waste up after a wet October",
+            nodata__CP002="true",
+            nodatareason__CP002="System migration: no October extract",
+        ),
+    )
+    assert status == 200
+    assert "Thank you, Ann Lee. 2 returns were received." in receipt.text
+    assert "no data this period (System migration: no October extract)" in receipt.text
+    returns = returns_by_key(council)
+    assert returns["CP001"].status is ReturnStatus.RETURNED
+    assert returns["CP001"].value == 46.5
+    assert returns["CP001"].commentary == "Garden waste up after a wet October"
+    assert returns["CP001"].submitted_by == "11111111-0000-0000-0000-000000000001"
+    assert returns["CP002"].no_data_reason == "System migration: no October extract"
+    approvals = council.cards_to("bob.ray@contoso.gov.uk")
+    assert {a["card_id"].split("-")[0] for a in approvals} == {"approval"}
+    assert len(approvals) == 2
+    # approving on the web needs Entra sign-in, which does not exist: no link is sent
+    assert all(a["link"] == "" and "Open in your browser" not in a["summary"] for a in approvals)
+
+
+def test_an_outlier_asks_for_confirmation_and_the_ticked_box_returns_it(links: LinkSigner) -> None:
+    history = {"CP001": monthly("2025-04", [44, 46, 45, 47, 44, 45, 46, 45, 44, 46, 45, 47, 46])}
+    council = make_linked_council(links, history=history)
+    client = make_client(council, links)
+    path, page = _open(client, council)
+    _, again = _post(client, path, page.submission(value__CP001="95"))
+    assert again.label_of("confirm__CP001") == "I confirm this value is correct"
+    assert returns_by_key(council)["CP001"].status is ReturnStatus.AWAITING
+    _, receipt = _post(client, path, again.submission(confirm__CP001="true"))
+    ret = returns_by_key(council)["CP001"]
+    assert ret.status is ReturnStatus.RETURNED and ret.outlier_confirmed
+    assert "Returned: 95%" in receipt.text
+
+
+def test_an_out_of_date_page_changes_nothing_and_shows_how_things_stand(
+    client: TestClient, council: Council
+) -> None:
+    path, page = _open(client, council)
+    _post(client, path, page.submission(value__CP001="46"))
+    before = snapshot(council)
+    status, now = _post(client, path, page.submission(value__CP001="12"))  # the old page
+    assert status == 200
+    assert snapshot(council) == before
+    assert "Household waste recycled changed after you opened this page" in now.text
+    assert "Returned: 46%" in now.text and not now.has("value__CP001")
+    assert now.has("value__CP002")  # still due
+
+
+def test_the_rejection_sent_back_to_the_owner_carries_a_working_link(
+    client: TestClient, council: Council
+) -> None:
+    from engine_support import BOB, approval_data
+
+    path, page = _open(client, council)
+    _post(client, path, page.submission(value__CP001="46"))
+    approval = council.cards_to("bob.ray@contoso.gov.uk")[0]["card"]
+    council.tick(days=2)
+    council.act(BOB, "reject", approval_data(approval, "reject", reason="That is September's"))
+    rejection = council.cards_to(ANN)[-1]
+    assert rejection["card_id"].startswith("rejection-")
+    answer = client.get(path_of(rejection["link"]))
+    form = FormPage.read(answer.text)
+    assert answer.status_code == 200 and form.has("value__CP001")
+
+
+@pytest.mark.parametrize(
+    ("spoil", "status", "words"),
+    [
+        (lambda t: t[:-3] + ("AAA" if not t.endswith("AAA") else "BBB"), 403, "not valid"),
+        (lambda t: t.split(".")[0], 400, "incomplete or damaged"),
+    ],
+)
+def test_a_tampered_or_broken_link_is_refused_and_changes_nothing(
+    client: TestClient, council: Council, spoil: object, status: int, words: str
+) -> None:
+    path, page = _open(client, council)
+    token = path.rsplit("/", 1)[1]
+    bad = f"/returns/{spoil(token)}"  # type: ignore[operator]
+    before = snapshot(council)
+    for answer in (client.get(bad), client.post(bad, data=page.submission(value__CP001="46"))):
+        assert answer.status_code == status
+        assert words in answer.text and "Traceback" not in answer.text
+        assert answer.headers["cache-control"] == "no-store"
+    assert snapshot(council) == before
+
+
+def test_an_expired_link_is_refused_and_changes_nothing(
+    client: TestClient, council: Council
+) -> None:
+    path, page = _open(client, council)
+    council.tick(days=31)
+    before = snapshot(council)
+    answer = client.post(path, data=page.submission(value__CP001="46"))
+    assert answer.status_code == 410
+    assert "This link has expired" in answer.text and "performance team" in answer.text
+    assert client.get(path).status_code == 410
+    assert snapshot(council) == before
+
+
+def test_a_form_naming_another_owner_or_cycle_is_refused(
+    client: TestClient, council: Council
+) -> None:
+    path, page = _open(client, council)
+    before = snapshot(council)
+    for forged in (
+        page.submission(owner_id=DAN_ID, value__CP001="46"),
+        page.submission(cycle_id="2", value__CP001="46"),
+        {k: v for k, v in page.submission(value__CP001="46").items() if k != "owner_id"},
+    ):
+        answer = client.post(path, data=forged)
+        assert answer.status_code == 403
+        assert "does not belong to the link" in answer.text
+    # Dan's indicator smuggled into Ann's form: the engine refuses it, nothing is saved
+    smuggled = page.submission(value__CP001="46", version__CP003="1", value__CP003="4")
+    answer = client.post(path, data=smuggled)
+    assert answer.status_code == 403 and "not yours" in answer.text
+    assert snapshot(council) == before
+
+
+def test_bad_posts_get_a_clear_page(client: TestClient, council: Council) -> None:
+    path, page = _open(client, council)
+    before = snapshot(council)
+    too_big = client.post(path, data={**page.submission(), "comment__CP001": "x" * MAX_FORM_BYTES})
+    assert too_big.status_code == 413 and "nothing was saved" in too_big.text
+    as_json = client.post(path, json=page.submission(value__CP001="46"))
+    assert as_json.status_code == 415
+    twice = client.post(
+        path,
+        content="cycle_id=1&cycle_id=1",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert twice.status_code == 400
+    bad_version = client.post(path, data=page.submission(version__CP001="one"))
+    assert bad_version.status_code == 400
+    assert snapshot(council) == before
+
+
+def test_without_a_key_no_links_are_sent_and_none_open(links: LinkSigner) -> None:
+    council = make_linked_council(None)
+    (request,) = council.cards_to(ANN)
+    assert request["link"] == ""
+    assert "Open in your browser" not in request["summary"]
+    forged = links.sign_return(1, "11111111-0000-0000-0000-000000000001", now=council.now)
+    answer = make_client(council, None).get(f"/returns/{forged}")
+    assert answer.status_code == 404 and "does not take returns by web link" in answer.text
+
+
+def test_the_access_log_never_records_a_links_token(
+    client: TestClient, council: Council, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = path_of(newest_link(council, ANN))
+    token = path.rsplit("/", 1)[1]
+    with caplog.at_level("INFO", logger="uvicorn.access"):
+        # the line uvicorn writes for each request
+        logging.getLogger("uvicorn.access").info(
+            '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", path, "1.1", 200
+        )
+    assert "GET /returns/[link]" in caplog.text and token not in caplog.text
