@@ -240,3 +240,17 @@ def status_text(*, approved: bool, awaiting_approval_by: str | None) -> str:
     if awaiting_approval_by:
         return f"Awaiting approval by {awaiting_approval_by}"
     return "Received"
+
+
+def tolerance_text(
+    target: float | None, tolerance: float | None, unit: Unit, polarity: Polarity
+) -> str | None:
+    """E.g. "2 percentage points (amber down to 88%)"; None when there is no amber band."""
+    if target is None or not tolerance:
+        return None
+    amount = format_amount(tolerance, unit)
+    if polarity is Polarity.HIGHER_IS_BETTER:
+        return f"{amount} (amber down to {format_value(target - tolerance, unit)})"
+    if polarity is Polarity.LOWER_IS_BETTER:
+        return f"{amount} (amber up to {format_value(target + tolerance, unit)})"
+    return amount

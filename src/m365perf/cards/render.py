@@ -18,7 +18,6 @@ import jinja2
 from m365perf.cards.formatting import (
     direction_colour,
     direction_word,
-    format_amount,
     format_date,
     format_moment,
     format_value,
@@ -29,6 +28,7 @@ from m365perf.cards.formatting import (
     returned_value_text,
     status_text,
     target_text,
+    tolerance_text,
     unit_name,
 )
 from m365perf.cards.validation import CardSchemaError, validate_card
@@ -44,7 +44,7 @@ from m365perf.cards.views import (
     RejectionView,
     ReturnedIndicator,
 )
-from m365perf.domain.kinds import Polarity, Unit
+from m365perf.domain.kinds import Unit
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -243,7 +243,7 @@ def _indicator_context(item: IndicatorRequest | ReturnedIndicator, period_label:
         ["Unit", unit_name(item.unit)],
         ["Target", target_text(item.target, item.unit, item.polarity)],
     ]
-    tolerance = _tolerance_text(item.target, item.tolerance, item.unit, item.polarity)
+    tolerance = tolerance_text(item.target, item.tolerance, item.unit, item.polarity)
     if tolerance:
         facts.append(["Tolerance", tolerance])
     history = [[p.label, format_value(p.value, item.unit)] for p in item.recent[-_RECENT_SHOWN:]]
@@ -443,7 +443,7 @@ def render_approval(view: ApprovalView, *, max_bytes: int = DEFAULT_MAX_BYTES) -
         ]
     facts = [["Period", view.period_label], ["Unit", unit_name(unit)]]
     facts.append(["Target", target_text(view.target, unit, view.polarity)])
-    tolerance = _tolerance_text(view.target, view.tolerance, unit, view.polarity)
+    tolerance = tolerance_text(view.target, view.tolerance, unit, view.polarity)
     if tolerance:
         facts.append(["Tolerance", tolerance])
     facts.append(
@@ -650,20 +650,6 @@ def _text_input(
         "max_length": max_length,
         "required_message": required_message,
     }
-
-
-def _tolerance_text(
-    target: float | None, tolerance: float | None, unit: Unit, polarity: Polarity
-) -> str | None:
-    """E.g. "2 percentage points (amber down to 88%)"; None when there is no amber band."""
-    if target is None or not tolerance:
-        return None
-    amount = format_amount(tolerance, unit)
-    if polarity is Polarity.HIGHER_IS_BETTER:
-        return f"{amount} (amber down to {format_value(target - tolerance, unit)})"
-    if polarity is Polarity.LOWER_IS_BETTER:
-        return f"{amount} (amber up to {format_value(target + tolerance, unit)})"
-    return amount
 
 
 def _compared(direction: str | None, against: PeriodValue | None, unit: Unit) -> str:

@@ -31,15 +31,15 @@ from m365perf.cards import (
 )
 from m365perf.cards.formatting import (
     direction_word,
-    format_amount,
     placeholder,
     rag_word,
     returned_value_text,
     status_text,
     target_text,
+    tolerance_text,
     unit_name,
 )
-from m365perf.domain.kinds import Polarity, Rag, Unit
+from m365perf.domain.kinds import Rag
 
 __all__ = ["STYLE_HASH", "render_form", "render_problem", "render_receipt"]
 
@@ -201,7 +201,7 @@ def _request_fieldset(n: int, item: IndicatorRequest, period_label: str) -> list
         ("Unit", unit_name(item.unit)),
         ("Target", target_text(item.target, item.unit, item.polarity)),
     ]
-    tolerance = _tolerance_text(item.target, item.tolerance, item.unit, item.polarity)
+    tolerance = tolerance_text(item.target, item.tolerance, item.unit, item.polarity)
     if tolerance:
         facts.append(("Tolerance", tolerance))
     if item.comparator:
@@ -285,20 +285,6 @@ def _returned_section(n: int, item: ReturnedIndicator, *, detailed: bool = False
             out.append(f"<p>Direction of travel: {_e('; '.join(travel))}</p>")
     out.append("</section>")
     return out
-
-
-def _tolerance_text(
-    target: float | None, tolerance: float | None, unit: Unit, polarity: Polarity
-) -> str | None:
-    """As on the card: "2 percentage points (amber down to 88%)"; None without a band."""
-    if target is None or not tolerance:
-        return None
-    amount = format_amount(tolerance, unit)
-    if polarity is Polarity.HIGHER_IS_BETTER:
-        return f"{amount} (amber down to {format_value(target - tolerance, unit)})"
-    if polarity is Polarity.LOWER_IS_BETTER:
-        return f"{amount} (amber up to {format_value(target + tolerance, unit)})"
-    return amount
 
 
 def _rag(rag: Rag) -> str:
