@@ -33,7 +33,7 @@ from m365perf.engine.context import at_local
 from m365perf.flows.model import Flow
 from m365perf.plan.timetable import timetable
 from m365perf.settings import load_settings
-from m365perf.store import ReturnStatus
+from m365perf.store import OutboxStatus, Return, ReturnStatus
 
 HISTORY_LIST = "KPI History"
 REJECT_REASON = "This does not match the figure in the source system: please check and resend."
@@ -246,7 +246,7 @@ class Rehearsal:
             return str(round(value))
         return f"{value:.2f}"
 
-    def officers_return(self, *, skip: set[str] = frozenset()) -> int:  # type: ignore[assignment]
+    def officers_return(self, *, skip: frozenset[str] | set[str] = frozenset()) -> int:
         """Every owner with a request card returns all of it (confirming flagged values)."""
         acted = 0
         for user in self._users():
@@ -271,13 +271,12 @@ class Rehearsal:
         return acted
 
     def _fill(self, card: dict[str, Any], action: dict[str, Any]) -> dict[str, Any]:
-        flow_ids = {f.id for f in self.flows}
         inputs: dict[str, Any] = {}
         versions = action.get("data", {}).get("versions", {})
         cycle_id = int(action["data"]["cycle_id"])
         with self.service.store.transaction() as tx:
             flow_id = tx.get_cycle(cycle_id).flow_id
-        flow = next(f for f in self.flows if f.id == flow_id and f.id in flow_ids)
+        flow = next(f for f in self.flows if f.id == flow_id)
         for indicator_id in versions:
             hint = _placeholder(card, f"value__{indicator_id}")
             inputs[f"value__{indicator_id}"] = self._value_for(flow, indicator_id, hint)
@@ -398,7 +397,7 @@ class Rehearsal:
             events = [e for c in tx.list_cycles() for e in tx.list_audit(cycle_id=c.id)]
             all_events = tx.list_audit()
             sent = tx.list_outbox(kind="send_card")
-            parked = len(tx.list_outbox(status="parked"))  # type: ignore[arg-type]
+            parked = len(tx.list_outbox(status=OutboxStatus.PARKED))
         requests_sent = len(
             {
                 re.sub(r"-p\d+$", "", m.payload["card_id"])
@@ -406,18 +405,17 @@ class Rehearsal:
                 if re.match(r"request-\d+-.+-open(-p\d+)?$", m.payload["card_id"])
             }
         )
-        reminded = {(e.cycle_id, e.subject_id) for e in events if e.action == "owner.reminded"}
         first_reminder: dict[tuple[int | None, str], datetime] = {}
         for e in events:
             if e.action == "owner.reminded":
                 first_reminder.setdefault((e.cycle_id, str(e.subject_id)), e.at)
         returned = [r for r in returns if r.submitted_at is not None]
-        self_returned = [
-            r
-            for r in returned
-            if (r.cycle_id, r.owner_id) not in reminded
-            or r.submitted_at < first_reminder[(r.cycle_id, str(r.owner_id))]  # type: ignore[operator]
-        ]
+
+        def before_any_chase(r: Return) -> bool:
+            first = first_reminder.get((r.cycle_id, str(r.owner_id)))
+            return first is None or (r.submitted_at is not None and r.submitted_at < first)
+
+        self_returned = [r for r in returned if before_any_chase(r)]
         sandbox = self._sandbox_counts()
         written = sum(1 for e in all_events if e.action == "return.written_back")
         return {

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from m365perf.domain.periods import Period
     from m365perf.settings import Settings
     from m365perf.store import Store
+    from m365perf.sync import PeopleSource, RegisterSource
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -80,3 +81,28 @@ def period_or_exit(flow: Flow, label: str) -> Period:
         return Period.parse_for(flow.frequency, label)
     except PeriodError as exc:
         raise click.BadParameter(str(exc), param_hint="--period") from None
+
+
+def sources(
+    settings: Settings, register_csv: Path | None, directory_csv: Path | None
+) -> tuple[RegisterSource, PeopleSource | None]:
+    """Where the register and its people come from: the CSVs given, else the tenant.
+
+    People are None when neither a directory CSV nor a tenant is there.
+    """
+    from m365perf.sync import CsvPeople, CsvRegister, EntraPeople, SharePointRegister
+
+    graph = None
+    if (register_csv is None or directory_csv is None) and settings.has_tenant:
+        from m365perf.m365 import clients_from_settings
+
+        graph = clients_from_settings(settings).graph
+    if register_csv is not None:
+        register: RegisterSource = CsvRegister(register_csv)
+    elif graph is not None:
+        register = SharePointRegister(graph)
+    else:
+        raise click.UsageError("no tenant is configured: pass --register CSV")
+    if directory_csv is not None:
+        return register, CsvPeople(directory_csv)
+    return register, EntraPeople(graph) if graph is not None else None

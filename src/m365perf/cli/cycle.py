@@ -8,7 +8,13 @@ from pathlib import Path
 
 import click
 
-from m365perf.cli._common import load_flow_or_exit, open_store, period_or_exit, register_options
+from m365perf.cli._common import (
+    load_flow_or_exit,
+    open_store,
+    period_or_exit,
+    register_options,
+    sources,
+)
 
 
 @click.group()
@@ -34,20 +40,14 @@ def open_(
     from m365perf.engine import Engine
     from m365perf.service import engine_config
     from m365perf.settings import load_settings
-    from m365perf.sync import CsvPeople, CsvRegister, EntraPeople, SharePointRegister, sync
+    from m365perf.sync import sync
 
     settings = load_settings()
     flow = load_flow_or_exit(flow_ref)
     period = period_or_exit(flow, period_label)
-    if (register_csv is None or directory_csv is None) and not settings.has_tenant:
+    register, people = sources(settings, register_csv, directory_csv)
+    if people is None:
         raise click.UsageError("no tenant is configured: pass --register CSV and --directory CSV")
-    clients = None
-    if register_csv is None or directory_csv is None:
-        from m365perf.m365 import clients_from_settings
-
-        clients = clients_from_settings(settings)
-    register = CsvRegister(register_csv) if register_csv else SharePointRegister(clients.graph)  # type: ignore[union-attr]
-    people = CsvPeople(directory_csv) if directory_csv else EntraPeople(clients.graph)  # type: ignore[union-attr]
     store = open_store(settings)
     try:
         now = datetime.now(UTC)

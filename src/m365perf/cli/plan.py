@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from m365perf.cli._common import load_flow_or_exit, period_or_exit, register_options
+from m365perf.cli._common import load_flow_or_exit, period_or_exit, register_options, sources
 
 
 @click.command()
@@ -30,24 +30,15 @@ def plan(
     """
     from m365perf.domain.approvers import Person
     from m365perf.plan import build_plan
-    from m365perf.plan.register import read_register_csv
     from m365perf.plan.routing import FlowDirectory
     from m365perf.settings import load_settings
-    from m365perf.sync import CsvPeople, EntraPeople, SharePointRegister, people_named
+    from m365perf.sync import people_named
 
     flow = load_flow_or_exit(flow_ref)
     period = period_or_exit(flow, period_label)
     settings = load_settings()
-    graph = None
-    if register_csv is None or directory_csv is None:
-        if settings.has_tenant:
-            from m365perf.m365 import clients_from_settings
-
-            graph = clients_from_settings(settings).graph
-        elif register_csv is None:
-            raise click.UsageError("no tenant is configured: pass --register CSV")
-    rows = read_register_csv(register_csv) if register_csv else SharePointRegister(graph).rows(flow)  # type: ignore[arg-type]
-    source = CsvPeople(directory_csv) if directory_csv else (EntraPeople(graph) if graph else None)
+    register, source = sources(settings, register_csv, directory_csv)
+    rows = register.rows(flow)
     if source is None:
         directory = FlowDirectory([], {}, flow, strict=False)
     else:

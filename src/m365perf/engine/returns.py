@@ -59,7 +59,7 @@ def submit_returns(
     if isinstance(view, ReceiptView):
         return render_receipt(view, max_bytes=ctx.config.max_card_bytes)
     cards = render_owner_requests(view, max_bytes=ctx.config.max_card_bytes)
-    return cards[0] if len(cards) == 1 else _first_with_inputs(cards)
+    return _first_with_inputs(cards)
 
 
 def submit_returns_view(
@@ -150,8 +150,12 @@ def submit_returns_view(
 
 
 def _first_with_inputs(cards: list[Json]) -> Json:
+    """The first part of a split card that still asks for something (else the first)."""
     for card in cards:
-        if "versions" in str(card.get("actions", "")):
+        if any(
+            isinstance(a.get("data"), dict) and a["data"].get("versions")
+            for a in card.get("actions", [])
+        ):
             return card
     return cards[0]
 

@@ -167,7 +167,6 @@ def _step_timeout(tx: Transaction, ctx: EngineContext, timer: Timer, now: dateti
     cycle = tx.get_cycle(ret.cycle_id)
     flow = ctx.flow(cycle.flow_id)
     rule = next((s for s in flow.approval.steps if s.name == step.name), None)
-    chain = tx.list_steps(ret.id or 0, step.return_version)
     round_number = int(timer.payload.get("round", 1))
     directory = StoreDirectory(tx, flow)
     escalate_to = rule.on_timeout.escalate_to if rule else None
