@@ -185,7 +185,7 @@ def test_nobody_approves_their_own_return(council: Council) -> None:
     return_id = _returns(council)["CP001"].id  # type: ignore[attr-defined]
     with council.store.transaction() as tx:
         steps = tx.list_steps(return_id)
-    assert steps[0].status is StepStatus.PENDING
+    assert steps[0].status is StepStatus.ASKED
 
 
 def test_someone_elses_card_is_refused(council: Council) -> None:

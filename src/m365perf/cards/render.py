@@ -598,6 +598,23 @@ def render_outcome(view: OutcomeView, *, max_bytes: int = DEFAULT_MAX_BYTES) -> 
     return _sized(_checked(_render("outcome.json.j2", context), "outcome"), max_bytes)
 
 
+def render_notice(title: str, message: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Json:
+    """A card that only says why a click changed nothing (no figures, no buttons).
+
+    For a caller who may not see the return (a stranger, a tampered card): it names no
+    value, owner or indicator beyond what the caller's own card already showed.
+    """
+    context: Json = {
+        "fallback_text": f"{title}: {message}",
+        "title": title,
+        "returned_by": [_run("m365perf", subtle=True)],
+        "value_line": None,
+        "outcome_lines": [[_run(message)], [_run("Nothing was changed.", subtle=True)]],
+        "style": "attention",
+    }
+    return _sized(_checked(_render("outcome.json.j2", context), "notice"), max_bytes)
+
+
 def _outcome_sentence(view: OutcomeView) -> str:
     when = format_moment(view.at)
     if view.outcome is Outcome.APPROVED:

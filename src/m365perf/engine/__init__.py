@@ -14,6 +14,7 @@ from typing import Any
 from m365perf.cards import OwnerRequestView, ReceiptView
 from m365perf.domain.periods import Period
 from m365perf.engine.approvals import decide, request_correction
+from m365perf.engine.closing import CycleClosing, close_cycle
 from m365perf.engine.context import Caller, EngineConfig, EngineContext
 from m365perf.engine.cycles import CycleOpening, open_cycle
 from m365perf.engine.errors import ActionError, BadAction, NotYours, UnknownSubject
@@ -22,12 +23,13 @@ from m365perf.engine.sent import on_parked, on_sent
 from m365perf.engine.timers import fire_due_timers
 from m365perf.flows.model import Flow
 from m365perf.plan.register import Indicator, RowProblem
-from m365perf.store import OutboxMessage, Store
+from m365perf.store import NotFound, OutboxMessage, Store
 
 __all__ = [
     "ActionError",
     "BadAction",
     "Caller",
+    "CycleClosing",
     "CycleOpening",
     "Engine",
     "EngineConfig",
@@ -67,6 +69,17 @@ class Engine:
             now=now,
             actor=actor,
         )
+
+    def close_cycle(self, cycle_id: int, *, by: str, reason: str, now: datetime) -> CycleClosing:
+        """Close a cycle by hand (the performance team); closing it twice changes nothing."""
+        if not reason.strip():
+            raise BadAction("say why the cycle is being closed")
+        with self.store.transaction() as tx:
+            try:
+                cycle = tx.get_cycle(cycle_id)
+            except NotFound:
+                raise UnknownSubject(f"cycle {cycle_id} does not exist") from None
+            return close_cycle(tx, self.ctx, cycle, by=by, reason=reason.strip(), now=now)
 
     def handle_action(
         self, caller: Caller, verb: str, data: Mapping[str, Any], *, now: datetime

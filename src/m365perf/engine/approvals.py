@@ -15,11 +15,13 @@ from m365perf.cards import (
     OutcomeView,
     RejectionView,
     render_approval,
+    render_notice,
     render_outcome,
     render_rejection,
     summary_text,
 )
-from m365perf.engine.chain import SYSTEM, advance, approval_card_id
+from m365perf.domain.lifecycle import CURRENT_STEP, DECIDED_STEP
+from m365perf.engine.chain import SYSTEM, advance, approval_card_id, audit_step, current_step
 from m365perf.engine.context import Caller, EngineContext, local_day
 from m365perf.engine.errors import BadAction, UnknownSubject
 from m365perf.engine.outbox import send_card, update_card
@@ -35,10 +37,13 @@ from m365perf.store import (
     StepStatus,
     Store,
     Transaction,
+    TransitionRefused,
 )
 
 Json = dict[str, Any]
-OPEN = (StepStatus.PENDING, StepStatus.ESCALATED)
+_NOT_AN_APPROVER = (
+    "You are not one of its approvers: this return's approval buttons are for its approvers only."
+)
 
 
 def _int(data: Mapping[str, Any], name: str) -> int:
@@ -60,7 +65,12 @@ def decide(
     *,
     now: datetime,
 ) -> Json:
-    """Approve or reject one step of a return's chain; the reply replaces the card."""
+    """Approve or reject the current step of a return's chain; the reply replaces the card.
+
+    The store decides, from the verified caller and the current state, never from the
+    card: a step that is not the current one, a stale version, a second click or a caller
+    who is not the step's approver changes nothing and is answered on the card.
+    """
     if verb not in ("approve", "reject"):
         raise BadAction(f"unknown verb {verb!r}")
     return_id, version, index = (_int(data, n) for n in ("return_id", "version", "step_index"))
@@ -73,16 +83,28 @@ def decide(
             raise UnknownSubject(f"return {return_id} does not exist") from None
         chain = tx.list_steps(return_id)
         if not chain or chain[0].return_version != version:
+            mine = tx.list_steps(return_id, version)
+            if caller.user_id not in {a for s in [*chain, *mine] for a in s.approvers}:
+                return _notice(ctx, _NOT_AN_APPROVER)
             return _superseded(tx, ctx, cycle, ret)
+        own = caller.user_id in (ret.owner_id, ret.submitted_by)
+        if not own and caller.user_id not in {a for s in chain for a in s.approvers}:
+            return _notice(ctx, _NOT_AN_APPROVER)
         if not 0 <= index < len(chain):
-            raise BadAction(f"step {index} is not in this return's chain")
+            return _notice(ctx, f"Step {index} is not part of this return's approval chain.")
         step = chain[index]
-        if step.status not in OPEN:
+        if step.status in DECIDED_STEP:
             return _outcome_card(tx, ctx, cycle, ret, step)
+        if ret.status is not ReturnStatus.RETURNED or ret.version != version:
+            return _superseded(tx, ctx, cycle, ret)
         card_id = str(data.get("card_id") or approval_card_id(ret, step, caller.user_id))
+        current = current_step(chain)
         refusal = None
-        if caller.user_id == ret.owner_id or caller.user_id == ret.submitted_by:
+        if own:
             refusal = "You cannot approve or reject your own return."
+        elif current is None or current.id != step.id:
+            waiting = current.name if current else "nobody"
+            refusal = f"This return is waiting for {waiting}, not for you yet: nothing changed."
         elif caller.user_id not in step.approvers:
             refusal = "This step is waiting for someone else: you are not one of its approvers."
         elif verb == "reject" and not reason:
@@ -91,18 +113,29 @@ def decide(
             view = approval_view(tx, ctx, cycle, ret, chain, step, card_id=card_id, error=refusal)
             return render_approval(view, max_bytes=ctx.config.max_card_bytes)
         try:
-            decided = tx.decide_step(
-                step.id or 0,
-                StepStatus.APPROVED if verb == "approve" else StepStatus.REJECTED,
-                by=caller.user_id,
-                at=now,
-                reason=reason or None,
-            )
+            if verb == "approve":
+                decided = tx.approve_step(step.id or 0, step.version, by=caller.user_id, at=now)
+            else:
+                decided = tx.reject_step(
+                    step.id or 0, step.version, by=caller.user_id, at=now, reason=reason
+                )
         except AlreadyDecided as exc:
             return _outcome_card(tx, ctx, cycle, ret, exc.step)
+        except TransitionRefused:  # escalated while this card was open: draw it again
+            view = approval_view(
+                tx,
+                ctx,
+                cycle,
+                ret,
+                chain,
+                tx.get_step(step.id or 0),
+                card_id=card_id,
+                error="This step changed while you decided: nothing changed, try again.",
+            )
+            return render_approval(view, max_bytes=ctx.config.max_card_bytes)
         tx.cancel_timers("step", step.id, now=now)
         tx.audit(
-            f"step.{verb}d" if verb == "approve" else "step.rejected",
+            "step.approved" if verb == "approve" else "step.rejected",
             at=now,
             actor=caller.user_id,
             subject_type="return",
@@ -114,7 +147,7 @@ def decide(
         chain = tx.list_steps(return_id, version)
         if verb == "approve":
             change = _change_percent(tx, ctx, cycle, ret)
-            advance(tx, ctx, cycle, ret, chain, index + 1, change_percent=change, now=now)
+            advance(tx, ctx, cycle, ret, chain, change_percent=change, now=now)
         else:
             _reject(tx, ctx, cycle, ret, decided, reason, now=now)
         outcome = _outcome_card(tx, ctx, cycle, tx.get_return(return_id), decided)
@@ -128,6 +161,10 @@ def decide(
                     now=now,
                 )
         return outcome
+
+
+def _notice(ctx: EngineContext, message: str) -> Json:
+    return render_notice("This card is not for you", message, max_bytes=ctx.config.max_card_bytes)
 
 
 def _change_percent(tx: Transaction, ctx: EngineContext, cycle: Cycle, ret: Return) -> float | None:
@@ -158,7 +195,7 @@ def _outcome_card(
     nxt = None
     if approved:
         chain = tx.list_steps(ret.id or 0, step.return_version)
-        waiting = [s for s in chain if s.status in OPEN]
+        waiting = [s for s in chain if s.status in CURRENT_STEP]
         nxt = (
             f"now with {waiting[0].name}"
             if waiting
@@ -208,14 +245,15 @@ def _reject(
 ) -> None:
     """Send the return back to its owner with the reason, as a fresh one-indicator card."""
     for later in tx.list_steps(ret.id or 0, step.return_version):
-        if later.status in OPEN:
-            tx.decide_step(
+        if later.status is StepStatus.PENDING:
+            skipped = tx.skip_step(
                 later.id or 0,
-                StepStatus.SKIPPED,
+                later.version,
                 by=SYSTEM,
                 at=now,
                 reason="the return was rejected at an earlier step",
             )
+            audit_step(tx, cycle, ret, later, skipped, SYSTEM, now)
     send_back(
         tx,
         ctx,
@@ -241,14 +279,10 @@ def send_back(
 ) -> Return:
     """Give the return back to its owner with a reason, on a fresh one-indicator card."""
     flow = ctx.flow(cycle.flow_id)
-    rejected = tx.update_return(
-        ret.id or 0,
-        ret.version,
-        now=now,
-        status=ReturnStatus.REJECTED,
-        decided_by=by,
-        decided_at=now,
-    )
+    if action == "return.correction_requested":
+        rejected = tx.reopen_return(ret.id or 0, ret.version, by=by, reason=reason, now=now)
+    else:
+        rejected = tx.send_back_return(ret.id or 0, ret.version, by=by, reason=reason, now=now)
     tx.audit(
         action,
         at=now,

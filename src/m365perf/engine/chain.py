@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, time
 
 from m365perf.cards import render_approval, summary_text
-from m365perf.domain.approvers import Unroutable, condition_applies, describe_condition
+from m365perf.domain.approvers import (
+    Condition,
+    Unroutable,
+    condition_applies,
+    describe_condition,
+)
 from m365perf.domain.calendar import WorkingCalendar
 from m365perf.domain.kinds import Rag
+from m365perf.domain.lifecycle import CURRENT_STEP, PASSED_STEP
+from m365perf.engine.closing import close_when_all_approved
 from m365perf.engine.context import EngineContext, at_local, local_day
 from m365perf.engine.outbox import send_card, send_mail
 from m365perf.engine.people import StoreDirectory
@@ -20,7 +28,6 @@ from m365perf.store import (
     ApprovalStep,
     Cycle,
     Return,
-    ReturnStatus,
     StepSpec,
     StepStatus,
     Transaction,
@@ -71,7 +78,12 @@ def start_chain(
         for step in routed.chain
     ]
     steps = tx.create_steps(ret.id or 0, ret.version, specs, now=now)
-    return advance(tx, ctx, cycle, ret, steps, 0, change_percent=change_percent, now=now)
+    return advance(tx, ctx, cycle, ret, steps, change_percent=change_percent, now=now)
+
+
+def current_step(steps: Sequence[ApprovalStep]) -> ApprovalStep | None:
+    """The step of a chain whose turn it is (asked or escalated), if any."""
+    return next((s for s in steps if s.status in CURRENT_STEP), None)
 
 
 def advance(
@@ -80,35 +92,41 @@ def advance(
     cycle: Cycle,
     ret: Return,
     steps: list[ApprovalStep],
-    start: int,
     *,
     change_percent: float | None,
     now: datetime,
 ) -> str:
-    """Ask the first step from ``start`` whose condition holds; approve when none is left."""
+    """Ask the next step whose condition holds (skipping, with why, those that do not);
+    approve the return when no step is left. Steps are taken strictly in order."""
     flow = ctx.flow(cycle.flow_id)
-    for step in steps[start:]:
-        if step.status not in (StepStatus.PENDING, StepStatus.ESCALATED):
+    for step in steps:
+        if step.status in PASSED_STEP:
             continue
-        rule = flow_step(flow, step.name)
-        condition = None
-        if rule is not None and rule.when is not None:
-            condition = next(r.condition for r in step_rules(flow) if r.name == step.name)
+        if step.status in CURRENT_STEP:
+            return f"awaiting {step.name}"
+        if step.status is not StepStatus.PENDING:  # rejected: the chain has ended
+            return f"{step.status} at {step.name}"
+        condition = step_condition(flow, step.name)
         if condition is not None and not condition_applies(
             condition,
             rag=ret.rag or Rag.NONE,
             direction=ret.direction,
             change_percent=change_percent,
         ):
-            tx.decide_step(
+            skipped = tx.skip_step(
                 step.id or 0,
-                StepStatus.SKIPPED,
+                step.version,
                 by=SYSTEM,
                 at=now,
                 reason=f"not needed: only {describe_condition(condition)}",
             )
+            audit_step(tx, cycle, ret, step, skipped, SYSTEM, now)
             continue
-        ask_step(tx, ctx, cycle, ret, steps, step, now=now)
+        asked = tx.ask_step(step.id or 0, step.version, at=now)
+        audit_step(tx, cycle, ret, step, asked, SYSTEM, now)
+        chain = [asked if s.id == asked.id else s for s in steps]
+        send_approval_cards(tx, ctx, cycle, ret, chain, asked, now=now)
+        rule = flow_step(flow, step.name)
         if rule is not None and rule.timeout_working_days:
             days = WorkingCalendar(flow.calendar)
             due = days.add_working_days(local_day(now), rule.timeout_working_days)
@@ -126,7 +144,41 @@ def advance(
     return "approved"
 
 
-def ask_step(
+def step_condition(flow: Flow, name: str) -> Condition | None:
+    """The resolved condition of a flow's step (None: the step always applies)."""
+    rule = flow_step(flow, name)
+    if rule is None or rule.when is None:
+        return None
+    return next(r.condition for r in step_rules(flow) if r.name == name)
+
+
+def audit_step(
+    tx: Transaction,
+    cycle: Cycle,
+    ret: Return,
+    before: ApprovalStep,
+    after: ApprovalStep,
+    actor: str,
+    now: datetime,
+) -> None:
+    tx.audit(
+        f"step.{after.status.value}",
+        at=now,
+        actor=actor,
+        subject_type="return",
+        subject_id=ret.id or 0,
+        cycle_id=cycle.id,
+        before={"step": before.name, "index": before.step_index, "status": before.status.value},
+        after={
+            "step": after.name,
+            "index": after.step_index,
+            "status": after.status.value,
+            "reason": after.reason,
+        },
+    )
+
+
+def send_approval_cards(
     tx: Transaction,
     ctx: EngineContext,
     cycle: Cycle,
@@ -137,7 +189,7 @@ def ask_step(
     now: datetime,
     round_name: str = "ask",
 ) -> None:
-    """Queue the approval card to every approver of the step."""
+    """Queue the approval card to every approver of the (current) step."""
     flow = ctx.flow(cycle.flow_id)
     for approver_id in step.approvers:
         person = StoreDirectory(tx, flow).find(approver_id)
@@ -172,19 +224,12 @@ def approve_return(
     """The chain is done: the return is approved, written back and the dataset refreshed."""
     steps = tx.list_steps(ret.id or 0, ret.version)
     decided = [s for s in steps if s.status is StepStatus.APPROVED]
-    last = decided[-1] if decided else None
-    approved = tx.update_return(
-        ret.id or 0,
-        ret.version,
-        now=now,
-        status=ReturnStatus.APPROVED,
-        decided_by=last.decided_by if last else SYSTEM,
-        decided_at=now,
-    )
+    by = (decided[-1].decided_by if decided else None) or SYSTEM
+    approved = tx.approve_return(ret.id or 0, ret.version, by=by, now=now)
     tx.audit(
         "return.approved",
         at=now,
-        actor=last.decided_by if last and last.decided_by else SYSTEM,
+        actor=by,
         subject_type="return",
         subject_id=ret.id or 0,
         cycle_id=cycle.id,
@@ -192,4 +237,5 @@ def approve_return(
         after={"status": approved.status.value, "version": approved.version},
     )
     queue_write_back(tx, ctx, cycle, approved, steps, now=now)
+    close_when_all_approved(tx, ctx, cycle, now=now)
     return approved

@@ -14,6 +14,7 @@ from m365perf.cards import format_date, render_owner_requests, summary_text
 from m365perf.domain.approvers import Person, Unroutable
 from m365perf.domain.calendar import WorkingCalendar
 from m365perf.domain.periods import Period
+from m365perf.engine.closing import schedule_close
 from m365perf.engine.context import EngineContext, at_local, local_day
 from m365perf.engine.outbox import Channel, send_card, send_mail
 from m365perf.engine.people import StoreDirectory
@@ -219,6 +220,7 @@ def _schedule_chasers(
             subject_id=cycle_id,
             now=now,
         )
+    schedule_close(tx, flow, cycle_id, plan.due, now=now)
     schedule_digest(tx, flow, cycle_id, after=now, now=now)
 
 

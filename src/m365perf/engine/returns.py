@@ -15,6 +15,7 @@ from m365perf.cards import (
     OwnerRequestView,
     ReceiptView,
     SubmissionError,
+    format_date,
     parse_owner_submission,
     render_owner_requests,
     render_receipt,
@@ -23,10 +24,10 @@ from m365perf.domain.approvers import Person
 from m365perf.domain.values import Bounds
 from m365perf.engine.assessment import Assessment, assess, is_blank
 from m365perf.engine.chain import start_chain
+from m365perf.engine.closing import open_for_owner
 from m365perf.engine.context import Caller, EngineContext, local_day
 from m365perf.engine.errors import BadAction, NotYours, UnknownSubject
 from m365perf.engine.views import (
-    OPEN_FOR_OWNER,
     awaiting_names,
     history_before,
     indicator_kind,
@@ -34,7 +35,16 @@ from m365perf.engine.views import (
     owner_request,
     returned_item,
 )
-from m365perf.store import NotFound, Return, ReturnStatus, StaleVersion, Store, Transaction
+from m365perf.store import (
+    Cycle,
+    NotFound,
+    Return,
+    ReturnFigure,
+    ReturnStatus,
+    Store,
+    Transaction,
+    TransitionRefused,
+)
 
 Json = dict[str, Any]
 
@@ -94,10 +104,15 @@ def submit_returns_view(
         errors: dict[str, tuple[str, ...]] = {}
         drafts: dict[str, Draft] = {}
         confirm: set[str] = set()
+        takes = open_for_owner(flow, cycle)
         for ret in on_card:
             draft = submission.drafts[ret.indicator_key]
             stale = ret.version != submission.versions[ret.indicator_key]
-            if stale or ret.status not in OPEN_FOR_OWNER or is_blank(draft):
+            if ret.status is ReturnStatus.MISSED and ret.status not in takes:
+                if not is_blank(draft):
+                    errors[ret.indicator_key] = (_closed_message(cycle),)
+                continue
+            if stale or ret.status not in takes or is_blank(draft):
                 continue
             judged = _judge(tx, ctx, cycle.flow_id, period, ret, draft)
             if not judged.accepted:
@@ -110,7 +125,7 @@ def submit_returns_view(
         current = [tx.get_return(ret.id or 0) for ret in on_card]
         owner = tx.find_person(caller.user_id)
         owner_name = owner.name if owner else caller.name
-        if errors or any(r.status in OPEN_FOR_OWNER for r in current):
+        if errors or any(r.status in takes for r in current):
             return owner_request(
                 tx,
                 ctx,
@@ -127,7 +142,7 @@ def submit_returns_view(
         others = [
             r
             for r in tx.list_returns(cycle_id=cycle_id, owner_id=caller.user_id)
-            if r.status in OPEN_FOR_OWNER and r.id not in {c.id for c in current}
+            if r.status in takes and r.id not in {c.id for c in current}
         ]
         outstanding = []
         for other in others:
@@ -199,32 +214,35 @@ def _accept(
     now: datetime,
 ) -> Return | None:
     cycle = tx.get_cycle(cycle_id)
+    figure = ReturnFigure(
+        value=judged.value,
+        raw_value=judged.raw_value or None,
+        no_data_reason=judged.no_data_reason,
+        commentary=judged.commentary or None,
+        rag=judged.rag,
+        direction=judged.vs_previous.value,
+        late=local_day(now) > cycle.due_date,
+        outlier_confirmed=bool(judged.data_quality_flag and draft.confirmed),
+        data_quality_flag=judged.data_quality_flag,
+    )
     try:
-        updated = tx.update_return(
-            ret.id or 0,
-            ret.version,
-            now=now,
-            status=ReturnStatus.RETURNED,
-            value=judged.value,
-            raw_value=judged.raw_value or None,
-            no_data_reason=judged.no_data_reason,
-            commentary=judged.commentary or None,
-            rag=judged.rag,
-            direction=judged.vs_previous.value,
-            late=local_day(now) > cycle.due_date,
-            outlier_confirmed=bool(judged.data_quality_flag and draft.confirmed),
-            data_quality_flag=judged.data_quality_flag,
-            submitted_by=caller.user_id,
-            submitted_at=now,
-            current_step=0,
-            decided_by=None,
-            decided_at=None,
-        )
-    except StaleVersion:
+        updated = tx.submit_return(ret.id or 0, ret.version, figure, by=caller.user_id, now=now)
+    except TransitionRefused:
         return None
+    if tx.collect_cycle(cycle_id, now=now):
+        tx.audit(
+            "cycle.collecting",
+            at=now,
+            actor=caller.user_id,
+            subject_type="cycle",
+            subject_id=cycle_id,
+            cycle_id=cycle_id,
+            before={"status": cycle.status.value},
+            after={"status": "collecting", "first_return": ret.indicator_key},
+        )
     outcome = start_chain(tx, ctx, cycle, updated, change_percent=judged.change_percent, now=now)
     tx.audit(
-        "return.submitted",
+        "return.submitted_late" if ret.status is ReturnStatus.MISSED else "return.submitted",
         at=now,
         actor=caller.user_id,
         subject_type="return",
@@ -234,6 +252,14 @@ def _accept(
         after={**_state(updated), "next": outcome, "variation": judged.variation},
     )
     return updated
+
+
+def _closed_message(cycle: Cycle) -> str:
+    closed = format_date(local_day(cycle.closed_at)) if cycle.closed_at else "already"
+    return (
+        f"This cycle closed on {closed}: this figure can no longer be returned here. "
+        "Ask the performance team to take it as a correction."
+    )
 
 
 def _state(ret: Return) -> dict[str, Any]:

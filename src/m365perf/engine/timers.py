@@ -11,14 +11,15 @@ from datetime import datetime, time, timedelta
 
 from m365perf.domain.approvers import Person
 from m365perf.domain.calendar import WorkingCalendar
-from m365perf.engine.chain import ask_step
+from m365perf.domain.lifecycle import CURRENT_STEP, OPEN_FOR_OWNER
+from m365perf.engine.chain import send_approval_cards
+from m365perf.engine.closing import close_cycle, close_date
 from m365perf.engine.context import EngineContext, at_local, local_day
 from m365perf.engine.cycles import ask_owner, schedule_digest
 from m365perf.engine.outbox import send_mail
 from m365perf.engine.people import StoreDirectory
 from m365perf.engine.publish import refreshes_today
 from m365perf.engine.returns import owner_person
-from m365perf.engine.views import OPEN_FOR_OWNER
 from m365perf.store import (
     CycleStatus,
     Return,
@@ -49,12 +50,13 @@ def fire_due_timers(
 
 def _open_cycle(tx: Transaction, timer: Timer) -> bool:
     cycle = tx.get_cycle(timer.subject_id or 0)
-    return cycle.status is CycleStatus.OPEN
+    return cycle.status is not CycleStatus.CLOSED
 
 
 def _outstanding_by_owner(tx: Transaction, cycle_id: int) -> dict[str, list[Return]]:
+    """Returns still with their owners: not returned yet, or sent back to them."""
     owners: dict[str, list[Return]] = {}
-    for ret in tx.list_returns(cycle_id=cycle_id, status=ReturnStatus.AWAITING):
+    for ret in tx.list_returns(cycle_id=cycle_id, status=OPEN_FOR_OWNER):
         owners.setdefault(ret.owner_id or "", []).append(ret)
     return owners
 
@@ -134,7 +136,8 @@ def _digest(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) ->
     flow = ctx.flow(cycle.flow_id)
     returns = tx.list_returns(cycle_id=cycle.id)
     counts = Counter(r.status for r in returns)
-    late = sum(1 for r in returns if r.status in OPEN_FOR_OWNER and local_day(now) > cycle.due_date)
+    with_owner = counts[ReturnStatus.AWAITING] + counts[ReturnStatus.REJECTED]
+    late = with_owner if local_day(now) > cycle.due_date else 0
     returned = len(returns) - counts[ReturnStatus.AWAITING]
     lines = [
         f"{flow.name} {cycle.period} (due {cycle.due_date.isoformat()}):",
@@ -161,7 +164,7 @@ def _digest(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) ->
 
 def _step_timeout(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) -> None:
     step = tx.get_step(timer.subject_id or 0)
-    if step.status not in (StepStatus.PENDING, StepStatus.ESCALATED):
+    if step.status not in CURRENT_STEP:
         return
     ret = tx.get_return(step.return_id)
     cycle = tx.get_cycle(ret.cycle_id)
@@ -170,7 +173,7 @@ def _step_timeout(tx: Transaction, ctx: EngineContext, timer: Timer, now: dateti
     round_number = int(timer.payload.get("round", 1))
     directory = StoreDirectory(tx, flow)
     escalate_to = rule.on_timeout.escalate_to if rule else None
-    if escalate_to and step.status is StepStatus.PENDING:
+    if escalate_to and step.status is StepStatus.ASKED:
         people: list[Person] = []
         if escalate_to == "line_manager":
             for approver_id in step.approvers:
@@ -182,7 +185,7 @@ def _step_timeout(tx: Transaction, ctx: EngineContext, timer: Timer, now: dateti
             people = [p for p in directory.performance_team() if p.id != ret.owner_id]
         added = [p.id for p in people if p.id not in step.approvers]
         if added:
-            step = tx.escalate_step(step.id or 0, [*step.approvers, *added], at=now)
+            step = tx.escalate_step(step.id or 0, step.version, [*step.approvers, *added], at=now)
             tx.audit(
                 "step.escalated",
                 at=now,
@@ -194,7 +197,9 @@ def _step_timeout(tx: Transaction, ctx: EngineContext, timer: Timer, now: dateti
             )
     if rule is None or rule.on_timeout.remind or escalate_to:
         chain = tx.list_steps(ret.id or 0, step.return_version)
-        ask_step(tx, ctx, cycle, ret, chain, step, now=now, round_name=f"timeout{round_number}")
+        send_approval_cards(
+            tx, ctx, cycle, ret, chain, step, now=now, round_name=f"timeout{round_number}"
+        )
     if rule and rule.timeout_working_days:
         due = WorkingCalendar(flow.calendar).add_working_days(
             local_day(now), rule.timeout_working_days
@@ -255,6 +260,16 @@ def _refresh_poll(tx: Transaction, ctx: EngineContext, timer: Timer, now: dateti
     )
 
 
+def _close(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) -> None:
+    cycle = tx.get_cycle(timer.subject_id or 0)
+    flow = ctx.flow(cycle.flow_id)
+    day = close_date(flow, cycle.due_date)
+    days = flow.close.working_days_after_due
+    when = f"{days} working day(s) after the due date" if days else "on the due date"
+    if day is not None:
+        close_cycle(tx, ctx, cycle, by="scheduler", reason=f"the flow closes it {when}", now=now)
+
+
 _HANDLERS = {
     "reminder": _reminder,
     "escalate": _escalate,
@@ -262,4 +277,5 @@ _HANDLERS = {
     "step_timeout": _step_timeout,
     "refresh": _refresh,
     "refresh_poll": _refresh_poll,
+    "close": _close,
 }

@@ -14,11 +14,13 @@ from m365perf.cards import (
     ReturnedIndicator,
 )
 from m365perf.domain.kinds import Rag
+from m365perf.domain.lifecycle import CURRENT_STEP
 from m365perf.domain.periods import Period
 from m365perf.domain.profiling import IndicatorKind
 from m365perf.domain.quality import probable_missing_data
 from m365perf.domain.rag import Tolerance
 from m365perf.engine.assessment import Reading, flow_tolerance, read_figure
+from m365perf.engine.closing import open_for_owner
 from m365perf.engine.context import EngineContext, local_day
 from m365perf.flows.model import Flow
 from m365perf.plan.register import kind_and_profile
@@ -29,12 +31,8 @@ from m365perf.store import (
     Indicator,
     Return,
     ReturnStatus,
-    StepStatus,
     Transaction,
 )
-
-#: Returns an owner can still (re)submit.
-OPEN_FOR_OWNER = frozenset({ReturnStatus.AWAITING, ReturnStatus.REJECTED})
 
 
 def indicator_target(
@@ -158,7 +156,7 @@ def _indicator(tx: Transaction, flow: Flow, ret: Return) -> Indicator:
 def awaiting_names(tx: Transaction, steps: Sequence[ApprovalStep]) -> str | None:
     """Who an open step waits for, by name ("Bob Ray or Cat Doe")."""
     for step in steps:
-        if step.status in (StepStatus.PENDING, StepStatus.ESCALATED):
+        if step.status in CURRENT_STEP:
             names = []
             for person_id in step.approvers:
                 person = tx.find_person(person_id)
@@ -185,8 +183,9 @@ def owner_request(
     flow = ctx.flow(cycle.flow_id)
     period = ctx.period_of(cycle)
     items: list[IndicatorRequest | ReturnedIndicator] = []
+    takes = open_for_owner(flow, cycle)
     for ret in returns:
-        if ret.status in OPEN_FOR_OWNER:
+        if ret.status in takes or ret.indicator_key in (errors or {}):
             items.append(
                 request_item(
                     tx,

@@ -218,6 +218,19 @@ class Approval(_Strict):
     steps: list[ApprovalStep] = Field(min_length=1)
 
 
+class Closing(_Strict):
+    """When a cycle closes, and what a figure returned after that does."""
+
+    all_approved: bool = Field(True, description="Close as soon as every return is approved.")
+    working_days_after_due: int | None = Field(
+        None, ge=0, le=120, description="Close this many working days after the due date."
+    )
+    late_returns: Literal["refuse", "correction"] = Field(
+        "correction",
+        description="After closing: refuse a missed figure, or take it as a late correction.",
+    )
+
+
 class Suspension(_Strict):
     """RAG switched off for a run of periods (direction of travel still reported)."""
 
@@ -284,6 +297,7 @@ class Flow(_Strict):
     channels: list[Channel] = Field(min_length=1)
     reminders: Reminders = Reminders()
     approval: Approval
+    close: Closing = Closing()
     rag: RagRules = RagRules()
     writeback: WriteBack
     powerbi: PowerBI | None = None

@@ -11,9 +11,9 @@ from m365perf.store.errors import (
     NotFound,
     StaleVersion,
     StoreError,
+    TransitionRefused,
 )
 from m365perf.store.factory import MEMORY_URL, SchemaOutOfDate, create_store
-from m365perf.store.memory import MemoryStore
 from m365perf.store.sql import SqlStore
 from m365perf.store.tables import (
     APPROVED_SOURCE,
@@ -34,6 +34,7 @@ from m365perf.store.tables import (
     Person,
     PersonSpec,
     Return,
+    ReturnFigure,
     ReturnStatus,
     SnapshotResult,
     StepSpec,
@@ -58,7 +59,6 @@ __all__ = [
     "Indicator",
     "IndicatorSpec",
     "IndicatorTarget",
-    "MemoryStore",
     "NestedTransaction",
     "NewReturn",
     "NotFound",
@@ -67,6 +67,7 @@ __all__ = [
     "Person",
     "PersonSpec",
     "Return",
+    "ReturnFigure",
     "ReturnStatus",
     "SchemaOutOfDate",
     "SnapshotResult",
@@ -79,5 +80,6 @@ __all__ = [
     "Timer",
     "TimerStatus",
     "Transaction",
+    "TransitionRefused",
     "create_store",
 ]

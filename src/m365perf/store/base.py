@@ -4,7 +4,7 @@ Everything the engine reads or changes goes through a ``Transaction``; a state c
 the outbox rows, timers and audit events it causes commit together or not at all::
 
     with store.transaction() as tx:
-        ret = tx.update_return(ret_id, card_version, now=now, status=ReturnStatus.RETURNED)
+        ret = tx.submit_return(ret_id, card_version, figure, by=user, now=now)
         tx.enqueue("send_card", budget="bot", payload={...}, dedup_key=..., now=now)
         tx.audit("return.submitted", at=now, actor=user, subject_type="return", ...)
 
@@ -40,10 +40,10 @@ from m365perf.store.tables import (
     Person,
     PersonSpec,
     Return,
+    ReturnFigure,
     ReturnStatus,
     SnapshotResult,
     StepSpec,
-    StepStatus,
     Timer,
     TimerStatus,
 )
@@ -132,9 +132,19 @@ class Transaction(ABC):
     ) -> list[Cycle]:
         """Cycles, oldest period first."""
 
+    # Lifecycle transitions (``m365perf.domain.lifecycle``): each changes state only from
+    # its event's from-states and the expected version, bumps the version, and raises
+    # :class:`~m365perf.store.errors.TransitionRefused` (changing nothing) otherwise.
+
     @abstractmethod
-    def close_cycle(self, cycle_id: int, *, now: datetime) -> Cycle:
-        """Close a cycle; closing a closed cycle changes nothing."""
+    def collect_cycle(self, cycle_id: int, *, now: datetime) -> bool:
+        """``open`` → ``collecting`` (the first figure is in); False when it already was."""
+
+    @abstractmethod
+    def close_cycle(
+        self, cycle_id: int, expected_version: int, *, by: str, reason: str, now: datetime
+    ) -> Cycle:
+        """``open``/``collecting`` → ``closed``."""
 
     # --- returns -----------------------------------------------------------------------
 
@@ -163,13 +173,38 @@ class Transaction(ABC):
         """Returns matching every filter given, in creation order."""
 
     @abstractmethod
-    def update_return(
-        self, return_id: int, expected_version: int, *, now: datetime, **changes: Any
+    def submit_return(
+        self,
+        return_id: int,
+        expected_version: int,
+        figure: ReturnFigure,
+        *,
+        by: str,
+        now: datetime,
     ) -> Return:
-        """Change a return if it is still at ``expected_version``; the version goes up by one.
+        """``awaiting``/``rejected``/``missed`` → ``returned``, with the owner's figure."""
 
-        Raises :class:`~m365perf.store.errors.StaleVersion` (and changes nothing) otherwise.
-        """
+    @abstractmethod
+    def approve_return(
+        self, return_id: int, expected_version: int, *, by: str, now: datetime
+    ) -> Return:
+        """``returned`` → ``approved`` (the last applicable step approved it)."""
+
+    @abstractmethod
+    def send_back_return(
+        self, return_id: int, expected_version: int, *, by: str, reason: str, now: datetime
+    ) -> Return:
+        """``returned`` → ``rejected``: an approver sent it back with ``reason``."""
+
+    @abstractmethod
+    def reopen_return(
+        self, return_id: int, expected_version: int, *, by: str, reason: str, now: datetime
+    ) -> Return:
+        """``approved`` → ``rejected``: reopened for a correction, with ``reason``."""
+
+    @abstractmethod
+    def miss_returns(self, cycle_id: int, *, now: datetime) -> list[Return]:
+        """Every ``awaiting``/``rejected`` return of a cycle → ``missed``; those changed."""
 
     @abstractmethod
     def history(
@@ -216,36 +251,45 @@ class Transaction(ABC):
         """An approval step by id."""
 
     @abstractmethod
-    def decide_step(
-        self,
-        step_id: int,
-        decision: StepStatus,
-        *,
-        by: str,
-        at: datetime,
-        reason: str | None = None,
-    ) -> ApprovalStep:
-        """Approve, reject or skip a step still awaiting a decision.
-
-        A step already decided raises :class:`~m365perf.store.errors.AlreadyDecided`,
-        which names who decided and when; the first decision stands.
-        """
+    def ask_step(self, step_id: int, expected_version: int, *, at: datetime) -> ApprovalStep:
+        """``pending`` → ``asked``: the step becomes the chain's current one."""
 
     @abstractmethod
     def escalate_step(
-        self, step_id: int, approvers: Sequence[str], *, at: datetime
+        self, step_id: int, expected_version: int, approvers: Sequence[str], *, at: datetime
     ) -> ApprovalStep:
-        """Hand a waiting step to other approvers; a decided step raises ``AlreadyDecided``."""
+        """``asked``/``escalated`` → ``escalated``, handed to ``approvers``."""
+
+    @abstractmethod
+    def approve_step(
+        self, step_id: int, expected_version: int, *, by: str, at: datetime
+    ) -> ApprovalStep:
+        """``asked``/``escalated`` → ``approved``.
+
+        A decided step raises :class:`~m365perf.store.errors.AlreadyDecided`, which names
+        who decided and when; the first decision stands.
+        """
+
+    @abstractmethod
+    def reject_step(
+        self, step_id: int, expected_version: int, *, by: str, at: datetime, reason: str
+    ) -> ApprovalStep:
+        """``asked``/``escalated`` → ``rejected``, with the reason the owner is told."""
+
+    @abstractmethod
+    def skip_step(
+        self, step_id: int, expected_version: int, *, by: str, at: datetime, reason: str
+    ) -> ApprovalStep:
+        """``pending`` → ``skipped``: not needed, with why."""
 
     @abstractmethod
     def list_open_steps(
         self, *, approver: str | None = None, return_ids: Collection[int] | None = None
     ) -> list[ApprovalStep]:
-        """Steps still awaiting a decision (pending or escalated), in creation order.
+        """Current steps (asked or escalated: one per chain at most), in creation order.
 
         ``approver`` keeps the steps that list that user; ``return_ids`` those of some
-        returns. A chain's later steps are pending from the start: compare ``step_index``
-        with the return's ``current_step`` to see whose turn it is.
+        returns.
         """
 
     # --- timers ------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from m365perf.store.tables import ApprovalStep, Return
@@ -21,30 +21,52 @@ class NotFound(StoreError, LookupError):
         self.ident = ident
 
 
-class StaleVersion(StoreError):
-    """The return changed since the caller read it (a second click, a stale card).
+class TransitionRefused(StoreError):
+    """A lifecycle transition did not happen: the subject is not in one of the event's
+    from-states, or not at the expected version. Nothing changed.
 
-    ``current`` is the return as it is now, so the caller can say who changed it and when.
+    ``current`` is the subject as it is now (a ``Cycle``, ``Return`` or ``ApprovalStep``),
+    so the caller can say who changed it and when.
     """
 
-    def __init__(self, expected: int, current: Return) -> None:
-        by = current.decided_by or current.submitted_by
-        who = f" (last changed by {by})" if by else ""
-        super().__init__(
-            f"return {current.id} is at version {current.version}, not {expected}{who}"
-        )
-        self.expected = expected
+    def __init__(
+        self, machine: str, event: str, expected_version: int | None, current: Any, detail: str
+    ) -> None:
+        super().__init__(detail)
+        self.machine = machine
+        self.event = event
+        self.expected_version = expected_version
         self.current = current
 
 
-class AlreadyDecided(StoreError):
+class StaleVersion(TransitionRefused):
+    """The return changed since the caller read it (a second click, a stale card)."""
+
+    def __init__(self, event: str, expected: int, current: Return) -> None:
+        by = current.decided_by or current.submitted_by
+        who = f" (last changed by {by})" if by else ""
+        super().__init__(
+            "return",
+            event,
+            expected,
+            current,
+            f"return {current.id} is at version {current.version}, not {expected}{who}",
+        )
+        self.expected = expected
+
+
+class AlreadyDecided(TransitionRefused):
     """Someone decided this approval step first; ``step`` says who, when and how."""
 
-    def __init__(self, step: ApprovalStep) -> None:
+    def __init__(self, event: str, step: ApprovalStep) -> None:
         when = step.decided_at.isoformat() if step.decided_at else "an earlier time"
         super().__init__(
+            "step",
+            event,
+            None,
+            step,
             f"step {step.step_index} ({step.name}) of return {step.return_id} is already "
-            f"{step.status} by {step.decided_by or 'someone else'} at {when}"
+            f"{step.status} by {step.decided_by or 'someone else'} at {when}",
         )
         self.step = step
 

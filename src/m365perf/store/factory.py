@@ -5,7 +5,6 @@ from __future__ import annotations
 from m365perf.store import migrate as _migrate
 from m365perf.store.base import Store
 from m365perf.store.errors import StoreError
-from m365perf.store.memory import MemoryStore
 from m365perf.store.sql import SqlStore
 
 MEMORY_URL = "memory://"
@@ -24,8 +23,6 @@ def create_store(database_url: str, *, migrate: bool = False) -> Store:
     """
     if not isinstance(database_url, str) or not database_url.strip():
         raise ValueError("database_url must be a URL such as sqlite:///m365perf.db")
-    if database_url.strip() == MEMORY_URL:
-        return MemoryStore()
     store = SqlStore(database_url)  # checks the URL before anything touches the database
     try:
         if migrate:

@@ -42,12 +42,15 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Insert
 from sqlmodel import SQLModel, col
 
+from m365perf.domain import lifecycle
 from m365perf.domain.kinds import Frequency
+from m365perf.domain.lifecycle import Event, Machine
 from m365perf.store import _checks
 from m365perf.store.base import DEFAULT_LEASE, Store, Transaction
-from m365perf.store.errors import AlreadyDecided, NotFound, StaleVersion
+from m365perf.store.errors import AlreadyDecided, NotFound, StaleVersion, TransitionRefused
 from m365perf.store.tables import (
     APPROVED_SOURCE,
+    DECISIONS,
     OPEN_STEP_STATUSES,
     ApprovalStep,
     AuditEvent,
@@ -67,6 +70,7 @@ from m365perf.store.tables import (
     Person,
     PersonSpec,
     Return,
+    ReturnFigure,
     ReturnStatus,
     SnapshotResult,
     StepSpec,
@@ -74,7 +78,6 @@ from m365perf.store.tables import (
     Timer,
     TimerStatus,
     merge_history,
-    validate_changes,
 )
 
 M = TypeVar("M", bound=SQLModel)
@@ -316,6 +319,7 @@ class _SqlTransaction(Transaction):
             "opened_at": _checks.aware(now),
             "due_date": due_date,
             "status": CycleStatus.OPEN,
+            "version": 1,
         }
         created = self._insert_new(Cycle, values, ("flow_id", "period"))
         if created is not None:
@@ -343,15 +347,69 @@ class _SqlTransaction(Transaction):
             stmt = stmt.where(col(Cycle.status) == CycleStatus(status))
         return self._all(stmt.order_by(col(Cycle.period_start), col(Cycle.id)))
 
-    def close_cycle(self, cycle_id: int, *, now: datetime) -> Cycle:
+    def collect_cycle(self, cycle_id: int, *, now: datetime) -> bool:
         now = _checks.aware(now)
-        closed: Cycle | None = self._first(
+        rule = lifecycle.transition(Machine.CYCLE, Event.COLLECT)
+        changed = self._s().execute(
             update(Cycle)
-            .where(col(Cycle.id) == cycle_id, col(Cycle.status) == CycleStatus.OPEN)
-            .values(status=CycleStatus.CLOSED, closed_at=now)
-            .returning(Cycle)
+            .where(col(Cycle.id) == cycle_id, col(Cycle.status).in_(sorted(rule.sources)))
+            .values(status=rule.target, version=col(Cycle.version) + 1),
+            execution_options=_NO_SYNC,
         )
-        return closed if closed is not None else self.get_cycle(cycle_id)
+        return bool(changed.rowcount)  # type: ignore[attr-defined]
+
+    def close_cycle(
+        self, cycle_id: int, expected_version: int, *, by: str, reason: str, now: datetime
+    ) -> Cycle:
+        closed: Cycle = self._transition(
+            Cycle,
+            Machine.CYCLE,
+            Event.CLOSE,
+            cycle_id,
+            expected_version,
+            closed_at=_checks.aware(now),
+            closed_by=_checks.non_empty(by, "by"),
+            close_reason=_checks.non_empty(reason, "reason"),
+        )
+        return closed
+
+    def _transition(
+        self,
+        model: type[M],
+        machine: Machine,
+        event: Event,
+        ident: int,
+        expected_version: int,
+        **values: Any,
+    ) -> M:
+        """The one guarded UPDATE behind every named transition (see domain/lifecycle.py)."""
+        rule = lifecycle.transition(machine, event)
+        table: Any = model
+        changed: M | None = self._first(
+            update(model)
+            .where(
+                table.id == ident,
+                table.version == expected_version,
+                table.status.in_(sorted(rule.sources)),
+            )
+            .values(**values, status=rule.target, version=table.version + 1)
+            .returning(model)
+        )
+        if changed is not None:
+            return changed
+        current: Any = self._get(model, ident, machine.value)
+        if machine is Machine.RETURN and current.version != expected_version:
+            raise StaleVersion(event.value, expected_version, current)
+        if machine is Machine.STEP and current.status in DECISIONS:
+            raise AlreadyDecided(event.value, current)
+        if current.version != expected_version:
+            detail = f"is at version {current.version}, not {expected_version}"
+        else:
+            froms = ", ".join(sorted(rule.sources))
+            detail = f"is {current.status}; {event.value} needs {froms}"
+        raise TransitionRefused(
+            machine.value, event.value, expected_version, current, f"{machine} {ident} {detail}"
+        )
 
     # --- returns -----------------------------------------------------------------------
 
@@ -373,7 +431,6 @@ class _SqlTransaction(Transaction):
                 "outlier_confirmed": False,
                 "data_quality_flag": False,
                 "reminders_sent": 0,
-                "current_step": 0,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -418,20 +475,93 @@ class _SqlTransaction(Transaction):
             stmt = stmt.where(col(Return.status).in_(sorted(wanted)))
         return self._all(stmt.order_by(col(Return.id)))
 
-    def update_return(
-        self, return_id: int, expected_version: int, *, now: datetime, **changes: Any
+    def submit_return(
+        self,
+        return_id: int,
+        expected_version: int,
+        figure: ReturnFigure,
+        *,
+        by: str,
+        now: datetime,
     ) -> Return:
         now = _checks.aware(now)
-        checked = validate_changes(changes)
-        updated: Return | None = self._first(
+        submitted: Return = self._transition(
+            Return,
+            Machine.RETURN,
+            Event.SUBMIT,
+            return_id,
+            expected_version,
+            **figure.model_dump(),
+            submitted_by=_checks.non_empty(by, "by"),
+            submitted_at=now,
+            decided_by=None,
+            decided_at=None,
+            updated_at=now,
+        )
+        return submitted
+
+    def approve_return(
+        self, return_id: int, expected_version: int, *, by: str, now: datetime
+    ) -> Return:
+        now = _checks.aware(now)
+        approved: Return = self._transition(
+            Return,
+            Machine.RETURN,
+            Event.APPROVE,
+            return_id,
+            expected_version,
+            decided_by=_checks.non_empty(by, "by"),
+            decided_at=now,
+            updated_at=now,
+        )
+        return approved
+
+    def _send_back(
+        self,
+        event: Event,
+        return_id: int,
+        expected_version: int,
+        by: str,
+        reason: str,
+        now: datetime,
+    ) -> Return:
+        now = _checks.aware(now)
+        by = _checks.non_empty(by, "by")
+        sent: Return = self._transition(
+            Return,
+            Machine.RETURN,
+            event,
+            return_id,
+            expected_version,
+            decided_by=by,
+            decided_at=now,
+            sent_back_by=by,
+            sent_back_at=now,
+            sent_back_reason=_checks.non_empty(reason, "reason"),
+            updated_at=now,
+        )
+        return sent
+
+    def send_back_return(
+        self, return_id: int, expected_version: int, *, by: str, reason: str, now: datetime
+    ) -> Return:
+        return self._send_back(Event.SEND_BACK, return_id, expected_version, by, reason, now)
+
+    def reopen_return(
+        self, return_id: int, expected_version: int, *, by: str, reason: str, now: datetime
+    ) -> Return:
+        return self._send_back(Event.REOPEN, return_id, expected_version, by, reason, now)
+
+    def miss_returns(self, cycle_id: int, *, now: datetime) -> list[Return]:
+        now = _checks.aware(now)
+        rule = lifecycle.transition(Machine.RETURN, Event.MISS)
+        missed: list[Return] = self._all(
             update(Return)
-            .where(col(Return.id) == return_id, col(Return.version) == expected_version)
-            .values(**checked, version=col(Return.version) + 1, updated_at=now)
+            .where(col(Return.cycle_id) == cycle_id, col(Return.status).in_(sorted(rule.sources)))
+            .values(status=rule.target, version=col(Return.version) + 1, updated_at=now)
             .returning(Return)
         )
-        if updated is None:
-            raise StaleVersion(expected_version, self.get_return(return_id))
-        return updated
+        return sorted(missed, key=lambda r: r.id or 0)
 
     def history(
         self, flow_id: str, indicator_key: str, *, before: date | None = None
@@ -523,6 +653,7 @@ class _SqlTransaction(Transaction):
                 "approvers": list(spec.approvers),
                 "any_of": spec.any_of,
                 "status": StepStatus.PENDING,
+                "version": 1,
                 "created_at": now,
             }
             for index, spec in enumerate(steps)
@@ -550,43 +681,65 @@ class _SqlTransaction(Transaction):
     def get_step(self, step_id: int) -> ApprovalStep:
         return self._get(ApprovalStep, step_id, "approval step")
 
-    def _change_open_step(self, step_id: int, **values: Any) -> ApprovalStep:
-        changed: ApprovalStep | None = self._first(
-            update(ApprovalStep)
-            .where(
-                col(ApprovalStep.id) == step_id,
-                col(ApprovalStep.status).in_(sorted(OPEN_STEP_STATUSES)),
-            )
-            .values(**values)
-            .returning(ApprovalStep)
+    def ask_step(self, step_id: int, expected_version: int, *, at: datetime) -> ApprovalStep:
+        _checks.aware(at, "at")
+        asked: ApprovalStep = self._transition(
+            ApprovalStep, Machine.STEP, Event.ASK, step_id, expected_version
         )
-        if changed is None:
-            raise AlreadyDecided(self.get_step(step_id))
-        return changed
+        return asked
 
-    def decide_step(
+    def escalate_step(
+        self, step_id: int, expected_version: int, approvers: Sequence[str], *, at: datetime
+    ) -> ApprovalStep:
+        _checks.aware(at, "at")
+        escalated: ApprovalStep = self._transition(
+            ApprovalStep,
+            Machine.STEP,
+            Event.ESCALATE,
+            step_id,
+            expected_version,
+            approvers=_checks.approvers(approvers),
+        )
+        return escalated
+
+    def _decide(
         self,
+        event: Event,
         step_id: int,
-        decision: StepStatus,
-        *,
+        expected_version: int,
         by: str,
         at: datetime,
-        reason: str | None = None,
+        reason: str | None,
     ) -> ApprovalStep:
-        return self._change_open_step(
+        decided: ApprovalStep = self._transition(
+            ApprovalStep,
+            Machine.STEP,
+            event,
             step_id,
-            status=_checks.decision(decision),
+            expected_version,
             decided_by=_checks.non_empty(by, "by"),
             decided_at=_checks.aware(at, "at"),
             reason=reason,
         )
+        return decided
 
-    def escalate_step(
-        self, step_id: int, approvers: Sequence[str], *, at: datetime
+    def approve_step(
+        self, step_id: int, expected_version: int, *, by: str, at: datetime
     ) -> ApprovalStep:
-        _checks.aware(at, "at")
-        return self._change_open_step(
-            step_id, status=StepStatus.ESCALATED, approvers=_checks.approvers(approvers)
+        return self._decide(Event.APPROVE, step_id, expected_version, by, at, None)
+
+    def reject_step(
+        self, step_id: int, expected_version: int, *, by: str, at: datetime, reason: str
+    ) -> ApprovalStep:
+        return self._decide(
+            Event.REJECT, step_id, expected_version, by, at, _checks.non_empty(reason, "reason")
+        )
+
+    def skip_step(
+        self, step_id: int, expected_version: int, *, by: str, at: datetime, reason: str
+    ) -> ApprovalStep:
+        return self._decide(
+            Event.SKIP, step_id, expected_version, by, at, _checks.non_empty(reason, "reason")
         )
 
     def list_open_steps(

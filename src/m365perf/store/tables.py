@@ -19,7 +19,11 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from m365perf.domain.kinds import Frequency, Polarity, Rag, Unit
-from m365perf.store._types import EnumText, UtcDateTime, utc
+from m365perf.domain.lifecycle import CURRENT_STEP, DECIDED_STEP
+from m365perf.domain.lifecycle import CycleStatus as CycleStatus  # re-exported
+from m365perf.domain.lifecycle import ReturnStatus as ReturnStatus
+from m365perf.domain.lifecycle import StepStatus as StepStatus
+from m365perf.store._types import EnumText, UtcDateTime
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -33,35 +37,9 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 """The store's own metadata: deterministic constraint names, the same on every backend."""
 
 
-class CycleStatus(StrEnum):
-    """Whether a cycle still takes returns."""
-
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-class ReturnStatus(StrEnum):
-    """Where one indicator's return for one period stands."""
-
-    AWAITING = "awaiting"
-    RETURNED = "returned"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    NO_DATA = "no_data"
-
-
-class StepStatus(StrEnum):
-    """One approval step's state; ``pending`` and ``escalated`` still await a decision."""
-
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    SKIPPED = "skipped"
-    ESCALATED = "escalated"
-
-
-OPEN_STEP_STATUSES = frozenset({StepStatus.PENDING, StepStatus.ESCALATED})
-DECISIONS = frozenset({StepStatus.APPROVED, StepStatus.REJECTED, StepStatus.SKIPPED})
+OPEN_STEP_STATUSES = CURRENT_STEP
+"""Steps still awaiting a decision: the current step of a chain (asked or escalated)."""
+DECISIONS = DECIDED_STEP
 
 
 class TimerStatus(StrEnum):
@@ -176,7 +154,10 @@ class Cycle(_Table, table=True):
     opened_at: datetime = _when()
     due_date: date
     status: CycleStatus = _enum(CycleStatus)
+    version: int = 1
     closed_at: datetime | None = _when(nullable=True)
+    closed_by: str | None = None
+    close_reason: str | None = None
 
 
 class NewReturn(pydantic.BaseModel):
@@ -218,67 +199,29 @@ class Return(_Table, table=True):
     reminders_sent: int = 0
     submitted_by: str | None = None
     submitted_at: datetime | None = _when(nullable=True)
-    current_step: int = 0
     decided_by: str | None = None
     decided_at: datetime | None = _when(nullable=True)
+    sent_back_by: str | None = None
+    sent_back_at: datetime | None = _when(nullable=True)
+    sent_back_reason: str | None = None
     created_at: datetime = _when()
     updated_at: datetime = _when()
 
 
-class ReturnChanges(pydantic.BaseModel):
-    """The fields ``update_return`` may change; anything else is a caller's mistake."""
+class ReturnFigure(pydantic.BaseModel):
+    """What an owner's accepted submission sets on a return (``Transaction.submit_return``)."""
 
-    model_config = pydantic.ConfigDict(extra="forbid")
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
 
-    owner_id: str | None = None
-    owner_email: str | None = None
-    status: ReturnStatus | None = None
     value: float | None = None
     raw_value: str | None = None
     no_data_reason: str | None = None
     commentary: str | None = None
     rag: Rag | None = None
     direction: str | None = None
-    late: bool | None = None
-    outlier_confirmed: bool | None = None
-    data_quality_flag: bool | None = None
-    reminders_sent: int | None = None
-    submitted_by: str | None = None
-    submitted_at: datetime | None = None
-    current_step: int | None = None
-    decided_by: str | None = None
-    decided_at: datetime | None = None
-
-    @field_validator("submitted_at", "decided_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else utc(value)
-
-
-_NOT_NULL_CHANGES = frozenset(
-    {
-        "status",
-        "late",
-        "outlier_confirmed",
-        "data_quality_flag",
-        "reminders_sent",
-        "current_step",
-    }
-)
-
-
-def validate_changes(changes: dict[str, Any]) -> dict[str, Any]:
-    """Check ``update_return`` keyword arguments; a clear error beats a half-applied change."""
-    if not changes:
-        raise ValueError("update_return needs at least one field to change")
-    for forbidden in ("id", "cycle_id", "indicator_key", "version", "created_at", "updated_at"):
-        if forbidden in changes:
-            raise ValueError(f"update_return cannot change {forbidden!r}")
-    checked = ReturnChanges.model_validate(changes).model_dump(exclude_unset=True)
-    for name in _NOT_NULL_CHANGES & checked.keys():
-        if checked[name] is None:
-            raise ValueError(f"update_return: {name!r} cannot be None")
-    return checked
+    late: bool = False
+    outlier_confirmed: bool = False
+    data_quality_flag: bool = False
 
 
 # --- approvals -----------------------------------------------------------------------
@@ -308,6 +251,7 @@ class ApprovalStep(_Table, table=True):
     approvers: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     any_of: bool = True
     status: StepStatus = _enum(StepStatus)
+    version: int = 1
     decided_by: str | None = None
     decided_at: datetime | None = _when(nullable=True)
     reason: str | None = None

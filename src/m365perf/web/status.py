@@ -28,13 +28,11 @@ from m365perf.store import (
     OutboxStatus,
     Return,
     ReturnStatus,
-    StepStatus,
     Store,
     Transaction,
 )
 
 _WITH_OWNER = frozenset({ReturnStatus.AWAITING, ReturnStatus.REJECTED})
-_OPEN_STEP = frozenset({StepStatus.PENDING, StepStatus.ESCALATED})
 _STATUS_WORDS = {
     ReturnStatus.AWAITING: "not yet returned",
     ReturnStatus.REJECTED: "rejected, back with the owner",
@@ -122,7 +120,8 @@ def gather_status(store: Store, flows: Mapping[str, Flow], *, now: datetime) -> 
     with store.transaction() as tx:
         cycles = tuple(
             _cycle_report(tx, flows, cycle.id or 0, today)
-            for cycle in tx.list_cycles(status=CycleStatus.OPEN)
+            for cycle in tx.list_cycles()
+            if cycle.status is not CycleStatus.CLOSED
         )
         parked = tuple(
             ParkedMessage(
@@ -190,17 +189,12 @@ def _cycle_report(
         )
     outstanding.sort(key=lambda o: o.owner_name.casefold())
     waiting = []
-    for ret in returns:
-        if ret.status is not ReturnStatus.RETURNED:
-            continue
-        step = next(
-            (
-                s
-                for s in tx.list_steps(ret.id or 0)
-                if s.step_index == ret.current_step and s.status in _OPEN_STEP
-            ),
-            None,
-        )
+    in_approval = [r for r in returns if r.status is ReturnStatus.RETURNED]
+    current = {
+        s.return_id: s for s in tx.list_open_steps(return_ids=[r.id or 0 for r in in_approval])
+    }
+    for ret in in_approval:
+        step = current.get(ret.id or 0)
         owner = tx.find_person(ret.owner_id or ret.owner_email or "")
         waiting.append(
             WaitingApproval(

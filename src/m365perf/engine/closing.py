@@ -1,0 +1,154 @@
+"""Closing a cycle: by the flow's rule (every return approved, or a date after due) or by hand.
+
+Returns still with their owner become ``missed``; the cycle's chasers stop; approvals
+already under way go on, so a figure returned in time is still approved and published.
+A figure returned after closing is refused or taken as a late correction, as the flow says.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from m365perf.domain.calendar import WorkingCalendar
+from m365perf.domain.lifecycle import OPEN_FOR_OWNER, CycleStatus, ReturnStatus
+from m365perf.engine.context import EngineContext, at_local
+from m365perf.engine.outbox import send_mail
+from m365perf.flows.model import Flow
+from m365perf.store import Cycle, Transaction
+
+CHASERS = ("reminder", "escalate", "digest", "close")
+"""The cycle's timers that stop when it closes."""
+
+#: Returns that keep a cycle from closing under the "all approved" rule.
+_UNFINISHED = frozenset({ReturnStatus.AWAITING, ReturnStatus.RETURNED, ReturnStatus.REJECTED})
+
+
+@dataclass(frozen=True)
+class CycleClosing:
+    """What closing a cycle did, or that it was closed already (``closed`` False)."""
+
+    cycle_id: int
+    closed: bool
+    closed_at: datetime | None
+    closed_by: str | None
+    reason: str | None
+    missed: tuple[str, ...]
+    counts: dict[str, int]
+
+
+def open_for_owner(flow: Flow, cycle: Cycle) -> frozenset[ReturnStatus]:
+    """Returns an owner may still (re)submit: after closing, missed ones only if the flow
+    takes late figures as corrections."""
+    if cycle.status is CycleStatus.CLOSED and flow.close.late_returns == "correction":
+        return OPEN_FOR_OWNER | {ReturnStatus.MISSED}
+    return OPEN_FOR_OWNER
+
+
+def close_date(flow: Flow, due: date) -> date | None:
+    """The day the flow's rule closes a cycle due on ``due`` (None: no date rule)."""
+    days = flow.close.working_days_after_due
+    if days is None:
+        return None
+    return WorkingCalendar(flow.calendar).add_working_days(due, days) if days else due
+
+
+def schedule_close(tx: Transaction, flow: Flow, cycle_id: int, due: date, *, now: datetime) -> None:
+    """The close timer of the flow's date rule, at the opening time of the close day."""
+    day = close_date(flow, due)
+    if day is None:
+        return
+    tx.schedule_timer(
+        "close",
+        due_at=max(at_local(day, flow.schedule.opening_time), now),
+        dedup_key=f"cycle:{cycle_id}:close",
+        subject_type="cycle",
+        subject_id=cycle_id,
+        now=now,
+    )
+
+
+def close_when_all_approved(
+    tx: Transaction, ctx: EngineContext, cycle: Cycle, *, now: datetime
+) -> CycleClosing | None:
+    """Close the cycle if its flow closes on "all approved" and nothing is left to approve."""
+    flow = ctx.flow(cycle.flow_id)
+    current = tx.get_cycle(cycle.id or 0)
+    if not flow.close.all_approved or current.status is CycleStatus.CLOSED:
+        return None
+    if tx.list_returns(cycle_id=current.id, status=_UNFINISHED):
+        return None
+    return close_cycle(tx, ctx, current, by="m365perf", reason="every return is approved", now=now)
+
+
+def close_cycle(
+    tx: Transaction, ctx: EngineContext, cycle: Cycle, *, by: str, reason: str, now: datetime
+) -> CycleClosing:
+    """Close ``cycle`` now: missing returns become missed, chasers stop, the team is told."""
+    flow = ctx.flow(cycle.flow_id)
+    if cycle.status is CycleStatus.CLOSED:
+        return CycleClosing(
+            cycle.id or 0,
+            False,
+            cycle.closed_at,
+            cycle.closed_by,
+            cycle.close_reason,
+            (),
+            _counts(tx, cycle),
+        )
+    closed = tx.close_cycle(cycle.id or 0, cycle.version, by=by, reason=reason, now=now)
+    missed = tx.miss_returns(cycle.id or 0, now=now)
+    tx.cancel_timers("cycle", cycle.id, kinds=CHASERS, now=now)
+    for ret in missed:
+        tx.audit(
+            "return.missed",
+            at=now,
+            actor=by,
+            subject_type="return",
+            subject_id=ret.id or 0,
+            cycle_id=cycle.id,
+            before={"status": "awaiting or rejected", "version": ret.version - 1},
+            after={"status": ret.status.value, "version": ret.version},
+        )
+    counts = _counts(tx, closed)
+    tx.audit(
+        "cycle.closed",
+        at=now,
+        actor=by,
+        subject_type="cycle",
+        subject_id=cycle.id or 0,
+        cycle_id=cycle.id,
+        before={"status": cycle.status.value, "version": cycle.version},
+        after={
+            "status": closed.status.value,
+            "version": closed.version,
+            "reason": reason,
+            **counts,
+        },
+    )
+    keys = tuple(r.indicator_key for r in missed)
+    late = (
+        "A figure returned from now on is taken as a late correction."
+        if flow.close.late_returns == "correction"
+        else "Figures returned from now on are refused."
+    )
+    send_mail(
+        tx,
+        ctx,
+        to=flow.performance_team or [ctx.config.service_mailbox],
+        subject=f"{flow.name} {cycle.period} closed: {len(keys)} return(s) missed",
+        lines=[
+            f"{flow.name} {cycle.period} closed ({reason}).",
+            ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in counts.items()),
+            *([f"Missed: {', '.join(keys)}", late] if keys else []),
+        ],
+        dedup_key=f"cycle:{cycle.id}:closed",
+        now=now,
+    )
+    return CycleClosing(cycle.id or 0, True, now, by, reason, keys, counts)
+
+
+def _counts(tx: Transaction, cycle: Cycle) -> dict[str, int]:
+    counts = Counter(r.status for r in tx.list_returns(cycle_id=cycle.id))
+    return {status.value: counts[status] for status in ReturnStatus}
