@@ -20,7 +20,7 @@ from m365perf.cards.render import (
     render_rejection,
 )
 from m365perf.cards.submission import OwnerSubmission, SubmissionError, parse_owner_submission
-from m365perf.cards.summary import summary_text
+from m365perf.cards.summary import request_subject, summary_text
 from m365perf.cards.validation import CardSchemaError, validate_card
 from m365perf.cards.views import (
     ApprovalView,
@@ -33,6 +33,7 @@ from m365perf.cards.views import (
     ReceiptView,
     RejectionView,
     ReturnedIndicator,
+    SentBack,
 )
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "ReceiptView",
     "RejectionView",
     "ReturnedIndicator",
+    "SentBack",
     "SubmissionError",
     "card_size",
     "format_date",
@@ -63,6 +65,7 @@ __all__ = [
     "render_owner_requests",
     "render_receipt",
     "render_rejection",
+    "request_subject",
     "summary_text",
     "validate_card",
 ]
