@@ -20,10 +20,24 @@ from m365perf.cards import (
     ReceiptView,
     RejectionView,
     ReturnedIndicator,
+    SentBack,
 )
 from m365perf.domain.kinds import Polarity, Rag, Unit
 
 DECIDED_AT = datetime(2026, 11, 3, 14, 5, tzinfo=UTC)  # GMT in November: 14:05 in London
+SENT_BACK_AT = datetime(2026, 11, 5, 9, 30, tzinfo=UTC)  # Thursday 5 November 2026
+
+
+def sent_back(**changes: Any) -> SentBack:
+    fields: dict[str, Any] = {
+        "by_name": "Bob Ray",
+        "at": SENT_BACK_AT,
+        "reason": "The figure is for Q2, not Q3.",
+        "correction": False,
+        "previous_value": 87.5,
+    }
+    fields.update(changes)
+    return SentBack(**fields)
 
 
 def calls_answered(**changes: Any) -> IndicatorRequest:

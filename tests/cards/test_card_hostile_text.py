@@ -15,6 +15,7 @@ from card_support import (
     owner_request,
     receipt,
     rejection,
+    sent_back,
     texts,
 )
 
@@ -103,3 +104,24 @@ def test_hostile_reasons_and_names_on_the_other_cards(text: str) -> None:
         assert not [b for b in elements(hostile_card, "TextBlock") if text in b["text"]]
     assert f"Reason: {text}" in texts(cards[0])
     assert f"• {text}" in texts(cards[2])
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_send_back_reasons_and_names_stay_literal_text(text: str) -> None:
+    plain_view = owner_request(calls_answered(sent_back=sent_back(reason="Plain", by_name="Bob")))
+    hostile_view = owner_request(
+        calls_answered(
+            sent_back=sent_back(
+                reason=text, by_name=text, previous_value=None, previous_no_data_reason=text
+            )
+        )
+    )
+    (plain,) = render_owner_requests(plain_view)
+    (hostile,) = render_owner_requests(hostile_view)
+    validate_card(hostile)
+    assert shape(hostile) == shape(plain)
+    flat = " ".join(text.split())  # the line is one line: new lines become spaces
+    assert f"Sent back by {flat} on Thursday 5 November 2026: {flat}" in texts(hostile)
+    assert f"Previously returned: no data this period ({flat})" in texts(hostile)
+    assert set(inputs(hostile)) == set(inputs(plain))
+    assert not [block for block in elements(hostile, "TextBlock") if flat in block["text"]]

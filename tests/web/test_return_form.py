@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from engine_support import ROWS, Council, monthly
@@ -19,9 +19,12 @@ from link_support import (
     snapshot,
 )
 
+from m365perf.cards import IndicatorRequest, OwnerRequestView, SentBack
+from m365perf.domain.kinds import Unit
 from m365perf.store import ReturnStatus
 from m365perf.web.links import LinkSigner
 from m365perf.web.return_form import MAX_FORM_BYTES
+from m365perf.web.return_pages import render_form
 
 ANN = "ann.lee@contoso.gov.uk"
 DAN_ID = "11111111-0000-0000-0000-000000000004"
@@ -310,3 +313,50 @@ def test_the_access_log_never_records_a_links_token(
             '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", path, "1.1", 200
         )
     assert "GET /returns/[link]" in caplog.text and token not in caplog.text
+
+
+def _sent_back_page(sent_back: SentBack) -> tuple[str, FormPage]:
+    view = OwnerRequestView(
+        cycle_id="7",
+        owner_id=DAN_ID,
+        card_id="request-7",
+        owner_name="Dan Fox",
+        flow_name="Monthly corporate KPIs",
+        period_label="2026-10",
+        due=date(2026, 11, 6),
+        indicators=(
+            IndicatorRequest(
+                "CP001", "Household waste recycled", Unit.PERCENTAGE, 2, sent_back=sent_back
+            ),
+            IndicatorRequest("CP002", "Days to process new benefit claims", Unit.DAYS, 1),
+        ),
+    )
+    html = render_form(view, expires=datetime(2026, 12, 1, tzinfo=UTC))
+    return html, FormPage.read(html)
+
+
+def test_a_sent_back_return_says_on_the_form_who_sent_it_back_when_and_why() -> None:
+    at = datetime(2026, 11, 5, 9, 30, tzinfo=UTC)
+    _, page = _sent_back_page(SentBack("Bob Ray", at, "That is September's", False, 46.0))
+    assert (
+        "Household waste recycled Sent back by Bob Ray on Thursday 5 November 2026: "
+        "That is September's Previously returned: 46%"
+    ) in page.text
+    assert page.value("value__CP001") == ""  # shown, not pre-filled
+    assert page.text.count("Sent back by") == 1  # not on the other indicator
+    _, reopened = _sent_back_page(SentBack("Performance team", at, "Audit: double count", True))
+    assert "Reopened for correction by Performance team on Thursday 5 November 2026: " in (
+        reopened.text
+    )
+    assert "Previously returned" not in reopened.text
+
+
+def test_a_send_back_reason_is_shown_as_text_never_as_markup_and_kept_short() -> None:
+    at = datetime(2026, 11, 5, 9, 30, tzinfo=UTC)
+    html, page = _sent_back_page(SentBack(HOSTILE, at, HOSTILE, False, None, HOSTILE))
+    assert "<script>" not in html
+    assert f"Sent back by {HOSTILE} on Thursday 5 November 2026: {HOSTILE}" in page.text
+    assert f"Previously returned: no data this period ({HOSTILE})" in page.text
+    _, long = _sent_back_page(SentBack("Bob Ray", at, "Recount please. " * 1000, False))
+    assert "Recount please. Recount please." in long.text
+    assert long.text.count("Recount") < 100 and "Recount…" in long.text

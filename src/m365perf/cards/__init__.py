@@ -21,7 +21,7 @@ from m365perf.cards.render import (
     render_rejection,
 )
 from m365perf.cards.submission import OwnerSubmission, SubmissionError, parse_owner_submission
-from m365perf.cards.summary import summary_text
+from m365perf.cards.summary import request_subject, summary_text
 from m365perf.cards.validation import CardSchemaError, validate_card
 from m365perf.cards.views import (
     ApprovalView,
@@ -34,6 +34,7 @@ from m365perf.cards.views import (
     ReceiptView,
     RejectionView,
     ReturnedIndicator,
+    SentBack,
 )
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "ReceiptView",
     "RejectionView",
     "ReturnedIndicator",
+    "SentBack",
     "SubmissionError",
     "card_size",
     "format_date",
@@ -65,6 +67,7 @@ __all__ = [
     "render_owner_requests",
     "render_receipt",
     "render_rejection",
+    "request_subject",
     "summary_text",
     "validate_card",
 ]

@@ -212,6 +212,13 @@ def _london(moment: datetime) -> datetime:
 
 # --- wording shared by the cards and their plain-text summaries ------------------------
 
+SENT_BACK_REASON_SHOWN = 1000
+"""The most of a send-back reason the card, the e-mail and the web form show.
+
+As long as the approver's reason box on the card, so a reason typed there is shown
+whole; a longer one (a correction asked for from the command line) ends in "…".
+"""
+
 
 def target_text(target: float | None, unit: Unit, polarity: Polarity) -> str:
     """ "90% or higher", "12 days or lower", "2.5" (no polarity) or "No target set"."""
@@ -254,3 +261,38 @@ def tolerance_text(
     if polarity is Polarity.LOWER_IS_BETTER:
         return f"{amount} (amber up to {format_value(target + tolerance, unit)})"
     return amount
+
+
+def sent_back_heading(*, by_name: str, at: datetime, correction: bool) -> str:
+    """ "Sent back by Bob Ray on Thursday 5 November 2026" or "Reopened for correction by …"."""
+    what = "Reopened for correction" if correction else "Sent back"
+    return f"{what} by {one_line(by_name)} on {format_date(at)}"
+
+
+def previous_figure_text(value: float | None, no_data_reason: str | None, unit: Unit) -> str:
+    """The figure that was sent back, as the owner returned it."""
+    return returned_value_text(value, shortened(no_data_reason or "", SENT_BACK_REASON_SHOWN), unit)
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of white space (new lines included) as one space."""
+    return " ".join(text.split())
+
+
+def shortened(text: str, limit: int) -> str:
+    """``text`` on one line, cut to at most ``limit`` characters ending in "…" if too long.
+
+    The cut falls after the last whole word when that keeps most of the text, so a long
+    reason ends "…" rather than half way through a word.
+    """
+    if limit < 2:
+        raise ValueError(f"limit must be 2 or more, got {limit!r}")
+    flat = one_line(text)
+    if len(flat) <= limit:
+        return flat
+    cut = flat[: limit - 1]
+    if flat[limit - 1] != " ":  # the cut is inside a word: end at the word before it
+        space = cut.rfind(" ")
+        if space >= (limit * 4) // 5:
+            cut = cut[:space]
+    return cut.rstrip() + "…"

@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 
 from m365perf.cards.formatting import (
+    SENT_BACK_REASON_SHOWN,
     direction_colour,
     direction_word,
     format_date,
@@ -23,9 +24,12 @@ from m365perf.cards.formatting import (
     format_value,
     placeholder,
     plain_number,
+    previous_figure_text,
     rag_colour,
     rag_word,
     returned_value_text,
+    sent_back_heading,
+    shortened,
     status_text,
     target_text,
     tolerance_text,
@@ -43,6 +47,7 @@ from m365perf.cards.views import (
     ReceiptView,
     RejectionView,
     ReturnedIndicator,
+    SentBack,
 )
 from m365perf.domain.kinds import Unit
 
@@ -259,6 +264,7 @@ def _indicator_context(item: IndicatorRequest | ReturnedIndicator, period_label:
         "version": item.version,
         "returned": False,
         "name": item.name,
+        "sent_back": _sent_back_lines(item.sent_back, item.unit) if item.sent_back else None,
         "facts": facts,
         "comparator": item.comparator,
         "history": history,
@@ -300,6 +306,25 @@ def _indicator_context(item: IndicatorRequest | ReturnedIndicator, period_label:
         ),
         "errors": list(item.errors),
     }
+
+
+def _sent_back_lines(sent_back: SentBack, unit: Unit) -> list[list[Json]]:
+    """Who sent the return back, when and why; and the figure sent back, if known."""
+    heading = sent_back_heading(
+        by_name=sent_back.by_name, at=sent_back.at, correction=sent_back.correction
+    )
+    lines = [
+        [
+            _run(f"{heading}: ", weight="bolder", color="attention"),
+            _run(shortened(sent_back.reason, SENT_BACK_REASON_SHOWN)),
+        ]
+    ]
+    if sent_back.has_previous:
+        previous = previous_figure_text(
+            sent_back.previous_value, sent_back.previous_no_data_reason, unit
+        )
+        lines.append([_run("Previously returned: ", subtle=True), _run(previous, weight="bolder")])
+    return lines
 
 
 def _receipt_runs(item: ReturnedIndicator) -> list[Json]:

@@ -8,12 +8,17 @@ a link to the web form. The text is plain: whoever puts it into HTML must escape
 from __future__ import annotations
 
 from m365perf.cards.formatting import (
+    SENT_BACK_REASON_SHOWN,
     direction_word,
     format_date,
     format_moment,
     format_value,
+    one_line,
+    previous_figure_text,
     rag_word,
     returned_value_text,
+    sent_back_heading,
+    shortened,
     status_text,
     target_text,
 )
@@ -27,10 +32,11 @@ from m365perf.cards.views import (
     ReceiptView,
     RejectionView,
     ReturnedIndicator,
+    SentBack,
 )
 from m365perf.domain.kinds import Unit
 
-__all__ = ["summary_text"]
+__all__ = ["request_subject", "summary_text"]
 
 View = OwnerRequestView | ReceiptView | ApprovalView | OutcomeView | RejectionView
 
@@ -52,6 +58,34 @@ def summary_text(view: View, link: str | None = None) -> str:
     if link:
         lines += ["", f"Open in your browser: {link}"]
     return "\n".join(lines) + "\n"
+
+
+def request_subject(view: OwnerRequestView, *, reminder: bool) -> str:
+    """The e-mail subject of an owner's request: it says when any return was sent back.
+
+    "Reminder: 1 return sent back to you — Corporate performance 2026/27 Q3: returns due
+    Wednesday 13 January 2027"; "reopened for correction" when every one sent back was
+    reopened by the performance team. Without any sent back, "[Reminder: ]Corporate
+    performance 2026/27 Q3: returns due …". On one line, whatever the names hold.
+    """
+    sent_back = [
+        item.sent_back
+        for item in view.indicators
+        if isinstance(item, IndicatorRequest) and item.sent_back is not None
+    ]
+    subject = f"{view.flow_name} {view.period_label}: returns due {format_date(view.due)}"
+    if sent_back:
+        count = len(sent_back)
+        returns = "1 return" if count == 1 else f"{count} returns"
+        how = (
+            "reopened for correction"
+            if all(item.correction for item in sent_back)
+            else "sent back to you"
+        )
+        subject = f"{returns} {how} — {subject}"
+    if reminder:
+        subject = f"Reminder: {subject}"
+    return one_line(subject)
 
 
 def _owner_request(view: OwnerRequestView) -> list[str]:
@@ -82,6 +116,8 @@ def _rejection(view: RejectionView) -> list[str]:
 
 def _request_lines(item: IndicatorRequest) -> list[str]:
     lines = [f"- {item.name}"]
+    if item.sent_back is not None:
+        lines += _sent_back_lines(item.sent_back, item.unit)
     lines.append(f"  Target: {target_text(item.target, item.unit, item.polarity)}")
     if item.comparator:
         lines.append(f"  Comparator: {item.comparator}")
@@ -91,6 +127,19 @@ def _request_lines(item: IndicatorRequest) -> list[str]:
     if recent:
         lines.append("  Recent: " + "; ".join(recent))
     lines += [f"  ! {error}" for error in item.errors]
+    return lines
+
+
+def _sent_back_lines(sent_back: SentBack, unit: Unit) -> list[str]:
+    heading = sent_back_heading(
+        by_name=sent_back.by_name, at=sent_back.at, correction=sent_back.correction
+    )
+    lines = [f"  {heading}: {shortened(sent_back.reason, SENT_BACK_REASON_SHOWN)}"]
+    if sent_back.has_previous:
+        previous = previous_figure_text(
+            sent_back.previous_value, sent_back.previous_no_data_reason, unit
+        )
+        lines.append(f"  Previously returned: {previous}")
     return lines
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "ReceiptView",
     "RejectionView",
     "ReturnedIndicator",
+    "SentBack",
 ]
 
 # Ids end up inside input ids ("value__{indicator_id}") and action data: no spaces.
@@ -58,6 +59,41 @@ class Draft:
 
 
 @dataclass(frozen=True)
+class SentBack:
+    """Why an indicator is asked for again: its return was sent back, by whom, when and why.
+
+    ``correction`` is True when the performance team reopened an approved figure for
+    correction, False when an approver rejected the return. ``previous_value`` and
+    ``previous_no_data_reason`` are the figure that was sent back, when the engine has it
+    (a value, or no value and the reason there was no data); it is shown, not pre-filled,
+    so a submit never sends the rejected figure back unchanged by accident.
+    """
+
+    by_name: str
+    at: datetime
+    reason: str
+    correction: bool
+    previous_value: float | None = None
+    previous_no_data_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_text("sent_back by_name", self.by_name)
+        _check_moment("sent_back at", self.at)
+        _check_text("sent_back reason", self.reason)
+        if not isinstance(self.correction, bool):
+            raise ValueError(f"sent_back correction must be True or False, got {self.correction!r}")
+        _check_number("previous value", self.previous_value)
+        reason = self.previous_no_data_reason
+        if reason is not None and not isinstance(reason, str):
+            raise ValueError(f"previous_no_data_reason must be text or None, got {reason!r}")
+
+    @property
+    def has_previous(self) -> bool:
+        """Whether the view says what was returned before (a value or a no-data reason)."""
+        return self.previous_value is not None or bool((self.previous_no_data_reason or "").strip())
+
+
+@dataclass(frozen=True)
 class IndicatorRequest:
     """An indicator still to be returned: its context, and its inputs on the card.
 
@@ -65,7 +101,9 @@ class IndicatorRequest:
     ``tolerance`` is the width of the amber band in the indicator's unit (percentage
     points for a percentage). ``recent`` is the last periods, oldest first (three are
     shown). ``errors`` are shown under the inputs; ``needs_confirmation`` adds the
-    "I confirm this value is correct" toggle after an outlier was flagged.
+    "I confirm this value is correct" toggle after an outlier was flagged. ``sent_back``
+    is set when the return was sent back (rejected, or reopened for correction): the
+    card says who sent it back, when and why, under the indicator's name.
     """
 
     indicator_id: str
@@ -81,6 +119,7 @@ class IndicatorRequest:
     draft: Draft | None = None
     errors: tuple[str, ...] = ()
     needs_confirmation: bool = False
+    sent_back: SentBack | None = None
 
     def __post_init__(self) -> None:
         _check_id("indicator_id", self.indicator_id)
@@ -94,6 +133,8 @@ class IndicatorRequest:
             raise ValueError(f"tolerance must be 0 or more, got {self.tolerance!r}")
         object.__setattr__(self, "recent", tuple(self.recent))
         object.__setattr__(self, "errors", _texts("errors", self.errors))
+        if self.sent_back is not None and not isinstance(self.sent_back, SentBack):
+            raise ValueError(f"sent_back must be a SentBack or None, got {self.sent_back!r}")
 
 
 @dataclass(frozen=True)

@@ -26,14 +26,19 @@ from m365perf.cards import (
     OwnerRequestView,
     ReceiptView,
     ReturnedIndicator,
+    SentBack,
     format_date,
     format_value,
 )
 from m365perf.cards.formatting import (
+    SENT_BACK_REASON_SHOWN,
     direction_word,
     placeholder,
+    previous_figure_text,
     rag_word,
     returned_value_text,
+    sent_back_heading,
+    shortened,
     status_text,
     target_text,
     tolerance_text,
@@ -70,7 +75,7 @@ input:focus,textarea:focus,button:focus,a:focus{outline:3px solid #fd0;outline-o
 .errors{color:#d4351c;font-weight:600;margin:.5rem 0 0;padding-left:1.1rem}
 .summary{border:4px solid #d4351c;padding:.75rem 1rem;margin:1rem 0}
 .summary h2{font-size:1.15rem;margin:0 0 .25rem}
-.late,.notice{border-left:6px solid #d4351c;padding:.5rem .75rem;background:#fdf2f0}
+.late,.notice,.sent-back{border-left:6px solid #d4351c;padding:.5rem .75rem;background:#fdf2f0}
 .notice{border-color:#1d70b8;background:#eef5fb}
 .hint{color:#505a5f}
 .rag-green{color:#00703c}.rag-amber{color:#8a5300}.rag-red{color:#d4351c}
@@ -218,8 +223,10 @@ def _request_fieldset(n: int, item: IndicatorRequest, period_label: str) -> list
         f'<fieldset id="{pre}">',
         f"<legend>{_e(item.name)}</legend>",
         _hidden(f"version__{iid}", str(item.version)),
-        _facts(facts, "About this indicator"),
     ]
+    if item.sent_back is not None:
+        out.append(_sent_back(item.sent_back, item))
+    out.append(_facts(facts, "About this indicator"))
     if history:
         out.append("<p><strong>Recent periods</strong></p>")
         out.append(_facts(history, "Recent periods"))
@@ -256,6 +263,20 @@ def _request_fieldset(n: int, item: IndicatorRequest, period_label: str) -> list
         )
     out.append("</fieldset>")
     return out
+
+
+def _sent_back(sent_back: SentBack, item: IndicatorRequest) -> str:
+    heading = sent_back_heading(
+        by_name=sent_back.by_name, at=sent_back.at, correction=sent_back.correction
+    )
+    reason = shortened(sent_back.reason, SENT_BACK_REASON_SHOWN)
+    lines = [f"<strong>{_e(heading)}:</strong> {_e(reason)}"]
+    if sent_back.has_previous:
+        previous = previous_figure_text(
+            sent_back.previous_value, sent_back.previous_no_data_reason, item.unit
+        )
+        lines.append(f"Previously returned: <strong>{_e(previous)}</strong>")
+    return f'<p class="sent-back">{"<br>".join(lines)}</p>'
 
 
 def _returned_section(n: int, item: ReturnedIndicator, *, detailed: bool = False) -> list[str]:
