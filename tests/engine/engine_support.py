@@ -11,6 +11,7 @@ from typing import Any
 from m365perf.domain.periods import Period
 from m365perf.engine import Caller, Engine
 from m365perf.flows import load_flow
+from m365perf.flows.model import Closing
 from m365perf.plan.register import read_indicators
 from m365perf.store import OutboxMessage, PersonSpec, Store, create_store
 
@@ -155,9 +156,12 @@ def make_council(
     period: str = "2026-10",
     start: datetime = START,
     daily_budget: int | None = None,
+    close: dict[str, Any] | None = None,
 ) -> Council:
     store = create_store(url, migrate=True)
     flow = load_flow(MONTHLY)
+    if close is not None:
+        flow = flow.model_copy(update={"close": Closing(**close)})
     if daily_budget is not None and flow.powerbi is not None:
         powerbi = flow.powerbi.model_copy(update={"daily_budget": daily_budget})
         flow = flow.model_copy(update={"powerbi": powerbi})

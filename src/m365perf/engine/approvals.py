@@ -304,7 +304,7 @@ def send_back(
         flow_name=flow.name,
         period_label=period.label,
         due=cycle.due_date,
-        indicator=request_item(tx, flow, period, rejected),
+        indicator=request_item(tx, flow, period, rejected, show_sent_back=False),
         rejected_by=_name(tx, by),
         rejected_at=now,
         reason=reason,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from m365perf.cards import format_date, render_owner_requests, summary_text
+from m365perf.cards import render_owner_requests, request_subject, summary_text
 from m365perf.domain.approvers import Person, Unroutable
 from m365perf.domain.calendar import WorkingCalendar
 from m365perf.domain.periods import Period
@@ -173,10 +173,7 @@ def ask_owner(
     view = owner_request(tx, ctx, cycle, owner.id, owner.name, returns, card_id=base_id, now=now)
     cards = render_owner_requests(view, max_bytes=ctx.config.max_card_bytes)
     link = ctx.return_link(cycle_id, owner.id, now=now)
-    reminder = "" if round_name == "open" else "Reminder: "
-    subject = (
-        f"{reminder}{flow.name} {view.period_label}: returns due {format_date(cycle.due_date)}"
-    )
+    subject = request_subject(view, reminder=round_name != "open")
     for part, card in enumerate(cards, start=1):
         card_id = base_id if len(cards) == 1 else f"{base_id}-p{part}"
         send_card(

@@ -47,6 +47,10 @@ from m365perf.store import (
 )
 
 Json = dict[str, Any]
+_STALE = (
+    "This return changed since your card was drawn (sent back, closed, or returned in "
+    "another channel): check the figure and submit again."
+)
 
 
 def _bounds(raw: Mapping[str, Any], minimum: str | None, maximum: str | None) -> Bounds | None:
@@ -112,7 +116,11 @@ def submit_returns_view(
                 if not is_blank(draft):
                     errors[ret.indicator_key] = (_closed_message(cycle),)
                 continue
-            if stale or ret.status not in takes or is_blank(draft):
+            if ret.status not in takes or is_blank(draft):
+                continue
+            if stale:  # it moved on since the card was drawn: show it again, typing kept
+                errors[ret.indicator_key] = (_STALE,)
+                drafts[ret.indicator_key] = draft
                 continue
             judged = _judge(tx, ctx, cycle.flow_id, period, ret, draft)
             if not judged.accepted:

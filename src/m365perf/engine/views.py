@@ -12,9 +12,10 @@ from m365perf.cards import (
     OwnerRequestView,
     PeriodValue,
     ReturnedIndicator,
+    SentBack,
 )
 from m365perf.domain.kinds import Rag
-from m365perf.domain.lifecycle import CURRENT_STEP
+from m365perf.domain.lifecycle import CURRENT_STEP, StepStatus
 from m365perf.domain.periods import Period
 from m365perf.domain.profiling import IndicatorKind
 from m365perf.domain.quality import probable_missing_data
@@ -107,7 +108,9 @@ def request_item(
     draft: Draft | None = None,
     errors: Sequence[str] = (),
     needs_confirmation: bool = False,
+    show_sent_back: bool = True,
 ) -> IndicatorRequest:
+    """An indicator still to return; one sent back says by whom, when and why."""
     indicator = _indicator(tx, flow, ret)
     target, tolerance = indicator_target(tx, flow, indicator, period)
     history = history_before(tx, flow, ret.indicator_key, period)
@@ -125,6 +128,24 @@ def request_item(
         draft=draft,
         errors=tuple(errors),
         needs_confirmation=needs_confirmation,
+        sent_back=sent_back(tx, ret) if show_sent_back else None,
+    )
+
+
+def sent_back(tx: Transaction, ret: Return) -> SentBack | None:
+    """Why a rejected return is back with its owner (an approver's rejection or a correction)."""
+    if ret.status is not ReturnStatus.REJECTED or ret.sent_back_at is None:
+        return None
+    by = tx.find_person(ret.sent_back_by or "") if ret.sent_back_by else None
+    # A correction reopens an approved return: its chain holds no rejected step.
+    rejected = any(s.status is StepStatus.REJECTED for s in tx.list_steps(ret.id or 0))
+    return SentBack(
+        by_name=by.name if by else (ret.sent_back_by or "the performance team"),
+        at=ret.sent_back_at,
+        reason=ret.sent_back_reason or "no reason was given",
+        correction=not rejected,
+        previous_value=ret.value,
+        previous_no_data_reason=ret.no_data_reason,
     )
 
 
