@@ -18,12 +18,14 @@ from m365perf.store import (
     NotFound,
     OutboxStatus,
     PersonSpec,
+    ReturnFigure,
     ReturnStatus,
     StaleVersion,
     StepSpec,
     StepStatus,
     Store,
     TimerStatus,
+    TransitionRefused,
 )
 
 LATER = NOW + timedelta(hours=1)
@@ -83,8 +85,11 @@ def test_cycles_are_found_listed_and_closed(store: Store) -> None:
         aug, _ = open_cycle(tx, "2026-08")
         open_cycle(tx, "2026-08", flow="quarterly")
     with store.transaction() as tx:
-        closed = tx.close_cycle(aug.id or 0, now=LATER)
-        closed_again = tx.close_cycle(aug.id or 0, now=LATER + timedelta(days=1))
+        closed = tx.close_cycle(aug.id or 0, 1, by="perf", reason="year end", now=LATER)
+        with pytest.raises(TransitionRefused, match="closed"):
+            tx.close_cycle(aug.id or 0, 2, by="perf", reason="again", now=LATER)
+        with pytest.raises(TransitionRefused, match="version"):
+            tx.close_cycle(sept.id or 0, 7, by="perf", reason="stale", now=LATER)
         assert tx.find_cycle(FLOW, "2026-09") == sept
         assert tx.find_cycle(FLOW, "2025-01") is None
         assert [c.period for c in tx.list_cycles(flow_id=FLOW)] == ["2026-08", "2026-09"]
@@ -92,7 +97,15 @@ def test_cycles_are_found_listed_and_closed(store: Store) -> None:
         with pytest.raises(NotFound):
             tx.get_cycle(9999)
     assert closed.status == "closed" and closed.closed_at == LATER
-    assert closed_again.closed_at == LATER  # closing twice keeps the first close
+    assert (closed.version, closed.closed_by, closed.close_reason) == (2, "perf", "year end")
+
+
+def test_a_cycle_starts_collecting_once(store: Store) -> None:
+    with store.transaction() as tx:
+        cycle, _ = open_cycle(tx)
+        assert tx.collect_cycle(cycle.id or 0, now=NOW)
+        assert not tx.collect_cycle(cycle.id or 0, now=LATER)
+        assert tx.get_cycle(cycle.id or 0).status == "collecting"
 
 
 # --- returns ---------------------------------------------------------------------------
@@ -140,7 +153,7 @@ def test_returns_are_listed_by_owner_and_status(store: Store) -> None:
             ],
             now=NOW,
         )
-        tx.update_return(c.id or 0, 1, now=LATER, status=ReturnStatus.RETURNED, value=3.0)
+        tx.submit_return(c.id or 0, 1, ReturnFigure(value=3.0), by="alice", now=LATER)
     with store.transaction() as tx:
         alices = tx.list_returns(owner_id="alice")
         awaiting = tx.list_returns(cycle_id=cycle.id, status=ReturnStatus.AWAITING)
@@ -154,57 +167,98 @@ def test_returns_are_listed_by_owner_and_status(store: Store) -> None:
     assert [r.id for r in alice_open] == [a.id]
 
 
-def test_updating_a_return_bumps_its_version_and_keeps_the_change(store: Store) -> None:
+def test_submitting_a_return_bumps_its_version_and_keeps_the_figure(store: Store) -> None:
     ret = new_return(store)
     submitted_at = datetime(2026, 10, 2, 10, 30, tzinfo=timezone(timedelta(hours=1)))
+    figure = ReturnFigure(
+        value=87.5, raw_value="87.5%", commentary="Below target: staff vacancies.", rag=Rag.AMBER
+    )
     with store.transaction() as tx:
-        updated = tx.update_return(
-            ret.id or 0,
-            1,
-            now=LATER,
-            status=ReturnStatus.RETURNED,
-            value=87.5,
-            raw_value="87.5%",
-            commentary="Below target: staff vacancies.",
-            rag=Rag.AMBER,
-            submitted_by="officer-1",
-            submitted_at=submitted_at,
-        )
+        updated = tx.submit_return(ret.id or 0, 1, figure, by="officer-1", now=submitted_at)
     with store.transaction() as tx:
         stored = tx.get_return(ret.id or 0)
     assert updated.version == 2
     assert stored == updated
     assert stored.status == ReturnStatus.RETURNED and stored.rag == Rag.AMBER
     assert stored.value == 87.5 and stored.commentary == "Below target: staff vacancies."
-    assert stored.submitted_at == submitted_at
+    assert stored.submitted_by == "officer-1" and stored.submitted_at == submitted_at
     assert stored.submitted_at is not None and stored.submitted_at.tzinfo == UTC
-    assert stored.updated_at == LATER
+    assert stored.updated_at == submitted_at
+
+
+def test_a_return_moves_only_along_the_lifecycle(store: Store) -> None:
+    ret = new_return(store)
+    rid = ret.id or 0
+    with store.transaction() as tx:
+        # Not returned yet: it cannot be approved, sent back or reopened.
+        for attempt in (
+            lambda: tx.approve_return(rid, 1, by="sup", now=NOW),
+            lambda: tx.send_back_return(rid, 1, by="sup", reason="x", now=NOW),
+            lambda: tx.reopen_return(rid, 1, by="perf", reason="x", now=NOW),
+        ):
+            with pytest.raises(TransitionRefused, match="awaiting"):
+                attempt()
+        assert tx.get_return(rid).version == 1
+        tx.submit_return(rid, 1, ReturnFigure(value=1.0), by="officer-1", now=NOW)
+        back = tx.send_back_return(rid, 2, by="sup", reason="Check it", now=LATER)
+        assert (back.status, back.sent_back_by, back.sent_back_reason) == (
+            ReturnStatus.REJECTED,
+            "sup",
+            "Check it",
+        )
+        tx.submit_return(rid, 3, ReturnFigure(value=2.0), by="officer-1", now=LATER)
+        approved = tx.approve_return(rid, 4, by="sup", now=LATER)
+        assert (approved.status, approved.version, approved.decided_by) == ("approved", 5, "sup")
+        with pytest.raises(TransitionRefused):
+            tx.submit_return(rid, 5, ReturnFigure(value=3.0), by="officer-1", now=LATER)
+        reopened = tx.reopen_return(rid, 5, by="perf", reason="Typo", now=LATER)
+        assert (reopened.status, reopened.sent_back_reason) == (ReturnStatus.REJECTED, "Typo")
+
+
+def test_closing_misses_only_the_returns_still_with_their_owners(store: Store) -> None:
+    with store.transaction() as tx:
+        cycle, _ = open_cycle(tx)
+        a, b, c = tx.create_returns(
+            cycle.id or 0, [NewReturn(indicator_key=k) for k in "ABC"], now=NOW
+        )
+        tx.submit_return(b.id or 0, 1, ReturnFigure(value=1.0), by="officer-1", now=NOW)
+        tx.submit_return(c.id or 0, 1, ReturnFigure(value=1.0), by="officer-1", now=NOW)
+        tx.send_back_return(c.id or 0, 2, by="sup", reason="x", now=NOW)
+        missed = tx.miss_returns(cycle.id or 0, now=LATER)
+        again = tx.miss_returns(cycle.id or 0, now=LATER)
+        # A missed figure can still be returned late (if the flow takes it).
+        late = tx.submit_return(a.id or 0, 2, ReturnFigure(value=5.0), by="officer-1", now=LATER)
+    assert [(r.indicator_key, r.status, r.version) for r in missed] == [
+        ("A", ReturnStatus.MISSED, 2),
+        ("C", ReturnStatus.MISSED, 4),
+    ]
+    assert again == []
+    assert late.status is ReturnStatus.RETURNED
 
 
 def test_a_stale_version_raises_and_changes_nothing(store: Store) -> None:
     ret = new_return(store)
     with store.transaction() as tx:
-        tx.update_return(ret.id or 0, 1, now=NOW, status=ReturnStatus.RETURNED, value=1.0)
+        tx.submit_return(ret.id or 0, 1, ReturnFigure(value=1.0), by="officer-1", now=NOW)
+        tx.send_back_return(ret.id or 0, 2, by="sup", reason="Check", now=NOW)
     with store.transaction() as tx, pytest.raises(StaleVersion) as raised:
-        # A second click on the same card still carries version 1.
-        tx.update_return(ret.id or 0, 1, now=LATER, status=ReturnStatus.RETURNED, value=2.0)
+        # A second click on the first card still carries version 1.
+        tx.submit_return(ret.id or 0, 1, ReturnFigure(value=2.0), by="officer-1", now=LATER)
     with store.transaction() as tx:
         current = tx.get_return(ret.id or 0)
-    assert raised.value.current.version == 2
-    assert (current.version, current.value, current.updated_at) == (2, 1.0, NOW)
+    assert raised.value.current.version == 3
+    assert (current.version, current.value, current.updated_at) == (3, 1.0, NOW)
 
 
-def test_update_return_refuses_unknown_or_protected_fields(store: Store) -> None:
+def test_a_figure_refuses_unknown_fields_and_an_unknown_return_is_not_found(
+    store: Store,
+) -> None:
     ret = new_return(store)
+    with pytest.raises(ValueError, match="colour"):
+        ReturnFigure.model_validate({"value": 1.0, "colour": "red"})
     with store.transaction() as tx:
-        with pytest.raises(ValueError, match="colour"):
-            tx.update_return(ret.id or 0, 1, now=NOW, colour="red")
-        with pytest.raises(ValueError, match="version"):
-            tx.update_return(ret.id or 0, 1, now=NOW, version=7)
-        with pytest.raises(ValueError, match="status"):
-            tx.update_return(ret.id or 0, 1, now=NOW, status="lost")
         with pytest.raises(NotFound):
-            tx.update_return(404, 1, now=NOW, value=1.0)
+            tx.submit_return(404, 1, ReturnFigure(value=1.0), by="officer-1", now=NOW)
         assert tx.get_return(ret.id or 0).version == 1
 
 
@@ -218,7 +272,12 @@ def test_history_lists_approved_values_by_period(store: Store) -> None:
         ]:
             cycle, _ = open_cycle(tx, period)
             (ret,) = tx.create_returns(cycle.id or 0, [NewReturn(indicator_key="A")], now=NOW)
-            tx.update_return(ret.id or 0, 1, now=NOW, status=status, value=value, rag=Rag.GREEN)
+            figure = ReturnFigure(value=value, rag=Rag.GREEN)
+            tx.submit_return(ret.id or 0, 1, figure, by="officer-1", now=NOW)
+            if status is ReturnStatus.APPROVED:
+                tx.approve_return(ret.id or 0, 2, by="sup", now=NOW)
+            else:
+                tx.send_back_return(ret.id or 0, 2, by="sup", reason="x", now=NOW)
     with store.transaction() as tx:
         everything = tx.history(FLOW, "A")
         before_sept = tx.history(FLOW, "A", before=date(2026, 9, 1))
@@ -235,7 +294,8 @@ def _approve(store: Store, period: str, value: float, key: str = "A") -> int:
     with store.transaction() as tx:
         cycle, _ = open_cycle(tx, period)
         (ret,) = tx.create_returns(cycle.id or 0, [NewReturn(indicator_key=key)], now=NOW)
-        tx.update_return(ret.id or 0, 1, now=NOW, status=ReturnStatus.APPROVED, value=value)
+        tx.submit_return(ret.id or 0, 1, ReturnFigure(value=value), by="officer-1", now=NOW)
+        tx.approve_return(ret.id or 0, 2, by="sup", now=NOW)
     return ret.id or 0
 
 
@@ -341,9 +401,10 @@ def _chain(store: Store) -> tuple[int, list[int]]:
 def test_the_second_decision_loses_and_is_told_who_decided(store: Store) -> None:
     _, (step_id, _) = _chain(store)
     with store.transaction() as tx:
-        won = tx.decide_step(step_id, StepStatus.APPROVED, by="sup-1", at=NOW)
+        tx.ask_step(step_id, 1, at=NOW)
+        won = tx.approve_step(step_id, 2, by="sup-1", at=NOW)
     with store.transaction() as tx, pytest.raises(AlreadyDecided) as lost:
-        tx.decide_step(step_id, StepStatus.REJECTED, by="sup-2", at=LATER, reason="Wrong")
+        tx.reject_step(step_id, 2, by="sup-2", at=LATER, reason="Wrong")
     with store.transaction() as tx:
         stored = tx.get_step(step_id)
     assert won.status == StepStatus.APPROVED
@@ -355,12 +416,12 @@ def test_the_second_decision_loses_and_is_told_who_decided(store: Store) -> None
 def test_concurrent_approvers_one_wins(backend: Backend) -> None:
     stores = [backend.new_store() for _ in range(3)]
     _, (step_id, _) = _chain(stores[0])
+    with stores[0].transaction() as tx:
+        tx.ask_step(step_id, 1, at=NOW)
 
     def decide(i: int) -> str:
         with stores[i].transaction() as tx:
-            return (
-                tx.decide_step(step_id, StepStatus.APPROVED, by=f"sup-{i}", at=NOW).decided_by or ""
-            )
+            return tx.approve_step(step_id, 2, by=f"sup-{i}", at=NOW).decided_by or ""
 
     outcomes = race(len(stores), decide)
     winners = [o for o in outcomes if isinstance(o, str)]
@@ -389,15 +450,37 @@ def test_an_escalated_step_can_still_be_decided_but_a_decided_one_cannot_escalat
 ) -> None:
     _, (first, second) = _chain(store)
     with store.transaction() as tx:
-        escalated = tx.escalate_step(first, ["deputy-1"], at=NOW)
-        decided = tx.decide_step(first, StepStatus.APPROVED, by="deputy-1", at=LATER)
-        tx.decide_step(second, StepStatus.SKIPPED, by="system", at=LATER)
+        tx.ask_step(first, 1, at=NOW)
+        escalated = tx.escalate_step(first, 2, ["deputy-1"], at=NOW)
+        decided = tx.approve_step(first, 3, by="deputy-1", at=LATER)
+        tx.skip_step(second, 1, by="system", at=LATER, reason="not needed")
         with pytest.raises(AlreadyDecided):
-            tx.escalate_step(second, ["deputy-2"], at=LATER)
-        with pytest.raises(ValueError, match="decision"):
-            tx.decide_step(first, StepStatus.PENDING, by="x", at=LATER)
+            tx.escalate_step(second, 2, ["deputy-2"], at=LATER)
+        with pytest.raises(AlreadyDecided):
+            tx.ask_step(first, 4, at=LATER)
     assert (escalated.status, escalated.approvers) == (StepStatus.ESCALATED, ["deputy-1"])
     assert decided.status == StepStatus.APPROVED
+
+
+def test_only_the_asked_step_can_be_decided(store: Store) -> None:
+    _, (first, second) = _chain(store)
+    with store.transaction() as tx:
+        # Every step starts pending: nobody may decide one before it is asked.
+        with pytest.raises(TransitionRefused, match="pending") as refused:
+            tx.approve_step(second, 1, by="head-1", at=NOW)
+        assert not isinstance(refused.value, AlreadyDecided)
+        with pytest.raises(TransitionRefused):
+            tx.reject_step(first, 1, by="sup-1", at=NOW, reason="x")
+        asked = tx.ask_step(first, 1, at=NOW)
+        with pytest.raises(TransitionRefused, match="version"):
+            tx.approve_step(first, 1, by="sup-1", at=NOW)  # read before it was asked
+        with pytest.raises(TransitionRefused):
+            tx.skip_step(first, 2, by="system", at=NOW, reason="the current step is not skipped")
+        assert [s.status for s in tx.list_steps(tx.get_step(first).return_id)] == [
+            StepStatus.ASKED,
+            StepStatus.PENDING,
+        ]
+    assert (asked.status, asked.version) == (StepStatus.ASKED, 2)
 
 
 def test_open_steps_are_listed_by_approver_and_return(store: Store) -> None:
@@ -407,8 +490,11 @@ def test_open_steps_are_listed_by_approver_and_return(store: Store) -> None:
         (other_step,) = tx.create_steps(
             other.id or 0, 2, [StepSpec(name="Supervisor", approvers=["sup-1"])], now=NOW
         )
-        tx.decide_step(first, StepStatus.APPROVED, by="sup-1", at=NOW)
-        tx.escalate_step(second, ["deputy-1", "sup-1"], at=NOW)
+        tx.ask_step(other_step.id or 0, 1, at=NOW)
+        tx.ask_step(first, 1, at=NOW)
+        tx.approve_step(first, 2, by="sup-1", at=NOW)
+        tx.ask_step(second, 1, at=NOW)
+        tx.escalate_step(second, 2, ["deputy-1", "sup-1"], at=NOW)
     with store.transaction() as tx:
         everything = tx.list_open_steps()
         for_sup_1 = tx.list_open_steps(approver="sup-1")
@@ -991,10 +1077,10 @@ def test_a_failed_transaction_leaves_neither_state_nor_outbox_row(store: Store) 
 def test_a_stale_click_rolls_back_the_side_effects_queued_with_it(store: Store) -> None:
     ret = new_return(store)
     with store.transaction() as tx:
-        tx.update_return(ret.id or 0, 1, now=NOW, status=ReturnStatus.RETURNED)
+        tx.submit_return(ret.id or 0, 1, ReturnFigure(value=1.0), by="officer-1", now=NOW)
     with pytest.raises(StaleVersion), store.transaction() as tx:
         tx.enqueue("send_card", budget="bot", payload={}, dedup_key="approver-card", now=NOW)
-        tx.update_return(ret.id or 0, 1, now=NOW, status=ReturnStatus.RETURNED)
+        tx.submit_return(ret.id or 0, 1, ReturnFigure(value=1.0), by="officer-1", now=NOW)
     with store.transaction() as tx:
         assert tx.list_outbox() == []
 

@@ -14,10 +14,10 @@ from m365perf.store import (
     AlreadyDecided,
     ApprovalStep,
     Return,
+    ReturnFigure,
     SqlStore,
     StaleVersion,
     StepSpec,
-    StepStatus,
     Store,
 )
 from m365perf.store.migrate import upgrade
@@ -134,12 +134,13 @@ def test_two_approvers_who_both_saw_the_step_open_get_one_decision(
         (step,) = tx.create_steps(
             ret.id or 0, 1, [StepSpec(name="Supervisor", approvers=["a", "b"])], now=NOW
         )
+        step = tx.ask_step(step.id or 0, 1, at=NOW)
     try:
         outcomes = _both_read_then_act(
             store,
             rival,
             lambda tx: tx.get_step(step.id),
-            lambda tx, i: tx.decide_step(step.id, StepStatus.APPROVED, by=f"sup-{i}", at=NOW),
+            lambda tx, i: tx.approve_step(step.id or 0, 2, by=f"sup-{i}", at=NOW),
         )
     finally:
         rival.close()
@@ -160,7 +161,9 @@ def test_two_clicks_on_the_same_card_version_change_the_return_once(
             store,
             rival,
             lambda tx: tx.get_return(ret.id),
-            lambda tx, i: tx.update_return(ret.id, 1, now=NOW, value=float(i)),
+            lambda tx, i: tx.submit_return(
+                ret.id or 0, 1, ReturnFigure(value=float(i)), by=f"officer-{i}", now=NOW
+            ),
         )
     finally:
         rival.close()
