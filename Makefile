@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/m365perf validate flows/
 	$(BIN)/m365perf demo --auto
 
-## Run the whole test suite: lint, types, tests on SQLite and PostgreSQL.
+## Run the whole test suite: lint, types, layering, tests on SQLite and PostgreSQL.
 test: $(STAMP)
 	bash scripts/test.sh
 
@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, types, then pytest on SQLite and PostgreSQL.
+# The whole test suite: lint, types, layering, then pytest on SQLite and PostgreSQL.
 # Exits non-zero when anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,4 +22,5 @@ export M365PERF_REQUIRE_POSTGRES=1
 $BIN/ruff check src tests bench
 $BIN/ruff format --check src tests bench
 $BIN/mypy
+$BIN/lint-imports
 $BIN/pytest "$@"

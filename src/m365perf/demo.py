@@ -30,6 +30,7 @@ import requests
 
 from m365perf.domain.periods import Period, PeriodError
 from m365perf.engine.context import at_local
+from m365perf.errors import M365PerfError
 from m365perf.flows.model import Flow
 from m365perf.plan.timetable import timetable
 from m365perf.settings import load_settings
@@ -39,7 +40,7 @@ HISTORY_LIST = "KPI History"
 REJECT_REASON = "This does not match the figure in the source system: please check and resend."
 
 
-class DemoError(RuntimeError):
+class DemoError(M365PerfError, RuntimeError):
     """The rehearsal could not run (the sandbox did not start, a click failed)."""
 
 

@@ -50,6 +50,7 @@ from m365perf.cards.views import (
     SentBack,
 )
 from m365perf.domain.kinds import Unit
+from m365perf.errors import M365PerfError
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -75,7 +76,7 @@ _REASON_MAX_LENGTH = 1000
 Json = dict[str, Any]
 
 
-class CardTooLargeError(ValueError):
+class CardTooLargeError(M365PerfError, ValueError):
     """A card (or one indicator of an owner's list on its own) is over the size limit."""
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from m365perf.cards.views import Draft
+from m365perf.errors import M365PerfError
 
 __all__ = ["OwnerSubmission", "SubmissionError", "parse_owner_submission"]
 
@@ -26,7 +27,7 @@ _FIELDS = {
 _TOGGLES = frozenset({"nodata", "confirm"})
 
 
-class SubmissionError(ValueError):
+class SubmissionError(M365PerfError, ValueError):
     """Submitted data that no card of ours could have sent."""
 
 

@@ -17,6 +17,8 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError, relevance
 
+from m365perf.errors import M365PerfError
+
 __all__ = ["CardSchemaError", "validate_card"]
 
 _SCHEMA_FILE = "adaptive-card-1.5.schema.json"
@@ -33,7 +35,7 @@ _OUTLOOK_PROPERTIES: dict[str, type | tuple[type, ...]] = {
 }
 
 
-class CardSchemaError(ValueError):
+class CardSchemaError(M365PerfError, ValueError):
     """A card that Teams or Outlook would not render as intended.
 
     ``problems`` holds one line per problem, each starting with the JSON path of the

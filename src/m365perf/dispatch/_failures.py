@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from m365perf.errors import M365PerfError
 from m365perf.m365.errors import M365Error, ServerError, ThrottledError, TransportError
 
 _TRANSIENT_TYPES = (TransportError, ThrottledError, ServerError)
@@ -33,11 +34,11 @@ _SECRET_PATTERNS = (
 )
 
 
-class BadPayload(Exception):
+class BadPayload(M365PerfError):
     """The engine queued a row the dispatcher cannot act on; sending it again cannot help."""
 
 
-class NotYet(Exception):
+class NotYet(M365PerfError):
     """Something the row depends on is not there yet (a card's delivery); try again later."""
 
     transient = True

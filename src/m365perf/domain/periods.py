@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from typing import Self
 
 from m365perf.domain.kinds import Frequency
+from m365perf.errors import M365PerfError
 
 __all__ = ["Period", "PeriodError"]
 
@@ -37,7 +38,7 @@ _FY_RE = re.compile(
 )
 
 
-class PeriodError(ValueError):
+class PeriodError(M365PerfError, ValueError):
     """A period label or value that does not name a real reporting period."""
 
 

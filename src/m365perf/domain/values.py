@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from m365perf.domain.kinds import Polarity, Unit
+from m365perf.errors import M365PerfError
 
 __all__ = [
     "Bounds",
@@ -26,7 +27,7 @@ __all__ = [
 ]
 
 
-class ValueProblem(ValueError):
+class ValueProblem(M365PerfError, ValueError):
     """A returned value that cannot be accepted; ``message`` is shown to the officer."""
 
     def __init__(self, message: str) -> None:

@@ -8,8 +8,10 @@ ActionError            the click cannot be acted on; nothing changed
 
 from __future__ import annotations
 
+from m365perf.errors import M365PerfError
 
-class ActionError(Exception):
+
+class ActionError(M365PerfError):
     """An inbound action that changed nothing; ``status`` is the HTTP status to answer."""
 
     status = 400

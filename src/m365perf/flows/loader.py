@@ -17,6 +17,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from m365perf.errors import M365PerfError
 from m365perf.flows.model import Flow
 
 Loc = tuple[str | int, ...]
@@ -35,7 +36,7 @@ class FlowProblem:
         return f"{self.path}:{self.line}:{self.column}: {self.message}"
 
 
-class FlowError(Exception):
+class FlowError(M365PerfError):
     """A flow file could not be loaded; ``problems`` lists every error found."""
 
     def __init__(self, problems: Sequence[FlowProblem]) -> None:

@@ -36,10 +36,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from m365perf.errors import M365PerfError
+
 _EXCERPT_CHARS = 500
 
 
-class M365Error(Exception):
+class M365Error(M365PerfError):
     """Base of every error raised by ``m365perf.m365``."""
 
     transient: bool = False

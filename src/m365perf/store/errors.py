@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from m365perf.errors import M365PerfError
+
 if TYPE_CHECKING:
     from m365perf.store.tables import ApprovalStep, Return
 
 
-class StoreError(Exception):
+class StoreError(M365PerfError):
     """Base of the store's own errors."""
 
 

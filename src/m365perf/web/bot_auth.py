@@ -59,6 +59,7 @@ from typing import Any, TypeGuard
 import jwt
 import requests
 
+from m365perf.errors import M365PerfError
 from m365perf.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ FetchJson = Callable[[str], Mapping[str, Any]]
 # --------------------------------------------------------------------------- errors
 
 
-class BotAuthError(Exception):
+class BotAuthError(M365PerfError):
     """A click whose sender could not be proven: answer 401 and change nothing.
 
     ``reason`` is safe to log and to return: it never contains the token.

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from m365perf.errors import M365PerfError
 from m365perf.settings import MIN_LINK_SECRET_CHARS
 
 __all__ = [
@@ -47,7 +48,7 @@ MAX_TOKEN_CHARS = 2048
 _B64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
-class LinkError(Exception):
+class LinkError(M365PerfError):
     """A link that opens nothing; ``status`` is the HTTP status to answer with."""
 
     status = 400
