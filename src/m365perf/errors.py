@@ -7,6 +7,7 @@ checks this drawing against the code, so it cannot go stale::
 
     M365PerfError
     ├── PeriodError                    (also ValueError) domain: not a real reporting period
+    ├── NoSuchTransition               (also LookupError) domain: no such lifecycle event
     ├── ValueProblem                   (also ValueError) domain: a returned value refused
     ├── FlowError                      flows: a flow file could not be loaded; .problems
     ├── SubmissionError                (also ValueError) cards: data no card of ours sends
@@ -14,8 +15,9 @@ checks this drawing against the code, so it cannot go stale::
     ├── CardTooLargeError              (also ValueError) cards: over the size limit
     ├── StoreError                     store: the store refused or failed
     │   ├── NotFound                   (also LookupError) no row with that id
-    │   ├── StaleVersion               the row changed since the caller read it
-    │   ├── AlreadyDecided             someone decided the approval step first
+    │   ├── TransitionRefused          not in the event's from-states or version
+    │   │   ├── StaleVersion           the return changed since the caller read it
+    │   │   └── AlreadyDecided         someone decided the approval step first
     │   ├── NestedTransaction          (also RuntimeError) a transaction inside another
     │   └── SchemaOutOfDate            the database needs its migrations
     ├── ActionError                    engine: a click that changed nothing; .status

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from m365perf.errors import M365PerfError
+
 
 class Machine(StrEnum):
     """Which thing a state belongs to."""
@@ -159,7 +161,7 @@ PASSED_STEP = frozenset({S.APPROVED, S.SKIPPED})
 OPEN_FOR_OWNER = frozenset({R.AWAITING, R.REJECTED})
 
 
-class NoSuchTransition(LookupError):
+class NoSuchTransition(M365PerfError, LookupError):
     """The table has no such (machine, event): a bug in the caller, never user input."""
 
 
