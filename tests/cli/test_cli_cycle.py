@@ -282,6 +282,10 @@ def test_an_unreadable_register_opens_nothing(runner: CliRunner, tmp_path: Path)
         (["list", "--status", "shut"], "--status: no state 'shut'; use one of open"),
         (["list", "--flow", "no-such-flow"], "no flow file or flow id 'no-such-flow'"),
         (
+            ["open", "no-such-flow", "--period", "2026-10", *_sources()],
+            "no flow file or flow id 'no-such-flow'",
+        ),
+        (
             ["resync", FLOW_ID, "--period", "2031-01", *_sources()],
             f"{FLOW_ID} has no cycle for 2031-01",
         ),

@@ -1,7 +1,8 @@
 """``m365perf cycle``: open, list, show, close and re-read reporting cycles by hand.
 
 Every refusal (unknown flow, no such cycle, a closed cycle, an unreadable register)
-is one line on stderr and a non-zero exit.
+is one ``Error:`` line on stderr (an empty cycle adds the rows at fault) and a non-zero
+exit, never a traceback.
 """
 
 from __future__ import annotations
@@ -122,8 +123,8 @@ def open_(
     from m365perf.settings import load_settings
 
     settings = load_settings()
-    flow = load_flow_or_exit(flow_ref)
-    period = period_or_exit(flow, period_label)
+    flow = _flow(flow_ref)
+    period = _period(flow, period_label)
     store = open_store(settings)
     try:
         now = datetime.now(UTC)
