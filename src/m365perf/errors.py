@@ -24,6 +24,10 @@ checks this drawing against the code, so it cannot go stale::
     │   ├── BadAction                  malformed card data (400)
     │   ├── NotYours                   not the person the card was sent to (403)
     │   └── UnknownSubject             the cycle, return or step is gone (404)
+    ├── CycleError                     engine: a command on a cycle that changed nothing
+    │   ├── EmptyCycle                 no indicator could be asked: nothing opened
+    │   ├── UnknownCycle               the flow has no cycle for that period
+    │   └── CycleClosed                the cycle is closed and takes no new returns
     ├── M365Error                      m365: talking to Microsoft 365 failed; .transient
     │   ├── TransportError             no response: timeout, dropped connection
     │   ├── HttpError                  an error status; .status .request_id

@@ -1,9 +1,10 @@
 """The running service: one place that wires store, engine, clients, dispatcher and web.
 
-APScheduler is only the clock: it fires each flow's opening trigger and a periodic tick
-that picks up due timers and outbox rows. All state lives in the store, so several
-``m365perf serve`` processes on one PostgreSQL database work side by side; only the
-holder of the advisory lock opens cycles.
+APScheduler is only the clock: it fires each flow's morning job (open the cycles due,
+re-read the register for the cycles still open) and a periodic tick that picks up due
+timers and outbox rows. All state lives in the store, so several ``m365perf serve``
+processes on one PostgreSQL database work side by side; only the holder of the advisory
+lock opens and re-reads cycles.
 """
 
 from __future__ import annotations
@@ -12,20 +13,28 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from m365perf.dispatch import Dispatcher
 from m365perf.domain.periods import Period
-from m365perf.engine import CycleOpening, Engine, EngineConfig
+from m365perf.engine import (
+    CycleError,
+    CycleOpening,
+    CycleResync,
+    EmptyCycle,
+    Engine,
+    EngineConfig,
+)
 from m365perf.engine.context import LONDON, local_day
 from m365perf.flows.model import Flow
 from m365perf.m365 import M365, clients_from_settings
+from m365perf.plan.register import Indicator, RowProblem
 from m365perf.plan.timetable import collected_period, timetable
 from m365perf.settings import Settings
-from m365perf.store import CardDelivery, Store, create_store
-from m365perf.sync import EntraPeople, SharePointRegister, sync
+from m365perf.store import CardDelivery, CycleStatus, Store, create_store
+from m365perf.sync import EntraPeople, PeopleSource, RegisterSource, SharePointRegister, sync
 from m365perf.web.app import create_app
 from m365perf.web.bot_auth import BotTokenVerifier
 from m365perf.web.links import LinkSigner
@@ -33,6 +42,9 @@ from m365perf.web.links import LinkSigner
 log = logging.getLogger(__name__)
 
 CLOCK_LOCK = "m365perf-clock"
+
+#: Where a flow's register and the people it names are read from.
+SourcesFor = Callable[[Flow], tuple[RegisterSource, PeopleSource]]
 
 
 def utc_now() -> datetime:
@@ -79,7 +91,9 @@ class Service:
         clients: M365 | None = None,
         verifier: BotTokenVerifier | None = None,
         worker_id: str | None = None,
+        sources: SourcesFor | None = None,
     ) -> None:
+        """``sources`` defaults to the tenant: the SharePoint register and Entra ID."""
         self.settings = settings
         self.clock = clock
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
@@ -91,6 +105,7 @@ class Service:
             engine_config(settings, self.links),
         )
         self.clients = clients or clients_from_settings(settings)
+        self.sources: SourcesFor = sources or self._tenant_sources
         self.dispatcher = Dispatcher(
             self.store,
             self.clients,
@@ -125,16 +140,20 @@ class Service:
             if not (report.timers or report.sent or report.retried):
                 return
 
+    def _tenant_sources(self, flow: Flow) -> tuple[RegisterSource, PeopleSource]:
+        return SharePointRegister(self.clients.graph), EntraPeople(self.clients.graph)
+
+    def read_register(
+        self, flow: Flow, *, now: datetime
+    ) -> tuple[list[Indicator], list[RowProblem]]:
+        """Sync the register and the people it names into the store; its indicators."""
+        register, people = self.sources(flow)
+        return sync(self.store, flow, register, people, now=now)
+
     def open_cycle(self, flow: Flow, period: Period, *, actor: str) -> CycleOpening:
         """Sync the register and the people it names from Microsoft 365, then open."""
         now = self.clock()
-        indicators, problems = sync(
-            self.store,
-            flow,
-            SharePointRegister(self.clients.graph),
-            EntraPeople(self.clients.graph),
-            now=now,
-        )
+        indicators, problems = self.read_register(flow, now=now)
         return self.engine.open_cycle(flow.id, period, indicators, problems, now=now, actor=actor)
 
     def open_due_cycles(self) -> list[CycleOpening]:
@@ -158,9 +177,61 @@ class Service:
                     continue
             try:
                 opened.append(self.open_cycle(flow, period, actor="scheduler"))
+            except EmptyCycle as exc:
+                log.warning("%s; will try again at the next opening time", exc.message)
+                for problem in exc.problems:
+                    log.warning("  %s %s: %s", problem.indicator_id, problem.name, problem.reason)
             except Exception:  # one flow's failure must not stop the others
                 log.exception("opening %s %s failed; will try again", flow.id, period.label)
         return opened
+
+    def resync_open_cycles(
+        self, flow_ids: Collection[str] | None = None, *, skip: Collection[int] = ()
+    ) -> list[CycleResync]:
+        """Re-read the register for every cycle not closed (of ``flow_ids``, default all).
+
+        This keeps the promise of the "cannot be routed" e-mail: a row fixed in the
+        register is asked for the next weekday morning. ``skip`` names cycles whose
+        register was read just now (opened by the same job). One read per flow.
+        """
+        if not self.store.try_advisory_lock(CLOCK_LOCK):
+            return []
+        with self.store.transaction() as tx:
+            cycles = [
+                c
+                for c in tx.list_cycles()
+                if c.status is not CycleStatus.CLOSED
+                and c.flow_id in self.engine.flows
+                and (flow_ids is None or c.flow_id in flow_ids)
+                and c.id not in skip
+            ]
+        done: list[CycleResync] = []
+        for flow_id in dict.fromkeys(c.flow_id for c in cycles):
+            flow = self.engine.flows[flow_id]
+            try:
+                now = self.clock()
+                indicators, problems = self.read_register(flow, now=now)
+            except Exception:  # one flow's failure must not stop the others
+                log.exception("reading the register of %s failed; will try again", flow.id)
+                continue
+            for cycle in (c for c in cycles if c.flow_id == flow_id):
+                period = self.engine.ctx.period_of(cycle)
+                try:
+                    done.append(
+                        self.engine.resync_cycle(
+                            flow.id, period, indicators, problems, now=now, actor="scheduler"
+                        )
+                    )
+                except CycleError as exc:
+                    log.warning("re-reading %s %s: %s", flow.id, period.label, exc.message)
+                except Exception:
+                    log.exception("re-reading %s %s failed", flow.id, period.label)
+        return done
+
+    def morning(self, flow_id: str) -> None:
+        """A flow's job at its opening time each weekday: open what is due, re-read the rest."""
+        opened = self.open_due_cycles()
+        self.resync_open_cycles([flow_id], skip={o.cycle_id for o in opened if o.created})
 
     # --- running ----------------------------------------------------------------------
 
@@ -180,9 +251,10 @@ class Service:
         for flow in self.engine.flows.values():
             at = flow.schedule.opening_time
             scheduler.add_job(
-                self.open_due_cycles,
+                self.morning,
                 CronTrigger(day_of_week="mon-fri", hour=at.hour, minute=at.minute, timezone=LONDON),
-                id=f"open:{flow.id}",
+                args=[flow.id],
+                id=f"morning:{flow.id}",
             )
         scheduler.start()
         try:

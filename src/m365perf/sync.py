@@ -6,7 +6,6 @@ Data flows one way: SharePoint register (or a CSV export) → rows → indicator
 
 from __future__ import annotations
 
-import csv
 import logging
 import re
 from collections.abc import Iterable, Sequence
@@ -18,7 +17,14 @@ from m365perf.flows.model import Flow
 from m365perf.m365.errors import BadRequest
 from m365perf.m365.errors import NotFound as GraphNotFound
 from m365perf.m365.graph import GraphClient
-from m365perf.plan.register import Indicator, Row, RowProblem, read_indicators, read_register_csv
+from m365perf.plan.register import (
+    Indicator,
+    Row,
+    RowProblem,
+    read_csv,
+    read_indicators,
+    read_register_csv,
+)
 from m365perf.store import PersonSpec, Store
 
 log = logging.getLogger(__name__)
@@ -42,13 +48,16 @@ class PeopleSource(Protocol):
 
 
 class CsvRegister:
-    """A register exported to CSV (the SharePoint list's column names as the header)."""
+    """A register exported to CSV (the SharePoint list's column names as the header).
+
+    A file that cannot be read, or lacks a column the flow needs, raises ``UnreadableCsv``.
+    """
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
 
     def rows(self, flow: Flow) -> list[dict[str, str]]:
-        return read_register_csv(self.path)
+        return read_register_csv(self.path, flow)
 
 
 def _text(value: object) -> str:
@@ -106,14 +115,13 @@ def register_columns(flow: Flow) -> list[str]:
 
 
 class CsvPeople:
-    """People from a directory CSV with columns id, name, email, line_manager (an e-mail)."""
+    """People from a directory CSV with columns id, name, email, line_manager (an e-mail).
+
+    A file that cannot be read, or has no id or email column, raises ``UnreadableCsv``.
+    """
 
     def __init__(self, path: Path | str) -> None:
-        with Path(path).open(encoding="utf-8-sig", newline="") as handle:
-            self._rows = [
-                {k.strip(): (v or "").strip() for k, v in row.items() if k}
-                for row in csv.DictReader(handle)
-            ]
+        self._rows = read_csv(path, required=("id", "email"))
 
     def people(self, refs: Iterable[str]) -> tuple[list[PersonSpec], list[str]]:
         by_email = {r["email"].lower(): r for r in self._rows if r.get("email")}

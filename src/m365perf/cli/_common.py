@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -106,3 +107,14 @@ def sources(
     if directory_csv is not None:
         return register, CsvPeople(directory_csv)
     return register, EntraPeople(graph) if graph is not None else None
+
+
+@contextmanager
+def csv_errors_exit() -> Iterator[None]:
+    """A register or directory CSV that cannot be read ends the command with why, in one line."""
+    from m365perf.plan.register import UnreadableCsv
+
+    try:
+        yield
+    except UnreadableCsv as exc:
+        raise click.ClickException(str(exc)) from None

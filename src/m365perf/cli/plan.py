@@ -8,7 +8,13 @@ from typing import Any
 
 import click
 
-from m365perf.cli._common import load_flow_or_exit, period_or_exit, register_options, sources
+from m365perf.cli._common import (
+    csv_errors_exit,
+    load_flow_or_exit,
+    period_or_exit,
+    register_options,
+    sources,
+)
 
 
 @click.command()
@@ -37,8 +43,9 @@ def plan(
     flow = load_flow_or_exit(flow_ref)
     period = period_or_exit(flow, period_label)
     settings = load_settings()
-    register, source = sources(settings, register_csv, directory_csv)
-    rows = register.rows(flow)
+    with csv_errors_exit():
+        register, source = sources(settings, register_csv, directory_csv)
+        rows = register.rows(flow)
     if source is None:
         directory = FlowDirectory([], {}, flow, strict=False)
     else:
@@ -89,4 +96,9 @@ def _text(plan: dict[str, Any]) -> str:
         lines.append("Cannot be routed:")
         for item in plan["unroutable"]:
             lines.append(f"  {item['indicator_id']}  {item['name']}: {item['reason']}")
+    if not plan["requests"]:
+        lines.append("")
+        lines.append(
+            "Nobody would be asked: `m365perf cycle open` refuses this cycle unless --allow-empty."
+        )
     return "\n".join(lines)

@@ -17,7 +17,17 @@ from m365perf.engine.approvals import decide, request_correction
 from m365perf.engine.closing import CycleClosing, close_cycle
 from m365perf.engine.context import Caller, EngineConfig, EngineContext
 from m365perf.engine.cycles import CycleOpening, open_cycle
-from m365perf.engine.errors import ActionError, BadAction, NotYours, UnknownSubject
+from m365perf.engine.errors import (
+    ActionError,
+    BadAction,
+    CycleClosed,
+    CycleError,
+    EmptyCycle,
+    NotYours,
+    UnknownCycle,
+    UnknownSubject,
+)
+from m365perf.engine.resync import CycleResync, resync_cycle
 from m365perf.engine.returns import show_request, submit_returns, submit_returns_view
 from m365perf.engine.sent import on_parked, on_sent
 from m365perf.engine.timers import fire_due_timers
@@ -29,11 +39,16 @@ __all__ = [
     "ActionError",
     "BadAction",
     "Caller",
+    "CycleClosed",
     "CycleClosing",
+    "CycleError",
     "CycleOpening",
+    "CycleResync",
+    "EmptyCycle",
     "Engine",
     "EngineConfig",
     "NotYours",
+    "UnknownCycle",
     "UnknownSubject",
 ]
 
@@ -58,8 +73,33 @@ class Engine:
         *,
         now: datetime,
         actor: str = "scheduler",
+        allow_empty: bool = False,
     ) -> CycleOpening:
+        """Open a cycle; raises ``EmptyCycle`` when nobody could be asked (unless allowed)."""
         return open_cycle(
+            self.store,
+            self.ctx,
+            self.ctx.flow(flow_id),
+            period,
+            indicators,
+            problems,
+            now=now,
+            actor=actor,
+            allow_empty=allow_empty,
+        )
+
+    def resync_cycle(
+        self,
+        flow_id: str,
+        period: Period,
+        indicators: Sequence[Indicator],
+        problems: Sequence[RowProblem] = (),
+        *,
+        now: datetime,
+        actor: str = "scheduler",
+    ) -> CycleResync:
+        """Re-read the register for an open cycle: ask for indicators that became routable."""
+        return resync_cycle(
             self.store,
             self.ctx,
             self.ctx.flow(flow_id),

@@ -6,6 +6,7 @@ re-fired trigger or a second ``cycle open`` finds the cycle open and changes not
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -16,6 +17,7 @@ from m365perf.domain.calendar import WorkingCalendar
 from m365perf.domain.periods import Period
 from m365perf.engine.closing import schedule_close
 from m365perf.engine.context import EngineContext, at_local, local_day
+from m365perf.engine.errors import EmptyCycle
 from m365perf.engine.outbox import Channel, send_card, send_mail
 from m365perf.engine.people import StoreDirectory
 from m365perf.engine.views import owner_request
@@ -88,25 +90,19 @@ def open_cycle(
     *,
     now: datetime,
     actor: str = "scheduler",
+    allow_empty: bool = False,
 ) -> CycleOpening:
-    """Open the flow's cycle for ``period`` and queue one request per owner."""
+    """Open the flow's cycle for ``period`` and queue one request per owner.
+
+    When no indicator can be asked (an unreadable register, a filter that matches
+    nothing, every row a problem) it raises :class:`EmptyCycle` and opens nothing,
+    unless ``allow_empty``: an empty cycle is usually a bad register read.
+    """
     plan = timetable(flow, period)
     with store.transaction() as tx:
         existing = tx.find_cycle(flow.id, period.label)
         if existing is not None:
             return CycleOpening(existing.id or 0, False, 0, 0, ())
-        snapshot(tx, flow, indicators, now)
-        cycle, created = tx.open_cycle(
-            flow.id,
-            period.label,
-            period_start=period.start,
-            frequency=flow.frequency,
-            due_date=plan.due,
-            now=now,
-        )
-        cycle_id = cycle.id or 0
-        if not created:
-            return CycleOpening(cycle_id, False, 0, 0, ())
         directory = StoreDirectory(tx, flow)
         unroutable = list(problems)
         wanted: list[NewReturn] = []
@@ -124,6 +120,20 @@ def open_cycle(
                     owner_email=routed.owner.email,
                 )
             )
+        if not wanted and not allow_empty:
+            raise EmptyCycle(flow.id, period.label, unroutable, what="no cycle was opened")
+        snapshot(tx, flow, indicators, now)
+        cycle, created = tx.open_cycle(
+            flow.id,
+            period.label,
+            period_start=period.start,
+            frequency=flow.frequency,
+            due_date=plan.due,
+            now=now,
+        )
+        cycle_id = cycle.id or 0
+        if not created:
+            return CycleOpening(cycle_id, False, 0, 0, ())
         created_returns = tx.create_returns(cycle_id, wanted, now=now)
         by_owner: dict[str, list[Return]] = {}
         for ret in created_returns:
@@ -173,7 +183,8 @@ def ask_owner(
     view = owner_request(tx, ctx, cycle, owner.id, owner.name, returns, card_id=base_id, now=now)
     cards = render_owner_requests(view, max_bytes=ctx.config.max_card_bytes)
     link = ctx.return_link(cycle_id, owner.id, now=now)
-    subject = request_subject(view, reminder=round_name != "open")
+    first_ask = round_name == "open" or round_name.startswith("resync")
+    subject = request_subject(view, reminder=not first_ask)
     for part, card in enumerate(cards, start=1):
         card_id = base_id if len(cards) == 1 else f"{base_id}-p{part}"
         send_card(
@@ -245,12 +256,20 @@ def _report_unroutable(
     cycle_id: int,
     unroutable: Sequence[RowProblem],
     now: datetime,
+    *,
+    round_name: str = "open",
 ) -> None:
+    """Tell the performance team what nobody was asked for, and how it gets picked up."""
     lines = [
         f"{len(unroutable)} indicator(s) in {flow.name} {period.label} could not be sent "
-        "to an owner. Fix the register and they will be picked up at the next sync:",
+        "to an owner:",
         "",
         *(f"{u.indicator_id} {u.name}: {u.reason}" for u in unroutable),
+        "",
+        f"Fix the register: while the cycle is open, the service reads it again each "
+        f"weekday at {flow.schedule.opens_at} and asks the owners of those that can then "
+        "be routed. To do it at once, run:",
+        f"m365perf cycle resync {flow.id} --period {shlex.quote(period.label)}",
     ]
     send_mail(
         tx,
@@ -258,6 +277,7 @@ def _report_unroutable(
         to=flow.performance_team or [ctx.config.service_mailbox],
         subject=f"{flow.name} {period.label}: {len(unroutable)} indicator(s) cannot be routed",
         lines=lines,
-        dedup_key=f"cycle:{cycle_id}:unroutable",
+        dedup_key=f"cycle:{cycle_id}:unroutable"
+        + ("" if round_name == "open" else f":{round_name}"),
         now=now,
     )

@@ -1,13 +1,19 @@
 """Register rows read as indicators, through the flow's field map.
 
 A bad row is reported with its reason and the rest go on: one missing owner must not
-stop a cycle for two hundred other indicators.
+stop a cycle for two hundred other indicators. A row is bad when anything later would
+trip over it (an id a card input or a SharePoint key cannot carry, a field that does
+not parse), so every row that passes here can be asked for. A file that cannot be read
+at all is :class:`UnreadableCsv`: no rows, rather than rows of garbage.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import re
+import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,15 +60,88 @@ class RowProblem:
     reason: str
 
 
-def read_register_csv(path: Path | str) -> list[dict[str, str]]:
-    """Read a register exported as CSV (UTF-8, with or without BOM; cp1252 as a fallback)."""
-    raw = Path(path).read_bytes()
+class UnreadableCsv(ValueError):
+    """A CSV file (register or directory) that cannot be read as rows; the message says why."""
+
+
+_WORKBOOKS = {
+    b"PK\x03\x04": "an Excel workbook (.xlsx)",
+    b"\xd0\xcf\x11\xe0": "an old Excel workbook (.xls)",
+}
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def read_csv(path: Path | str, *, required: Iterable[str] = ()) -> list[dict[str, str]]:
+    """Rows of a CSV export (UTF-8, with or without BOM; UTF-16 or cp1252 as fallbacks).
+
+    Raises :class:`UnreadableCsv`, naming the file, when it cannot be read, is not text,
+    has no header, or lacks one of the ``required`` columns.
+    """
+    path = Path(path)
     try:
-        text = raw.decode("utf-8-sig")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UnreadableCsv(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    for magic, what in _WORKBOOKS.items():
+        if raw.startswith(magic):
+            raise UnreadableCsv(f"{path}: this is {what}, not a CSV; save it as 'CSV UTF-8'")
+    text = _decode(path, raw)
+    if "\x00" in text:
+        raise UnreadableCsv(f"{path}: contains NUL bytes, so it is not a text CSV")
+    first = next((line for line in text.splitlines() if line.strip()), None)
+    if first is None:
+        raise UnreadableCsv(f"{path}: is empty; a CSV needs a header row of column names")
+    delimiter = "\t" if "\t" in first and "," not in first else ","  # Excel's "Unicode text"
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = [name.strip() for name in reader.fieldnames or []]
+        rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+    except csv.Error as exc:
+        line = reader.reader.line_num
+        raise UnreadableCsv(f"{path}: not a well-formed CSV at line {line}: {exc}") from None
+    if not any(header):
+        raise UnreadableCsv(f"{path}: the first line is not a header row of column names")
+    missing = [column for column in dict.fromkeys(required) if column not in header]
+    if missing:
+        names = ", ".join(f"'{m}'" for m in missing)
+        found = ", ".join(f"'{h}'" for h in header[:20]) + (", …" if len(header) > 20 else "")
+        raise UnreadableCsv(f"{path}: has no column {names}; its columns are {found}")
+    return rows
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    if raw.startswith(_UTF16_BOMS):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            raise UnreadableCsv(f"{path}: starts as UTF-16 text but does not decode") from None
+    try:
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        text = raw.decode("cp1252")
-    reader = csv.DictReader(text.splitlines())
-    return [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+        pass
+    try:
+        return raw.decode("cp1252")
+    except UnicodeDecodeError as exc:
+        raise UnreadableCsv(
+            f"{path}: is not text (byte {exc.start + 1} is neither UTF-8 nor Windows-1252); "
+            "save it as 'CSV UTF-8'"
+        ) from None
+
+
+def register_required_columns(flow: Flow) -> list[str]:
+    """The columns without which no row could be read; other mapped columns may be absent.
+
+    They are the id, owner and unit columns, the filter's and the approver steps'.
+    """
+    columns = [flow.source.column_for(f) for f in ("id", "owner", "unit")]
+    columns += list(flow.source.filter)
+    columns += [s.approver.column for s in flow.approval.steps if s.approver.column]
+    return [c for c in dict.fromkeys(columns) if c]
+
+
+def read_register_csv(path: Path | str, flow: Flow | None = None) -> list[dict[str, str]]:
+    """Read a register exported as CSV; with ``flow``, check it has the columns it needs."""
+    return read_csv(path, required=register_required_columns(flow) if flow else ())
 
 
 _YES = {"yes", "true", "y", "1"}
@@ -130,30 +209,85 @@ def due_rows(flow: Flow, rows: Iterable[Row]) -> list[Row]:
     return [row for row in rows if _matches(row, flow.source.filter)]
 
 
+#: Ids go into card input ids (``value__{id}``), card data and SharePoint key columns
+#: (255 characters of single-line text): the cards accept at most this many, no spaces.
+MAX_ID_LENGTH = 200
+#: SharePoint's Title (single line of text) holds 255 characters; the write-back sets it.
+MAX_NAME_LENGTH = 255
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # control, format, separators
+
+
+def shown(text: str) -> str:
+    """Text safe to print or mail: invisible and control characters as ``\\uXXXX``."""
+    return "".join(
+        f"\\u{ord(ch):04X}" if unicodedata.category(ch) in _INVISIBLE else ch for ch in text
+    )
+
+
+def id_problem(ident: str) -> str | None:
+    """Why an indicator id cannot be carried through cards, the store and SharePoint."""
+    bad = next((ch for ch in ident if unicodedata.category(ch) in _INVISIBLE), None)
+    if bad is not None:
+        return (
+            f"indicator id '{shown(ident)}' contains an invisible or control character "
+            f"(U+{ord(bad):04X}); retype the id"
+        )
+    if re.search(r"\s", ident):
+        return (
+            f"indicator id '{ident}' contains a space; ids are used in card inputs and "
+            "SharePoint keys, so use e.g. '-' instead"
+        )
+    if len(ident) > MAX_ID_LENGTH:
+        return f"indicator id is {len(ident)} characters long; at most {MAX_ID_LENGTH} fit"
+    return None
+
+
+def _id_key(ident: str) -> str:
+    """SharePoint filters and Power BI keys ignore case: 'cp001' and 'CP001' are one id."""
+    return unicodedata.normalize("NFKC", ident).casefold()
+
+
 def read_indicators(flow: Flow, rows: Sequence[Row]) -> tuple[list[Indicator], list[RowProblem]]:
     """Apply the field map to the flow's due rows; report the rows that do not parse."""
     indicators: list[Indicator] = []
     problems: list[RowProblem] = []
-    seen: set[str] = set()
     columns = {f: flow.source.column_for(f) for f in ("id", "name", "unit", "owner")}
 
     def get(row: Row, name: str) -> str:
         return _field(flow, row, name)
 
-    for number, row in enumerate(due_rows(flow, rows), start=1):
+    due = due_rows(flow, rows)
+    copies = Counter(_id_key(get(row, "id")) for row in due if get(row, "id"))
+    for number, row in enumerate(due, start=1):
         ident = get(row, "id") or f"row {number}"
         name = get(row, "name") or "(no name)"
 
         def problem(reason: str, ident: str = ident, name: str = name) -> None:
-            problems.append(RowProblem(ident, name, reason))
+            problems.append(RowProblem(shown(ident), shown(name), reason))
 
         if not get(row, "id"):
             problem(f"no indicator id in column '{columns['id']}'")
             continue
-        if ident in seen:
-            problem(f"indicator id '{ident}' appears more than once in the register")
+        bad_id = id_problem(ident)
+        if bad_id is not None:
+            problem(bad_id)
             continue
-        seen.add(ident)
+        if copies[_id_key(ident)] > 1:
+            problem(
+                f"indicator id '{ident}' is on {copies[_id_key(ident)]} rows of the register "
+                "(ids that differ only in case count as one); keep it on one row"
+            )
+            continue
+        garbled = next((column for column, value in row.items() if "\x00" in value), None)
+        if garbled is not None:
+            problem(f"column '{garbled}' contains a NUL character; retype it")
+            continue
+        if len(name) > MAX_NAME_LENGTH:
+            problem(
+                f"name in column '{columns['name']}' is {len(name)} characters long; "
+                f"SharePoint holds at most {MAX_NAME_LENGTH}"
+            )
+            continue
         owner = get(row, "owner")
         if not owner:
             problem(f"no owner in column '{columns['owner']}'")
