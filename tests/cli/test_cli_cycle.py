@@ -173,7 +173,7 @@ def test_list_shows_each_cycle_with_its_returns_by_state(runner: CliRunner, tmp_
     cycles = _json(_cycle(runner, "list", "--json"))
     assert [(c["flow"], c["period"], c["status"]) for c in cycles] == [
         (FLOW_ID, "2026-09", "open"),
-        (FLOW_ID, "2026-10", "open"),
+        (FLOW_ID, "2026-10", "collecting"),  # a figure is in
     ]
     october = cycles[1]
     assert october["due"] == "2026-11-11" and october["closed_at"] is None
@@ -184,7 +184,7 @@ def test_list_shows_each_cycle_with_its_returns_by_state(runner: CliRunner, tmp_
     text = _cycle(runner, "list", "--flow", FLOW_ID)
     assert text.exit_code == 0, text.output
     lines = text.output.splitlines()
-    assert lines[1].split()[:5] == [FLOW_ID, "2026-10", "open", "due", "2026-11-11"]
+    assert lines[1].split()[:5] == [FLOW_ID, "2026-10", "collecting", "due", "2026-11-11"]
     assert "22 return(s): 21 awaiting, 1 returned" in lines[1]
     closed = _cycle(runner, "list", "--status", "closed")
     assert closed.exit_code == 0 and closed.output == "No cycles.\n"
@@ -196,7 +196,7 @@ def test_show_names_each_return_its_owner_step_and_approvers(runner: CliRunner) 
     submitted = _submit_first_card(os.environ["M365PERF_DATABASE_URL"])
     shown = _json(_cycle(runner, "show", FLOW_ID, "--period", "2025-10", "--json"))
     assert (shown["period_start"], shown["period_end"]) == ("2025-10-01", "2025-10-31")
-    assert shown["status"] == "open" and shown["counts"]["total"] == 22
+    assert shown["status"] == "collecting" and shown["counts"]["total"] == 22
     by_key = {r["indicator_id"]: r for r in shown["returns"]}
     returned = by_key[submitted]
     assert returned["status"] == "returned"
@@ -342,7 +342,7 @@ def test_cycle_commands_on_postgresql(
     assert added["added"] == ["COV-003"]
     again = _json(_cycle(runner, "resync", FLOW_ID, "--period", "2026-10", *_sources(), "--json"))
     assert again["added"] == [] and again["round"] is None
-    (listed,) = _json(_cycle(runner, "list", "--json", "--status", "open"))
+    (listed,) = _json(_cycle(runner, "list", "--json", "--status", "collecting"))
     assert listed["returns"]["total"] == 22 and listed["returns"]["returned"] == 1
     shown = _json(_cycle(runner, "show", FLOW_ID, "--period", "2026-10", "--json"))
     by_key = {r["indicator_id"]: r for r in shown["returns"]}
