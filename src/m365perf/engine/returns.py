@@ -34,6 +34,8 @@ from m365perf.engine.views import (
     owner_request,
     returned_item,
 )
+from m365perf.messages.ids import ROUND_SHOWN, RequestCardId
+from m365perf.messages.names import AuditAction, SubjectType
 from m365perf.store import NotFound, Return, ReturnStatus, StaleVersion, Store, Transaction
 
 Json = dict[str, Any]
@@ -224,10 +226,10 @@ def _accept(
         return None
     outcome = start_chain(tx, ctx, cycle, updated, change_percent=judged.change_percent, now=now)
     tx.audit(
-        "return.submitted",
+        AuditAction.RETURN_SUBMITTED,
         at=now,
         actor=caller.user_id,
-        subject_type="return",
+        subject_type=SubjectType.RETURN,
         subject_id=ret.id or 0,
         cycle_id=cycle_id,
         before=_state(ret),
@@ -283,7 +285,9 @@ def show_request(
             caller.user_id,
             owner.name if owner else caller.name,
             returns,
-            card_id=str(data.get("card_id") or f"request-{cycle_id}-{caller.user_id}-shown"),
+            card_id=str(
+                data.get("card_id") or RequestCardId(cycle_id, caller.user_id, ROUND_SHOWN)
+            ),
             now=now,
         )
         return _first_with_inputs(render_owner_requests(view, max_bytes=ctx.config.max_card_bytes))
