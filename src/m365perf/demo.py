@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-import re
 import secrets
 import socket
 import subprocess
@@ -32,6 +31,8 @@ from m365perf.domain.periods import Period, PeriodError
 from m365perf.engine.context import at_local
 from m365perf.errors import M365PerfError
 from m365perf.flows.model import Flow
+from m365perf.messages.ids import ROUND_OPEN, CardId, CardIdError, RejectionCardId, RequestCardId
+from m365perf.messages.names import AuditAction, OutboxKind
 from m365perf.plan.timetable import timetable
 from m365perf.settings import load_settings
 from m365perf.store import OutboxStatus, Return, ReturnStatus
@@ -379,8 +380,9 @@ class Rehearsal:
         for user in self._users():
             for _where, card in self._cards(user):
                 for card_id in _card_ids(card):
-                    if re.match(r"request-\d+-.+-open(-p\d+)?$", card_id):
-                        self.tally.request_cards.add(re.sub(r"-p\d+$", "", card_id))
+                    request = _opening_request(card_id)
+                    if request is not None:
+                        self.tally.request_cards.add(request)
 
     def _late_owner(self, flow: Flow) -> str | None:
         with self.service.store.transaction() as tx:
@@ -397,18 +399,14 @@ class Rehearsal:
             returns = [r for c in tx.list_cycles() for r in tx.list_returns(cycle_id=c.id)]
             events = [e for c in tx.list_cycles() for e in tx.list_audit(cycle_id=c.id)]
             all_events = tx.list_audit()
-            sent = tx.list_outbox(kind="send_card")
+            sent = tx.list_outbox(kind=OutboxKind.SEND_CARD)
             parked = len(tx.list_outbox(status=OutboxStatus.PARKED))
         requests_sent = len(
-            {
-                re.sub(r"-p\d+$", "", m.payload["card_id"])
-                for m in sent
-                if re.match(r"request-\d+-.+-open(-p\d+)?$", m.payload["card_id"])
-            }
+            {r for r in (_opening_request(str(m.payload.get("card_id"))) for m in sent) if r}
         )
         first_reminder: dict[tuple[int | None, str], datetime] = {}
         for e in events:
-            if e.action == "owner.reminded":
+            if e.action == AuditAction.OWNER_REMINDED:
                 first_reminder.setdefault((e.cycle_id, str(e.subject_id)), e.at)
         returned = [r for r in returns if r.submitted_at is not None]
 
@@ -418,18 +416,18 @@ class Rehearsal:
 
         self_returned = [r for r in returned if before_any_chase(r)]
         sandbox = self._sandbox_counts()
-        written = sum(1 for e in all_events if e.action == "return.written_back")
+        written = sum(1 for e in all_events if e.action == AuditAction.RETURN_WRITTEN_BACK)
         return {
             "indicators": len(returns),
             "requests_sent": requests_sent,
             "returns": len(returned),
             "approved": sum(1 for r in returns if r.status is ReturnStatus.APPROVED),
-            "rejected": sum(1 for e in events if e.action == "return.rejected"),
+            "rejected": sum(1 for e in events if e.action == AuditAction.RETURN_REJECTED),
             "resubmitted": self.tally.resubmitted,
             "late": sum(1 for r in returns if r.late),
             "written_back": written,
             "powerbi_refreshes": sum(
-                1 for e in all_events if e.action == "powerbi.refresh_requested"
+                1 for e in all_events if e.action == AuditAction.POWERBI_REFRESH_REQUESTED
             ),
             "self_return_rate": round(len(self_returned) / len(returned), 3) if returned else 0.0,
             "audit_events": len(all_events),
@@ -505,7 +503,26 @@ def _has_confirm(reply: dict[str, Any]) -> bool:
 
 def card_is_rejection(card: dict[str, Any]) -> bool:
     action = _action(card, "submitReturns")
-    return bool(action and str(action.get("data", {}).get("card_id", "")).startswith("rejection-"))
+    card_id = _card_id(str(action.get("data", {}).get("card_id", ""))) if action else None
+    return isinstance(card_id, RejectionCardId)
+
+
+def _card_id(text: str) -> CardId | None:
+    try:
+        return CardId.parse(text)
+    except CardIdError:
+        return None
+
+
+def _opening_request(text: str) -> str | None:
+    """The whole request a card id is (a part of), if it is an owner's opening request.
+
+    Its e-mail copy is not counted: it is the same request sent again another way.
+    """
+    card_id = _card_id(text)
+    if isinstance(card_id, RequestCardId) and card_id.round == ROUND_OPEN and not card_id.by_email:
+        return str(card_id.whole())
+    return None
 
 
 def run_demo(flows: list[Flow], workdir: Path, *, periods: dict[str, str]) -> dict[str, Any]:

@@ -1,12 +1,14 @@
 """A dispatcher wired to a real sandbox, and a miniature engine that records what it hears.
 
-The engine is not written yet, so ``MiniEngine.on_sent`` does the two things the real
-one must do with a card's outcome: remember where the card went (for ``update_card``)
-and store a newly opened Teams conversation.
+``MiniEngine.on_sent`` does the two things the real engine does with a card's outcome:
+remember where the card went (for ``update_card``) and store a newly opened Teams
+conversation. Rows are queued as raw payloads, the way they are stored, so the tests
+also pin the stored shape of each message.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import uuid
 from dataclasses import dataclass
@@ -20,6 +22,15 @@ from m365perf.dispatch import Dispatcher
 from m365perf.m365 import Tokens, clients_from_settings
 from m365perf.m365.auth import StaticToken
 from m365perf.m365.factory import M365
+from m365perf.messages import (
+    CardSent,
+    Outcome,
+    RequestCardId,
+    SendCard,
+    WrittenBack,
+    parse_message,
+)
+from m365perf.messages.ids import ROUND_OPEN
 from m365perf.sandbox.testing import RunningSandbox
 from m365perf.settings import Settings, load_settings
 from m365perf.store import OutboxMessage, OutboxStatus, Store, create_store
@@ -29,6 +40,12 @@ POWERBI = "https://analysis.windows.net/powerbi/api/.default"
 BOT = "https://api.botframework.com/.default"
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 ORIGINATOR = "5f1b2c3d-0000-4000-8000-000000000abc"
+_CYCLES = itertools.count(1)
+
+
+def new_card_id(user_id: str = "9d2f0c1e-0000-4000-8000-000000000def") -> str:
+    """A card id no other test uses (an opening request of a cycle of its own)."""
+    return str(RequestCardId(next(_CYCLES), user_id, ROUND_OPEN))
 
 
 def card(text: str) -> dict[str, Any]:
@@ -176,7 +193,7 @@ class MiniEngine:
         self.clients: M365 = clients_from_settings(
             self.settings, tokens=bench.tokens, session=session
         )
-        self.sent: dict[int, dict[str, Any]] = {}
+        self.sent: dict[int, Outcome] = {}
         self.deliveries: dict[str, Delivery] = {}
         self.dispatcher = Dispatcher(
             self.store,
@@ -189,24 +206,23 @@ class MiniEngine:
             **options,
         )
 
-    def on_sent(self, message: OutboxMessage, outcome: dict[str, Any], now: datetime) -> None:
-        assert message.id is not None
-        self.sent[message.id] = outcome
-        if message.kind != "send_card":
+    def on_sent(self, row: OutboxMessage, outcome: Outcome, now: datetime) -> None:
+        assert row.id is not None
+        self.sent[row.id] = outcome
+        message = parse_message(row.kind, row.payload)
+        if not isinstance(message, SendCard):
             return
-        payload = message.payload
-        self.deliveries[payload["card_id"]] = Delivery(
-            payload["channel"],
-            outcome.get("conversation_id"),
-            outcome.get("activity_id"),
-            outcome.get("service_url"),
+        assert isinstance(outcome, CardSent), f"a card's outcome is CardSent, not {outcome!r}"
+        self.deliveries[str(message.card_id)] = Delivery(
+            message.channel, outcome.conversation_id, outcome.activity_id, outcome.service_url
         )
-        if payload["channel"] == "teams":
+        if message.channel == "teams":
+            assert outcome.conversation_id and outcome.service_url
             with self.store.transaction() as tx:
                 tx.put_conversation_ref(
-                    payload["user"]["id"],
-                    conversation_id=outcome["conversation_id"],
-                    service_url=outcome["service_url"],
+                    message.user.id,
+                    conversation_id=outcome.conversation_id,
+                    service_url=outcome.service_url,
                     now=now,
                 )
 
@@ -217,6 +233,12 @@ class MiniEngine:
             )
         assert message.id is not None
         return message.id
+
+    def written(self, message_id: int) -> WrittenBack:
+        """The outcome reported for a write-back row."""
+        outcome = self.sent[message_id]
+        assert isinstance(outcome, WrittenBack), f"not a write-back outcome: {outcome!r}"
+        return outcome
 
     def row(self, message_id: int) -> OutboxMessage:
         with self.store.transaction() as tx:
@@ -231,7 +253,7 @@ class MiniEngine:
 
     def card_payload(self, user: dict[str, Any], channel: str, text: str) -> dict[str, Any]:
         return {
-            "card_id": uuid.uuid4().hex,
+            "card_id": new_card_id(user["id"]),
             "channel": channel,
             "user": {"id": user["id"], "name": user["display_name"], "email": user["mail"]},
             "card": card(text),

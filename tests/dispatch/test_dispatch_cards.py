@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from dispatch_support import Bench, MiniEngine, card
+from dispatch_support import Bench, Delivery, MiniEngine, card, new_card_id
 
 from m365perf.dispatch import DrainReport
+from m365perf.messages import CardId, CardSent, CardUpdated
 from m365perf.store import OutboxStatus
 
 
@@ -18,9 +19,10 @@ def test_a_teams_card_opens_the_chat_posts_the_card_and_reports_its_ids(bench: B
     assert engine.dispatcher.drain() == DrainReport(sent=1)
 
     outcome = engine.sent[row]
-    assert set(outcome) == {"conversation_id", "activity_id", "service_url"}
-    assert outcome["service_url"] == engine.settings.bot_connector_base_url
-    posted = bench.chat_activity(owner["id"], outcome["activity_id"])
+    assert isinstance(outcome, CardSent)
+    assert outcome.conversation_id and outcome.activity_id and outcome.message_id is None
+    assert outcome.service_url == engine.settings.bot_connector_base_url
+    posted = bench.chat_activity(owner["id"], outcome.activity_id)
     assert posted["card"]["body"][0]["text"] == "Council tax collected"
     assert posted["summary"] == "Please send your figure for Council tax collected."
     assert engine.status(row) == OutboxStatus.DONE
@@ -38,8 +40,11 @@ def test_a_known_chat_is_reused_rather_than_opened_again(bench: Bench) -> None:
 
     paths = [r["path"] for r in bench.requests_since(before)]
     assert not any(p.rstrip("/").endswith("/v3/conversations") for p in paths)
-    assert engine.sent[second]["conversation_id"] == engine.sent[first]["conversation_id"]
-    bench.chat_activity(owner["id"], engine.sent[second]["activity_id"])
+    first_sent, second_sent = engine.sent[first], engine.sent[second]
+    assert isinstance(first_sent, CardSent) and isinstance(second_sent, CardSent)
+    assert second_sent.conversation_id == first_sent.conversation_id
+    assert second_sent.activity_id is not None
+    bench.chat_activity(owner["id"], second_sent.activity_id)
 
 
 def test_an_email_card_arrives_in_the_owners_inbox_with_the_card_embedded(bench: Bench) -> None:
@@ -49,7 +54,7 @@ def test_an_email_card_arrives_in_the_owners_inbox_with_the_card_embedded(bench:
 
     assert engine.dispatcher.drain() == DrainReport(sent=1)
 
-    assert engine.sent[row] == {"message_id": None}
+    assert engine.sent[row] == CardSent(message_id=None)
     mail = [m for m in bench.inbox(owner["mail"]) if "Homeless households" in m["subject"]]
     assert len(mail) == 1
     assert mail[0]["card"]["body"][0]["text"] == "Homeless households"
@@ -64,7 +69,7 @@ def test_update_card_replaces_the_card_posted_in_teams(bench: Bench) -> None:
     update = engine.enqueue("update_card", "bot", {"card_id": card_id, "card": card("Approved")})
     assert engine.dispatcher.drain() == DrainReport(sent=1)
 
-    assert engine.sent[update] == {"replaced": True}
+    assert engine.sent[update] == CardUpdated(replaced=True)
     delivery = engine.deliveries[card_id]
     assert delivery.activity_id is not None
     posted = bench.chat_activity(owner["id"], delivery.activity_id)
@@ -79,7 +84,7 @@ def test_an_update_claimed_with_its_card_goes_out_after_the_card(bench: Bench) -
 
     assert engine.dispatcher.drain() == DrainReport(sent=2)
 
-    assert engine.sent[update] == {"replaced": True}
+    assert engine.sent[update] == CardUpdated(replaced=True)
     activity_id = engine.deliveries[card_id].activity_id
     assert activity_id is not None
     assert bench.chat_activity(owner["id"], activity_id)["card"]["body"][0]["text"] == "Rejected"
@@ -94,13 +99,26 @@ def test_an_emailed_card_is_reported_as_not_replaced_without_sending(bench: Benc
     update = engine.enqueue("update_card", "bot", {"card_id": card_id, "card": card("Late")})
     assert engine.dispatcher.drain() == DrainReport(sent=1)
 
-    assert engine.sent[update] == {"replaced": False}
+    assert engine.sent[update] == CardUpdated(replaced=False)
+    assert bench.requests_since(before) == []
+
+
+def test_a_teams_card_that_went_by_email_instead_is_not_replaced(bench: Bench) -> None:
+    engine = MiniEngine(bench)
+    card_id = new_card_id()
+    engine.deliveries[str(CardId.parse(card_id).as_email())] = Delivery("email", None, None, None)
+    before = bench.last_request_id()
+
+    update = engine.enqueue("update_card", "bot", {"card_id": card_id, "card": card("Late")})
+    assert engine.dispatcher.drain() == DrainReport(sent=1)
+
+    assert engine.sent[update] == CardUpdated(replaced=False)
     assert bench.requests_since(before) == []
 
 
 def test_an_update_for_a_card_not_yet_delivered_waits_instead_of_parking(bench: Bench) -> None:
     engine = MiniEngine(bench)
-    update = engine.enqueue("update_card", "bot", {"card_id": "never-sent", "card": card("x")})
+    update = engine.enqueue("update_card", "bot", {"card_id": new_card_id(), "card": card("x")})
 
     assert engine.dispatcher.drain() == DrainReport(retried=1)
 

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dispatch_support import Bench, LatchedSession, MiniEngine, card
+from dispatch_support import Bench, LatchedSession, MiniEngine, card, new_card_id
 
 from m365perf.dispatch import DrainReport
+from m365perf.messages import Outcome
 from m365perf.sandbox.config import Budget, documented_budgets
 from m365perf.sandbox.testing import running_sandbox
 from m365perf.store import OutboxMessage, OutboxStatus, create_store
@@ -78,7 +79,7 @@ def test_a_bug_parks_its_row_with_the_error_and_the_other_rows_still_go(bench: B
         raise RuntimeError(f"delivery table unreadable (Authorization: Bearer {token})")
 
     engine = MiniEngine(bench, find_delivery=broken_lookup)
-    update = engine.enqueue("update_card", "bot", {"card_id": "c-1", "card": card("x")})
+    update = engine.enqueue("update_card", "bot", {"card_id": new_card_id(), "card": card("x")})
     mail = engine.send_mail(bench.user(6)["mail"], "Still delivered")
 
     assert engine.dispatcher.drain() == DrainReport(sent=1, parked=1)
@@ -93,7 +94,7 @@ def test_a_bug_parks_its_row_with_the_error_and_the_other_rows_still_go(bench: B
 
 def test_a_send_the_engine_could_not_record_is_parked_not_sent_again(bench: Bench) -> None:
     class ForgetfulEngine(MiniEngine):
-        def on_sent(self, message: OutboxMessage, outcome: dict[str, Any], now: datetime) -> None:
+        def on_sent(self, message: OutboxMessage, outcome: Outcome, now: datetime) -> None:
             raise RuntimeError("database is locked")
 
     engine = ForgetfulEngine(bench)
@@ -115,13 +116,49 @@ def test_an_unknown_kind_is_parked_saying_so(bench: Bench) -> None:
     assert engine.row(row).last_error == "BadPayload: unknown outbox kind 'send_fax'"
 
 
+def test_rows_that_break_the_contract_are_parked_saying_what_is_wrong(bench: Bench) -> None:
+    engine = MiniEngine(bench)
+    good = engine.send_mail(bench.user(9)["mail"], "Still delivered")
+    payload = engine.card_payload(bench.user(9), "teams", "Broken")
+    no_address = engine.enqueue(
+        "send_card", "bot", {**payload, "user": {"id": bench.user(9)["id"], "name": "N"}}
+    )
+    not_a_card = engine.enqueue("send_card", "bot", {**payload, "card": {"type": "Poster"}})
+    bad_card_id = engine.enqueue(
+        "update_card", "bot", {"card_id": "approval-7-v1-x", "card": card("x")}
+    )
+    one_address = engine.enqueue(
+        "send_mail", "mailbox:x", {"to": "a@contoso.gov.uk", "subject": "Hi", "text": "Hello"}
+    )
+    before = bench.last_request_id()
+
+    assert engine.dispatcher.drain() == DrainReport(sent=1, parked=4)
+
+    assert engine.status(good) == OutboxStatus.DONE
+    assert [r["path"] for r in bench.requests_since(before)] == [
+        f"/v1.0/users/{engine.settings.service_mailbox}/sendMail"
+    ]
+    assert engine.row(no_address).last_error == "BadPayload: bad send_card row: user.email: missing"
+    assert engine.row(not_a_card).last_error == (
+        "BadPayload: bad send_card row: card: not an Adaptive Card (its type is 'Poster')"
+    )
+    assert engine.row(bad_card_id).last_error == (
+        "BadPayload: bad update_card row: card_id: 'approval-7-v1-x' is not an approval card id: "
+        "expected approval-{return}-v{version}-s{step}-{approver}[-mail]"
+    )
+    assert engine.row(one_address).last_error == (
+        "BadPayload: bad send_mail row: to: Input should be a valid list"
+    )
+    assert set(engine.sent) == {good}
+
+
 def test_the_loop_carries_on_after_a_bug_and_stops_when_asked(bench: Bench) -> None:
     class CountingEngine(MiniEngine):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.changed = threading.Condition()
 
-        def on_sent(self, message: OutboxMessage, outcome: dict[str, Any], now: datetime) -> None:
+        def on_sent(self, message: OutboxMessage, outcome: Outcome, now: datetime) -> None:
             super().on_sent(message, outcome, now)
             with self.changed:
                 self.changed.notify_all()
@@ -134,7 +171,7 @@ def test_the_loop_carries_on_after_a_bug_and_stops_when_asked(bench: Bench) -> N
         raise KeyError(card_id)
 
     engine = CountingEngine(bench, find_delivery=broken_lookup)
-    bug = engine.enqueue("update_card", "bot", {"card_id": "c-2", "card": card("x")})
+    bug = engine.enqueue("update_card", "bot", {"card_id": new_card_id(), "card": card("x")})
     engine.send_mail(bench.user(8)["mail"], "Before")
     stop = threading.Event()
     loop = threading.Thread(target=engine.dispatcher.run_forever, args=(stop, 0.01))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dispatch_support import Bench, MiniEngine
 
 from m365perf.dispatch import DrainReport
+from m365perf.messages import RefreshChecked, RefreshStarted
 from m365perf.store import OutboxStatus
 
 
@@ -22,17 +23,18 @@ def test_a_refresh_reports_its_request_id_and_its_progress_can_be_read(bench: Be
     budget = f"powerbi:{dataset['dataset']}"
     start = engine.enqueue("refresh", budget, dataset)
     assert engine.dispatcher.drain() == DrainReport(sent=1)
-    request_id = engine.sent[start]["request_id"]
-    assert request_id
+    started = engine.sent[start]
+    assert isinstance(started, RefreshStarted) and started.request_id
+    request_id = started.request_id
 
     running = engine.enqueue("check_refresh", budget, {**dataset, "request_id": request_id})
     engine.dispatcher.drain()
-    assert engine.sent[running] == {"status": "Unknown", "error": None}
+    assert engine.sent[running] == RefreshChecked(status="Unknown", error=None)
 
     bench.admin("POST", "/clock", json={"advance_s": 3600}).raise_for_status()
     finished = engine.enqueue("check_refresh", budget, {**dataset, "request_id": request_id})
     engine.dispatcher.drain()
-    assert engine.sent[finished] == {"status": "Completed", "error": None}
+    assert engine.sent[finished] == RefreshChecked(status="Completed", error=None)
 
 
 def test_a_refresh_asked_for_while_one_runs_waits_its_turn(bench: Bench) -> None:

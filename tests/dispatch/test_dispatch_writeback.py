@@ -7,6 +7,7 @@ from typing import Any
 from dispatch_support import Bench, LatchedSession, MiniEngine
 
 from m365perf.dispatch import DrainReport
+from m365perf.messages import WrittenBack
 from m365perf.store import OutboxStatus
 
 PERIOD = "2025/26 Q3"
@@ -36,11 +37,11 @@ def test_twenty_five_results_go_out_as_two_batches_after_one_read(bench: Bench) 
     batches, reads = _sharepoint_calls(bench, before)
     assert len(batches) == 2
     assert len(reads) == 1
-    assert all(engine.sent[r]["created"] and not engine.sent[r]["skipped_older"] for r in rows)
+    assert all(engine.written(r).created and not engine.written(r).skipped_older for r in rows)
     stored = _values(bench, title)
     assert len(stored) == 25
     assert stored[("COV-007", PERIOD)]["fields"]["Value"] == 10.5
-    assert {engine.sent[r]["item_id"] for r in rows} == {i["id"] for i in stored.values()}
+    assert {engine.written(r).item_id for r in rows} == {i["id"] for i in stored.values()}
 
 
 def test_a_list_whose_keys_are_not_indexed_is_read_whole_and_still_upserted(
@@ -65,7 +66,7 @@ def test_a_list_whose_keys_are_not_indexed_is_read_whole_and_still_upserted(
     assert engine.dispatcher.drain() == DrainReport(sent=1)
 
     assert read_statuses(before) == [200]  # not asked to filter again
-    assert engine.sent[second]["item_id"] == engine.sent[first]["item_id"]
+    assert engine.written(second).item_id == engine.written(first).item_id
     assert len(bench.list_items(title)) == 1
 
 
@@ -79,11 +80,11 @@ def test_a_second_write_of_the_same_key_updates_the_item_it_made(bench: Bench) -
     assert engine.dispatcher.drain() == DrainReport(sent=3)
 
     for old, new in zip(first, second, strict=True):
-        assert engine.sent[new] == {
-            "item_id": engine.sent[old]["item_id"],
-            "created": False,
-            "skipped_older": False,
-        }
+        assert engine.sent[new] == WrittenBack(
+            item_id=engine.written(old).item_id,
+            created=False,
+            skipped_older=False,
+        )
     stored = _values(bench, title)
     assert len(stored) == 3
     assert {i["fields"]["Value"] for i in stored.values()} == {2.0}
@@ -98,11 +99,11 @@ def test_an_older_version_leaves_the_newer_result_alone(bench: Bench) -> None:
     older = engine.write_back(title, "COV-100", PERIOD, 7.0, 2)
     assert engine.dispatcher.drain() == DrainReport(sent=1)
 
-    assert engine.sent[older] == {
-        "item_id": engine.sent[newer]["item_id"],
-        "created": False,
-        "skipped_older": True,
-    }
+    assert engine.sent[older] == WrittenBack(
+        item_id=engine.written(newer).item_id,
+        created=False,
+        skipped_older=True,
+    )
     assert _values(bench, title)[("COV-100", PERIOD)]["fields"]["Value"] == 42.0
 
 
@@ -117,12 +118,12 @@ def test_two_versions_claimed_together_make_one_item_holding_the_newer(bench: Be
     stored = _values(bench, title)
     assert len(stored) == 1
     assert stored[("COV-200", PERIOD)]["fields"]["Value"] == 9.0
-    assert engine.sent[newer]["created"] is True
-    assert engine.sent[older] == {
-        "item_id": engine.sent[newer]["item_id"],
-        "created": False,
-        "skipped_older": True,
-    }
+    assert engine.written(newer).created is True
+    assert engine.sent[older] == WrittenBack(
+        item_id=engine.written(newer).item_id,
+        created=False,
+        skipped_older=True,
+    )
 
 
 def test_a_rejected_column_parks_its_row_with_the_reason_and_the_rest_are_written(

@@ -135,6 +135,17 @@ def test_suspension_period_must_match_frequency() -> None:
     assert (problem.line, problem.column) == _position(text, "2020-04")
 
 
+def test_power_bi_dataset_must_be_an_id() -> None:
+    text = MONTHLY.read_text()
+    dataset = text.split("dataset: ", 1)[1].split("\n", 1)[0]
+    broken = text.replace(f"dataset: {dataset}", "dataset: 'KPI results: live'")
+    with pytest.raises(FlowError) as caught:
+        parse_flow(broken, "f.yaml")
+    (problem,) = caught.value.problems
+    assert problem.message.startswith("powerbi.dataset:")
+    assert "must be a Power BI id (no spaces or ':'), not 'KPI results: live'" in problem.message
+
+
 def test_empty_directory_is_an_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["validate", str(tmp_path)])
     assert result.exit_code == 2

@@ -21,6 +21,7 @@ from link_support import (
 
 from m365perf.cards import IndicatorRequest, OwnerRequestView, SentBack
 from m365perf.domain.kinds import Unit
+from m365perf.messages import CardId, RejectionCardId
 from m365perf.store import ReturnStatus
 from m365perf.web.links import LinkSigner
 from m365perf.web.return_form import MAX_FORM_BYTES
@@ -214,7 +215,7 @@ def test_the_rejection_sent_back_to_the_owner_carries_a_working_link(
     council.tick(days=2)
     council.act(BOB, "reject", approval_data(approval, "reject", reason="That is September's"))
     rejection = council.cards_to(ANN)[-1]
-    assert rejection["card_id"].startswith("rejection-")
+    assert isinstance(CardId.parse(rejection["card_id"]), RejectionCardId)
     answer = client.get(path_of(rejection["link"]))
     form = FormPage.read(answer.text)
     assert answer.status_code == 200 and form.has("value__CP001")

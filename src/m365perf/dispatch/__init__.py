@@ -3,7 +3,7 @@
 The engine writes outbox rows with its state changes; :class:`Dispatcher` claims the due
 ones, sends them concurrently within each budget and tells the engine about every
 success with ``on_sent``. It decides nothing about the workflow. The rows it reads and
-the outcomes it reports are defined in ``docs/outbox.md``.
+the outcomes it reports are the models of ``m365perf.messages`` (``docs/outbox.md``).
 """
 
 from __future__ import annotations

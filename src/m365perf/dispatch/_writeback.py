@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,16 +29,17 @@ from m365perf.m365.graph import (
     create_item_request,
     update_fields_request,
 )
+from m365perf.messages import Outcome, WriteBack, WrittenBack
+from m365perf.messages.outbox import split_site
 from m365perf.store.tables import OutboxMessage
 
 log = logging.getLogger(__name__)
 
 VERSION_FIELD = "Version"
 _MAX_FILTER_VALUES = 15  # "or" terms in one $filter; beyond that the whole list is read
-_COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 Key = tuple[str, ...]
-Result = tuple[OutboxMessage, dict[str, Any] | BaseException]
+Result = tuple[OutboxMessage, Outcome | BaseException]
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Target:
 
 @dataclass(frozen=True)
 class Row:
-    """A parsed ``write_back`` payload."""
+    """A ``write_back`` row and what planning needs of its message."""
 
     message: OutboxMessage
     target: Target
@@ -132,34 +132,14 @@ class SharePointIds:
             return site_id, list_id
 
 
-def parse(message: OutboxMessage) -> Row:
-    """Read a ``write_back`` payload, or say what is wrong with it."""
-    payload = message.payload
-    site, list_title = payload.get("site"), payload.get("list")
-    if not isinstance(site, str) or not site:
-        raise BadPayload("write_back needs 'site' as 'host:/path'")
-    _split_site(site)
-    if not isinstance(list_title, str) or not list_title:
-        raise BadPayload("write_back needs the 'list' title")
-    key_fields = payload.get("key_fields")
-    if (
-        not isinstance(key_fields, list)
-        or not key_fields
-        or not all(isinstance(k, str) and _COLUMN_NAME.match(k) for k in key_fields)
-    ):
-        raise BadPayload("write_back 'key_fields' must be a non-empty list of column names")
-    fields = payload.get("fields")
-    if not isinstance(fields, Mapping) or not fields:
-        raise BadPayload("write_back 'fields' must be an object of column values")
-    missing = [k for k in key_fields if fields.get(k) in (None, "")]
-    if missing:
-        raise BadPayload(f"write_back 'fields' lacks the key field(s) {', '.join(missing)}")
+def row(message: OutboxMessage, write: WriteBack) -> Row:
+    """A ``write_back`` row, its message already read, as this module plans with it."""
     return Row(
         message=message,
-        target=Target(site, list_title, tuple(key_fields)),
-        key=tuple(_key_text(fields[k]) for k in key_fields),
-        fields=dict(fields),
-        version=_version(fields.get(VERSION_FIELD)),
+        target=Target(write.site, write.list_title, tuple(write.key_fields)),
+        key=tuple(_key_text(write.fields[k]) for k in write.key_fields),
+        fields=dict(write.fields),
+        version=_version(write.version),
     )
 
 
@@ -183,8 +163,8 @@ def plan(graph: GraphClient, ids: SharePointIds, target: Target, rows: Sequence[
         newest = same_item[-1]
         found = existing.get(key)
         if found is not None and _older(newest.version, found.version):
-            outcome = {"item_id": found.id, "created": False, "skipped_older": True}
-            settled.extend((r.message, dict(outcome)) for r in same_item)
+            outcome = WrittenBack(item_id=found.id, created=False, skipped_older=True)
+            settled.extend((r.message, outcome) for r in same_item)
             continue
         request_id = str(_id(newest))
         if found is None:
@@ -228,11 +208,9 @@ def send(graph: GraphClient, list_title: str, writes: Sequence[Write]) -> list[R
             results.extend((m, exc) for m in write.messages)
             continue
         created = write.item_id is None
-        results.append(
-            (write.message, {"item_id": item_id, "created": created, "skipped_older": False})
-        )
+        results.append((write.message, WrittenBack(item_id=item_id, created=created)))
         results.extend(
-            (m, {"item_id": item_id, "created": False, "skipped_older": older})
+            (m, WrittenBack(item_id=item_id, created=False, skipped_older=older))
             for m, older in write.followers
         )
     return results
@@ -335,10 +313,10 @@ def _older(version: float | None, than: float | None) -> bool:
 
 
 def _split_site(site: str) -> tuple[str, str]:
-    host, sep, path = site.partition(":")
-    if not sep or not host or "/" in host or not path.startswith("/"):
-        raise BadPayload(f"write_back 'site' must look like 'host:/sites/name', not {site!r}")
-    return host, path
+    try:
+        return split_site(site)
+    except ValueError as exc:
+        raise BadPayload(f"write_back: {exc}") from None
 
 
 def _created_id(response: BatchResponse) -> str:

@@ -33,14 +33,25 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from types import MappingProxyType
-from typing import Any
+from typing import assert_never
 
 from m365perf.dispatch import _writeback
 from m365perf.dispatch._failures import BadPayload, backoff_s, judge
-from m365perf.dispatch._sends import SENDERS, FindDelivery, SendContext
+from m365perf.dispatch._sends import FindDelivery, Sendable, SendContext, send
 from m365perf.m365.factory import M365
 from m365perf.m365.graph import GraphClient
 from m365perf.m365.http import Budget
+from m365perf.messages import (
+    CheckRefresh,
+    MessageError,
+    Outcome,
+    Refresh,
+    SendCard,
+    SendMail,
+    UpdateCard,
+    WriteBack,
+    parse_message,
+)
 from m365perf.settings import Settings
 from m365perf.store.base import Store
 from m365perf.store.tables import OutboxMessage
@@ -57,10 +68,11 @@ _UNKNOWN_BUDGET_CONCURRENCY = 1
 _PAUSE_SIT_OUT_S = 60.0
 """A budget paused by the service for longer than this is not waited out on a thread."""
 
-OnSent = Callable[[OutboxMessage, dict[str, Any], datetime], None]
+#: Told of each row sent and the outcome model of its kind (``m365perf.messages``).
+OnSent = Callable[[OutboxMessage, Outcome, datetime], None]
 #: Told when a row is parked for good (the engine may choose another channel).
 OnParked = Callable[[OutboxMessage, str, datetime], None]
-_Result = tuple[OutboxMessage, dict[str, Any] | BaseException]
+_Result = tuple[OutboxMessage, Outcome | BaseException]
 _SENT, _RETRIED, _PARKED = "sent", "retried", "parked"
 
 
@@ -186,25 +198,27 @@ class Dispatcher:
         card_sends: dict[str, _Job] = {}
         card_updates: list[tuple[str, _Job]] = []
         lists: dict[tuple[str, _writeback.Target], list[_writeback.Row]] = {}
-        for message in sorted(claimed, key=lambda m: m.id or 0):
-            if message.kind == "write_back":
-                try:
-                    row = _writeback.parse(message)
-                except BadPayload as exc:
-                    jobs.append(_failed(message, exc))
+        for row in sorted(claimed, key=lambda m: m.id or 0):
+            try:
+                message = parse_message(row.kind, row.payload)
+            except MessageError as exc:
+                jobs.append(_failed(row, BadPayload(str(exc))))
+                continue
+            if isinstance(message, WriteBack):
+                planned = _writeback.row(row, message)
+                lists.setdefault((row.budget, planned.target), []).append(planned)
+                continue
+            job = _Job(row.budget, [row], partial(self._send_one, row, message))
+            match message:
+                case UpdateCard():
+                    card_updates.append((str(message.card_id), job))
                     continue
-                lists.setdefault((message.budget, row.target), []).append(row)
-                continue
-            if message.kind not in SENDERS:
-                jobs.append(_failed(message, BadPayload(f"unknown outbox kind {message.kind!r}")))
-                continue
-            job = _Job(message.budget, [message], partial(self._send_one, message))
-            card_id = message.payload.get("card_id")
-            if message.kind == "update_card" and isinstance(card_id, str):
-                card_updates.append((card_id, job))
-                continue
-            if message.kind == "send_card" and isinstance(card_id, str):
-                card_sends[card_id] = job
+                case SendCard():
+                    card_sends[str(message.card_id)] = job
+                case SendMail() | Refresh() | CheckRefresh():
+                    pass
+                case _:
+                    assert_never(message)
             jobs.append(job)
         for (budget, target), rows in lists.items():
             work = partial(self._write_list, budget, target, rows)
@@ -215,9 +229,8 @@ class Dispatcher:
             jobs.append(job)
         return jobs
 
-    def _send_one(self, message: OutboxMessage) -> tuple[list[_Result], list[_Job]]:
-        outcome = SENDERS[message.kind](self._context, message.payload)
-        return [(message, outcome)], []
+    def _send_one(self, row: OutboxMessage, message: Sendable) -> tuple[list[_Result], list[_Job]]:
+        return [(row, send(self._context, message))], []
 
     def _write_list(
         self, budget: str, target: _writeback.Target, rows: list[_writeback.Row]
@@ -259,7 +272,7 @@ class Dispatcher:
                 done.counts[self._settle(message, stray)] += 1
         return done
 
-    def _settle(self, message: OutboxMessage, result: dict[str, Any] | BaseException) -> str:
+    def _settle(self, message: OutboxMessage, result: Outcome | BaseException) -> str:
         """Record one row's fate; a store failure leaves it to its lease (sent again)."""
         now = self._now()
         try:

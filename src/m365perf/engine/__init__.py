@@ -32,6 +32,7 @@ from m365perf.engine.returns import show_request, submit_returns, submit_returns
 from m365perf.engine.sent import on_parked, on_sent
 from m365perf.engine.timers import fire_due_timers
 from m365perf.flows.model import Flow
+from m365perf.messages import Outcome
 from m365perf.plan.register import Indicator, RowProblem
 from m365perf.store import NotFound, OutboxMessage, Store
 
@@ -189,8 +190,10 @@ class Engine:
     def fire_due_timers(self, *, worker: str, now: datetime) -> int:
         return fire_due_timers(self.store, self.ctx, worker=worker, now=now)
 
-    def on_sent(self, message: OutboxMessage, outcome: dict[str, Any], now: datetime) -> None:
-        on_sent(self.store, self.ctx, message, outcome, now)
+    def on_sent(self, row: OutboxMessage, outcome: Outcome, now: datetime) -> None:
+        """The dispatcher sent ``row``: record where it went and schedule what follows."""
+        on_sent(self.store, self.ctx, row, outcome, now)
 
-    def on_parked(self, message: OutboxMessage, error: str, now: datetime) -> None:
-        on_parked(self.store, self.ctx, message, error, now)
+    def on_parked(self, row: OutboxMessage, error: str, now: datetime) -> None:
+        """The dispatcher gave up on ``row``: send it another way if the flow allows."""
+        on_parked(self.store, self.ctx, row, error, now)

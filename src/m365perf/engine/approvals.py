@@ -27,6 +27,8 @@ from m365perf.engine.errors import BadAction, UnknownSubject
 from m365perf.engine.outbox import send_card, update_card
 from m365perf.engine.returns import owner_person
 from m365perf.engine.views import approval_view, request_item
+from m365perf.messages.ids import CardOutcomeKey, RejectionCardId
+from m365perf.messages.names import AuditAction, SubjectType
 from m365perf.store import (
     AlreadyDecided,
     ApprovalStep,
@@ -133,12 +135,12 @@ def decide(
                 error="This step changed while you decided: nothing changed, try again.",
             )
             return render_approval(view, max_bytes=ctx.config.max_card_bytes)
-        tx.cancel_timers("step", step.id, now=now)
+        tx.cancel_timers(SubjectType.STEP, step.id, now=now)
         tx.audit(
-            "step.approved" if verb == "approve" else "step.rejected",
+            AuditAction.STEP_APPROVED if verb == "approve" else AuditAction.STEP_REJECTED,
             at=now,
             actor=caller.user_id,
-            subject_type="return",
+            subject_type=SubjectType.RETURN,
             subject_id=return_id,
             cycle_id=cycle.id,
             before={"step": step.name, "status": step.status.value, "version": version},
@@ -155,9 +157,10 @@ def decide(
             if other != caller.user_id:
                 update_card(
                     tx,
+                    ctx,
                     card_id=approval_card_id(ret, decided, other),
                     card=outcome,
-                    dedup_key=f"outcome:{decided.id}:{other}",
+                    dedup_key=CardOutcomeKey(decided.id or 0, other),
                     now=now,
                 )
         return outcome
@@ -261,7 +264,7 @@ def _reject(
         ret,
         by=step.decided_by or SYSTEM,
         reason=reason,
-        action="return.rejected",
+        action=AuditAction.RETURN_REJECTED,
         now=now,
     )
 
@@ -287,7 +290,7 @@ def send_back(
         action,
         at=now,
         actor=by,
-        subject_type="return",
+        subject_type=SubjectType.RETURN,
         subject_id=ret.id or 0,
         cycle_id=cycle.id,
         before={"status": ret.status.value, "version": ret.version},
@@ -295,11 +298,11 @@ def send_back(
     )
     owner = owner_person(tx, rejected)
     period = ctx.period_of(cycle)
-    card_id = f"rejection-{ret.id}-v{rejected.version}"
+    card_id = RejectionCardId(ret.id or 0, rejected.version)
     view = RejectionView(
         cycle_id=str(cycle.id),
         owner_id=owner.id,
-        card_id=card_id,
+        card_id=str(card_id),
         owner_name=owner.name,
         flow_name=flow.name,
         period_label=period.label,
@@ -326,7 +329,7 @@ def send_back(
         subject=f"Returned to you: {view.indicator.name} {period.label}",
         summary=summary_text(view, link),
         link=link or "",
-        subject_type="return",
+        subject_type=SubjectType.RETURN,
         subject_id=ret.id or 0,
         now=now,
     )
@@ -370,6 +373,6 @@ def request_correction(
             ret,
             by=by,
             reason=reason.strip(),
-            action="return.correction_requested",
+            action=AuditAction.RETURN_CORRECTION_REQUESTED,
             now=now,
         )

@@ -23,6 +23,13 @@ from m365perf.engine.publish import queue_write_back
 from m365perf.engine.views import approval_view
 from m365perf.flows.model import ApprovalStep as FlowStep
 from m365perf.flows.model import Flow
+from m365perf.messages.ids import (
+    ApprovalCardId,
+    CardRoundKey,
+    StepTimeoutKey,
+    UnroutableReturnMailKey,
+)
+from m365perf.messages.names import AuditAction, SubjectType, TimerKind
 from m365perf.plan.routing import route, step_rules
 from m365perf.store import (
     ApprovalStep,
@@ -41,8 +48,8 @@ def flow_step(flow: Flow, name: str) -> FlowStep | None:
     return next((s for s in flow.approval.steps if s.name == name), None)
 
 
-def approval_card_id(ret: Return, step: ApprovalStep, approver_id: str) -> str:
-    return f"approval-{ret.id}-v{step.return_version}-s{step.step_index}-{approver_id}"
+def approval_card_id(ret: Return, step: ApprovalStep, approver_id: str) -> ApprovalCardId:
+    return ApprovalCardId(ret.id or 0, step.return_version, step.step_index, approver_id)
 
 
 def start_chain(
@@ -69,7 +76,7 @@ def start_chain(
             to=flow.performance_team or [ctx.config.service_mailbox],
             subject=f"{flow.name} {cycle.period}: a return has nobody to approve it",
             lines=[f"{ret.indicator_key}: {routed.reason}", "Fix the register, then resend."],
-            dedup_key=f"return:{ret.id}:v{ret.version}:unroutable",
+            dedup_key=UnroutableReturnMailKey(ret.id or 0, ret.version),
             now=now,
         )
         return f"waiting: {routed.reason}"
@@ -131,10 +138,10 @@ def advance(
             days = WorkingCalendar(flow.calendar)
             due = days.add_working_days(local_day(now), rule.timeout_working_days)
             tx.schedule_timer(
-                "step_timeout",
+                TimerKind.STEP_TIMEOUT,
                 due_at=at_local(due, TIMEOUT_AT),
-                dedup_key=f"step:{step.id}:timeout:1",
-                subject_type="step",
+                dedup_key=StepTimeoutKey(step.id or 0, 1).format(),
+                subject_type=SubjectType.STEP,
                 subject_id=step.id,
                 payload={"round": 1},
                 now=now,
@@ -162,7 +169,7 @@ def audit_step(
     now: datetime,
 ) -> None:
     tx.audit(
-        f"step.{after.status.value}",
+        AuditAction.for_step(after.status),
         at=now,
         actor=actor,
         subject_type="return",
@@ -196,7 +203,7 @@ def send_approval_cards(
         if person is None:
             continue
         card_id = approval_card_id(ret, step, approver_id)
-        view = approval_view(tx, ctx, cycle, ret, steps, step, card_id=card_id)
+        view = approval_view(tx, ctx, cycle, ret, steps, step, card_id=str(card_id))
         card = render_approval(view, max_bytes=ctx.config.max_card_bytes)
         send_card(
             tx,
@@ -211,10 +218,10 @@ def send_approval_cards(
             # the e-mail body carries the plain summary only.
             summary=summary_text(view),
             link="",
-            subject_type="step",
+            subject_type=SubjectType.STEP,
             subject_id=step.id or 0,
             now=now,
-            dedup_key=f"send:{card_id}:{round_name}",
+            dedup_key=CardRoundKey(card_id, round_name),
         )
 
 
@@ -227,10 +234,10 @@ def approve_return(
     by = (decided[-1].decided_by if decided else None) or SYSTEM
     approved = tx.approve_return(ret.id or 0, ret.version, by=by, now=now)
     tx.audit(
-        "return.approved",
+        AuditAction.RETURN_APPROVED,
         at=now,
         actor=by,
-        subject_type="return",
+        subject_type=SubjectType.RETURN,
         subject_id=ret.id or 0,
         cycle_id=cycle.id,
         before={"status": ret.status.value, "version": ret.version},

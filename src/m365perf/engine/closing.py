@@ -16,9 +16,11 @@ from m365perf.domain.lifecycle import OPEN_FOR_OWNER, CycleStatus, ReturnStatus
 from m365perf.engine.context import EngineContext, at_local
 from m365perf.engine.outbox import send_mail
 from m365perf.flows.model import Flow
+from m365perf.messages.ids import ClosedMailKey, CloseKey
+from m365perf.messages.names import AuditAction, SubjectType, TimerKind
 from m365perf.store import Cycle, Transaction
 
-CHASERS = ("reminder", "escalate", "digest", "close")
+CHASERS = (TimerKind.REMINDER, TimerKind.ESCALATE, TimerKind.DIGEST, TimerKind.CLOSE)
 """The cycle's timers that stop when it closes."""
 
 #: Returns that keep a cycle from closing under the "all approved" rule.
@@ -60,10 +62,10 @@ def schedule_close(tx: Transaction, flow: Flow, cycle_id: int, due: date, *, now
     if day is None:
         return
     tx.schedule_timer(
-        "close",
+        TimerKind.CLOSE,
         due_at=max(at_local(day, flow.schedule.opening_time), now),
-        dedup_key=f"cycle:{cycle_id}:close",
-        subject_type="cycle",
+        dedup_key=CloseKey(cycle_id).format(),
+        subject_type=SubjectType.CYCLE,
         subject_id=cycle_id,
         now=now,
     )
@@ -99,13 +101,13 @@ def close_cycle(
         )
     closed = tx.close_cycle(cycle.id or 0, cycle.version, by=by, reason=reason, now=now)
     missed = tx.miss_returns(cycle.id or 0, now=now)
-    tx.cancel_timers("cycle", cycle.id, kinds=CHASERS, now=now)
+    tx.cancel_timers(SubjectType.CYCLE, cycle.id, kinds=CHASERS, now=now)
     for ret in missed:
         tx.audit(
-            "return.missed",
+            AuditAction.RETURN_MISSED,
             at=now,
             actor=by,
-            subject_type="return",
+            subject_type=SubjectType.RETURN,
             subject_id=ret.id or 0,
             cycle_id=cycle.id,
             before={"status": "awaiting or rejected", "version": ret.version - 1},
@@ -113,10 +115,10 @@ def close_cycle(
         )
     counts = _counts(tx, closed)
     tx.audit(
-        "cycle.closed",
+        AuditAction.CYCLE_CLOSED,
         at=now,
         actor=by,
-        subject_type="cycle",
+        subject_type=SubjectType.CYCLE,
         subject_id=cycle.id or 0,
         cycle_id=cycle.id,
         before={"status": cycle.status.value, "version": cycle.version},
@@ -143,7 +145,7 @@ def close_cycle(
             ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in counts.items()),
             *([f"Missed: {', '.join(keys)}", late] if keys else []),
         ],
-        dedup_key=f"cycle:{cycle.id}:closed",
+        dedup_key=ClosedMailKey(cycle.id or 0),
         now=now,
     )
     return CycleClosing(cycle.id or 0, True, now, by, reason, keys, counts)

@@ -22,6 +22,16 @@ from m365perf.engine.outbox import Channel, send_card, send_mail
 from m365perf.engine.people import StoreDirectory
 from m365perf.engine.views import owner_request
 from m365perf.flows.model import Flow
+from m365perf.messages.ids import (
+    ROUND_OPEN,
+    DigestKey,
+    EscalateKey,
+    ReminderKey,
+    RequestCardId,
+    ResyncUnroutableMailKey,
+    UnroutableMailKey,
+)
+from m365perf.messages.names import AuditAction, SubjectType, TimerKind
 from m365perf.plan.register import Indicator, RowProblem
 from m365perf.plan.routing import route
 from m365perf.plan.timetable import Timetable, timetable
@@ -139,15 +149,15 @@ def open_cycle(
         for ret in created_returns:
             by_owner.setdefault(ret.owner_id or "", []).append(ret)
         for owner_id, returns in by_owner.items():
-            ask_owner(tx, ctx, cycle_id, owners[owner_id], returns, now=now, round_name="open")
+            ask_owner(tx, ctx, cycle_id, owners[owner_id], returns, now=now, round_name=ROUND_OPEN)
         _schedule_chasers(tx, flow, cycle_id, plan, now)
         if unroutable:
             _report_unroutable(tx, ctx, flow, period, cycle_id, unroutable, now)
         tx.audit(
-            "cycle.opened",
+            AuditAction.CYCLE_OPENED,
             at=now,
             actor=actor,
-            subject_type="cycle",
+            subject_type=SubjectType.CYCLE,
             subject_id=cycle_id,
             cycle_id=cycle_id,
             after={
@@ -179,14 +189,15 @@ def ask_owner(
     """Queue the owner's request card(s) for these returns; how many cards were queued."""
     cycle = tx.get_cycle(cycle_id)
     flow = ctx.flow(cycle.flow_id)
-    base_id = f"request-{cycle_id}-{owner.id}-{round_name}"
+    request_id = RequestCardId(cycle_id, owner.id, round_name)
+    base_id = str(request_id)
     view = owner_request(tx, ctx, cycle, owner.id, owner.name, returns, card_id=base_id, now=now)
     cards = render_owner_requests(view, max_bytes=ctx.config.max_card_bytes)
     link = ctx.return_link(cycle_id, owner.id, now=now)
-    first_ask = round_name == "open" or round_name.startswith("resync")
+    first_ask = round_name == ROUND_OPEN or round_name.startswith("resync")
     subject = request_subject(view, reminder=not first_ask)
     for part, card in enumerate(cards, start=1):
-        card_id = base_id if len(cards) == 1 else f"{base_id}-p{part}"
+        card_id = request_id if len(cards) == 1 else request_id.with_part(part)
         send_card(
             tx,
             ctx,
@@ -198,7 +209,7 @@ def ask_owner(
             subject=subject,
             summary=summary_text(view, link),
             link=link or "",
-            subject_type="cycle",
+            subject_type=SubjectType.CYCLE,
             subject_id=cycle_id,
             now=now,
         )
@@ -211,20 +222,20 @@ def _schedule_chasers(
     opens_at = flow.schedule.opening_time
     for number, reminder in enumerate(plan.reminders, start=1):
         tx.schedule_timer(
-            "reminder",
+            TimerKind.REMINDER,
             due_at=max(at_local(reminder.on, opens_at), now),
-            dedup_key=f"cycle:{cycle_id}:reminder:{number}",
-            subject_type="cycle",
+            dedup_key=ReminderKey(cycle_id, number).format(),
+            subject_type=SubjectType.CYCLE,
             subject_id=cycle_id,
             payload={"number": number, "kind": reminder.kind},
             now=now,
         )
     if plan.escalates_on is not None:
         tx.schedule_timer(
-            "escalate",
+            TimerKind.ESCALATE,
             due_at=max(at_local(plan.escalates_on, opens_at) + timedelta(minutes=5), now),
-            dedup_key=f"cycle:{cycle_id}:escalate",
-            subject_type="cycle",
+            dedup_key=EscalateKey(cycle_id).format(),
+            subject_type=SubjectType.CYCLE,
             subject_id=cycle_id,
             now=now,
         )
@@ -239,10 +250,10 @@ def schedule_digest(
     days = WorkingCalendar(flow.calendar)
     day = days.add_working_days(local_day(after), 1)
     tx.schedule_timer(
-        "digest",
+        TimerKind.DIGEST,
         due_at=at_local(day, DIGEST_AT),
-        dedup_key=f"cycle:{cycle_id}:digest:{day.isoformat()}",
-        subject_type="cycle",
+        dedup_key=DigestKey(cycle_id, day).format(),
+        subject_type=SubjectType.CYCLE,
         subject_id=cycle_id,
         now=now,
     )
@@ -277,7 +288,8 @@ def _report_unroutable(
         to=flow.performance_team or [ctx.config.service_mailbox],
         subject=f"{flow.name} {period.label}: {len(unroutable)} indicator(s) cannot be routed",
         lines=lines,
-        dedup_key=f"cycle:{cycle_id}:unroutable"
-        + ("" if round_name == "open" else f":{round_name}"),
+        dedup_key=UnroutableMailKey(cycle_id)
+        if round_name == ROUND_OPEN
+        else ResyncUnroutableMailKey(cycle_id, round_name),
         now=now,
     )

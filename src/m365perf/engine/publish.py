@@ -8,7 +8,11 @@ from typing import Any
 
 from m365perf.domain.profiling import rag_target
 from m365perf.engine.context import EngineContext, local_day
+from m365perf.engine.outbox import queue
 from m365perf.engine.views import indicator_kind, indicator_target, read_return
+from m365perf.messages import MessageError, Refresh, WriteBack, parse_message
+from m365perf.messages.ids import RefreshKey, WriteBackKey
+from m365perf.messages.names import OutboxKind, SubjectType, TimerKind
 from m365perf.store import ApprovalStep, Cycle, Return, StepStatus, Transaction
 
 
@@ -90,21 +94,15 @@ def queue_write_back(
 ) -> None:
     """Queue the upsert of the approved row, then a debounced refresh of the dataset."""
     flow = ctx.flow(cycle.flow_id)
-    fields = results_row(tx, ctx, cycle, ret, steps)
-    tx.enqueue(
-        "write_back",
-        budget="sharepoint",
-        payload={
-            "site": flow.writeback.site,
-            "list": flow.writeback.list_title,
-            "key_fields": list(flow.writeback.key),
-            "fields": fields,
-            "return_id": ret.id,
-            "cycle_id": cycle.id,
-        },
-        dedup_key=f"writeback:{ret.id}:v{ret.version}",
-        now=now,
+    message = WriteBack(
+        site=flow.writeback.site,
+        list_title=flow.writeback.list_title,
+        key_fields=list(flow.writeback.key),
+        fields=results_row(tx, ctx, cycle, ret, steps),
+        return_id=ret.id,
+        cycle_id=cycle.id,
     )
+    queue(tx, ctx, message, dedup_key=WriteBackKey(ret.id or 0, ret.version), now=now)
     schedule_refresh(tx, ctx, cycle.flow_id, now=now)
 
 
@@ -116,17 +114,15 @@ def schedule_refresh(tx: Transaction, ctx: EngineContext, flow_id: str, *, now: 
     window = timedelta(minutes=flow.powerbi.debounce_minutes)
     if window.total_seconds() <= 0:
         due = now
-        key = now.isoformat()
     else:
         epoch = datetime(2000, 1, 1, tzinfo=now.tzinfo)
         slots = (now - epoch) // window
         due = epoch + (slots + 1) * window
-        key = due.isoformat()
     tx.schedule_timer(
-        "refresh",
+        TimerKind.REFRESH,
         due_at=due,
-        dedup_key=f"refresh:{flow.powerbi.dataset}:{key}",
-        subject_type="flow",
+        dedup_key=RefreshKey(flow.powerbi.dataset, due).format(),
+        subject_type=SubjectType.FLOW,
         payload={"flow_id": flow.id},
         now=now,
     )
@@ -135,8 +131,12 @@ def schedule_refresh(tx: Transaction, ctx: EngineContext, flow_id: str, *, now: 
 def refreshes_today(tx: Transaction, dataset: str, now: datetime) -> int:
     """Refreshes already asked of the dataset today (London day), sent or waiting."""
     today = local_day(now)
-    return sum(
-        1
-        for message in tx.list_outbox(kind="refresh")
-        if message.payload.get("dataset") == dataset and local_day(message.created_at) == today
-    )
+    asked = 0
+    for row in tx.list_outbox(kind=OutboxKind.REFRESH):
+        try:
+            message = parse_message(row.kind, row.payload)
+        except MessageError:
+            continue  # parked, never sent: it used none of the budget
+        if isinstance(message, Refresh) and message.dataset == dataset:
+            asked += local_day(row.created_at) == today
+    return asked

@@ -35,6 +35,8 @@ from m365perf.engine.views import (
     owner_request,
     returned_item,
 )
+from m365perf.messages.ids import ROUND_SHOWN, RequestCardId
+from m365perf.messages.names import AuditAction, SubjectType
 from m365perf.store import (
     Cycle,
     NotFound,
@@ -239,10 +241,10 @@ def _accept(
         return None
     if tx.collect_cycle(cycle_id, now=now):
         tx.audit(
-            "cycle.collecting",
+            AuditAction.CYCLE_COLLECTING,
             at=now,
             actor=caller.user_id,
-            subject_type="cycle",
+            subject_type=SubjectType.CYCLE,
             subject_id=cycle_id,
             cycle_id=cycle_id,
             before={"status": cycle.status.value},
@@ -250,10 +252,12 @@ def _accept(
         )
     outcome = start_chain(tx, ctx, cycle, updated, change_percent=judged.change_percent, now=now)
     tx.audit(
-        "return.submitted_late" if ret.status is ReturnStatus.MISSED else "return.submitted",
+        AuditAction.RETURN_SUBMITTED_LATE
+        if ret.status is ReturnStatus.MISSED
+        else AuditAction.RETURN_SUBMITTED,
         at=now,
         actor=caller.user_id,
-        subject_type="return",
+        subject_type=SubjectType.RETURN,
         subject_id=ret.id or 0,
         cycle_id=cycle_id,
         before=_state(ret),
@@ -317,7 +321,9 @@ def show_request(
             caller.user_id,
             owner.name if owner else caller.name,
             returns,
-            card_id=str(data.get("card_id") or f"request-{cycle_id}-{caller.user_id}-shown"),
+            card_id=str(
+                data.get("card_id") or RequestCardId(cycle_id, caller.user_id, ROUND_SHOWN)
+            ),
             now=now,
         )
         return _first_with_inputs(render_owner_requests(view, max_bytes=ctx.config.max_card_bytes))

@@ -7,163 +7,224 @@ done), so everything here is idempotent.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from m365perf.domain.approvers import Person
 from m365perf.engine.context import EngineContext
 from m365perf.engine.outbox import send_card, send_mail
 from m365perf.engine.timers import MAX_POLLS, POLL_EVERY
-from m365perf.store import OutboxMessage, Store
+from m365perf.messages import (
+    CardSent,
+    CardUpdated,
+    CheckRefresh,
+    MailSent,
+    MessageError,
+    Outcome,
+    Refresh,
+    RefreshChecked,
+    RefreshStarted,
+    SendCard,
+    SendMail,
+    UpdateCard,
+    WriteBack,
+    WrittenBack,
+    parse_message,
+)
+from m365perf.messages.ids import RefreshFailedMailKey, RefreshPollKey
+from m365perf.messages.names import AuditAction, SubjectType, TimerKind
+from m365perf.store import CardChannel, OutboxMessage, Store, Transaction
+
+DISPATCHER = "dispatcher"
+
+
+class OutcomeMismatch(TypeError):
+    """The dispatcher reported an outcome of another kind than the row it sent (a bug)."""
 
 
 def on_sent(
     store: Store,
     ctx: EngineContext,
-    message: OutboxMessage,
-    outcome: dict[str, Any],
+    row: OutboxMessage,
+    outcome: Outcome,
     now: datetime,
 ) -> None:
-    payload = message.payload
+    """Record what sending ``row`` did; raises if ``outcome`` is not of the row's kind."""
+    message = parse_message(row.kind, row.payload)
     with store.transaction() as tx:
-        if message.kind == "send_card":
-            user = payload["user"]
-            if outcome.get("conversation_id") and payload["channel"] == "teams":
-                tx.put_conversation_ref(
-                    user["id"],
-                    conversation_id=outcome["conversation_id"],
-                    service_url=outcome.get("service_url") or "",
-                    now=now,
+        match message, outcome:
+            case SendCard(), CardSent():
+                _card_sent(tx, message, outcome, now)
+            case UpdateCard(), CardUpdated():
+                if outcome.replaced:
+                    tx.mark_replaced(str(message.card_id), now=now)
+            case WriteBack(), WrittenBack():
+                _written_back(tx, message, outcome, now)
+            case Refresh(), RefreshStarted():
+                _refresh_started(tx, message, outcome, now)
+            case CheckRefresh(), RefreshChecked():
+                _refresh_checked(tx, ctx, message, outcome, now)
+            case SendMail(), MailSent():
+                pass  # nothing to record
+            case _:
+                raise OutcomeMismatch(
+                    f"outbox row {row.id} is {row.kind} but was reported as "
+                    f"{type(outcome).__name__}"
                 )
-            tx.record_delivery(
-                payload["card_id"],
-                user_id=user["id"],
-                channel=payload["channel"],
-                subject_type=payload.get("subject_type", ""),
-                subject_id=int(payload.get("subject_id") or 0),
-                now=now,
-                conversation_id=outcome.get("conversation_id"),
-                activity_id=outcome.get("activity_id"),
-                service_url=outcome.get("service_url"),
-                message_id=outcome.get("message_id"),
-            )
-        elif message.kind == "update_card" and outcome.get("replaced"):
-            tx.mark_replaced(payload["card_id"], now=now)
-        elif message.kind == "write_back":
-            return_id = payload.get("return_id")
-            version = payload["fields"].get("Version")
-            done = [
-                e
-                for e in tx.list_audit(subject_type="return", subject_id=return_id or 0)
-                if e.action == "return.written_back" and (e.after or {}).get("version") == version
-            ]
-            if not done:
-                tx.audit(
-                    "return.written_back",
-                    at=now,
-                    actor="dispatcher",
-                    subject_type="return",
-                    subject_id=return_id or 0,
-                    cycle_id=payload.get("cycle_id"),
-                    after={
-                        "version": version,
-                        "item_id": outcome.get("item_id"),
-                        "created": outcome.get("created"),
-                        "skipped_older": outcome.get("skipped_older", False),
-                    },
-                )
-        elif message.kind == "refresh":
-            request_id = outcome["request_id"]
-            tx.schedule_timer(
-                "refresh_poll",
-                due_at=now + POLL_EVERY,
-                dedup_key=f"refresh_poll:{request_id}:1",
-                subject_type="dataset",
-                payload={**payload, "request_id": request_id, "poll": 1},
-                now=now,
-            )
-            tx.audit(
-                "powerbi.refresh_requested",
-                at=now,
-                actor="dispatcher",
-                subject_type="dataset",
-                subject_id=payload["dataset"],
-                after={"request_id": request_id},
-            )
-        elif message.kind == "check_refresh":
-            status = str(outcome.get("status"))
-            poll = int(payload.get("poll", 1))
-            if status in ("Unknown", "NotStarted", "InProgress") and poll < MAX_POLLS:
-                tx.schedule_timer(
-                    "refresh_poll",
-                    due_at=now + POLL_EVERY,
-                    dedup_key=f"refresh_poll:{payload['request_id']}:{poll + 1}",
-                    subject_type="dataset",
-                    payload={**payload, "poll": poll + 1},
-                    now=now,
-                )
-                return
-            action = "powerbi.refreshed" if status == "Completed" else "powerbi.refresh_failed"
-            tx.audit(
-                action,
-                at=now,
-                actor="dispatcher",
-                subject_type="dataset",
-                subject_id=payload["dataset"],
-                after={
-                    "request_id": payload["request_id"],
-                    "status": status,
-                    "error": outcome.get("error"),
-                },
-            )
-            if status != "Completed":
-                flow = ctx.flow(str(payload.get("flow_id")))
-                send_mail(
-                    tx,
-                    ctx,
-                    to=flow.performance_team or [ctx.config.service_mailbox],
-                    subject=f"Power BI refresh failed: {flow.name}",
-                    lines=[
-                        f"The refresh of dataset {payload['dataset']} ended {status}.",
-                        str(outcome.get("error") or ""),
-                    ],
-                    dedup_key=f"refresh_failed:{payload['request_id']}",
-                    now=now,
-                )
+
+
+def _card_sent(tx: Transaction, message: SendCard, outcome: CardSent, now: datetime) -> None:
+    user = message.user
+    if outcome.conversation_id and message.channel == "teams":
+        tx.put_conversation_ref(
+            user.id,
+            conversation_id=outcome.conversation_id,
+            service_url=outcome.service_url or "",
+            now=now,
+        )
+    tx.record_delivery(
+        str(message.card_id),
+        user_id=user.id,
+        channel=CardChannel(message.channel),
+        subject_type=message.subject_type,
+        subject_id=message.subject_id,
+        now=now,
+        conversation_id=outcome.conversation_id,
+        activity_id=outcome.activity_id,
+        service_url=outcome.service_url,
+        message_id=outcome.message_id,
+    )
+
+
+def _written_back(tx: Transaction, message: WriteBack, outcome: WrittenBack, now: datetime) -> None:
+    return_id = message.return_id or 0
+    done = [
+        e
+        for e in tx.list_audit(subject_type=SubjectType.RETURN, subject_id=return_id)
+        if e.action == AuditAction.RETURN_WRITTEN_BACK
+        and (e.after or {}).get("version") == message.version
+    ]
+    if done:
+        return
+    tx.audit(
+        AuditAction.RETURN_WRITTEN_BACK,
+        at=now,
+        actor=DISPATCHER,
+        subject_type=SubjectType.RETURN,
+        subject_id=return_id,
+        cycle_id=message.cycle_id,
+        after={
+            "version": message.version,
+            "item_id": outcome.item_id,
+            "created": outcome.created,
+            "skipped_older": outcome.skipped_older,
+        },
+    )
+
+
+def _refresh_started(
+    tx: Transaction, message: Refresh, outcome: RefreshStarted, now: datetime
+) -> None:
+    first = CheckRefresh(
+        workspace=message.workspace,
+        dataset=message.dataset,
+        flow_id=message.flow_id,
+        request_id=outcome.request_id,
+        poll=1,
+    )
+    _schedule_poll(tx, first, now)
+    tx.audit(
+        AuditAction.POWERBI_REFRESH_REQUESTED,
+        at=now,
+        actor=DISPATCHER,
+        subject_type=SubjectType.DATASET,
+        subject_id=message.dataset,
+        after={"request_id": outcome.request_id},
+    )
+
+
+def _refresh_checked(
+    tx: Transaction,
+    ctx: EngineContext,
+    message: CheckRefresh,
+    outcome: RefreshChecked,
+    now: datetime,
+) -> None:
+    if outcome.running and message.poll < MAX_POLLS:
+        _schedule_poll(tx, message.model_copy(update={"poll": message.poll + 1}), now)
+        return
+    completed = outcome.status == "Completed"
+    tx.audit(
+        AuditAction.POWERBI_REFRESHED if completed else AuditAction.POWERBI_REFRESH_FAILED,
+        at=now,
+        actor=DISPATCHER,
+        subject_type=SubjectType.DATASET,
+        subject_id=message.dataset,
+        after={"request_id": message.request_id, "status": outcome.status, "error": outcome.error},
+    )
+    if completed:
+        return
+    flow = ctx.flow(message.flow_id)
+    send_mail(
+        tx,
+        ctx,
+        to=flow.performance_team or [ctx.config.service_mailbox],
+        subject=f"Power BI refresh failed: {flow.name}",
+        lines=[
+            f"The refresh of dataset {message.dataset} ended {outcome.status}.",
+            outcome.error or "",
+        ],
+        dedup_key=RefreshFailedMailKey(message.request_id),
+        now=now,
+    )
+
+
+def _schedule_poll(tx: Transaction, check: CheckRefresh, now: datetime) -> None:
+    """The timer that queues ``check`` (its payload is the check's payload)."""
+    tx.schedule_timer(
+        TimerKind.REFRESH_POLL,
+        due_at=now + POLL_EVERY,
+        dedup_key=RefreshPollKey(check.request_id, check.poll).format(),
+        subject_type=SubjectType.DATASET,
+        payload=check.payload(),
+        now=now,
+    )
 
 
 def on_parked(
-    store: Store, ctx: EngineContext, message: OutboxMessage, error: str, now: datetime
+    store: Store, ctx: EngineContext, row: OutboxMessage, error: str, now: datetime
 ) -> None:
     """A Teams card that cannot be delivered (bot not installed, user unknown) goes by e-mail.
 
     Only where the flow names e-mail as a channel too; anything else stays parked for the
-    performance team's status page.
+    performance team's status page (a row too malformed to read included).
     """
-    payload = message.payload
-    if message.kind != "send_card" or not payload.get("fallback_email"):
+    try:
+        message = parse_message(row.kind, row.payload)
+    except MessageError:
         return
-    user = payload["user"]
+    if not isinstance(message, SendCard) or not message.fallback_email:
+        return
+    user = message.user
     with store.transaction() as tx:
         created = send_card(
             tx,
             ctx,
-            card_id=f"{payload['card_id']}-mail",
-            person=Person(id=user["id"], name=user["name"], email=user["email"]),
+            card_id=message.card_id.as_email(),
+            person=Person(id=user.id, name=user.name, email=user.email),
             channel="email",
-            card=payload["card"],
-            subject=payload["subject"],
-            summary=payload["summary"],
-            link=payload["link"],
-            subject_type=payload.get("subject_type", ""),
-            subject_id=int(payload.get("subject_id") or 0),
+            card=message.card,
+            subject=message.subject,
+            summary=message.summary,
+            link=message.link,
+            subject_type=message.subject_type,
+            subject_id=message.subject_id,
             now=now,
         )
         if created:
             tx.audit(
-                "card.sent_by_email_instead",
+                AuditAction.CARD_SENT_BY_EMAIL_INSTEAD,
                 at=now,
-                actor="dispatcher",
-                subject_type="person",
-                subject_id=user["id"],
-                after={"card_id": payload["card_id"], "teams_error": error[:300]},
+                actor=DISPATCHER,
+                subject_type=SubjectType.PERSON,
+                subject_id=user.id,
+                after={"card_id": str(message.card_id), "teams_error": error[:300]},
             )

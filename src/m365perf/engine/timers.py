@@ -7,6 +7,7 @@ never both act on one timer.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 
 from m365perf.domain.approvers import Person
@@ -16,10 +17,25 @@ from m365perf.engine.chain import send_approval_cards
 from m365perf.engine.closing import close_cycle, close_date
 from m365perf.engine.context import EngineContext, at_local, local_day
 from m365perf.engine.cycles import ask_owner, schedule_digest
-from m365perf.engine.outbox import send_mail
+from m365perf.engine.outbox import queue, send_mail
 from m365perf.engine.people import StoreDirectory
 from m365perf.engine.publish import refreshes_today
 from m365perf.engine.returns import owner_person
+from m365perf.messages import CheckRefresh, Refresh
+from m365perf.messages.ids import (
+    CheckRefreshKey,
+    DedupKeyError,
+    DeferredRefreshKey,
+    DigestKey,
+    DigestMailKey,
+    EscalationMailKey,
+    RefreshKey,
+    RefreshRequestKey,
+    StepTimeoutKey,
+    parse_timer_key,
+    reminder_round,
+)
+from m365perf.messages.names import AuditAction, SubjectType, TimerKind
 from m365perf.store import (
     CycleStatus,
     Return,
@@ -43,7 +59,7 @@ def fire_due_timers(
         with store.transaction() as tx:
             if not tx.complete_timer(timer.id or 0, now=now):
                 continue
-            _HANDLERS[timer.kind](tx, ctx, timer, now)
+            _HANDLERS[TimerKind(timer.kind)](tx, ctx, timer, now)
             fired += 1
     return fired
 
@@ -68,12 +84,12 @@ def _reminder(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) 
     number = int(timer.payload.get("number", 0))
     for owner_id, returns in _outstanding_by_owner(tx, cycle_id).items():
         owner = owner_person(tx, returns[0])
-        ask_owner(tx, ctx, cycle_id, owner, returns, now=now, round_name=f"reminder{number}")
+        ask_owner(tx, ctx, cycle_id, owner, returns, now=now, round_name=reminder_round(number))
         tx.audit(
-            "owner.reminded",
+            AuditAction.OWNER_REMINDED,
             at=now,
             actor="scheduler",
-            subject_type="owner",
+            subject_type=SubjectType.OWNER,
             subject_id=owner_id,
             cycle_id=cycle_id,
             after={
@@ -115,14 +131,14 @@ def _escalate(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) 
                 "",
                 *names,
             ],
-            dedup_key=f"cycle:{cycle.id}:escalate:{owner_id}",
+            dedup_key=EscalationMailKey(cycle.id or 0, owner_id),
             now=now,
         )
         tx.audit(
-            "owner.escalated",
+            AuditAction.OWNER_ESCALATED,
             at=now,
             actor="scheduler",
-            subject_type="owner",
+            subject_type=SubjectType.OWNER,
             subject_id=owner_id,
             cycle_id=cycle.id,
             after={"to": to},
@@ -155,7 +171,7 @@ def _digest(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) ->
             to=flow.performance_team,
             subject=f"Daily digest: {flow.name} {cycle.period}",
             lines=lines,
-            dedup_key=f"digest:{timer.dedup_key}",
+            dedup_key=DigestMailKey(DigestKey.parse(timer.dedup_key)),
             now=now,
         )
     if counts[ReturnStatus.APPROVED] < len(returns):
@@ -187,10 +203,10 @@ def _step_timeout(tx: Transaction, ctx: EngineContext, timer: Timer, now: dateti
         if added:
             step = tx.escalate_step(step.id or 0, step.version, [*step.approvers, *added], at=now)
             tx.audit(
-                "step.escalated",
+                AuditAction.STEP_ESCALATED,
                 at=now,
                 actor="scheduler",
-                subject_type="return",
+                subject_type=SubjectType.RETURN,
                 subject_id=ret.id or 0,
                 cycle_id=cycle.id,
                 after={"step": step.name, "added": added},
@@ -205,10 +221,10 @@ def _step_timeout(tx: Transaction, ctx: EngineContext, timer: Timer, now: dateti
             local_day(now), rule.timeout_working_days
         )
         tx.schedule_timer(
-            "step_timeout",
+            TimerKind.STEP_TIMEOUT,
             due_at=at_local(due, time(9, 0)),
-            dedup_key=f"step:{step.id}:timeout:{round_number + 1}",
-            subject_type="step",
+            dedup_key=StepTimeoutKey(step.id or 0, round_number + 1).format(),
+            subject_type=SubjectType.STEP,
             subject_id=step.id,
             payload={"round": round_number + 1},
             now=now,
@@ -224,40 +240,43 @@ def _refresh(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) -
     if used >= flow.powerbi.daily_budget:
         tomorrow = local_day(now) + timedelta(days=1)
         tx.schedule_timer(
-            "refresh",
+            TimerKind.REFRESH,
             due_at=at_local(tomorrow, time(0, 30)),
-            dedup_key=f"refresh:{dataset}:deferred:{tomorrow.isoformat()}",
-            subject_type="flow",
+            dedup_key=DeferredRefreshKey(dataset, tomorrow).format(),
+            subject_type=SubjectType.FLOW,
             payload=dict(timer.payload),
             now=now,
         )
         tx.audit(
-            "powerbi.refresh_deferred",
+            AuditAction.POWERBI_REFRESH_DEFERRED,
             at=now,
             actor="scheduler",
-            subject_type="dataset",
+            subject_type=SubjectType.DATASET,
             subject_id=dataset,
             after={"used_today": used, "daily_budget": flow.powerbi.daily_budget},
         )
         return
-    tx.enqueue(
-        "refresh",
-        budget=f"powerbi:{dataset}",
-        payload={"workspace": flow.powerbi.workspace, "dataset": dataset, "flow_id": flow.id},
-        dedup_key=f"refresh:{timer.dedup_key}",
+    queue(
+        tx,
+        ctx,
+        Refresh(workspace=flow.powerbi.workspace, dataset=dataset, flow_id=flow.id),
+        dedup_key=RefreshRequestKey(_refresh_timer_key(timer.dedup_key)),
         now=now,
     )
+
+
+def _refresh_timer_key(text: str) -> RefreshKey | DeferredRefreshKey:
+    """A refresh timer's key: debounced (due at a time) or deferred (to a day)."""
+    key = parse_timer_key(text)
+    if not isinstance(key, RefreshKey | DeferredRefreshKey):
+        raise DedupKeyError(f"{text!r} is not the key of a refresh timer")
+    return key
 
 
 def _refresh_poll(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) -> None:
-    payload = dict(timer.payload)
-    tx.enqueue(
-        "check_refresh",
-        budget=f"powerbi:{payload['dataset']}",
-        payload=payload,
-        dedup_key=f"check:{payload['request_id']}:{payload.get('poll', 1)}",
-        now=now,
-    )
+    # The timer's payload is the check to queue (see sent.py).
+    check = CheckRefresh.model_validate(timer.payload)
+    queue(tx, ctx, check, dedup_key=CheckRefreshKey(check.request_id, check.poll), now=now)
 
 
 def _close(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) -> None:
@@ -270,12 +289,14 @@ def _close(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) -> 
         close_cycle(tx, ctx, cycle, by="scheduler", reason=f"the flow closes it {when}", now=now)
 
 
-_HANDLERS = {
-    "reminder": _reminder,
-    "escalate": _escalate,
-    "digest": _digest,
-    "step_timeout": _step_timeout,
-    "refresh": _refresh,
-    "refresh_poll": _refresh_poll,
-    "close": _close,
+Handler = Callable[[Transaction, EngineContext, Timer, datetime], None]
+
+_HANDLERS: dict[TimerKind, Handler] = {
+    TimerKind.REMINDER: _reminder,
+    TimerKind.ESCALATE: _escalate,
+    TimerKind.DIGEST: _digest,
+    TimerKind.STEP_TIMEOUT: _step_timeout,
+    TimerKind.REFRESH: _refresh,
+    TimerKind.REFRESH_POLL: _refresh_poll,
+    TimerKind.CLOSE: _close,
 }

@@ -283,6 +283,14 @@ class PowerBI(_Strict):
         0, ge=0, le=48, description="Refreshes Power BI runs on its own schedule; they count."
     )
 
+    @field_validator("workspace", "dataset")
+    @classmethod
+    def _power_bi_id(cls, value: str) -> str:
+        # The ids go into URLs and into the refresh timers' keys, which are ':'-separated.
+        if not value or ":" in value or any(c.isspace() for c in value):
+            raise ValueError(f"must be a Power BI id (no spaces or ':'), not {value!r}")
+        return value
+
 
 class Flow(_Strict):
     """One reporting flow: which indicators, when, through which channels and approvers."""
