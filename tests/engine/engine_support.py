@@ -12,7 +12,8 @@ from m365perf.domain.periods import Period
 from m365perf.engine import Caller, Engine
 from m365perf.flows import load_flow
 from m365perf.plan.register import read_indicators
-from m365perf.store import OutboxMessage, PersonSpec, Store, create_store
+from m365perf.store import OutboxMessage, PersonSpec, Store
+from m365perf.store.testing import memory_store
 
 ROOT = Path(__file__).resolve().parents[2]
 MONTHLY = ROOT / "flows" / "monthly-corporate-kpis.yaml"
@@ -149,14 +150,15 @@ def approval_data(card: dict[str, Any], verb: str, **inputs: str) -> dict[str, A
 
 
 def make_council(
-    url: str = "memory://",
+    store: Store | None = None,
     rows: list[list[str]] | None = None,
     history: dict[str, list[tuple[str, float]]] | None = None,
     period: str = "2026-10",
     start: datetime = START,
     daily_budget: int | None = None,
 ) -> Council:
-    store = create_store(url, migrate=True)
+    """The council's October cycle, opened; on in-memory SQLite unless given a store."""
+    store = store or memory_store()
     flow = load_flow(MONTHLY)
     if daily_budget is not None and flow.powerbi is not None:
         powerbi = flow.powerbi.model_copy(update={"daily_budget": daily_budget})

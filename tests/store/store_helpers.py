@@ -11,7 +11,7 @@ from typing import TypeVar
 from sqlalchemy.engine import make_url
 
 from m365perf.domain.kinds import Frequency
-from m365perf.store import Cycle, MemoryStore, NewReturn, Return, Store, Transaction, create_store
+from m365perf.store import Cycle, NewReturn, Return, Store, Transaction, create_store
 
 T = TypeVar("T")
 
@@ -29,10 +29,6 @@ class Backend:
     _stores: list[Store] = field(default_factory=list)
 
     def new_store(self) -> Store:
-        if self.name == "memory":
-            if not self._stores:
-                self._stores.append(MemoryStore())
-            return self._stores[0]  # one process: every "instance" shares the state
         store = create_store(self.url)
         self._stores.append(store)
         return store

@@ -1,4 +1,4 @@
-"""The store contract: every test here runs on memory, SQLite and PostgreSQL alike."""
+"""The store contract: every test here runs on SQLite and PostgreSQL alike."""
 
 from __future__ import annotations
 

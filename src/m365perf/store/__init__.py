@@ -1,4 +1,4 @@
-"""Workflow state: one interface (:class:`Store`), SQL and in-memory backends, migrations.
+"""Workflow state: one interface (:class:`Store`), one SQL store for SQLite and PostgreSQL.
 
 The engine is the only writer; it changes state, queues side effects (the outbox) and
 appends audit events in one :meth:`Store.transaction`. See ``docs/store.md``.
@@ -12,8 +12,7 @@ from m365perf.store.errors import (
     StaleVersion,
     StoreError,
 )
-from m365perf.store.factory import MEMORY_URL, SchemaOutOfDate, create_store
-from m365perf.store.memory import MemoryStore
+from m365perf.store.factory import SchemaOutOfDate, create_store
 from m365perf.store.sql import SqlStore
 from m365perf.store.tables import (
     APPROVED_SOURCE,
@@ -45,7 +44,6 @@ from m365perf.store.tables import (
 __all__ = [
     "APPROVED_SOURCE",
     "DEFAULT_LEASE",
-    "MEMORY_URL",
     "AlreadyDecided",
     "ApprovalStep",
     "AuditEvent",
@@ -58,7 +56,6 @@ __all__ = [
     "Indicator",
     "IndicatorSpec",
     "IndicatorTarget",
-    "MemoryStore",
     "NestedTransaction",
     "NewReturn",
     "NotFound",

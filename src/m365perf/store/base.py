@@ -438,7 +438,7 @@ class Transaction(ABC):
 
 
 class Store(ABC):
-    """Workflow state behind one interface: SQLite, PostgreSQL or in memory."""
+    """Workflow state behind one interface, on SQLite or PostgreSQL."""
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Transaction]:
@@ -486,7 +486,7 @@ class Store(ABC):
         """Try to become the one instance that runs ``key`` (the scheduler clock).
 
         PostgreSQL holds it on a dedicated connection until released or the process dies;
-        SQLite and memory serve one process, so there it is always granted.
+        SQLite serves one process, so there it is always granted.
         """
 
     @abstractmethod

@@ -5,10 +5,7 @@ from __future__ import annotations
 from m365perf.store import migrate as _migrate
 from m365perf.store.base import Store
 from m365perf.store.errors import StoreError
-from m365perf.store.memory import MemoryStore
 from m365perf.store.sql import SqlStore
-
-MEMORY_URL = "memory://"
 
 
 class SchemaOutOfDate(StoreError):
@@ -16,7 +13,7 @@ class SchemaOutOfDate(StoreError):
 
 
 def create_store(database_url: str, *, migrate: bool = False) -> Store:
-    """A store for ``database_url``: ``memory://``, ``sqlite:///FILE`` or ``postgresql://…``.
+    """A store for ``database_url``: ``sqlite:///FILE`` or ``postgresql://…``.
 
     With ``migrate=True`` the database is first brought up to date (safe to do from several
     instances at once); otherwise a database behind the code raises ``SchemaOutOfDate``
@@ -24,8 +21,6 @@ def create_store(database_url: str, *, migrate: bool = False) -> Store:
     """
     if not isinstance(database_url, str) or not database_url.strip():
         raise ValueError("database_url must be a URL such as sqlite:///m365perf.db")
-    if database_url.strip() == MEMORY_URL:
-        return MemoryStore()
     store = SqlStore(database_url)  # checks the URL before anything touches the database
     try:
         if migrate:

@@ -97,7 +97,7 @@ def database_url(url: str | URL) -> URL:
         if parsed.database in (None, "", ":memory:") or "mode=memory" in str(parsed):
             raise ValueError(
                 "an in-memory SQLite database would vanish between connections; "
-                "use a file (sqlite:///m365perf.db) or memory:// for the in-process store"
+                "use a file (sqlite:///m365perf.db); tests use m365perf.store.testing"
             )
         return parsed
     raise ValueError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql://…")
@@ -984,11 +984,12 @@ class SqlStore(Store):
     """Workflow state in SQLite (the embedded default) or PostgreSQL (production).
 
     The schema comes from the migrations (:func:`m365perf.store.migrate.upgrade`); this
-    class never creates tables.
+    class never creates tables. An ``Engine`` instead of a URL is one already set up like
+    :func:`make_engine`'s (:mod:`m365perf.store.testing` builds one on in-memory SQLite).
     """
 
-    def __init__(self, url: str | URL) -> None:
-        self._engine = make_engine(url)
+    def __init__(self, url: str | URL | Engine) -> None:
+        self._engine = url if isinstance(url, Engine) else make_engine(url)
         self._dialect = self._engine.dialect.name
         self._guard = _checks.NestingGuard()
         self._lock_mutex = threading.Lock()
