@@ -224,12 +224,6 @@ class _SqlTransaction(Transaction):
         result.retired = sorted(retired)
         return result
 
-    def list_indicators(self, flow_id: str, *, include_retired: bool = False) -> list[Indicator]:
-        stmt = select(Indicator).where(col(Indicator.flow_id) == flow_id)
-        if not include_retired:
-            stmt = stmt.where(col(Indicator.active).is_(True))
-        return self._all(stmt.order_by(col(Indicator.indicator_key)))
-
     def find_indicator(self, flow_id: str, indicator_key: str) -> Indicator | None:
         found: Indicator | None = self._first(
             select(Indicator).where(
@@ -268,16 +262,6 @@ class _SqlTransaction(Transaction):
         )
         target: IndicatorTarget = self._first(stmt.returning(IndicatorTarget))
         return target
-
-    def list_targets(self, flow_id: str, indicator_key: str) -> list[IndicatorTarget]:
-        return self._all(
-            select(IndicatorTarget)
-            .where(
-                col(IndicatorTarget.flow_id) == flow_id,
-                col(IndicatorTarget.indicator_key) == indicator_key,
-            )
-            .order_by(col(IndicatorTarget.applies_from_start))
-        )
 
     def target_for(
         self, flow_id: str, indicator_key: str, period_start: date
@@ -743,22 +727,6 @@ class _SqlTransaction(Transaction):
         for status, count in self._s().execute(stmt):
             counts[OutboxStatus(status)] = count
         return counts
-
-    def requeue_parked(self, message_id: int, *, now: datetime) -> OutboxMessage:
-        now = _checks.aware(now)
-        row: OutboxMessage | None = self._first(
-            update(OutboxMessage)
-            .where(
-                col(OutboxMessage.id) == message_id,
-                col(OutboxMessage.status) == OutboxStatus.PARKED,
-            )
-            .values(status=OutboxStatus.PENDING, attempts=0, next_attempt_at=now, updated_at=now)
-            .returning(OutboxMessage)
-        )
-        if row is None:
-            current = self._get(OutboxMessage, message_id, "outbox message")
-            raise ValueError(f"outbox message {message_id} is {current.status}, not parked")
-        return row
 
     # --- audit -------------------------------------------------------------------------
 
