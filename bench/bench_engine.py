@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/bench_engine.py [--owners 60] [--per-owner 5] [--db sqlite|memory]
 
+``memory`` is the same SQL store on in-memory SQLite (``m365perf.store.testing``).
+
 Prints seconds per stage. Use it before and after changes to the engine or the store.
 """
 
@@ -54,15 +56,18 @@ def main() -> None:
                 ][: len(COLUMNS)]
             )
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/bench.db" if args.db == "sqlite" else "memory://"
         start = time.perf_counter()
         from m365perf.store import PersonSpec, create_store
+        from m365perf.store.testing import memory_store
 
-        store = create_store(url, migrate=True)
+        store = (
+            create_store(f"sqlite:///{tmp}/bench.db", migrate=True)
+            if args.db == "sqlite"
+            else memory_store()
+        )
         with store.transaction() as tx:
             tx.upsert_people([PersonSpec(id=i, name=e, email=e) for i, e in owners], now=_now())
-        store.close()
-        council = make_council(url, rows=rows)
+        council = make_council(store, rows=rows)
         opened = time.perf_counter()
         for person_id, email in owners:
             card = council.cards_to(email)[0]["card"]
@@ -73,6 +78,7 @@ def main() -> None:
             inputs.update({f"comment__{key[7:]}": "ok" for key in list(inputs)})
             council.act(Caller(person_id, email), "submitReturns", submit_data(card, **inputs))
         returned = time.perf_counter()
+        store.close()
     total = args.owners * args.per_owner
     print(f"{args.db}: {total} indicators, {args.owners} owners")
     print(f"  open cycle (render and queue every card): {opened - start:6.2f} s")

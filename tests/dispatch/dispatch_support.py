@@ -33,7 +33,8 @@ from m365perf.messages import (
 from m365perf.messages.ids import ROUND_OPEN
 from m365perf.sandbox.testing import RunningSandbox
 from m365perf.settings import Settings, load_settings
-from m365perf.store import OutboxMessage, OutboxStatus, Store, create_store
+from m365perf.store import OutboxMessage, OutboxStatus, Store
+from m365perf.store.testing import memory_store
 
 GRAPH = "https://graph.microsoft.com/.default"
 POWERBI = "https://analysis.windows.net/powerbi/api/.default"
@@ -184,7 +185,7 @@ class MiniEngine:
     ) -> None:
         self.bench = bench
         self.now = NOW
-        self.store = store or create_store("memory://")
+        self.store = store or memory_store()
         overrides: dict[str, Any] = {
             "actionable_originator": ORIGINATOR,
             **bench.sandbox.settings_overrides(),

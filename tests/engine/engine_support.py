@@ -13,7 +13,8 @@ from m365perf.engine import Caller, Engine
 from m365perf.flows import load_flow
 from m365perf.flows.model import Closing
 from m365perf.plan.register import read_indicators
-from m365perf.store import OutboxMessage, PersonSpec, Store, create_store
+from m365perf.store import OutboxMessage, PersonSpec, Store
+from m365perf.store.testing import memory_store
 
 ROOT = Path(__file__).resolve().parents[2]
 MONTHLY = ROOT / "flows" / "monthly-corporate-kpis.yaml"
@@ -150,7 +151,7 @@ def approval_data(card: dict[str, Any], verb: str, **inputs: str) -> dict[str, A
 
 
 def make_council(
-    url: str = "memory://",
+    store: Store | None = None,
     rows: list[list[str]] | None = None,
     history: dict[str, list[tuple[str, float]]] | None = None,
     period: str = "2026-10",
@@ -158,7 +159,8 @@ def make_council(
     daily_budget: int | None = None,
     close: dict[str, Any] | None = None,
 ) -> Council:
-    store = create_store(url, migrate=True)
+    """The council's October cycle, opened; on in-memory SQLite unless given a store."""
+    store = store or memory_store()
     flow = load_flow(MONTHLY)
     if close is not None:
         flow = flow.model_copy(update={"close": Closing(**close)})

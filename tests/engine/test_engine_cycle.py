@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from engine_support import (
@@ -24,7 +24,8 @@ from m365perf.cards import validate_card
 from m365perf.domain.periods import Period
 from m365perf.engine import BadAction, NotYours
 from m365perf.plan.register import read_indicators
-from m365perf.store import ReturnStatus, StepStatus
+from m365perf.store import ReturnStatus, StepStatus, create_store
+from m365perf.store.testing import memory_store
 
 HISTORY = {
     "CP001": monthly(
@@ -34,15 +35,17 @@ HISTORY = {
 }
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def council(request: pytest.FixtureRequest, tmp_path: Path) -> Council:
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_schema_url")
-    elif request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'm.db'}"
-    else:
-        url = "memory://"
-    return make_council(url, history=HISTORY)
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def council(request: pytest.FixtureRequest) -> Iterator[Council]:
+    # SQLite in memory: the same SqlStore and migrations as a file (tests/store covers files).
+    store = (
+        create_store(request.getfixturevalue("postgres_schema_url"), migrate=True)
+        if request.param == "postgres"
+        else memory_store()
+    )
+    council = make_council(store, history=HISTORY)
+    yield council
+    store.close()
 
 
 def _returns(council: Council) -> dict[str, object]:

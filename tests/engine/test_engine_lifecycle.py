@@ -6,7 +6,6 @@ Every refused click changes nothing and says why on the card it answers with.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,12 +34,8 @@ def card_text(card: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def council(tmp_path: Path) -> Council:
-    return make_council(f"sqlite:///{tmp_path / 'm365perf.db'}")
-
-
-def _sqlite(tmp_path: Path, **kwargs: Any) -> Council:
-    return make_council(f"sqlite:///{tmp_path / 'm365perf.db'}", **kwargs)
+def council() -> Council:
+    return make_council()
 
 
 def _ret(council: Council, key: str) -> Return:
@@ -216,11 +211,9 @@ def _run_to(council: Council, until: datetime) -> None:
 
 
 @pytest.mark.parametrize("late", ["correction", "refuse"])
-def test_a_cycle_closes_on_its_date_and_late_figures_follow_the_flow(
-    tmp_path: Path, late: str
-) -> None:
-    council = _sqlite(
-        tmp_path, close={"all_approved": False, "working_days_after_due": 2, "late_returns": late}
+def test_a_cycle_closes_on_its_date_and_late_figures_follow_the_flow(late: str) -> None:
+    council = make_council(
+        close={"all_approved": False, "working_days_after_due": 2, "late_returns": late}
     )
     dan_card = council.cards_to("dan.fox@contoso.gov.uk")[0]["card"]
     # Due Wednesday 11 November; closes two working days later, Friday 13th at 09:00.

@@ -1,4 +1,4 @@
-"""One contract, every backend: each test runs on memory, SQLite and PostgreSQL."""
+"""One contract, every database: each test runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,17 +12,14 @@ from m365perf.store import Store
 from m365perf.store.migrate import upgrade
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     name: str = request.param
-    if name == "memory":
-        url = "memory://"
-    elif name == "sqlite":
+    if name == "sqlite":
         url = f"sqlite:///{tmp_path / 'm365perf.db'}"
-        upgrade(url)
     else:
         url = no_hang(request.getfixturevalue("postgres_schema_url"))
-        upgrade(url)
+    upgrade(url)
     backend = Backend(name, url)
     try:
         yield backend

@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from store_helpers import FLOW, PERIOD, open_cycle
 
-from m365perf.store import MemoryStore, SchemaOutOfDate, SqlStore, create_store
+from m365perf.store import SchemaOutOfDate, SqlStore, create_store
 from m365perf.store.migrate import current_revision, head_revision, upgrade
 from m365perf.store.sql import make_engine
 from m365perf.store.tables import metadata
@@ -60,8 +60,7 @@ def test_a_database_from_the_first_release_is_refused_then_migrated_with_its_dat
         store.close()
 
 
-def test_create_store_picks_the_backend_from_the_url(tmp_path: Path) -> None:
-    assert isinstance(create_store("memory://"), MemoryStore)
+def test_create_store_gives_the_sql_store_for_a_sqlite_file(tmp_path: Path) -> None:
     store = create_store(f"sqlite:///{tmp_path / 'x.db'}", migrate=True)
     assert isinstance(store, SqlStore)
     store.close()
@@ -80,8 +79,10 @@ def test_a_database_that_was_never_migrated_is_refused_up_front(tmp_path: Path) 
     [
         ("", "database_url"),
         ("mysql://localhost/db", "unsupported database 'mysql'"),
-        ("sqlite://", "in-memory SQLite"),
+        ("memory://", "unsupported database 'memory'"),
+        ("sqlite://", "in-memory SQLite.*m365perf.store.testing"),
         ("sqlite:///:memory:", "in-memory SQLite"),
+        ("sqlite:///file:kpis?mode=memory&cache=shared&uri=true", "in-memory SQLite"),
     ],
 )
 def test_create_store_explains_urls_it_cannot_use(url: str, message: str) -> None:

@@ -19,7 +19,8 @@ from m365perf.domain.periods import Period
 from m365perf.engine import Engine, EngineConfig
 from m365perf.flows import load_flow
 from m365perf.plan.register import read_indicators
-from m365perf.store import AuditEvent, OutboxMessage, PersonSpec, Return, create_store
+from m365perf.store import AuditEvent, OutboxMessage, PersonSpec, Return
+from m365perf.store.testing import memory_store
 from m365perf.web.app import create_app
 from m365perf.web.bot_auth import BotTokenVerifier
 from m365perf.web.links import LinkSigner
@@ -36,7 +37,7 @@ def make_linked_council(
     start: datetime = START,
 ) -> Council:
     """The engine tests' council and its October cycle, with links signed by ``links``."""
-    store = create_store("memory://", migrate=True)
+    store = memory_store()
     flow = load_flow(MONTHLY)
     engine = Engine(store, [flow], EngineConfig(public_base_url=BASE_URL, return_links=links))
     with store.transaction() as tx:

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from engine_support import ANN, COLUMNS, DAN, ROWS, card_text, make_council, submit_data
 from web_support import BOT_APP_ID, SERVICE_URL, TENANT_ID, Site, click, make_site
 
-from m365perf.store import ReturnStatus
+from m365perf.store import ReturnStatus, create_store
 from m365perf.web.app import MAX_ACTIVITY_BYTES
 
 HOSTILE_NAME = "<script>alert('owned')</script> Fly-tips"
@@ -387,7 +387,7 @@ def test_health_reports_the_outbox(site: Site) -> None:
 
 def test_unreadable_store_is_unhealthy(signing_key: rsa.RSAPrivateKey, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}"
-    site = make_site(make_council(url), signing_key)
+    site = make_site(make_council(create_store(url, migrate=True)), signing_key)
     broken = sqlalchemy.create_engine(url)
     with broken.begin() as conn:
         conn.execute(sqlalchemy.text("DROP TABLE outbox"))

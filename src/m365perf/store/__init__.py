@@ -1,4 +1,4 @@
-"""Workflow state: one interface (:class:`Store`), SQL and in-memory backends, migrations.
+"""Workflow state: one interface (:class:`Store`), one SQL store for SQLite and PostgreSQL.
 
 The engine is the only writer; it changes state, queues side effects (the outbox) and
 appends audit events in one :meth:`Store.transaction`. See ``docs/store.md``.
@@ -13,7 +13,7 @@ from m365perf.store.errors import (
     StoreError,
     TransitionRefused,
 )
-from m365perf.store.factory import MEMORY_URL, SchemaOutOfDate, create_store
+from m365perf.store.factory import SchemaOutOfDate, create_store
 from m365perf.store.sql import SqlStore
 from m365perf.store.tables import (
     APPROVED_SOURCE,
@@ -46,7 +46,6 @@ from m365perf.store.tables import (
 __all__ = [
     "APPROVED_SOURCE",
     "DEFAULT_LEASE",
-    "MEMORY_URL",
     "AlreadyDecided",
     "ApprovalStep",
     "AuditEvent",

@@ -1,4 +1,4 @@
-"""Argument checks both backends share, so bad input fails the same way everywhere."""
+"""Argument checks the store makes before any SQL, so bad input fails alike on both databases."""
 
 from __future__ import annotations
 

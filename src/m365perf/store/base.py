@@ -68,10 +68,6 @@ class Transaction(ABC):
         """Make the flow's snapshot match the register; rows no longer there are retired."""
 
     @abstractmethod
-    def list_indicators(self, flow_id: str, *, include_retired: bool = False) -> list[Indicator]:
-        """The flow's indicators, by key."""
-
-    @abstractmethod
     def find_indicator(self, flow_id: str, indicator_key: str) -> Indicator | None:
         """One indicator of a flow, retired or not."""
 
@@ -89,10 +85,6 @@ class Transaction(ABC):
         now: datetime,
     ) -> IndicatorTarget:
         """Record the target from a period on; replaces only a target from that same period."""
-
-    @abstractmethod
-    def list_targets(self, flow_id: str, indicator_key: str) -> list[IndicatorTarget]:
-        """The indicator's target history, oldest first."""
 
     @abstractmethod
     def target_for(
@@ -364,10 +356,6 @@ class Transaction(ABC):
     def outbox_counts(self) -> dict[OutboxStatus, int]:
         """How many rows are in each status (every status present, zero included)."""
 
-    @abstractmethod
-    def requeue_parked(self, message_id: int, *, now: datetime) -> OutboxMessage:
-        """Give a parked row another go from now, with its attempts reset (an operator's fix)."""
-
     # --- audit -------------------------------------------------------------------------
 
     @abstractmethod
@@ -482,7 +470,7 @@ class Transaction(ABC):
 
 
 class Store(ABC):
-    """Workflow state behind one interface: SQLite, PostgreSQL or in memory."""
+    """Workflow state behind one interface, on SQLite or PostgreSQL."""
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Transaction]:
@@ -530,7 +518,7 @@ class Store(ABC):
         """Try to become the one instance that runs ``key`` (the scheduler clock).
 
         PostgreSQL holds it on a dedicated connection until released or the process dies;
-        SQLite and memory serve one process, so there it is always granted.
+        SQLite serves one process, so there it is always granted.
         """
 
     @abstractmethod

@@ -7,15 +7,13 @@ from m365perf.store.base import Store
 from m365perf.store.errors import StoreError
 from m365perf.store.sql import SqlStore
 
-MEMORY_URL = "memory://"
-
 
 class SchemaOutOfDate(StoreError):
     """The database is not at the schema revision this code needs; run the migrations."""
 
 
 def create_store(database_url: str, *, migrate: bool = False) -> Store:
-    """A store for ``database_url``: ``memory://``, ``sqlite:///FILE`` or ``postgresql://…``.
+    """A store for ``database_url``: ``sqlite:///FILE`` or ``postgresql://…``.
 
     With ``migrate=True`` the database is first brought up to date (safe to do from several
     instances at once); otherwise a database behind the code raises ``SchemaOutOfDate``

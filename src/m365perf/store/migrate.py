@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
 
 from m365perf.store import sql as _sql
 
@@ -29,6 +30,16 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     """Migrate the database at ``database_url`` to ``revision`` (default: the latest)."""
     url = _sql.database_url(database_url).render_as_string(hide_password=False)
     command.upgrade(_config(url), revision)
+
+
+def upgrade_connection(connection: Connection, revision: str = "head") -> None:
+    """Migrate the database behind an open connection, for one that no URL can reach.
+
+    That is :mod:`m365perf.store.testing`'s in-memory SQLite; production uses :func:`upgrade`.
+    """
+    config = _config("")
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
 
 
 def head_revision() -> str:

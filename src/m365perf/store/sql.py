@@ -100,7 +100,7 @@ def database_url(url: str | URL) -> URL:
         if parsed.database in (None, "", ":memory:") or "mode=memory" in str(parsed):
             raise ValueError(
                 "an in-memory SQLite database would vanish between connections; "
-                "use a file (sqlite:///m365perf.db) or memory:// for the in-process store"
+                "use a file (sqlite:///m365perf.db); tests use m365perf.store.testing"
             )
         return parsed
     raise ValueError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql://…")
@@ -227,12 +227,6 @@ class _SqlTransaction(Transaction):
         result.retired = sorted(retired)
         return result
 
-    def list_indicators(self, flow_id: str, *, include_retired: bool = False) -> list[Indicator]:
-        stmt = select(Indicator).where(col(Indicator.flow_id) == flow_id)
-        if not include_retired:
-            stmt = stmt.where(col(Indicator.active).is_(True))
-        return self._all(stmt.order_by(col(Indicator.indicator_key)))
-
     def find_indicator(self, flow_id: str, indicator_key: str) -> Indicator | None:
         found: Indicator | None = self._first(
             select(Indicator).where(
@@ -271,16 +265,6 @@ class _SqlTransaction(Transaction):
         )
         target: IndicatorTarget = self._first(stmt.returning(IndicatorTarget))
         return target
-
-    def list_targets(self, flow_id: str, indicator_key: str) -> list[IndicatorTarget]:
-        return self._all(
-            select(IndicatorTarget)
-            .where(
-                col(IndicatorTarget.flow_id) == flow_id,
-                col(IndicatorTarget.indicator_key) == indicator_key,
-            )
-            .order_by(col(IndicatorTarget.applies_from_start))
-        )
 
     def target_for(
         self, flow_id: str, indicator_key: str, period_start: date
@@ -897,22 +881,6 @@ class _SqlTransaction(Transaction):
             counts[OutboxStatus(status)] = count
         return counts
 
-    def requeue_parked(self, message_id: int, *, now: datetime) -> OutboxMessage:
-        now = _checks.aware(now)
-        row: OutboxMessage | None = self._first(
-            update(OutboxMessage)
-            .where(
-                col(OutboxMessage.id) == message_id,
-                col(OutboxMessage.status) == OutboxStatus.PARKED,
-            )
-            .values(status=OutboxStatus.PENDING, attempts=0, next_attempt_at=now, updated_at=now)
-            .returning(OutboxMessage)
-        )
-        if row is None:
-            current = self._get(OutboxMessage, message_id, "outbox message")
-            raise ValueError(f"outbox message {message_id} is {current.status}, not parked")
-        return row
-
     # --- audit -------------------------------------------------------------------------
 
     def audit(
@@ -1137,11 +1105,12 @@ class SqlStore(Store):
     """Workflow state in SQLite (the embedded default) or PostgreSQL (production).
 
     The schema comes from the migrations (:func:`m365perf.store.migrate.upgrade`); this
-    class never creates tables.
+    class never creates tables. An ``Engine`` instead of a URL is one already set up like
+    :func:`make_engine`'s (:mod:`m365perf.store.testing` builds one on in-memory SQLite).
     """
 
-    def __init__(self, url: str | URL) -> None:
-        self._engine = make_engine(url)
+    def __init__(self, url: str | URL | Engine) -> None:
+        self._engine = url if isinstance(url, Engine) else make_engine(url)
         self._dialect = self._engine.dialect.name
         self._guard = _checks.NestingGuard()
         self._lock_mutex = threading.Lock()
