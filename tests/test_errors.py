@@ -23,6 +23,9 @@ NOT_IN_THE_TREE = {
     "m365perf.cli.spc._BadInput": "private: raised and caught inside the spc command",
     "m365perf.web.app._BodyTooLarge": "private: raised and caught inside the web app (413)",
     "m365perf.web.return_form._Refused": "private: raised and caught inside the return form",
+    "m365perf.messages.ids._BadKeyField": "private: tells a near miss while parsing a key",
+    "m365perf.cli.cycle.Refused": "click's own one-line refusal of a command (exit 1)",
+    "m365perf.cli.cycle.NotFound": "click's own one-line refusal of a command (exit 2)",
 }
 
 # One drawn line: box-drawing indent, the class name, then "(also ValueError, …)" if any.

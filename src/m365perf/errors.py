@@ -13,6 +13,12 @@ checks this drawing against the code, so it cannot go stale::
     ├── SubmissionError                (also ValueError) cards: data no card of ours sends
     ├── CardSchemaError                (also ValueError) cards: Teams/Outlook would not render it
     ├── CardTooLargeError              (also ValueError) cards: over the size limit
+    ├── UnreadableCsv                  (also ValueError) plan: a register or people CSV
+    ├── IdError                        (also ValueError) messages: not a card id or key of ours
+    │   ├── CardIdError
+    │   └── DedupKeyError
+    ├── MessageError                   (also ValueError) messages: not an outbox row of ours
+    │   └── UnknownKind
     ├── StoreError                     store: the store refused or failed
     │   ├── NotFound                   (also LookupError) no row with that id
     │   ├── TransitionRefused          not in the event's from-states or version
@@ -28,6 +34,7 @@ checks this drawing against the code, so it cannot go stale::
     │   ├── EmptyCycle                 no indicator could be asked: nothing opened
     │   ├── UnknownCycle               the flow has no cycle for that period
     │   └── CycleClosed                the cycle is closed and takes no new returns
+    ├── OutcomeMismatch                (also TypeError) engine: a send reported the wrong outcome
     ├── M365Error                      m365: talking to Microsoft 365 failed; .transient
     │   ├── TransportError             no response: timeout, dropped connection
     │   ├── HttpError                  an error status; .status .request_id

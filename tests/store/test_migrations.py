@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from store_helpers import FLOW, PERIOD, open_cycle
+from sqlalchemy import text
+from store_helpers import FLOW, PERIOD
 
 from m365perf.store import SchemaOutOfDate, SqlStore, create_store
 from m365perf.store.migrate import current_revision, head_revision, upgrade
@@ -41,23 +42,59 @@ def test_upgrade_builds_the_declared_schema_and_is_repeatable(
     assert current_revision(empty_database) == head_revision()
 
 
-def test_a_database_from_the_first_release_is_refused_then_migrated_with_its_data(
+def test_a_database_from_the_last_release_is_refused_then_migrated_with_its_data(
     empty_database: str,
 ) -> None:
-    upgrade(empty_database, "0001")
-    old = SqlStore(empty_database)  # the previous release, still running
-    with old.transaction() as tx:
-        open_cycle(tx)
-    old.close()
-    with pytest.raises(SchemaOutOfDate, match="revision 0001"):
+    upgrade(empty_database, "0002")
+    engine = make_engine(empty_database)  # what the previous release wrote, in its own SQL
+    try:
+        with engine.begin() as db:
+            db.execute(
+                text(
+                    "INSERT INTO cycle (id, flow_id, period, period_start, frequency, opened_at,"
+                    " due_date, status) VALUES (1, :flow, :period, '2026-09-01', 'monthly',"
+                    " '2026-10-01 09:00:00+00', '2026-10-10', 'open')"
+                ),
+                {"flow": FLOW, "period": PERIOD},
+            )
+            for rid, key, status in ((1, "A", "returned"), (2, "B", "awaiting")):
+                db.execute(
+                    text(
+                        "INSERT INTO indicator_return (id, cycle_id, indicator_key, version,"
+                        " status, late, outlier_confirmed, data_quality_flag, reminders_sent,"
+                        " current_step, created_at, updated_at) VALUES (:id, 1, :key, 2, :status,"
+                        " false, false, false, 0, 0, '2026-10-02 09:00:00+00',"
+                        " '2026-10-02 09:00:00+00')"
+                    ),
+                    {"id": rid, "key": key, "status": status},
+                )
+            for index, name in enumerate(("Supervisor", "Head of service")):
+                db.execute(
+                    text(
+                        "INSERT INTO approval_step (return_id, return_version, step_index, name,"
+                        " approvers, any_of, status, created_at) VALUES (1, 2, :index, :name,"
+                        " '[\"sup\"]', true, 'pending', '2026-10-02 09:00:00+00')"
+                    ),
+                    {"index": index, "name": name},
+                )
+    finally:
+        engine.dispose()
+    with pytest.raises(SchemaOutOfDate, match="revision 0002"):
         create_store(empty_database)
     store = create_store(empty_database, migrate=True)
     try:
         with store.transaction() as tx:
-            assert tx.find_cycle(FLOW, PERIOD) is not None
-            assert tx.list_people() == []  # and the new tables are there
+            cycle = tx.find_cycle(FLOW, PERIOD)
+            steps = tx.list_steps(1)
+            assert tx.list_people() == []  # and the tables of 0002 are there
     finally:
         store.close()
+    # The return in approval is collecting; its first undecided step is the current one.
+    assert cycle is not None and (cycle.status, cycle.version) == ("collecting", 1)
+    assert [(s.name, s.status, s.version) for s in steps] == [
+        ("Supervisor", "asked", 1),
+        ("Head of service", "pending", 1),
+    ]
 
 
 def test_create_store_gives_the_sql_store_for_a_sqlite_file(tmp_path: Path) -> None:

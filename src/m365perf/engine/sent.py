@@ -12,6 +12,7 @@ from m365perf.domain.approvers import Person
 from m365perf.engine.context import EngineContext
 from m365perf.engine.outbox import send_card, send_mail
 from m365perf.engine.timers import MAX_POLLS, POLL_EVERY
+from m365perf.errors import M365PerfError
 from m365perf.messages import (
     CardSent,
     CardUpdated,
@@ -36,7 +37,7 @@ from m365perf.store import CardChannel, OutboxMessage, Store, Transaction
 DISPATCHER = "dispatcher"
 
 
-class OutcomeMismatch(TypeError):
+class OutcomeMismatch(M365PerfError, TypeError):
     """The dispatcher reported an outcome of another kind than the row it sent (a bug)."""
 
 

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, ClassVar, Self, TypeVar, get_args, get_origin, get_type_hints
 
+from m365perf.errors import M365PerfError
+
 _T = TypeVar("_T")
 
 MAIL_SUFFIX = "-mail"
@@ -48,7 +50,7 @@ def reminder_round(number: int) -> str:
     return f"reminder{_whole(number, 'reminder number')}"
 
 
-class IdError(ValueError):
+class IdError(M365PerfError, ValueError):
     """Text that is not one of our card ids or dedup keys, or parts that cannot make one."""
 
 

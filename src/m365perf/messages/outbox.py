@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from m365perf.errors import M365PerfError
 from m365perf.messages.ids import CardId
 from m365perf.messages.names import OutboxKind, SubjectType
 
@@ -384,7 +385,7 @@ MESSAGE_TYPES: Mapping[OutboxKind, type[_Message]] = {
 """The model of each kind, in the order docs/outbox.md lists them."""
 
 
-class MessageError(ValueError):
+class MessageError(M365PerfError, ValueError):
     """An outbox row that is not a message of its kind; resending it cannot help."""
 
     def __init__(self, kind: str, problem: str) -> None:

@@ -23,6 +23,7 @@ from m365perf.domain.periods import Period, PeriodError
 from m365perf.domain.profiling import IndicatorKind, profile_target
 from m365perf.domain.rag import Target, Tolerance
 from m365perf.domain.values import polarity_from_text, unit_from_text
+from m365perf.errors import M365PerfError
 from m365perf.flows.model import Flow
 
 Row = Mapping[str, str]
@@ -60,7 +61,7 @@ class RowProblem:
     reason: str
 
 
-class UnreadableCsv(ValueError):
+class UnreadableCsv(M365PerfError, ValueError):
     """A CSV file (register or directory) that cannot be read as rows; the message says why."""
 
 
