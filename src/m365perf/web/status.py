@@ -84,6 +84,7 @@ class CycleStatusReport:
     flow_id: str
     flow_name: str
     period: str
+    status: str
     due_date: date
     counts: Counts
     outstanding: tuple[OwnerOwing, ...]
@@ -210,6 +211,7 @@ def _cycle_report(
         flow_id=cycle.flow_id,
         flow_name=flow.name if flow else cycle.flow_id,
         period=cycle.period,
+        status=cycle.status.value,
         due_date=cycle.due_date,
         counts=counts,
         outstanding=tuple(outstanding),
@@ -274,7 +276,8 @@ def _cycle_html(cycle: CycleStatusReport) -> list[str]:
     parts = [
         "<section>",
         f"<h2>{_e(heading)}</h2>",
-        f"<p>Due {_e(format_date(cycle.due_date))}. {c.total} returns in this cycle.</p>",
+        f"<p>{_e(cycle.status.capitalize())}: due {_e(format_date(cycle.due_date))}. "
+        f"{c.total} returns in this cycle.</p>",
         "<table>",
         f"<caption>Returns for {_e(heading)}</caption>",
         '<thead><tr><th scope="col">Returned</th><th scope="col">Outstanding</th>'
