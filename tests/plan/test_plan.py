@@ -79,6 +79,10 @@ def test_december_plan_skips_new_year_bank_holiday(register: tuple[Path, Path]) 
         "2027-01-19",
     ]
     assert plan["escalates_on"] == "2027-01-19"
+    # The flow closes ten working days after due, or sooner once everything is approved.
+    assert plan["closes_on"] == "2027-01-27"
+    assert plan["closes_when_all_approved"] is True
+    assert plan["late_returns"] == "correction"
 
 
 def test_one_request_per_owner_with_chains(register: tuple[Path, Path]) -> None:
@@ -184,4 +188,8 @@ def test_text_output_names_owners_and_dates(register: tuple[Path, Path]) -> None
     assert result.exit_code == 0, result.output
     assert "Ann Lee <ann.lee@contoso.gov.uk> — 2 indicator(s)" in result.stdout
     assert "only when RAG is red" in result.stdout
+    assert (
+        "Closes when every return is approved or on 2026-11-25; "
+        "figures after that are taken as late corrections" in result.stdout
+    )
     assert "CP004  Bad target: bad target '23 out of 35'" in result.stdout

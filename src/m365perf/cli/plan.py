@@ -72,6 +72,15 @@ def _text(plan: dict[str, Any]) -> str:
     ]
     if plan["escalates_on"]:
         lines.append(f"Escalates on {plan['escalates_on']}")
+    closes = [
+        *(["when every return is approved"] if plan["closes_when_all_approved"] else []),
+        *([f"on {plan['closes_on']}"] if plan["closes_on"] else []),
+    ]
+    late = "refused" if plan["late_returns"] == "refuse" else "taken as late corrections"
+    lines.append(
+        f"Closes {' or '.join(closes) or 'by hand (m365perf cycle close)'}; "
+        f"figures after that are {late}"
+    )
     counts = plan["counts"]
     lines.append(
         f"{counts['requests']} request(s) for {counts['indicators']} indicator(s); "

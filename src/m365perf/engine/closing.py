@@ -11,13 +11,13 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from m365perf.domain.calendar import WorkingCalendar
 from m365perf.domain.lifecycle import OPEN_FOR_OWNER, CycleStatus, ReturnStatus
 from m365perf.engine.context import EngineContext, at_local
 from m365perf.engine.outbox import send_mail
 from m365perf.flows.model import Flow
 from m365perf.messages.ids import ClosedMailKey, CloseKey
 from m365perf.messages.names import AuditAction, SubjectType, TimerKind
+from m365perf.plan.timetable import close_date
 from m365perf.store import Cycle, Transaction
 
 CHASERS = (TimerKind.REMINDER, TimerKind.ESCALATE, TimerKind.DIGEST, TimerKind.CLOSE)
@@ -46,14 +46,6 @@ def open_for_owner(flow: Flow, cycle: Cycle) -> frozenset[ReturnStatus]:
     if cycle.status is CycleStatus.CLOSED and flow.close.late_returns == "correction":
         return OPEN_FOR_OWNER | {ReturnStatus.MISSED}
     return OPEN_FOR_OWNER
-
-
-def close_date(flow: Flow, due: date) -> date | None:
-    """The day the flow's rule closes a cycle due on ``due`` (None: no date rule)."""
-    days = flow.close.working_days_after_due
-    if days is None:
-        return None
-    return WorkingCalendar(flow.calendar).add_working_days(due, days) if days else due
 
 
 def schedule_close(tx: Transaction, flow: Flow, cycle_id: int, due: date, *, now: datetime) -> None:

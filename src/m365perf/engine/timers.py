@@ -14,7 +14,7 @@ from m365perf.domain.approvers import Person
 from m365perf.domain.calendar import WorkingCalendar
 from m365perf.domain.lifecycle import CURRENT_STEP, OPEN_FOR_OWNER
 from m365perf.engine.chain import send_approval_cards
-from m365perf.engine.closing import close_cycle, close_date
+from m365perf.engine.closing import close_cycle
 from m365perf.engine.context import EngineContext, at_local, local_day
 from m365perf.engine.cycles import ask_owner, schedule_digest
 from m365perf.engine.outbox import queue, send_mail
@@ -36,6 +36,7 @@ from m365perf.messages.ids import (
     reminder_round,
 )
 from m365perf.messages.names import AuditAction, SubjectType, TimerKind
+from m365perf.plan.timetable import close_date
 from m365perf.store import (
     CycleStatus,
     Return,

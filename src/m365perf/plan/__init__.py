@@ -61,6 +61,9 @@ class Plan:
             "due": t.due.isoformat(),
             "reminders": reminders,
             "escalates_on": _iso(t.escalates_on),
+            "closes_on": _iso(t.closes_on),
+            "closes_when_all_approved": self.flow.close.all_approved,
+            "late_returns": self.flow.close.late_returns,
             "channels": list(self.flow.channels),
             "requests": [
                 {

@@ -31,6 +31,8 @@ class Timetable:
     reminders: tuple[Reminder, ...]
     escalates_on: date | None
     overdue_every_working_days: int | None
+    closes_on: date | None = None
+    """The flow's date rule for closing (it may close sooner: when every return is approved)."""
 
 
 def calendar_for(flow: Flow) -> WorkingCalendar:
@@ -62,7 +64,17 @@ def timetable(flow: Flow, period: Period) -> Timetable:
             reminders.append(Reminder(on, f"overdue chaser {chase}"))
         if escalate:
             escalates_on = on
-    return Timetable(period, opens, due, tuple(reminders), escalates_on, every)
+    return Timetable(
+        period, opens, due, tuple(reminders), escalates_on, every, close_date(flow, due)
+    )
+
+
+def close_date(flow: Flow, due: date) -> date | None:
+    """The day the flow's date rule closes a cycle due on ``due`` (None: no date rule)."""
+    days = flow.close.working_days_after_due
+    if days is None:
+        return None
+    return calendar_for(flow).add_working_days(due, days) if days else due
 
 
 def collected_period(flow: Flow, opening_day: date) -> Period:
