@@ -27,6 +27,7 @@ from integration_support import (
     sandbox_health,
 )
 
+from m365perf.domain.lifecycle import CURRENT_STEP
 from m365perf.sandbox.act import find_actions
 from m365perf.sandbox.testing import RunningSandbox, running_sandbox
 from m365perf.store import ReturnStatus, StepStatus
@@ -76,7 +77,7 @@ def _approve_up_to_the_group(council: Bench, return_id: int) -> int:
     """Let each named approver before the performance team approve; the group's step index."""
     for _ in range(5):
         council.service.settle()
-        waiting = [s for s in council.steps(return_id) if s.status is StepStatus.PENDING]
+        waiting = [s for s in council.steps(return_id) if s.status in CURRENT_STEP]
         assert waiting, "the chain ended before the performance team was asked"
         step = waiting[0]
         approvers = {council.user(a)["upn"] for a in step.approvers}

@@ -35,6 +35,7 @@ from integration_support import (
 )
 
 from m365perf.domain.kinds import Rag
+from m365perf.domain.lifecycle import CURRENT_STEP
 from m365perf.domain.periods import Period
 from m365perf.engine.context import LONDON
 from m365perf.flows import Flow
@@ -146,7 +147,7 @@ def _approve_to_the_end(council: Bench, return_id: int) -> list[str]:
         council.service.settle()
         if _current(council, return_id).status is ReturnStatus.APPROVED:
             return approved_by
-        waiting = [s for s in council.steps(return_id) if s.status is StepStatus.PENDING]
+        waiting = [s for s in council.steps(return_id) if s.status in CURRENT_STEP]
         assert waiting, f"return {return_id} waits for nobody"
         step = waiting[0]
         names = sorted(council.user(a)["upn"] for a in step.approvers)
@@ -281,13 +282,13 @@ def test_a_red_figure_goes_to_the_head_of_service_and_a_green_one_skips_them(
         green_steps = council.steps(green.id or 0)
         assert [s.status for s in red_steps] == [
             StepStatus.APPROVED,
-            StepStatus.PENDING,
-            StepStatus.PENDING,
+            StepStatus.ASKED,
+            StepStatus.PENDING,  # the team is asked only after the head of service
         ]
         assert [s.status for s in green_steps] == [
             StepStatus.APPROVED,
             StepStatus.SKIPPED,
-            StepStatus.PENDING,
+            StepStatus.ASKED,
         ]
         assert "red" in (green_steps[1].reason or "")
 
@@ -323,7 +324,7 @@ def test_an_owner_cannot_approve_their_own_return_through_the_bot(
         council.service.settle()
 
         team_step = council.steps(own.id or 0)[2]
-        assert team_step.status is StepStatus.PENDING
+        assert team_step.status is StepStatus.ASKED
         assert council.user(KIERAN)["id"] not in team_step.approvers
         assert {int(p.data("approve")["return_id"]) for p in council.approval_cards(KIERAN)} == {
             hannahs
@@ -344,7 +345,7 @@ def test_an_owner_cannot_approve_their_own_return_through_the_bot(
 
         # Nothing moved: his return still waits for Nadia or Ben, and only they were asked.
         assert _current(council, own.id or 0).status is ReturnStatus.RETURNED
-        assert council.steps(own.id or 0)[2].status is StepStatus.PENDING
+        assert council.steps(own.id or 0)[2].status is StepStatus.ASKED
         for upn in PERFORMANCE_TEAM:
             council.approval_card(upn, own.id or 0, 2)
 
