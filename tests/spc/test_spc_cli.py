@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from itertools import pairwise
 from pathlib import Path
@@ -12,33 +11,13 @@ from click.testing import CliRunner
 
 from m365perf.cli import main
 
-COVENTRY = (
-    Path(__file__).resolve().parents[3]
-    / "shared"
-    / "data"
-    / "coventry"
-    / "derived"
-    / "coventry_2024-25_values_long.csv"
-)
-METRIC = "Fly-tips reported in the city"
+COVENTRY_FLYTIPS = Path(__file__).resolve().parent / "data" / "coventry_flytips.csv"
+"""Coventry's own fly-tip counts, one row per reporting period, as published (OGL v3)."""
 
 
 @pytest.fixture
-def flytips(tmp_path: Path) -> Path:
-    """Coventry's own fly-tip counts, one row per reporting period, as published."""
-    assert COVENTRY.exists(), f"the Coventry data set is expected beside the repo: {COVENTRY}"
-    with COVENTRY.open(encoding="utf-8-sig", newline="") as source:
-        rows = [
-            (row["period"], row["value"])
-            for row in csv.DictReader(source)
-            if row["series"] == "coventry" and row["metric"] == METRIC
-        ]
-    path = tmp_path / "flytips.csv"
-    with path.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(["period", "value"])
-        writer.writerows(rows)
-    return path
+def flytips() -> Path:
+    return COVENTRY_FLYTIPS
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -91,7 +70,7 @@ def test_coventry_fly_tips_as_a_readable_table_and_chart(flytips: Path) -> None:
     code, out, _ = run(str(flytips), "--polarity", "lower_is_better", "--target", "6000")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0] == "XmR chart of flytips.csv: 12 points, polarity lower_is_better, target 6000"
+    assert lines[0] == "XmR chart of coventry_flytips.csv: 12 points, polarity lower_is_better, target 6000"
     row = next(line for line in lines if "2020-21 end of year" in line)
     assert "10727" in row and "special cause — concern" in row and "outside_limits" in row
     chart = [line for line in lines if "|" in line]
