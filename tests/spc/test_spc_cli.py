@@ -70,7 +70,9 @@ def test_coventry_fly_tips_as_a_readable_table_and_chart(flytips: Path) -> None:
     code, out, _ = run(str(flytips), "--polarity", "lower_is_better", "--target", "6000")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0] == "XmR chart of coventry_flytips.csv: 12 points, polarity lower_is_better, target 6000"
+    assert lines[0] == (
+        "XmR chart of coventry_flytips.csv: 12 points, polarity lower_is_better, target 6000"
+    )
     row = next(line for line in lines if "2020-21 end of year" in line)
     assert "10727" in row and "special cause — concern" in row and "outside_limits" in row
     chart = [line for line in lines if "|" in line]
