@@ -22,8 +22,9 @@ model checks what the council relies on:
 * a refused click (stale card, wrong step, not an approver, a stranger, an owner on their
   own return, tampered data) changes no return and no step, and a right click is acted on.
 
-CI runs ``M365PERF_MODEL_EXAMPLES`` sequences (default 50) of up to
-``M365PERF_MODEL_STEPS`` steps (default 30), about a minute on two cores. The full size:
+CI runs ``M365PERF_MODEL_EXAMPLES`` sequences (default 200) of up to
+``M365PERF_MODEL_STEPS`` steps (default 30), about five minutes on two cores. The full size
+(2000 sequences, about 45 minutes):
 
     M365PERF_MODEL_EXAMPLES=2000 .venv/bin/pytest tests/engine/test_engine_model.py
 
@@ -33,7 +34,6 @@ made it (``state.jump_the_queue(pick=0, verb='approve')``).
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 from collections import Counter
@@ -42,7 +42,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import Enum
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -70,11 +69,13 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from m365perf.domain.lifecycle import CURRENT_STEP, DECIDED_STEP, TRANSITIONS, Machine
+from m365perf.domain.lifecycle import INITIAL as LIFECYCLE_INITIAL
 from m365perf.engine import ActionError, Caller, Engine
 from m365perf.flows import load_flow
-from m365perf.store import AuditEvent, OutboxMessage, StepStatus, Store, create_store
+from m365perf.store import AuditEvent, OutboxMessage, Store, create_store
 
-EXAMPLES = int(os.environ.get("M365PERF_MODEL_EXAMPLES", "50"))
+EXAMPLES = int(os.environ.get("M365PERF_MODEL_EXAMPLES", "200"))
 STEPS = int(os.environ.get("M365PERF_MODEL_STEPS", "30"))
 
 FLOW = load_flow(MONTHLY)
@@ -112,86 +113,22 @@ NAMES = {person[0]: person[1] for person in PEOPLE}
 
 # --- the lifecycle table ----------------------------------------------------------------
 
-# TODO(issue 8): the lead switches this to m365perf.domain.lifecycle's table when the core
-# lands; until then this is SPEC.md's table, as (from, to) pairs per machine.
-SPEC_TRANSITIONS: dict[str, frozenset[tuple[str, str]]] = {
-    "cycle": frozenset({("open", "collecting"), ("open", "closed"), ("collecting", "closed")}),
-    "return": frozenset(
-        {
-            ("awaiting", "returned"),  # submit
-            ("rejected", "returned"),
-            ("missed", "returned"),  # a late return, if the flow takes them
-            ("returned", "approved"),  # last applicable step approved
-            ("returned", "rejected"),  # send back
-            ("approved", "rejected"),  # reopen for a correction
-            ("awaiting", "missed"),  # the cycle closed without it
-            ("rejected", "missed"),
-        }
-    ),
-    "step": frozenset(
-        {
-            ("pending", "asked"),
-            ("asked", "escalated"),
-            ("asked", "approved"),
-            ("escalated", "approved"),
-            ("asked", "rejected"),
-            ("escalated", "rejected"),
-            ("pending", "skipped"),
-        }
-    ),
-}
-INITIAL = {"cycle": "open", "return": "awaiting", "step": "pending"}
-DECIDED = frozenset({"approved", "rejected", "skipped"})
-CURRENT = frozenset({"asked", "escalated"})
-
-# TODO(issue 8): before the core lands every step is stored `pending` from the start; the
-# model reads the first undecided step of a returned return's chain as `asked` (what the
-# new core stores). This shim switches itself off once StepStatus has `asked`.
-LEGACY_STEPS = "asked" not in {status.value for status in StepStatus}
-
-
-def _machine(name: str) -> str:
-    for machine in INITIAL:
-        if machine in name.lower():
-            return machine
-    raise ValueError(name)
-
 
 def _value(item: Any) -> str:
     return str(item.value if isinstance(item, Enum) else item)
 
 
-def _read_lifecycle(module: ModuleType) -> dict[str, frozenset[tuple[str, str]]]:
-    """(from, to) pairs per machine from the core's table (its shape guessed from SPEC.md)."""
-    pairs: dict[str, set[tuple[str, str]]] = {machine: set() for machine in INITIAL}
-    try:
-        for transition in module.TRANSITIONS:
-            machine = _machine(_value(transition.machine))
-            sources = next(
-                getattr(transition, name)
-                for name in ("sources", "from_states", "from_", "before")
-                if hasattr(transition, name)
-            )
-            target = next(
-                getattr(transition, name)
-                for name in ("target", "to", "to_state", "after")
-                if hasattr(transition, name)
-            )
-            for source in [sources] if isinstance(sources, str | Enum) else sources:
-                pairs[machine].add((_value(source), _value(target)))
-    except (AttributeError, StopIteration, TypeError, ValueError) as exc:
-        pytest.fail(f"read m365perf.domain.lifecycle's table in _read_lifecycle: {exc!r}")
+def allowed_transitions() -> dict[str, frozenset[tuple[str, str]]]:
+    """(from, to) pairs per machine, from the one lifecycle table the store enforces."""
+    pairs: dict[str, set[tuple[str, str]]] = {m.value: set() for m in Machine}
+    for t in TRANSITIONS:
+        pairs[t.machine.value] |= {(source.value, t.target.value) for source in t.sources}
     return {machine: frozenset(found) for machine, found in pairs.items()}
 
 
-def allowed_transitions() -> dict[str, frozenset[tuple[str, str]]]:
-    try:
-        lifecycle = importlib.import_module("m365perf.domain.lifecycle")
-    except ModuleNotFoundError as exc:
-        if exc.name != "m365perf.domain.lifecycle":
-            raise
-        return SPEC_TRANSITIONS
-    return _read_lifecycle(lifecycle)
+INITIAL = {m.value: state.value for m, state in LIFECYCLE_INITIAL.items()}
+DECIDED = frozenset(s.value for s in DECIDED_STEP)
+CURRENT = frozenset(s.value for s in CURRENT_STEP)
 
 
 # --- what the model knows of the flow ---------------------------------------------------
@@ -280,7 +217,7 @@ class Snapshot:
     returns: dict[int, Row]
     chains: dict[tuple[int, int], list[Row]]  # (return id, return version) → steps in order
     steps: dict[int, Row]
-    status: dict[int, str]  # step id → status as the model reads it (see LEGACY_STEPS)
+    status: dict[int, str]  # step id → status
     outbox: list[OutboxMessage]
     audit: list[AuditEvent]
 
@@ -328,14 +265,7 @@ def read_snapshot(store: Store, versions: dict[int, set[int]]) -> Snapshot:
         audit = tx.list_audit()
     steps = {s["id"]: s for chain in chains.values() for s in chain}
     status = {sid: str(s["status"]) for sid, s in steps.items()}
-    snap = Snapshot(cycles, returns, chains, steps, status, outbox, audit)
-    if LEGACY_STEPS:
-        for rid, ret in returns.items():
-            in_approval = snap.chain(rid) if ret["status"] == "returned" else []
-            first = next((s for s in in_approval if s["status"] not in DECIDED), None)
-            if first is not None and first["status"] == "pending":
-                status[first["id"]] = "asked"
-    return snap
+    return Snapshot(cycles, returns, chains, steps, status, outbox, audit)
 
 
 def _whole(value: Any) -> int | None:
@@ -972,7 +902,8 @@ def test_random_clicks_keep_the_approval_rules(tmp_path_factory: pytest.TempPath
     check_model_matches_flow()
     workdir = tmp_path_factory.mktemp("model")
     template = workdir / "template.db"
-    make_council(f"sqlite:///{template}", rows=[*ROWS, NADIA_ROW]).store.close()
+    template_store = create_store(f"sqlite:///{template}", migrate=True)
+    make_council(template_store, rows=[*ROWS, NADIA_ROW]).store.close()
     made = iter(range(10**9))
 
     def machine() -> EngineModel:
