@@ -21,7 +21,8 @@ from m365perf.cards import (
     summary_text,
 )
 from m365perf.domain.lifecycle import CURRENT_STEP, DECIDED_STEP
-from m365perf.engine.chain import SYSTEM, advance, approval_card_id, audit_step, current_step
+from m365perf.engine.audit import audit_step, audit_transition
+from m365perf.engine.chain import SYSTEM, advance, approval_card_id, current_step
 from m365perf.engine.context import Caller, EngineContext, local_day
 from m365perf.engine.errors import BadAction, UnknownSubject
 from m365perf.engine.outbox import send_card, update_card
@@ -277,7 +278,7 @@ def send_back(
     *,
     by: str,
     reason: str,
-    action: str,
+    action: AuditAction,
     now: datetime,
 ) -> Return:
     """Give the return back to its owner with a reason, on a fresh one-indicator card."""
@@ -286,16 +287,7 @@ def send_back(
         rejected = tx.reopen_return(ret.id or 0, ret.version, by=by, reason=reason, now=now)
     else:
         rejected = tx.send_back_return(ret.id or 0, ret.version, by=by, reason=reason, now=now)
-    tx.audit(
-        action,
-        at=now,
-        actor=by,
-        subject_type=SubjectType.RETURN,
-        subject_id=ret.id or 0,
-        cycle_id=cycle.id,
-        before={"status": ret.status.value, "version": ret.version},
-        after={"status": rejected.status.value, "version": rejected.version, "reason": reason},
-    )
+    audit_transition(tx, action, actor=by, before=ret, after=rejected, at=now, reason=reason)
     owner = owner_person(tx, rejected)
     period = ctx.period_of(cycle)
     card_id = RejectionCardId(ret.id or 0, rejected.version)

@@ -15,6 +15,7 @@ from m365perf.domain.approvers import (
 from m365perf.domain.calendar import WorkingCalendar
 from m365perf.domain.kinds import Rag
 from m365perf.domain.lifecycle import CURRENT_STEP, PASSED_STEP
+from m365perf.engine.audit import audit_step, audit_transition
 from m365perf.engine.closing import close_when_all_approved
 from m365perf.engine.context import EngineContext, at_local, local_day
 from m365perf.engine.outbox import send_card, send_mail
@@ -159,32 +160,6 @@ def step_condition(flow: Flow, name: str) -> Condition | None:
     return next(r.condition for r in step_rules(flow) if r.name == name)
 
 
-def audit_step(
-    tx: Transaction,
-    cycle: Cycle,
-    ret: Return,
-    before: ApprovalStep,
-    after: ApprovalStep,
-    actor: str,
-    now: datetime,
-) -> None:
-    tx.audit(
-        AuditAction.for_step(after.status),
-        at=now,
-        actor=actor,
-        subject_type="return",
-        subject_id=ret.id or 0,
-        cycle_id=cycle.id,
-        before={"step": before.name, "index": before.step_index, "status": before.status.value},
-        after={
-            "step": after.name,
-            "index": after.step_index,
-            "status": after.status.value,
-            "reason": after.reason,
-        },
-    )
-
-
 def send_approval_cards(
     tx: Transaction,
     ctx: EngineContext,
@@ -233,16 +208,7 @@ def approve_return(
     decided = [s for s in steps if s.status is StepStatus.APPROVED]
     by = (decided[-1].decided_by if decided else None) or SYSTEM
     approved = tx.approve_return(ret.id or 0, ret.version, by=by, now=now)
-    tx.audit(
-        AuditAction.RETURN_APPROVED,
-        at=now,
-        actor=by,
-        subject_type=SubjectType.RETURN,
-        subject_id=ret.id or 0,
-        cycle_id=cycle.id,
-        before={"status": ret.status.value, "version": ret.version},
-        after={"status": approved.status.value, "version": approved.version},
-    )
+    audit_transition(tx, AuditAction.RETURN_APPROVED, actor=by, before=ret, after=approved, at=now)
     queue_write_back(tx, ctx, cycle, approved, steps, now=now)
     close_when_all_approved(tx, ctx, cycle, now=now)
     return approved

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from m365perf.domain.lifecycle import OPEN_FOR_OWNER, CycleStatus, ReturnStatus
+from m365perf.engine.audit import audit_transition
 from m365perf.engine.context import EngineContext, at_local
 from m365perf.engine.outbox import send_mail
 from m365perf.flows.model import Flow
@@ -92,36 +93,23 @@ def close_cycle(
             _counts(tx, cycle),
         )
     closed = tx.close_cycle(cycle.id or 0, cycle.version, by=by, reason=reason, now=now)
-    missed = tx.miss_returns(cycle.id or 0, now=now)
+    owed = {r.id: r for r in tx.list_returns(cycle_id=cycle.id, status=OPEN_FOR_OWNER)}
+    missed = [(owed[r.id], r) for r in tx.miss_returns(cycle.id or 0, now=now)]
     tx.cancel_timers(SubjectType.CYCLE, cycle.id, kinds=CHASERS, now=now)
-    for ret in missed:
-        tx.audit(
-            AuditAction.RETURN_MISSED,
-            at=now,
-            actor=by,
-            subject_type=SubjectType.RETURN,
-            subject_id=ret.id or 0,
-            cycle_id=cycle.id,
-            before={"status": "awaiting or rejected", "version": ret.version - 1},
-            after={"status": ret.status.value, "version": ret.version},
-        )
+    for before, ret in missed:
+        audit_transition(tx, AuditAction.RETURN_MISSED, actor=by, before=before, after=ret, at=now)
     counts = _counts(tx, closed)
-    tx.audit(
+    audit_transition(
+        tx,
         AuditAction.CYCLE_CLOSED,
-        at=now,
         actor=by,
-        subject_type=SubjectType.CYCLE,
-        subject_id=cycle.id or 0,
-        cycle_id=cycle.id,
-        before={"status": cycle.status.value, "version": cycle.version},
-        after={
-            "status": closed.status.value,
-            "version": closed.version,
-            "reason": reason,
-            **counts,
-        },
+        before=cycle,
+        after=closed,
+        at=now,
+        reason=reason,
+        **counts,
     )
-    keys = tuple(r.indicator_key for r in missed)
+    keys = tuple(r.indicator_key for _, r in missed)
     late = (
         "A figure returned from now on is taken as a late correction."
         if flow.close.late_returns == "correction"

@@ -23,6 +23,7 @@ from m365perf.cards import (
 from m365perf.domain.approvers import Person
 from m365perf.domain.values import Bounds
 from m365perf.engine.assessment import Assessment, assess, is_blank
+from m365perf.engine.audit import audit_transition
 from m365perf.engine.chain import start_chain
 from m365perf.engine.closing import open_for_owner
 from m365perf.engine.context import Caller, EngineContext, local_day
@@ -240,15 +241,14 @@ def _accept(
     except TransitionRefused:
         return None
     if tx.collect_cycle(cycle_id, now=now):
-        tx.audit(
+        audit_transition(
+            tx,
             AuditAction.CYCLE_COLLECTING,
-            at=now,
             actor=caller.user_id,
-            subject_type=SubjectType.CYCLE,
-            subject_id=cycle_id,
-            cycle_id=cycle_id,
-            before={"status": cycle.status.value},
-            after={"status": "collecting", "first_return": ret.indicator_key},
+            before=cycle,
+            after=tx.get_cycle(cycle_id),
+            at=now,
+            first_return=ret.indicator_key,
         )
     outcome = start_chain(tx, ctx, cycle, updated, change_percent=judged.change_percent, now=now)
     tx.audit(
