@@ -232,6 +232,7 @@ class Service:
         """A flow's job at its opening time each weekday: open what is due, re-read the rest."""
         opened = self.open_due_cycles()
         self.resync_open_cycles([flow_id], skip={o.cycle_id for o in opened if o.created})
+        self.engine.keep_cycles_closing(now=self.clock())
 
     # --- running ----------------------------------------------------------------------
 
@@ -259,6 +260,7 @@ class Service:
         scheduler.start()
         try:
             self.open_due_cycles()
+            self.engine.keep_cycles_closing(now=self.clock())
             serve_app(self.app, host, port)
         finally:
             scheduler.shutdown(wait=False)

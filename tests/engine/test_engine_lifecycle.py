@@ -216,11 +216,13 @@ def test_a_cycle_closes_on_its_date_and_late_figures_follow_the_flow(late: str) 
         close={"all_approved": False, "working_days_after_due": 2, "late_returns": late}
     )
     dan_card = council.cards_to("dan.fox@contoso.gov.uk")[0]["card"]
-    # Due Wednesday 11 November; closes two working days later, Friday 13th at 09:00.
-    _run_to(council, datetime(2026, 11, 13, 8, 0, tzinfo=UTC))
+    # Due Wednesday 11 November, but opened a day late (Thursday 5th), so the owners keep
+    # their five working days (to Thursday 12th); it closes two working days after that,
+    # Monday 16th at 09:00.
+    _run_to(council, datetime(2026, 11, 16, 8, 0, tzinfo=UTC))
     with council.store.transaction() as tx:
         assert tx.list_cycles()[0].status is not CycleStatus.CLOSED
-    _run_to(council, datetime(2026, 11, 13, 12, 0, tzinfo=UTC))
+    _run_to(council, datetime(2026, 11, 16, 12, 0, tzinfo=UTC))
     with council.store.transaction() as tx:
         assert tx.list_cycles()[0].status is CycleStatus.CLOSED
     assert _ret(council, "CP003").status is ReturnStatus.MISSED
@@ -254,3 +256,109 @@ def test_closing_by_hand_twice_closes_once(council: Council) -> None:
     before = len(council.outbox("send_card"))
     _run_to(council, council.now + timedelta(days=14))
     assert len(council.outbox("send_card")) == before
+
+
+def _register(council: Council, supervisor: str) -> tuple[list[Any], list[Any]]:
+    from engine_support import COLUMNS, ROWS
+
+    from m365perf.plan.register import read_indicators
+
+    rows = [list(r) for r in ROWS]
+    rows[0][10] = supervisor
+    padded = [dict(zip(COLUMNS, r + [""] * (len(COLUMNS) - len(r)), strict=True)) for r in rows]
+    indicators, problems = read_indicators(council.engine.flows["monthly-corporate-kpis"], padded)
+    return list(indicators), list(problems)
+
+
+def test_a_figure_nobody_could_approve_goes_on_once_the_register_is_fixed(
+    council: Council,
+) -> None:
+    from m365perf.domain.periods import Period
+
+    flow_id, period = "monthly-corporate-kpis", Period.parse("2026-10")
+    # The supervisor leaves the register after the cycle opened; Ann then returns CP001.
+    council.engine.resync_cycle(
+        flow_id, period, *_register(council, "gone@contoso.gov.uk"), now=council.now
+    )
+    _submit_red(council)
+    assert _ret(council, "CP001").status is ReturnStatus.RETURNED
+    assert council.cards_to("bob.ray@contoso.gov.uk") == []
+    council.tick(hours=1)
+    done = council.engine.resync_cycle(
+        flow_id, period, *_register(council, "bob.ray@contoso.gov.uk"), now=council.now
+    )
+    # The figure goes to the supervisor without Ann returning it again.
+    assert done.round is not None
+    bob = _last_card(council, "bob.ray@contoso.gov.uk")
+    council.act(BOB, "approve", approval_data(bob, "approve"))
+    return_id = _ret(council, "CP001").id or 0
+    with council.store.transaction() as tx:
+        steps = tx.list_steps(return_id)
+    assert [s.status for s in steps][:2] == [StepStatus.APPROVED, StepStatus.ASKED]
+
+
+def test_every_return_approved_does_not_close_while_a_register_row_waits() -> None:
+    from engine_support import ROWS
+
+    rows = [list(r) for r in ROWS]
+    rows[2][9] = "nobody@contoso.gov.uk"  # CP003's owner is not in the directory yet
+    council = make_council(rows=rows)
+    ann = council.cards_to("ann.lee@contoso.gov.uk")[0]["card"]
+    council.act(ANN, "submitReturns", submit_data(ann, value__CP001="46", value__CP002="19"))
+    for _ in range(3):
+        for email, who in (("bob.ray@contoso.gov.uk", BOB), ("nadia.clarke@contoso.gov.uk", NADIA)):
+            for payload in council.cards_to(email):
+                council.act(who, "approve", approval_data(payload["card"], "approve"))
+    assert {_ret(council, k).status for k in ("CP001", "CP002")} == {ReturnStatus.APPROVED}
+    with council.store.transaction() as tx:
+        cycle = tx.list_cycles()[0]
+    assert cycle.status is not CycleStatus.CLOSED and cycle.unroutable == 1
+
+
+def _cycle_from_before_closing(council: Council, period: str, *, approved: bool) -> int:
+    """A cycle as migration 0003 leaves one: collecting, with no close timer."""
+    from datetime import date
+
+    from m365perf.domain.kinds import Frequency
+    from m365perf.store import NewReturn, ReturnFigure
+
+    with council.store.transaction() as tx:
+        cycle, _ = tx.open_cycle(
+            "monthly-corporate-kpis",
+            period,
+            period_start=date(2026, 9, 1),
+            frequency=Frequency.MONTHLY,
+            due_date=date(2026, 10, 9),
+            now=council.now - timedelta(days=40),
+        )
+        (ret,) = tx.create_returns(
+            cycle.id or 0, [NewReturn(indicator_key="CP001")], now=council.now
+        )
+        tx.submit_return(ret.id or 0, 1, ReturnFigure(value=46.0), by=ANN.user_id, now=council.now)
+        if approved:
+            tx.approve_return(ret.id or 0, 2, by=BOB.user_id, now=council.now)
+        tx.collect_cycle(cycle.id or 0, now=council.now)
+    return cycle.id or 0
+
+
+def test_cycles_from_before_closing_close_by_their_flows_rule(council: Council) -> None:
+    done = _cycle_from_before_closing(council, "2026-09", approved=True)
+    waiting = _cycle_from_before_closing(council, "2026-08", approved=False)
+    council.engine.keep_cycles_closing(now=council.now)
+    with council.store.transaction() as tx:
+        assert tx.get_cycle(done).status is CycleStatus.CLOSED  # all approved: closes now
+        assert tx.get_cycle(waiting).status is CycleStatus.COLLECTING
+        (timer,) = [t for t in tx.list_timers(subject_id=waiting) if t.kind == "close"]
+    # Its close date (twenty working days after due) passed long ago: it closes at once.
+    assert timer.due_at == council.now
+    council.engine.fire_due_timers(worker="test", now=council.now)
+    with council.store.transaction() as tx:
+        assert tx.get_cycle(waiting).status is CycleStatus.CLOSED
+    council.engine.keep_cycles_closing(now=council.now)  # and again changes nothing
+
+
+def test_a_flow_that_would_never_close_is_refused() -> None:
+    from m365perf.flows.model import Closing
+
+    with pytest.raises(ValueError, match="would never close"):
+        Closing(all_approved=False, working_days_after_due=None)

@@ -115,7 +115,7 @@ def test_an_owner_who_joins_the_directory_is_asked(council: Council) -> None:
         "eve.hart@contoso.gov.uk"
     }
     (audit,) = council.audit("cycle.resynced")
-    assert audit == {"round": 1, "added": ["CP004"], "owners": 1, "unroutable": []}
+    assert audit == {"round": 1, "added": ["CP004"], "routed": [], "owners": 1, "unroutable": []}
 
 
 def test_a_second_resync_of_the_same_register_changes_nothing(council: Council) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from m365perf.cards import OwnerRequestView, ReceiptView
 from m365perf.domain.periods import Period
 from m365perf.engine.approvals import decide, request_correction
-from m365perf.engine.closing import CycleClosing, close_cycle
+from m365perf.engine.closing import CycleClosing, close_cycle, keep_closing
 from m365perf.engine.context import Caller, EngineConfig, EngineContext
 from m365perf.engine.cycles import CycleOpening, open_cycle
 from m365perf.engine.errors import (
@@ -34,7 +34,7 @@ from m365perf.engine.timers import fire_due_timers
 from m365perf.flows.model import Flow
 from m365perf.messages import Outcome
 from m365perf.plan.register import Indicator, RowProblem
-from m365perf.store import NotFound, OutboxMessage, Store
+from m365perf.store import CycleStatus, NotFound, OutboxMessage, Store
 
 __all__ = [
     "ActionError",
@@ -110,6 +110,18 @@ class Engine:
             now=now,
             actor=actor,
         )
+
+    def keep_cycles_closing(self, *, now: datetime) -> None:
+        """Every cycle still open will close by its flow's rule (at start-up, each morning).
+
+        Cycles from before closing existed get their close timer; any already all approved
+        closes now.
+        """
+        with self.store.transaction() as tx:
+            cycles = [c for c in tx.list_cycles() if c.status is not CycleStatus.CLOSED]
+        for cycle in cycles:
+            with self.store.transaction() as tx:
+                keep_closing(tx, self.ctx, tx.get_cycle(cycle.id or 0), now=now)
 
     def close_cycle(self, cycle_id: int, *, by: str, reason: str, now: datetime) -> CycleClosing:
         """Close a cycle by hand (the performance team); closing it twice changes nothing."""

@@ -149,7 +149,7 @@ def decide(
         )
         chain = tx.list_steps(return_id, version)
         if verb == "approve":
-            change = _change_percent(tx, ctx, cycle, ret)
+            change = change_percent(tx, ctx, cycle, ret)
             advance(tx, ctx, cycle, ret, chain, change_percent=change, now=now)
         else:
             _reject(tx, ctx, cycle, ret, decided, reason, now=now)
@@ -171,7 +171,7 @@ def _notice(ctx: EngineContext, message: str) -> Json:
     return render_notice("This card is not for you", message, max_bytes=ctx.config.max_card_bytes)
 
 
-def _change_percent(tx: Transaction, ctx: EngineContext, cycle: Cycle, ret: Return) -> float | None:
+def change_percent(tx: Transaction, ctx: EngineContext, cycle: Cycle, ret: Return) -> float | None:
     period = ctx.period_of(cycle)
     history = tx.history(cycle.flow_id, ret.indicator_key, before=period.start)
     previous = next((p for p in history if p.period_start == period.previous().start), None)

@@ -11,9 +11,10 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from m365perf.domain.calendar import WorkingCalendar
 from m365perf.domain.lifecycle import OPEN_FOR_OWNER, CycleStatus, ReturnStatus
 from m365perf.engine.audit import audit_transition
-from m365perf.engine.context import EngineContext, at_local
+from m365perf.engine.context import EngineContext, at_local, local_day
 from m365perf.engine.outbox import send_mail
 from m365perf.flows.model import Flow
 from m365perf.messages.ids import ClosedMailKey, CloseKey
@@ -49,17 +50,32 @@ def open_for_owner(flow: Flow, cycle: Cycle) -> frozenset[ReturnStatus]:
     return OPEN_FOR_OWNER
 
 
-def schedule_close(tx: Transaction, flow: Flow, cycle_id: int, due: date, *, now: datetime) -> None:
-    """The close timer of the flow's date rule, at the opening time of the close day."""
-    day = close_date(flow, due)
+def cycle_close_date(flow: Flow, cycle: Cycle) -> date | None:
+    """When the flow's date rule closes this cycle.
+
+    Counted from its due date, or, for a cycle opened late (a first start, downtime), from
+    the day the owners had as long as the flow gives them: nobody is asked and marked
+    missed in the same minute.
+    """
+    days = WorkingCalendar(flow.calendar)
+    late_due = days.add_working_days(local_day(cycle.opened_at), flow.schedule.due_working_days)
+    return close_date(flow, max(cycle.due_date, late_due))
+
+
+def schedule_close(tx: Transaction, flow: Flow, cycle: Cycle, *, now: datetime) -> None:
+    """The close timer of the flow's date rule, at the opening time of the close day.
+
+    Idempotent (one per cycle), so it is safe to call again for cycles already open.
+    """
+    day = cycle_close_date(flow, cycle)
     if day is None:
         return
     tx.schedule_timer(
         TimerKind.CLOSE,
         due_at=max(at_local(day, flow.schedule.opening_time), now),
-        dedup_key=CloseKey(cycle_id).format(),
+        dedup_key=CloseKey(cycle.id or 0).format(),
         subject_type=SubjectType.CYCLE,
-        subject_id=cycle_id,
+        subject_id=cycle.id,
         now=now,
     )
 
@@ -67,14 +83,29 @@ def schedule_close(tx: Transaction, flow: Flow, cycle_id: int, due: date, *, now
 def close_when_all_approved(
     tx: Transaction, ctx: EngineContext, cycle: Cycle, *, now: datetime
 ) -> CycleClosing | None:
-    """Close the cycle if its flow closes on "all approved" and nothing is left to approve."""
+    """Close the cycle if its flow closes on "all approved" and nothing is left to do:
+    every return approved and no register row still waiting to be fixed."""
     flow = ctx.flow(cycle.flow_id)
-    current = tx.get_cycle(cycle.id or 0)
-    if not flow.close.all_approved or current.status is CycleStatus.CLOSED:
+    if not flow.close.all_approved:
+        return None
+    current = tx.lock_cycle(cycle.id or 0)  # the last two approvals at once: one closes
+    if current.status is CycleStatus.CLOSED or current.unroutable:
         return None
     if tx.list_returns(cycle_id=current.id, status=_UNFINISHED):
         return None
     return close_cycle(tx, ctx, current, by="m365perf", reason="every return is approved", now=now)
+
+
+def keep_closing(tx: Transaction, ctx: EngineContext, cycle: Cycle, *, now: datetime) -> None:
+    """Make sure a cycle that is still open will close by its flow's rule.
+
+    For cycles from before closing existed (migrated) or opened while a rule was off: the
+    close timer is scheduled if missing, and a cycle already all approved closes now.
+    """
+    if cycle.status is CycleStatus.CLOSED or cycle.flow_id not in ctx.flows:
+        return
+    schedule_close(tx, ctx.flow(cycle.flow_id), cycle, now=now)
+    close_when_all_approved(tx, ctx, cycle, now=now)
 
 
 def close_cycle(

@@ -151,6 +151,7 @@ def open_cycle(
         for owner_id, returns in by_owner.items():
             ask_owner(tx, ctx, cycle_id, owners[owner_id], returns, now=now, round_name=ROUND_OPEN)
         _schedule_chasers(tx, flow, cycle_id, plan, now)
+        tx.note_unroutable(cycle_id, len(unroutable))
         if unroutable:
             _report_unroutable(tx, ctx, flow, period, cycle_id, unroutable, now)
         tx.audit(
@@ -239,7 +240,7 @@ def _schedule_chasers(
             subject_id=cycle_id,
             now=now,
         )
-    schedule_close(tx, flow, cycle_id, plan.due, now=now)
+    schedule_close(tx, flow, tx.get_cycle(cycle_id), now=now)
     schedule_digest(tx, flow, cycle_id, after=now, now=now)
 
 

@@ -15,17 +15,33 @@ from typing import Any
 
 from m365perf.domain.approvers import Person, Unroutable
 from m365perf.domain.periods import Period
+from m365perf.engine.approvals import change_percent
+from m365perf.engine.chain import start_chain
+from m365perf.engine.closing import keep_closing
 from m365perf.engine.context import EngineContext
 from m365perf.engine.cycles import _report_unroutable, ask_owner, snapshot
 from m365perf.engine.errors import CycleClosed, EmptyCycle, UnknownCycle
 from m365perf.engine.people import StoreDirectory
 from m365perf.flows.model import Flow
+from m365perf.messages.names import AuditAction, SubjectType
 from m365perf.plan.register import Indicator, RowProblem
 from m365perf.plan.routing import route
-from m365perf.store import AuditEvent, CycleStatus, NewReturn, Return, Store
+from m365perf.store import (
+    AuditEvent,
+    Cycle,
+    CycleStatus,
+    NewReturn,
+    Return,
+    ReturnStatus,
+    Store,
+    Transaction,
+)
 
-RESYNCED = "cycle.resynced"
-_REPORTS = ("cycle.opened", RESYNCED)  # audit events that carry the unroutable list mailed
+RESYNCED = AuditAction.CYCLE_RESYNCED
+_REPORTS = (
+    AuditAction.CYCLE_OPENED,
+    RESYNCED,
+)  # audit events that carry the unroutable list mailed
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,7 @@ def resync_cycle(
             raise EmptyCycle(flow.id, period.label, problems, what="the register was not re-read")
         cycle_id = cycle.id
         snapshot(tx, flow, indicators, now)
+        routed_now = _route_stuck_returns(tx, ctx, cycle, now=now)
         asked = {r.indicator_key for r in tx.list_returns(cycle_id=cycle_id)}
         unroutable = [p for p in problems if p.indicator_id not in asked]
         directory = StoreDirectory(tx, flow)
@@ -107,23 +124,26 @@ def resync_cycle(
             _report_unroutable(
                 tx, ctx, flow, period, cycle_id, unroutable, now, round_name=round_name
             )
+        tx.note_unroutable(cycle_id, len(still))
         added = tuple(r.indicator_key for r in created)
-        changed = bool(added) or still != listed_before
+        changed = bool(added) or bool(routed_now) or still != listed_before
         if changed:
             tx.audit(
                 RESYNCED,
                 at=now,
                 actor=actor,
-                subject_type="cycle",
+                subject_type=SubjectType.CYCLE,
                 subject_id=cycle_id,
                 cycle_id=cycle_id,
                 after={
                     "round": round_number,
                     "added": list(added),
+                    "routed": list(routed_now),
                     "owners": len(by_owner),
                     "unroutable": still,
                 },
             )
+        keep_closing(tx, ctx, tx.get_cycle(cycle_id), now=now)
     return CycleResync(
         cycle_id,
         round_number if changed else None,
@@ -132,6 +152,26 @@ def resync_cycle(
         tuple(unroutable),
         reported=reported,
     )
+
+
+def _route_stuck_returns(
+    tx: Transaction, ctx: EngineContext, cycle: Cycle, *, now: datetime
+) -> tuple[str, ...]:
+    """Returned figures that had nobody to approve them: start their chains now if they can.
+
+    The owner was told "waiting: nobody to approve it"; once the register names an
+    approver, the figure goes on without being returned again.
+    """
+    routed = []
+    for ret in tx.list_returns(cycle_id=cycle.id, status=ReturnStatus.RETURNED):
+        if tx.list_steps(ret.id or 0, ret.version):
+            continue
+        outcome = start_chain(
+            tx, ctx, cycle, ret, change_percent=change_percent(tx, ctx, cycle, ret), now=now
+        )
+        if not outcome.startswith("waiting"):
+            routed.append(ret.indicator_key)
+    return tuple(routed)
 
 
 def _last_reported(history: Sequence[AuditEvent]) -> list[str]:

@@ -181,9 +181,10 @@ def _digest(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) ->
 
 def _step_timeout(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) -> None:
     step = tx.get_step(timer.subject_id or 0)
-    if step.status not in CURRENT_STEP:
-        return
     ret = tx.get_return(step.return_id)
+    in_approval = ret.status is ReturnStatus.RETURNED and ret.version == step.return_version
+    if step.status not in CURRENT_STEP or not in_approval:
+        return
     cycle = tx.get_cycle(ret.cycle_id)
     flow = ctx.flow(cycle.flow_id)
     rule = next((s for s in flow.approval.steps if s.name == step.name), None)

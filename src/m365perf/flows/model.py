@@ -223,12 +223,23 @@ class Closing(_Strict):
 
     all_approved: bool = Field(True, description="Close as soon as every return is approved.")
     working_days_after_due: int | None = Field(
-        None, ge=0, le=120, description="Close this many working days after the due date."
+        20, ge=0, le=120, description="Close this many working days after the due date."
     )
     late_returns: Literal["refuse", "correction"] = Field(
         "correction",
         description="After closing: refuse a missed figure, or take it as a late correction.",
     )
+
+    @model_validator(mode="after")
+    def _closes_somehow(self) -> Closing:
+        # A cycle that waits for one missing figure forever keeps chasing and re-reading
+        # the register for an old period; it must close by a date if not when all approved.
+        if not self.all_approved and self.working_days_after_due is None:
+            raise ValueError(
+                "a cycle of this flow would never close: set working_days_after_due, "
+                "or all_approved: true"
+            )
+        return self
 
 
 class Suspension(_Strict):

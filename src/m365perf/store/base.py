@@ -129,6 +129,17 @@ class Transaction(ABC):
     # :class:`~m365perf.store.errors.TransitionRefused` (changing nothing) otherwise.
 
     @abstractmethod
+    def lock_cycle(self, cycle_id: int) -> Cycle:
+        """Read a cycle and hold it until the transaction ends (``SELECT … FOR UPDATE``).
+
+        Two last approvals at once must not both see the other still in approval.
+        """
+
+    @abstractmethod
+    def note_unroutable(self, cycle_id: int, count: int) -> None:
+        """Record how many register rows the cycle could not ask anyone for (not a state)."""
+
+    @abstractmethod
     def collect_cycle(self, cycle_id: int, *, now: datetime) -> bool:
         """``open`` → ``collecting`` (the first figure is in); False when it already was."""
 

@@ -304,6 +304,7 @@ class _SqlTransaction(Transaction):
             "due_date": due_date,
             "status": CycleStatus.OPEN,
             "version": 1,
+            "unroutable": 0,
         }
         created = self._insert_new(Cycle, values, ("flow_id", "period"))
         if created is not None:
@@ -330,6 +331,23 @@ class _SqlTransaction(Transaction):
         if status is not None:
             stmt = stmt.where(col(Cycle.status) == CycleStatus(status))
         return self._all(stmt.order_by(col(Cycle.period_start), col(Cycle.id)))
+
+    def lock_cycle(self, cycle_id: int) -> Cycle:
+        stmt = select(Cycle).where(col(Cycle.id) == cycle_id)
+        if self._dialect == "postgresql":  # SQLite writers are serialised already
+            stmt = stmt.with_for_update()
+        found: Cycle | None = self._first(stmt)
+        if found is None:
+            raise NotFound("cycle", cycle_id)
+        return found
+
+    def note_unroutable(self, cycle_id: int, count: int) -> None:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"an unroutable count must be a whole number, got {count!r}")
+        self._s().execute(
+            update(Cycle).where(col(Cycle.id) == cycle_id).values(unroutable=count),
+            execution_options=_NO_SYNC,
+        )
 
     def collect_cycle(self, cycle_id: int, *, now: datetime) -> bool:
         now = _checks.aware(now)

@@ -158,6 +158,8 @@ class Cycle(_Table, table=True):
     closed_at: datetime | None = _when(nullable=True)
     closed_by: str | None = None
     close_reason: str | None = None
+    unroutable: int = 0
+    """Register rows the last opening or resync could not ask anyone for."""
 
 
 class NewReturn(pydantic.BaseModel):

@@ -37,6 +37,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("version", sa.Integer(), nullable=False, server_default="1"))
         batch.add_column(sa.Column("closed_by", _TEXT, nullable=True))
         batch.add_column(sa.Column("close_reason", _TEXT, nullable=True))
+        batch.add_column(sa.Column("unroutable", sa.Integer(), nullable=False, server_default="0"))
     with op.batch_alter_table("approval_step") as batch:
         batch.add_column(sa.Column("version", sa.Integer(), nullable=False, server_default="1"))
     with op.batch_alter_table("indicator_return") as batch:
@@ -63,6 +64,18 @@ def upgrade() -> None:
                 AND e.status NOT IN ('approved', 'skipped'))
         """
     )
+    # Steps still open on a return no longer in approval (or on an older chain) were left
+    # over by the out-of-order bug; they are no one's turn now.
+    op.execute(
+        """
+        UPDATE approval_step SET status = 'skipped', decided_by = 'm365perf',
+               reason = 'no longer needed: the return is not in approval (migration 0003)'
+        WHERE status IN ('pending', 'escalated')
+          AND (return_id NOT IN (SELECT id FROM indicator_return WHERE status = 'returned')
+               OR return_version < (SELECT MAX(s2.return_version) FROM approval_step s2
+                                    WHERE s2.return_id = approval_step.return_id))
+        """
+    )
     op.execute(
         """
         UPDATE cycle SET status = 'collecting'
@@ -87,6 +100,7 @@ def downgrade() -> None:
     with op.batch_alter_table("approval_step") as batch:
         batch.drop_column("version")
     with op.batch_alter_table("cycle") as batch:
+        batch.drop_column("unroutable")
         batch.drop_column("close_reason")
         batch.drop_column("closed_by")
         batch.drop_column("version")
