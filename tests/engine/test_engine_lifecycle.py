@@ -362,3 +362,57 @@ def test_a_flow_that_would_never_close_is_refused() -> None:
 
     with pytest.raises(ValueError, match="would never close"):
         Closing(all_approved=False, working_days_after_due=None)
+
+
+@pytest.mark.postgres
+def test_the_last_two_approvals_at_once_close_the_cycle_once(
+    postgres_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under READ COMMITTED each would see the other still in approval but for the lock."""
+    import threading
+
+    import engine_support
+
+    from m365perf.engine import chain
+    from m365perf.store import SqlStore
+    from m365perf.store.migrate import upgrade
+
+    upgrade(postgres_schema_url)
+    real_load = engine_support.load_flow
+    # No Power BI: its shared refresh timer would serialise the two transactions anyway.
+    monkeypatch.setattr(
+        engine_support, "load_flow", lambda p: real_load(p).model_copy(update={"powerbi": None})
+    )
+    council = make_council(store=SqlStore(postgres_schema_url), rows=engine_support.ROWS[:2])
+    ann = council.cards_to("ann.lee@contoso.gov.uk")[0]["card"]
+    council.act(ANN, "submitReturns", submit_data(ann, value__CP001="46", value__CP002="19"))
+    for payload in council.cards_to("bob.ray@contoso.gov.uk"):
+        council.act(BOB, "approve", approval_data(payload["card"], "approve"))
+    nadia = [p["card"] for p in council.cards_to("nadia.clarke@contoso.gov.uk")]
+    ben = [p["card"] for p in council.cards_to("ben.foster@contoso.gov.uk")]
+    barrier = threading.Barrier(2)
+    real_close = chain.close_when_all_approved
+
+    def together(*args: Any, **kwargs: Any) -> Any:
+        barrier.wait(timeout=10)  # both returns approved, neither transaction committed
+        return real_close(*args, **kwargs)
+
+    monkeypatch.setattr(chain, "close_when_all_approved", together)
+    clicks = [
+        threading.Thread(
+            target=council.act, args=(NADIA, "approve", approval_data(nadia[0], "approve"))
+        ),
+        threading.Thread(
+            target=council.act, args=(BEN, "approve", approval_data(ben[1], "approve"))
+        ),
+    ]
+    for click in clicks:
+        click.start()
+    for click in clicks:
+        click.join(timeout=30)
+    with council.store.transaction() as tx:
+        assert {r.status for r in tx.list_returns()} == {ReturnStatus.APPROVED}
+        assert tx.list_cycles()[0].status is CycleStatus.CLOSED
+        closed = [e for e in tx.list_audit() if e.action == "cycle.closed"]
+    assert len(closed) == 1
+    council.store.close()
