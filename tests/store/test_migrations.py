@@ -57,7 +57,11 @@ def test_a_database_from_the_last_release_is_refused_then_migrated_with_its_data
                 ),
                 {"flow": FLOW, "period": PERIOD},
             )
-            for rid, key, status in ((1, "A", "returned"), (2, "B", "awaiting")):
+            for rid, key, status in (
+                (1, "A", "returned"),
+                (2, "B", "awaiting"),
+                (3, "C", "approved"),
+            ):
                 db.execute(
                     text(
                         "INSERT INTO indicator_return (id, cycle_id, indicator_key, version,"
@@ -77,6 +81,14 @@ def test_a_database_from_the_last_release_is_refused_then_migrated_with_its_data
                     ),
                     {"index": index, "name": name},
                 )
+            # Left over by the out-of-order bug: an approved return whose first step is open.
+            db.execute(
+                text(
+                    "INSERT INTO approval_step (return_id, return_version, step_index, name,"
+                    " approvers, any_of, status, created_at) VALUES (3, 2, 0, 'Supervisor',"
+                    " '[\"sup\"]', true, 'escalated', '2026-10-02 09:00:00+00')"
+                )
+            )
     finally:
         engine.dispose()
     with pytest.raises(SchemaOutOfDate, match="revision 0002"):
@@ -86,6 +98,7 @@ def test_a_database_from_the_last_release_is_refused_then_migrated_with_its_data
         with store.transaction() as tx:
             cycle = tx.find_cycle(FLOW, PERIOD)
             steps = tx.list_steps(1)
+            (leftover,) = tx.list_steps(3)
             assert tx.list_people() == []  # and the tables of 0002 are there
     finally:
         store.close()
@@ -95,6 +108,8 @@ def test_a_database_from_the_last_release_is_refused_then_migrated_with_its_data
         ("Supervisor", "asked", 1),
         ("Head of service", "pending", 1),
     ]
+    # An open step on a return no longer in approval is nobody's turn: skipped, with why.
+    assert leftover.status == "skipped" and "migration 0003" in (leftover.reason or "")
 
 
 def test_create_store_gives_the_sql_store_for_a_sqlite_file(tmp_path: Path) -> None:
