@@ -11,7 +11,7 @@ from typing import Any
 from m365perf.domain.periods import Period
 from m365perf.engine import Caller, Engine
 from m365perf.flows import load_flow
-from m365perf.flows.model import Closing
+from m365perf.flows.model import Closing, Reminders
 from m365perf.plan.register import read_indicators
 from m365perf.store import OutboxMessage, PersonSpec, Store
 from m365perf.store.testing import memory_store
@@ -158,12 +158,15 @@ def make_council(
     start: datetime = START,
     daily_budget: int | None = None,
     close: dict[str, Any] | None = None,
+    reminders: dict[str, Any] | None = None,
 ) -> Council:
     """The council's October cycle, opened; on in-memory SQLite unless given a store."""
     store = store or memory_store()
     flow = load_flow(MONTHLY)
     if close is not None:
         flow = flow.model_copy(update={"close": Closing(**close)})
+    if reminders is not None:
+        flow = flow.model_copy(update={"reminders": Reminders.model_validate(reminders)})
     if daily_budget is not None and flow.powerbi is not None:
         powerbi = flow.powerbi.model_copy(update={"daily_budget": daily_budget})
         flow = flow.model_copy(update={"powerbi": powerbi})

@@ -205,6 +205,8 @@ def test_names_are_the_strings_the_store_already_holds() -> None:
         "refresh",
         "refresh_poll",
         "close",
+        "chase_return",
+        "escalate_return",
     ]
     assert AuditAction.RETURN_WRITTEN_BACK == "return.written_back"
     assert SubjectType.DATASET == "dataset"

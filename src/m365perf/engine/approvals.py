@@ -23,6 +23,7 @@ from m365perf.cards import (
 from m365perf.domain.lifecycle import CURRENT_STEP, DECIDED_STEP
 from m365perf.engine.audit import audit_step, audit_transition
 from m365perf.engine.chain import SYSTEM, advance, approval_card_id, current_step
+from m365perf.engine.chasing import schedule_chase
 from m365perf.engine.context import Caller, EngineContext, local_day
 from m365perf.engine.errors import BadAction, UnknownSubject
 from m365perf.engine.outbox import send_card, update_card
@@ -325,6 +326,7 @@ def send_back(
         subject_id=ret.id or 0,
         now=now,
     )
+    schedule_chase(tx, flow, rejected, now=now)
     return rejected
 
 

@@ -1,4 +1,5 @@
-"""Timers firing: reminders, escalations, approver timeouts, digests, refreshes.
+"""Timers firing: reminders, escalations, chases of sent-back returns, approver timeouts,
+digests, refreshes.
 
 Each timer is completed first in the transaction that acts on it, so two workers
 never both act on one timer.
@@ -12,8 +13,9 @@ from datetime import datetime, time, timedelta
 
 from m365perf.domain.approvers import Person
 from m365perf.domain.calendar import WorkingCalendar
-from m365perf.domain.lifecycle import CURRENT_STEP, OPEN_FOR_OWNER
+from m365perf.domain.lifecycle import CURRENT_STEP
 from m365perf.engine.chain import send_approval_cards
+from m365perf.engine.chasing import chase_return, escalate_return, escalation_recipients
 from m365perf.engine.closing import close_cycle
 from m365perf.engine.context import EngineContext, at_local, local_day
 from m365perf.engine.cycles import ask_owner, schedule_digest
@@ -70,10 +72,14 @@ def _open_cycle(tx: Transaction, timer: Timer) -> bool:
     return cycle.status is not CycleStatus.CLOSED
 
 
-def _outstanding_by_owner(tx: Transaction, cycle_id: int) -> dict[str, list[Return]]:
-    """Returns still with their owners: not returned yet, or sent back to them."""
+def _awaiting_by_owner(tx: Transaction, cycle_id: int) -> dict[str, list[Return]]:
+    """Returns not returned yet, by owner.
+
+    A return sent back to its owner is left out: it has a ladder of its own from the day
+    it was sent back (engine/chasing.py), so it is never chased twice on one day.
+    """
     owners: dict[str, list[Return]] = {}
-    for ret in tx.list_returns(cycle_id=cycle_id, status=OPEN_FOR_OWNER):
+    for ret in tx.list_returns(cycle_id=cycle_id, status=ReturnStatus.AWAITING):
         owners.setdefault(ret.owner_id or "", []).append(ret)
     return owners
 
@@ -83,7 +89,7 @@ def _reminder(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) 
         return
     cycle_id = timer.subject_id or 0
     number = int(timer.payload.get("number", 0))
-    for owner_id, returns in _outstanding_by_owner(tx, cycle_id).items():
+    for owner_id, returns in _awaiting_by_owner(tx, cycle_id).items():
         owner = owner_person(tx, returns[0])
         ask_owner(tx, ctx, cycle_id, owner, returns, now=now, round_name=reminder_round(number))
         tx.audit(
@@ -96,7 +102,7 @@ def _reminder(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) 
             after={
                 "reminder": number,
                 "kind": timer.payload.get("kind"),
-                "outstanding": [r.indicator_key for r in returns],
+                "awaiting": [r.indicator_key for r in returns],
             },
         )
 
@@ -107,15 +113,9 @@ def _escalate(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) 
     cycle = tx.get_cycle(timer.subject_id or 0)
     flow = ctx.flow(cycle.flow_id)
     directory = StoreDirectory(tx, flow)
-    escalate = flow.reminders.escalate
-    for owner_id, returns in _outstanding_by_owner(tx, cycle.id or 0).items():
+    for owner_id, returns in _awaiting_by_owner(tx, cycle.id or 0).items():
         owner = owner_person(tx, returns[0])
-        to: list[str]
-        if escalate is not None and escalate.to == "line_manager":
-            manager = directory.line_manager(owner)
-            to = [manager.email] if manager else list(flow.performance_team)
-        else:
-            to = list(flow.performance_team)
+        to = escalation_recipients(directory, flow, owner)
         names = []
         for ret in returns:
             indicator = tx.find_indicator(flow.id, ret.indicator_key)
@@ -142,7 +142,7 @@ def _escalate(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) 
             subject_type=SubjectType.OWNER,
             subject_id=owner_id,
             cycle_id=cycle.id,
-            after={"to": to},
+            after={"to": to, "awaiting": [r.indicator_key for r in returns]},
         )
 
 
@@ -301,4 +301,6 @@ _HANDLERS: dict[TimerKind, Handler] = {
     TimerKind.REFRESH: _refresh,
     TimerKind.REFRESH_POLL: _refresh_poll,
     TimerKind.CLOSE: _close,
+    TimerKind.CHASE_RETURN: chase_return,
+    TimerKind.ESCALATE_RETURN: escalate_return,
 }

@@ -50,6 +50,15 @@ def reminder_round(number: int) -> str:
     return f"reminder{_whole(number, 'reminder number')}"
 
 
+def chase_round(timer_id: int) -> str:
+    """The round of the request a sent-back return's chase timer sends: ``chase{timer}``.
+
+    Named by the timer, not the chase's number: each return sent back (and each time it
+    is) has a ladder of its own, and every chase card needs an id of its own.
+    """
+    return f"chase{_whole(timer_id, 'timer id')}"
+
+
 class IdError(M365PerfError, ValueError):
     """Text that is not one of our card ids or dedup keys, or parts that cannot make one."""
 
@@ -131,7 +140,8 @@ class RequestCardId(CardId):
     cycle_id: int
     owner_id: str
     round: str
-    """Why the request was sent: ``open``, ``reminder{n}``, ``shown`` (lower-case, no ``-``)."""
+    """Why the request was sent: ``open``, ``reminder{n}``, ``chase{timer}``, ``shown``
+    (lower-case letters, then digits if any)."""
     part: int | None = None
     """Which part of a request split because it was too long for one card (1, 2, …)."""
     by_email: bool = False
@@ -407,6 +417,25 @@ class RefreshPollKey(DedupKey):
     poll: int
 
 
+@dataclass(frozen=True)
+class ChaseReturnKey(DedupKey):
+    """The ``number``-th chase of a return sent back to its owner as ``version``."""
+
+    _TEMPLATE: ClassVar[str] = "return:{return_id}:v{version}:chase:{number}"
+    return_id: int
+    version: int
+    number: int
+
+
+@dataclass(frozen=True)
+class EscalateReturnKey(DedupKey):
+    """The escalation of a return sent back as ``version`` and not returned after its chases."""
+
+    _TEMPLATE: ClassVar[str] = "return:{return_id}:v{version}:escalate"
+    return_id: int
+    version: int
+
+
 # Outbox rows: one per message that must go exactly once.
 
 
@@ -521,6 +550,15 @@ class UnroutableReturnMailKey(DedupKey):
     version: int
 
 
+@dataclass(frozen=True)
+class ReturnEscalationMailKey(DedupKey):
+    """The one e-mail saying a return sent back as ``version`` has not been returned."""
+
+    _TEMPLATE: ClassVar[str] = "return:{return_id}:v{version}:escalation"
+    return_id: int
+    version: int
+
+
 TIMER_KEYS: tuple[type[DedupKey], ...] = (
     ReminderKey,
     EscalateKey,
@@ -530,6 +568,8 @@ TIMER_KEYS: tuple[type[DedupKey], ...] = (
     RefreshKey,
     DeferredRefreshKey,
     RefreshPollKey,
+    ChaseReturnKey,
+    EscalateReturnKey,
 )
 """Every kind of timer dedup key; no text parses as two of them."""
 
@@ -547,6 +587,7 @@ OUTBOX_KEYS: tuple[type[DedupKey], ...] = (
     ClosedMailKey,
     DigestMailKey,
     UnroutableReturnMailKey,
+    ReturnEscalationMailKey,
 )
 """Every kind of outbox dedup key; no text parses as two of them."""
 

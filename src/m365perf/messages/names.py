@@ -25,9 +25,9 @@ class TimerKind(StrEnum):
     """What a timer does when it fires (one engine handler each)."""
 
     REMINDER = "reminder"
-    """Chase the owners of a cycle who have not returned yet."""
+    """Chase the owners of a cycle whose returns are still awaiting a first figure."""
     ESCALATE = "escalate"
-    """Tell line managers (or the performance team) about returns still outstanding."""
+    """Tell line managers (or the performance team) about returns still awaiting a figure."""
     DIGEST = "digest"
     """The performance team's morning digest of a cycle."""
     STEP_TIMEOUT = "step_timeout"
@@ -38,6 +38,10 @@ class TimerKind(StrEnum):
     """Ask Power BI where a requested refresh has got to."""
     CLOSE = "close"
     """Close a cycle on the date its flow's close rule names."""
+    CHASE_RETURN = "chase_return"
+    """Remind the owner of a return sent back to them (its own ladder, from that day)."""
+    ESCALATE_RETURN = "escalate_return"
+    """Tell the owner's line manager (or the performance team) a sent-back return is not back."""
 
 
 class SubjectType(StrEnum):
@@ -67,6 +71,8 @@ class AuditAction(StrEnum):
     RETURN_CORRECTION_REQUESTED = "return.correction_requested"
     RETURN_MISSED = "return.missed"
     RETURN_WRITTEN_BACK = "return.written_back"
+    RETURN_CHASED = "return.chased"
+    RETURN_ESCALATED = "return.escalated"
 
     STEP_ASKED = "step.asked"
     STEP_ESCALATED = "step.escalated"

@@ -11,6 +11,10 @@ from m365perf.flows.model import Flow
 
 #: How many overdue chasers a plan lists when the flow never escalates.
 _CHASERS_SHOWN = 3
+#: Working days between chases of a sent-back return when the flow names no interval.
+_CHASE_EVERY = 2
+#: How many chases a sent-back return gets when the flow never escalates.
+_CHASES_WITHOUT_ESCALATION = 2
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,36 @@ def timetable(flow: Flow, period: Period) -> Timetable:
     return Timetable(
         period, opens, due, tuple(reminders), escalates_on, every, close_date(flow, due)
     )
+
+
+@dataclass(frozen=True)
+class SentBackChase:
+    """How a return sent back to its owner is chased: from the day it was sent back, with
+    the flow's own intervals, whatever the cycle's reminders have done by then."""
+
+    sent_back_on: date
+    every_working_days: int
+    reminders: tuple[date, ...]
+    escalates_on: date | None
+    """The day of the last reminder, when the flow escalates (as the cycle's ladder does)."""
+
+
+def sent_back_chase(flow: Flow, sent_back_on: date) -> SentBackChase:
+    """The chasing ladder of a return sent back on ``sent_back_on``.
+
+    A reminder every ``overdue_every_working_days`` (else the first of
+    ``before_due_working_days``, else 2), ``escalate.after_reminders`` of them (else 2),
+    then the escalation on the day of the last, if the flow escalates.
+    """
+    days = calendar_for(flow)
+    rules = flow.reminders
+    every = rules.overdue_every_working_days or next(
+        iter(rules.before_due_working_days), _CHASE_EVERY
+    )
+    count = rules.escalate.after_reminders if rules.escalate else _CHASES_WITHOUT_ESCALATION
+    reminders = tuple(days.add_working_days(sent_back_on, every * n) for n in range(1, count + 1))
+    escalates_on = reminders[-1] if rules.escalate else None
+    return SentBackChase(sent_back_on, every, reminders, escalates_on)
 
 
 def close_date(flow: Flow, due: date) -> date | None:
