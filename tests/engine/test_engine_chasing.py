@@ -288,5 +288,6 @@ def test_nobody_is_chased_twice_for_one_return_on_one_day() -> None:
     assert len(overdue) == 1
     assert "Days to process new benefit claims" in overdue[0]["text"]
     assert "Household waste recycled" not in overdue[0]["text"]
+    # Its escalation waits until the figures were due (Wednesday 11th): the day after.
     ((day, _),) = _not_returned_mails(council)
-    assert day == "2026-11-11"
+    assert day == "2026-11-12"

@@ -94,9 +94,12 @@ def _schedule(
             now=now,
         )
     elif ladder.escalates_on is not None:
+        # Never before the owner's figures were due: until then they still have time.
+        due = tx.get_cycle(ret.cycle_id).due_date
+        day = max(ladder.escalates_on, WorkingCalendar(flow.calendar).add_working_days(due, 1))
         tx.schedule_timer(
             TimerKind.ESCALATE_RETURN,
-            due_at=max(at_local(ladder.escalates_on, opens_at) + ESCALATION_AFTER, now),
+            due_at=max(at_local(day, opens_at) + ESCALATION_AFTER, now),
             dedup_key=EscalateReturnKey(return_id, ret.version).format(),
             subject_type=SubjectType.RETURN,
             subject_id=return_id,
