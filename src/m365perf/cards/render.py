@@ -53,7 +53,10 @@ from m365perf.domain.kinds import Unit
 from m365perf.errors import M365PerfError
 
 __all__ = [
+    "COMMENT_MAX_LENGTH",
     "DEFAULT_MAX_BYTES",
+    "REASON_MAX_LENGTH",
+    "VALUE_MAX_LENGTH",
     "CardTooLargeError",
     "card_size",
     "outlook_card",
@@ -69,9 +72,12 @@ DEFAULT_MAX_BYTES = 28_000
 
 _RECENT_SHOWN = 3
 _HISTORY_SHOWN = 6
-_VALUE_MAX_LENGTH = 64
-_COMMENT_MAX_LENGTH = 4000
-_REASON_MAX_LENGTH = 1000
+VALUE_MAX_LENGTH = 64
+"""The most characters a value input takes (the card's ``maxLength``, and the web form's)."""
+COMMENT_MAX_LENGTH = 4000
+"""The most characters a commentary input takes."""
+REASON_MAX_LENGTH = 1000
+"""The most characters a reason takes: for no data, or for rejecting a return."""
 
 Json = dict[str, Any]
 
@@ -274,7 +280,7 @@ def _indicator_context(item: IndicatorRequest | ReturnedIndicator, period_label:
             f"Value for {period_label}",
             placeholder=placeholder(item.unit),
             value=draft.value,
-            max_length=_VALUE_MAX_LENGTH,
+            max_length=VALUE_MAX_LENGTH,
         ),
         "comment_input": _text_input(
             f"comment__{iid}",
@@ -282,7 +288,7 @@ def _indicator_context(item: IndicatorRequest | ReturnedIndicator, period_label:
             placeholder="What explains this figure? Needed when it is red or amber.",
             value=draft.comment,
             multiline=True,
-            max_length=_COMMENT_MAX_LENGTH,
+            max_length=COMMENT_MAX_LENGTH,
         ),
         "no_data_toggle": {
             "id": f"nodata__{iid}",
@@ -294,7 +300,7 @@ def _indicator_context(item: IndicatorRequest | ReturnedIndicator, period_label:
             "Reason for no data",
             placeholder="Only if there is no data this period",
             value=draft.no_data_reason,
-            max_length=_REASON_MAX_LENGTH,
+            max_length=REASON_MAX_LENGTH,
         ),
         "confirm_toggle": (
             {
@@ -548,7 +554,7 @@ def render_approval(view: ApprovalView, *, max_bytes: int = DEFAULT_MAX_BYTES) -
             "Reason for rejecting (needed only to reject)",
             placeholder="What should the officer correct?",
             multiline=True,
-            max_length=_REASON_MAX_LENGTH,
+            max_length=REASON_MAX_LENGTH,
             required_message="Give a reason so the officer knows what to correct.",
         ),
         "approve": {
