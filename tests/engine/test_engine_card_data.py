@@ -315,6 +315,22 @@ def test_the_card_id_of_a_rejection_card_is_kept_on_its_reply(council: Council) 
     assert _card_id_on(reply) == _card_id_on(rejection) == "rejection-1-v3"
 
 
+def test_wide_text_as_long_as_the_inputs_take_goes_round_the_chain(council: Council) -> None:
+    """4,000 characters of Chinese are 24 kB of card JSON: every card is still sent."""
+    wide_comment, wide_reason = "漢" * COMMENT_MAX_LENGTH, "語" * REASON_MAX_LENGTH
+    typed = {"nodata__CP002": "true", "nodatareason__CP002": wide_reason}
+    council.act(ANN, "submitReturns", _ann_data(council, comment__CP002=wide_comment, **typed))
+    limit = council.engine.ctx.config.max_card_bytes
+    bob = council.cards_to(BOB_EMAIL)[-1]["card"]
+    assert card_size(bob) <= limit and "shortened to fit the card" in _one_line(bob)
+
+    council.act(BOB, "reject", {**approval_data(bob, "reject"), "reason": wide_reason})
+    sent_back = council.cards_to(ANN_EMAIL)[-1]["card"]
+    assert card_size(sent_back) <= limit
+    assert f"Reason: {wide_reason}" in _one_line(sent_back)
+    assert wide_comment.startswith(_inputs(sent_back)["comment__CP002"]["value"])
+
+
 # --------------------------------------------------------------------------- show request
 
 
