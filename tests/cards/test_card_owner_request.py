@@ -186,9 +186,17 @@ def test_the_no_data_toggle_keeps_its_state() -> None:
 
 
 def test_one_indicator_too_big_for_any_card_is_a_clear_error() -> None:
-    huge = calls_answered(draft=Draft(comment="x" * 30_000))
+    huge = calls_answered(name="x" * 30_000)  # the register's text, not what was typed
     with pytest.raises(CardTooLargeError, match="on its own makes a card over the limit"):
         render_owner_requests(owner_request(huge))
+
+
+def test_typing_too_big_for_any_card_is_shown_cut_to_fit_saying_so() -> None:
+    huge = calls_answered(draft=Draft(comment="x" * 30_000))
+    (card,) = render_owner_requests(owner_request(huge))
+    kept = inputs(card)["comment__ind-calls"]["value"]
+    assert 20_000 < len(kept) < 30_000 and set(kept) == {"x"}
+    assert f"its first {len(kept):,} of 30,000 characters are below" in " ".join(texts(card))
 
 
 def test_bad_views_are_refused_with_a_clear_message() -> None:

@@ -66,6 +66,23 @@ def test_inputs_left_out_by_the_client_read_as_empty() -> None:
         ({"owner_id": "o", "card_id": "k", "versions": {"a": 1}}, "cycle_id"),
         ({"cycle_id": "c", "owner_id": "o", "card_id": "k"}, "versions"),
         ({"cycle_id": "c", "owner_id": "o", "card_id": "k", "versions": {"a": "1"}}, "whole"),
+        ({"cycle_id": "c", "owner_id": "o", "card_id": "k", "versions": {"a": 0}}, "from 1"),
+        ({"cycle_id": "c", "owner_id": "o", "card_id": "k", "versions": {"a": 2**31}}, "from 1"),
+        ({"cycle_id": "c", "owner_id": "o", "card_id": "k", "versions": {"a": True}}, "whole"),
+        (
+            {"cycle_id": "c", "owner_id": "o", "card_id": "k", "versions": {"a": 1}, "part": 0},
+            "'part' must be a whole number from 1",
+        ),
+        (
+            {
+                "cycle_id": "c",
+                "owner_id": "o",
+                "card_id": "k",
+                "versions": {"a": 1},
+                "parts": 2**63,
+            },
+            "'parts' must be a whole number from 1",
+        ),
         (
             {
                 "cycle_id": "c",

@@ -7,6 +7,7 @@ check tell the performance team and the operator what is going on.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -15,9 +16,21 @@ from typing import Any
 import pytest
 import sqlalchemy
 from cryptography.hazmat.primitives.asymmetric import rsa
-from engine_support import ANN, COLUMNS, DAN, ROWS, card_text, make_council, submit_data
+from engine_support import (
+    ANN,
+    BOB,
+    COLUMNS,
+    DAN,
+    NADIA,
+    ROWS,
+    approval_data,
+    card_text,
+    make_council,
+    submit_data,
+)
 from web_support import BOT_APP_ID, SERVICE_URL, TENANT_ID, Site, click, make_site
 
+from m365perf.engine import Caller
 from m365perf.store import ReturnStatus, create_store
 from m365perf.web.app import MAX_ACTIVITY_BYTES
 
@@ -410,3 +423,140 @@ def test_oversized_body_without_a_length_is_cut_off(site: Site) -> None:
     )
 
     assert reply.status_code == 413
+
+
+# --------------------------------------------------------------------------- forged data
+
+BOB_EMAIL = "bob.ray@contoso.gov.uk"
+
+
+def _red_returned(site: Site) -> dict[str, Any]:
+    """Ann returns CP001 red; the data on Bob's approval card (the first step)."""
+    site.post(ann_submits(site, value__CP001="30", comment__CP001="Contract change."))
+    return approval_data(site.council.cards_to(BOB_EMAIL)[-1]["card"], "approve")
+
+
+def _post_raw(site: Site, activity: dict[str, Any]) -> Any:
+    """Post as a forger can: with lone surrogates escaped in the JSON, as json.dumps does."""
+    return site.client.post(
+        "/api/messages",
+        content=json.dumps(activity).encode("ascii"),
+        headers={"Authorization": f"Bearer {site.token()}", "Content-Type": "application/json"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("who", "verb", "forged", "answer"),
+    [
+        (BOB, "approve", {"return_id": str(10**19)}, 400),
+        (BOB, "approve", {"version": 10**19}, 400),
+        (BOB, "approve", {"step_index": 10**19}, 400),
+        (BOB, "approve", {"step_index": -1}, 400),
+        (BOB, "reject", {"reason": "x" * 30_000}, 200),
+        (BOB, "reject", {"reason": {"nested": "object"}}, 400),
+        (BOB, "reject", {"reason": "Wrong\u0000"}, 400),
+        (BOB, "reject", {"reason": "Wrong\ud800"}, 400),
+        (NADIA, "approve", {"step_index": 2, "card_id": "x" * 40_000}, 200),
+        (NADIA, "approve", {"step_index": 2, "card_id": "\udc00"}, 400),
+    ],
+    ids=[
+        "return_id 10**19",
+        "version 10**19",
+        "step_index 10**19",
+        "step_index -1",
+        "30 kB reason",
+        "object reason",
+        "NUL in reason",
+        "surrogate in reason",
+        "40 kB card_id out of turn",
+        "surrogate card_id",
+    ],
+)
+def test_a_forged_approval_click_is_answered_on_the_card_and_changes_nothing(
+    site: Site,
+    caplog: pytest.LogCaptureFixture,
+    who: Caller,
+    verb: str,
+    forged: dict[str, Any],
+    answer: int,
+) -> None:
+    data = {**_red_returned(site), **forged}
+    before = site.snapshot()
+
+    reply = _post_raw(site, click(who.user_id, verb, data))
+
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["statusCode"] == answer
+    if answer == 200:
+        assert body["type"] == "application/vnd.microsoft.card.adaptive"
+        assert "nothing changed" in card_text(body["value"]).lower()
+    else:
+        assert body["value"]["code"] == "BadRequest" and body["value"]["message"]
+    assert site.snapshot()[:3] == before[:3]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize(
+    ("verb", "forged", "answer"),
+    [
+        ("submitReturns", {"cycle_id": str(10**19)}, 400),
+        ("submitReturns", {"card_id": "x" * 40_000, "value__CP002": "x"}, 200),
+        ("submitReturns", {"value__CP002": "19", "comment__CP002": "c" * 60_000}, 200),
+        ("submitReturns", {"value__CP002": "9" * 5000}, 200),
+        ("submitReturns", {"value__CP002": "19", "comment__CP002": "\ud800"}, 400),
+        ("submitReturns", {"value__CP002": {"nested": ["json"]}}, 400),
+        ("submitReturns", {"part": 10**19}, 400),
+        ("showRequest", {"cycle_id": str(10**19)}, 400),
+        ("showRequest", {"card_id": "x" * 40_000}, 200),
+        ("showRequest", {"card_id": "\ud800"}, 400),
+    ],
+    ids=[
+        "submit cycle_id 10**19",
+        "submit 40 kB card_id",
+        "submit 60 kB comment",
+        "submit 5000-digit value",
+        "submit surrogate comment",
+        "submit object value",
+        "submit part 10**19",
+        "show cycle_id 10**19",
+        "show 40 kB card_id",
+        "show surrogate card_id",
+    ],
+)
+def test_a_forged_owner_click_is_answered_and_changes_nothing(
+    site: Site, caplog: pytest.LogCaptureFixture, verb: str, forged: dict[str, Any], answer: int
+) -> None:
+    card = site.council.cards_to("ann.lee@contoso.gov.uk")[0]["card"]
+    data = {**submit_data(card), **forged} if verb == "submitReturns" else {}
+    if verb == "showRequest":
+        data = {"cycle_id": "1", "owner_id": ANN.user_id, **forged}
+    site.post(click(ANN.user_id, "showRequest", {"cycle_id": "1", "owner_id": ANN.user_id}))
+    before = site.snapshot()
+
+    reply = _post_raw(site, click(ANN.user_id, verb, data))
+
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["statusCode"] == answer
+    if answer == 200:
+        assert body["type"] == "application/vnd.microsoft.card.adaptive"
+        assert "Days to process new benefit claims" in card_text(body["value"])
+        assert len(reply.content) < 40_000
+    else:
+        assert body["value"]["code"] == "BadRequest" and body["value"]["message"]
+    assert site.snapshot() == before
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_body_nested_too_deep_is_a_bad_request(site: Site) -> None:
+    depth = 100_000
+    body = b'{"type": "invoke", "value": ' + b"[" * depth + b"]" * depth + b"}"
+
+    reply = site.client.post(
+        "/api/messages",
+        content=body,
+        headers={"Authorization": f"Bearer {site.token()}", "Content-Type": "application/json"},
+    )
+
+    assert reply.status_code == 400

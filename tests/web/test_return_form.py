@@ -21,7 +21,7 @@ from link_support import (
 
 from m365perf.cards import IndicatorRequest, OwnerRequestView, SentBack
 from m365perf.domain.kinds import Unit
-from m365perf.messages import CardId, RejectionCardId
+from m365perf.messages import CardId, RejectionCardId, RequestCardId
 from m365perf.store import ReturnStatus
 from m365perf.web.links import LinkSigner
 from m365perf.web.return_form import MAX_FORM_BYTES
@@ -361,3 +361,53 @@ def test_a_send_back_reason_is_shown_as_text_never_as_markup_and_kept_short() ->
     _, long = _sent_back_page(SentBack("Bob Ray", at, "Recount please. " * 1000, False))
     assert "Recount please. Recount please." in long.text
     assert long.text.count("Recount") < 100 and "Recount…" in long.text
+
+
+def test_a_commentary_longer_than_the_form_takes_is_shown_cut_and_nothing_is_saved(
+    client: TestClient, council: Council
+) -> None:
+    """The browser stops typing at the textarea's maxlength; a forged post is answered."""
+    path, page = _open(client, council)
+    before = snapshot(council)
+    status, again = _post(
+        client, path, page.submission(value__CP001="46", comment__CP001="c" * 100_000)
+    )
+    assert status == 200
+    assert "The commentary is 100,000 characters long, and can be at most 4,000" in again.text
+    assert again.value("comment__CP001") == "c" * int(
+        again.control("comment__CP001").attrs["maxlength"]
+    )
+    assert snapshot(council) == before
+
+
+@pytest.mark.parametrize(
+    ("forged", "words"),
+    [
+        ({"comment__CP001": "nul\x00"}, "character no card sends"),
+        ({"version__CP001": "0"}, "version of CP001 is damaged"),
+        ({"version__CP001": "99999999999"}, "version of CP001 is damaged"),
+        ({"card_id": ""}, "no 'card_id'"),
+        ({"version__" + "k" * 50_000: "1"}, "is not yours"),
+    ],
+    ids=["NUL", "version 0", "version too long", "no card id", "50 kB indicator id"],
+)
+def test_a_forged_form_gets_a_clear_page_and_changes_nothing(
+    client: TestClient, council: Council, forged: dict[str, str], words: str
+) -> None:
+    path, page = _open(client, council)
+    before = snapshot(council)
+    answer = client.post(path, data=page.submission(value__CP001="46", **forged))
+    assert 400 <= answer.status_code < 500
+    text = FormPage.read(answer.text).text
+    assert words in text and "not saved" in text.lower()
+    assert len(answer.text) < 20_000  # the forged text is not echoed back whole
+    assert snapshot(council) == before
+
+
+def test_the_forms_own_card_id_is_the_one_the_engine_draws(
+    client: TestClient, council: Council
+) -> None:
+    path, page = _open(client, council)
+    _, again = _post(client, path, page.submission(value__CP001="forty"))
+    assert page.value("card_id") == again.value("card_id")
+    assert isinstance(CardId.parse(page.value("card_id")), RequestCardId)

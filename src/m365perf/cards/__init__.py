@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from m365perf.cards.formatting import format_date, format_moment, format_time, format_value
 from m365perf.cards.render import (
+    COMMENT_MAX_LENGTH,
     DEFAULT_MAX_BYTES,
+    REASON_MAX_LENGTH,
+    VALUE_MAX_LENGTH,
     CardTooLargeError,
     card_size,
     outlook_card,
@@ -38,7 +41,10 @@ from m365perf.cards.views import (
 )
 
 __all__ = [
+    "COMMENT_MAX_LENGTH",
     "DEFAULT_MAX_BYTES",
+    "REASON_MAX_LENGTH",
+    "VALUE_MAX_LENGTH",
     "ApprovalView",
     "CardSchemaError",
     "CardTooLargeError",

@@ -8,10 +8,10 @@ validated against the Adaptive Cards 1.5 schema before it leaves this module.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import jinja2
 
@@ -53,7 +53,10 @@ from m365perf.domain.kinds import Unit
 from m365perf.errors import M365PerfError
 
 __all__ = [
+    "COMMENT_MAX_LENGTH",
     "DEFAULT_MAX_BYTES",
+    "REASON_MAX_LENGTH",
+    "VALUE_MAX_LENGTH",
     "CardTooLargeError",
     "card_size",
     "outlook_card",
@@ -69,11 +72,15 @@ DEFAULT_MAX_BYTES = 28_000
 
 _RECENT_SHOWN = 3
 _HISTORY_SHOWN = 6
-_VALUE_MAX_LENGTH = 64
-_COMMENT_MAX_LENGTH = 4000
-_REASON_MAX_LENGTH = 1000
+VALUE_MAX_LENGTH = 64
+"""The most characters a value input takes (the card's ``maxLength``, and the web form's)."""
+COMMENT_MAX_LENGTH = 4000
+"""The most characters a commentary input takes."""
+REASON_MAX_LENGTH = 1000
+"""The most characters a reason takes: for no data, or for rejecting a return."""
 
 Json = dict[str, Any]
+_T = TypeVar("_T")
 
 
 class CardTooLargeError(M365PerfError, ValueError):
@@ -159,20 +166,25 @@ def render_rejection(view: RejectionView, *, max_bytes: int = DEFAULT_MAX_BYTES)
         indicators=(indicator,),
         late=view.late,
     )
+    reason = view.reason
+    if len(reason) > SENT_BACK_REASON_SHOWN:  # a correction asked for from the command line
+        reason = shortened(reason, SENT_BACK_REASON_SHOWN)
     rejection = [
         [
             _run("Returned to you: ", weight="bolder", color="attention"),
             _run(f"rejected by {view.rejected_by} at {format_moment(view.rejected_at)}"),
         ],
-        [_run("Reason: ", weight="bolder"), _run(view.reason)],
+        [_run("Reason: ", weight="bolder"), _run(reason)],
         [_run("Please correct the return below and submit it again.")],
     ]
-    card = _owner_card(
-        owner_view,
-        [_indicator_context(indicator, view.period_label)],
-        None,
-        rejection=rejection,
-    )
+
+    def card_for(item: IndicatorRequest) -> Json:
+        context = _indicator_context(item, view.period_label)
+        return _owner_card(owner_view, [context], None, rejection=rejection)
+
+    card = card_for(indicator)
+    if card_size(card) > max_bytes:
+        card = card_for(_fit_draft(indicator, lambda item: card_size(card_for(item)) <= max_bytes))
     return _sized(_checked(card, "owner_request"), max_bytes)
 
 
@@ -274,7 +286,7 @@ def _indicator_context(item: IndicatorRequest | ReturnedIndicator, period_label:
             f"Value for {period_label}",
             placeholder=placeholder(item.unit),
             value=draft.value,
-            max_length=_VALUE_MAX_LENGTH,
+            max_length=VALUE_MAX_LENGTH,
         ),
         "comment_input": _text_input(
             f"comment__{iid}",
@@ -282,7 +294,7 @@ def _indicator_context(item: IndicatorRequest | ReturnedIndicator, period_label:
             placeholder="What explains this figure? Needed when it is red or amber.",
             value=draft.comment,
             multiline=True,
-            max_length=_COMMENT_MAX_LENGTH,
+            max_length=COMMENT_MAX_LENGTH,
         ),
         "no_data_toggle": {
             "id": f"nodata__{iid}",
@@ -294,7 +306,7 @@ def _indicator_context(item: IndicatorRequest | ReturnedIndicator, period_label:
             "Reason for no data",
             placeholder="Only if there is no data this period",
             value=draft.no_data_reason,
-            max_length=_REASON_MAX_LENGTH,
+            max_length=REASON_MAX_LENGTH,
         ),
         "confirm_toggle": (
             {
@@ -360,6 +372,23 @@ def _split(view: OwnerRequestView, items: list[Json], max_bytes: int) -> list[li
     start = 0
     while start < len(items):
         remaining = len(items) - start
+        if not fits(start, 1):
+            item = view.indicators[start]
+            if isinstance(item, IndicatorRequest) and item.draft is not None:
+                items[start] = _indicator_context(
+                    _fit_draft(
+                        item,
+                        lambda cut: (
+                            card_size(
+                                _owner_card(
+                                    view, [_indicator_context(cut, view.period_label)], (999, 999)
+                                )
+                            )
+                            <= max_bytes
+                        ),
+                    ),
+                    view.period_label,
+                )
         if not fits(start, 1):
             name = items[start]["name"]
             raise CardTooLargeError(
@@ -548,7 +577,7 @@ def render_approval(view: ApprovalView, *, max_bytes: int = DEFAULT_MAX_BYTES) -
             "Reason for rejecting (needed only to reject)",
             placeholder="What should the officer correct?",
             multiline=True,
-            max_length=_REASON_MAX_LENGTH,
+            max_length=REASON_MAX_LENGTH,
             required_message="Give a reason so the officer knows what to correct.",
         ),
         "approve": {
@@ -566,7 +595,22 @@ def render_approval(view: ApprovalView, *, max_bytes: int = DEFAULT_MAX_BYTES) -
             "style": "destructive",
         },
     }
-    return _sized(_checked(_render("approval.json.j2", context), "approval"), max_bytes)
+    card = _render("approval.json.j2", context)
+    commentary = view.commentary or ""
+    if card_size(card) > max_bytes and commentary:
+        # commentary within its input's limit can still be ~24 kB once JSON-escaped
+        context["commentary"] = _cut_to_fit(
+            commentary,
+            lambda text: [
+                _run(text),
+                _run(_cut_note("commentary", text, commentary), subtle=True, italic=True),
+            ],
+            lambda runs: (
+                card_size(_render("approval.json.j2", {**context, "commentary": runs})) <= max_bytes
+            ),
+        )
+        card = _render("approval.json.j2", context)
+    return _sized(_checked(card, "approval"), max_bytes)
 
 
 # --- outcome -----------------------------------------------------------------------
@@ -734,6 +778,47 @@ def _environment() -> jinja2.Environment:
     )
     env.globals["run"] = _run
     return env
+
+
+def _cut_to_fit(text: str, draw: Callable[[str], _T], fits: Callable[[_T], bool]) -> _T:
+    """``draw`` of the longest start of ``text`` that ``fits`` (of none of it, at worst).
+
+    Free text within its input's limit can still overflow a card: JSON writes every
+    character outside ASCII as six bytes. Such a card is sent with most of the text
+    and says so, rather than not at all.
+    """
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(draw(text[:middle])):
+            low = middle
+        else:
+            high = middle - 1
+    return draw(text[:low])
+
+
+def _cut_note(what: str, shown: str, whole: str) -> str:
+    return (
+        f" (the {what} is shortened to fit the card: {len(shown):,} of "
+        f"{len(whole):,} characters shown)"
+    )
+
+
+def _fit_draft(
+    item: IndicatorRequest, fits: Callable[[IndicatorRequest], bool]
+) -> IndicatorRequest:
+    """``item`` with its typed (or pre-filled) commentary cut so that its card fits."""
+    draft = item.draft or Draft()
+    whole = draft.comment
+
+    def cut(text: str) -> IndicatorRequest:
+        note = (
+            f"Your commentary is too long to show whole on this card: its first "
+            f"{len(text):,} of {len(whole):,} characters are below. Check it before submitting."
+        )
+        return replace(item, draft=replace(draft, comment=text), errors=(*item.errors, note))
+
+    return _cut_to_fit(whole, cut, fits) if whole else item
 
 
 def _render(template: str, context: Mapping[str, Any]) -> Json:

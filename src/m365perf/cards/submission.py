@@ -15,7 +15,10 @@ from typing import Any
 from m365perf.cards.views import Draft
 from m365perf.errors import M365PerfError
 
-__all__ = ["OwnerSubmission", "SubmissionError", "parse_owner_submission"]
+__all__ = ["MAX_WHOLE", "OwnerSubmission", "SubmissionError", "parse_owner_submission"]
+
+MAX_WHOLE = 2**31 - 1
+"""The largest whole number card data may carry: the store's ids and versions are 32-bit."""
 
 _FIELDS = {
     "value": "value",
@@ -61,9 +64,10 @@ def parse_owner_submission(data: Mapping[str, Any]) -> OwnerSubmission:
         raise SubmissionError("submitted data has no 'versions' of the returns shown")
     checked: dict[str, int] = {}
     for indicator_id, version in versions.items():
-        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        if not _whole(version):
             raise SubmissionError(
-                f"version of {indicator_id!r} must be a whole number, got {version!r}"
+                f"version of {_shown(indicator_id)} must be a whole number from 1 to "
+                f"{MAX_WHOLE}, got {_shown(version)}"
             )
         checked[str(indicator_id)] = version
 
@@ -73,12 +77,14 @@ def parse_owner_submission(data: Mapping[str, Any]) -> OwnerSubmission:
         if not sep or prefix not in _FIELDS:
             continue
         if indicator_id not in fields:
-            raise SubmissionError(f"input {key!r} is for an indicator this card does not show")
+            raise SubmissionError(
+                f"input {_shown(key)} is for an indicator this card does not show"
+            )
         if prefix in _TOGGLES:
             fields[indicator_id][_FIELDS[prefix]] = _toggle(key, raw)
         else:
             if raw is not None and not isinstance(raw, str):
-                raise SubmissionError(f"input {key!r} must be text, got {type(raw).__name__}")
+                raise SubmissionError(f"input {_shown(key)} must be text, got {type(raw).__name__}")
             fields[indicator_id][_FIELDS[prefix]] = raw or ""
 
     return OwnerSubmission(
@@ -104,13 +110,26 @@ def _toggle(key: str, raw: Any) -> bool:
         return False
     if raw in ("true", True):
         return True
-    raise SubmissionError(f"toggle {key!r} must be 'true' or 'false', got {raw!r}")
+    raise SubmissionError(f"toggle {_shown(key)} must be 'true' or 'false', got {_shown(raw)}")
 
 
 def _optional_int(data: Mapping[str, Any], name: str) -> int | None:
     value = data.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SubmissionError(f"{name!r} must be a whole number, got {value!r}")
-    return value
+    if not _whole(value):
+        raise SubmissionError(
+            f"{name!r} must be a whole number from 1 to {MAX_WHOLE}, got {_shown(value)}"
+        )
+    return int(value)
+
+
+def _whole(value: object) -> bool:
+    """A version or part number as our cards write them: an int the store can hold."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_WHOLE
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    """Something the client sent, quoted in a refusal: repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"

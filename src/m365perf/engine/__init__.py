@@ -14,6 +14,7 @@ from typing import Any
 from m365perf.cards import OwnerRequestView, ReceiptView
 from m365perf.domain.periods import Period
 from m365perf.engine.approvals import decide, request_correction
+from m365perf.engine.carddata import shown
 from m365perf.engine.closing import CycleClosing, close_cycle, keep_closing
 from m365perf.engine.context import Caller, EngineConfig, EngineContext
 from m365perf.engine.cycles import CycleOpening, open_cycle
@@ -144,7 +145,7 @@ class Engine:
             return decide(self.store, self.ctx, caller, verb, data, now=now)
         if verb == "showRequest":
             return show_request(self.store, self.ctx, caller, data, now=now)
-        raise BadAction(f"unknown verb {verb!r}")
+        raise BadAction(f"unknown verb {shown(verb)}")
 
     def request_correction(
         self,

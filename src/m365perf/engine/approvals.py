@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from m365perf.cards import (
+    REASON_MAX_LENGTH,
     Outcome,
     OutcomeView,
     RejectionView,
@@ -22,6 +23,7 @@ from m365perf.cards import (
 )
 from m365perf.domain.lifecycle import CURRENT_STEP, DECIDED_STEP
 from m365perf.engine.audit import audit_step, audit_transition
+from m365perf.engine.carddata import approval_card_id_from, check_characters, text, whole_number
 from m365perf.engine.chain import SYSTEM, advance, approval_card_id, current_step
 from m365perf.engine.chasing import schedule_chase
 from m365perf.engine.context import Caller, EngineContext, local_day
@@ -50,16 +52,6 @@ _NOT_AN_APPROVER = (
 )
 
 
-def _int(data: Mapping[str, Any], name: str) -> int:
-    value = data.get(name)
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        return int(str(value))
-    except (TypeError, ValueError):
-        raise BadAction(f"card data has no whole number '{name}'") from None
-
-
 def decide(
     store: Store,
     ctx: EngineContext,
@@ -77,8 +69,10 @@ def decide(
     """
     if verb not in ("approve", "reject"):
         raise BadAction(f"unknown verb {verb!r}")
-    return_id, version, index = (_int(data, n) for n in ("return_id", "version", "step_index"))
-    reason = str(data.get("reason") or "").strip()
+    check_characters(data)
+    return_id, version = whole_number(data, "return_id"), whole_number(data, "version")
+    index = whole_number(data, "step_index", least=0)
+    reason = text(data, "reason").strip() if verb == "reject" else ""
     with store.transaction() as tx:
         try:
             ret = tx.get_return(return_id)
@@ -101,7 +95,7 @@ def decide(
             return _outcome_card(tx, ctx, cycle, ret, step)
         if ret.status is not ReturnStatus.RETURNED or ret.version != version:
             return _superseded(tx, ctx, cycle, ret)
-        card_id = str(data.get("card_id") or approval_card_id(ret, step, caller.user_id))
+        card_id = approval_card_id_from(data, approval_card_id(ret, step, caller.user_id))
         current = current_step(chain)
         refusal = None
         if own:
@@ -113,6 +107,11 @@ def decide(
             refusal = "This step is waiting for someone else: you are not one of its approvers."
         elif verb == "reject" and not reason:
             refusal = "Give a reason for rejecting, so the owner knows what to fix."
+        elif len(reason) > REASON_MAX_LENGTH:
+            refusal = (
+                f"The reason is {len(reason):,} characters long, and a reason can be at most "
+                f"{REASON_MAX_LENGTH:,}: shorten it and reject again. Nothing changed."
+            )
         if refusal:
             view = approval_view(tx, ctx, cycle, ret, chain, step, card_id=card_id, error=refusal)
             return render_approval(view, max_bytes=ctx.config.max_card_bytes)

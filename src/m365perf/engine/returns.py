@@ -7,10 +7,14 @@ returned, or a card drawn for an older version, is never overwritten by a stale 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from m365perf.cards import (
+    COMMENT_MAX_LENGTH,
+    REASON_MAX_LENGTH,
+    VALUE_MAX_LENGTH,
     Draft,
     OwnerRequestView,
     ReceiptView,
@@ -24,6 +28,7 @@ from m365perf.domain.approvers import Person
 from m365perf.domain.values import Bounds
 from m365perf.engine.assessment import Assessment, assess, is_blank
 from m365perf.engine.audit import audit_transition
+from m365perf.engine.carddata import check_characters, request_card_id_from, shown, whole_number
 from m365perf.engine.chain import start_chain
 from m365perf.engine.closing import open_for_owner
 from m365perf.engine.context import Caller, EngineContext, local_day
@@ -88,11 +93,12 @@ def submit_returns_view(
     to return or to correct; otherwise the receipt. The web form draws it as HTML, where
     a card reply could hold only one part of a long list.
     """
+    check_characters(data)
     try:
         submission = parse_owner_submission(data)
-        cycle_id = int(submission.cycle_id)
-    except (SubmissionError, ValueError) as exc:
+    except SubmissionError as exc:
         raise BadAction(str(exc)) from None
+    cycle_id = whole_number(data, "cycle_id")
     if submission.owner_id != caller.user_id:
         raise NotYours("this card was sent to someone else; only they can return these figures")
     with store.transaction() as tx:
@@ -106,8 +112,13 @@ def submit_returns_view(
         for key in submission.versions:
             ret = tx.find_return(cycle_id, key)
             if ret is None or ret.owner_id != caller.user_id:
-                raise NotYours(f"indicator {key} is not yours to return in this cycle")
+                raise NotYours(f"indicator {shown(key)} is not yours to return in this cycle")
             on_card.append(ret)
+        card_id = request_card_id_from(
+            data,
+            RequestCardId(cycle_id, caller.user_id, ROUND_SHOWN),
+            {ret.id for ret in on_card if ret.id is not None},
+        )
         errors: dict[str, tuple[str, ...]] = {}
         drafts: dict[str, Draft] = {}
         confirm: set[str] = set()
@@ -120,6 +131,11 @@ def submit_returns_view(
                     errors[ret.indicator_key] = (_closed_message(cycle),)
                 continue
             if ret.status not in takes or is_blank(draft):
+                continue
+            too_long = _too_long(draft)
+            if too_long:  # no card input takes this much: say so, and show what fits
+                errors[ret.indicator_key] = too_long
+                drafts[ret.indicator_key] = _fitted(draft)
                 continue
             if stale:  # it moved on since the card was drawn: show it again, typing kept
                 errors[ret.indicator_key] = (_STALE,)
@@ -144,7 +160,7 @@ def submit_returns_view(
                 caller.user_id,
                 owner_name,
                 current,
-                card_id=submission.card_id,
+                card_id=card_id,
                 now=now,
                 drafts=drafts,
                 errors=errors,
@@ -162,7 +178,7 @@ def submit_returns_view(
         return ReceiptView(
             cycle_id=str(cycle_id),
             owner_id=caller.user_id,
-            card_id=submission.card_id,
+            card_id=card_id,
             owner_name=owner_name,
             flow_name=flow.name,
             period_label=period.label,
@@ -173,6 +189,28 @@ def submit_returns_view(
             ),
             outstanding=tuple(outstanding),
         )
+
+
+_LIMITS = (
+    ("value", "The value", VALUE_MAX_LENGTH),
+    ("comment", "The commentary", COMMENT_MAX_LENGTH),
+    ("no_data_reason", "The reason for no data", REASON_MAX_LENGTH),
+)
+
+
+def _too_long(draft: Draft) -> tuple[str, ...]:
+    """What was typed beyond what the card's inputs take (only a forged click can)."""
+    return tuple(
+        f"{label} is {len(getattr(draft, name)):,} characters long, and can be at most "
+        f"{limit:,}: shorten it and submit again."
+        for name, label, limit in _LIMITS
+        if len(getattr(draft, name)) > limit
+    )
+
+
+def _fitted(draft: Draft) -> Draft:
+    """The draft cut to what the card's inputs take, to show again with the error."""
+    return replace(draft, **{name: getattr(draft, name)[:limit] for name, _, limit in _LIMITS})
 
 
 def _first_with_inputs(cards: list[Json]) -> Json:
@@ -299,11 +337,9 @@ def show_request(
     store: Store, ctx: EngineContext, caller: Caller, data: Mapping[str, Any], *, now: datetime
 ) -> Json:
     """The owner's current card for a cycle (the receipt's "return the rest" button)."""
-    try:
-        cycle_id = int(str(data.get("cycle_id")))
-    except ValueError:
-        raise BadAction("card data has no cycle_id") from None
-    if str(data.get("owner_id") or "") != caller.user_id:
+    check_characters(data)
+    cycle_id = whole_number(data, "cycle_id")
+    if data.get("owner_id") != caller.user_id:
         raise NotYours("this card was sent to someone else")
     with store.transaction() as tx:
         try:
@@ -321,8 +357,10 @@ def show_request(
             caller.user_id,
             owner.name if owner else caller.name,
             returns,
-            card_id=str(
-                data.get("card_id") or RequestCardId(cycle_id, caller.user_id, ROUND_SHOWN)
+            card_id=request_card_id_from(
+                data,
+                RequestCardId(cycle_id, caller.user_id, ROUND_SHOWN),
+                {ret.id for ret in returns if ret.id is not None},
             ),
             now=now,
         )

@@ -297,7 +297,7 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 def _parse_activity(body: bytes) -> dict[str, Any] | None:
     try:
         parsed = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # nested too deep to be ours
         return None
     return parsed if isinstance(parsed, dict) else None
 

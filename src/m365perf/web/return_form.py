@@ -34,6 +34,7 @@ from m365perf.cards import ReceiptView
 from m365perf.engine import ActionError, Caller, Engine
 from m365perf.engine.returns import submit_returns_view
 from m365perf.engine.views import owner_request
+from m365perf.messages.ids import ROUND_SHOWN, RequestCardId
 from m365perf.store import NotFound
 from m365perf.web.links import ExpiredLink, LinkError, LinkSigner, ReturnLink
 from m365perf.web.return_pages import STYLE_HASH, render_form, render_problem, render_receipt
@@ -236,7 +237,7 @@ def _card_data(fields: Mapping[str, str]) -> dict[str, Any]:
         if not sep or not indicator_id:
             continue
         if prefix == "version":
-            if not value.isascii() or not value.isdigit() or len(value) > 9:
+            if not value.isascii() or not value.isdigit() or len(value) > 9 or int(value) < 1:
                 raise _Refused(
                     400, "Not saved", f"The form's version of {indicator_id} is damaged."
                 )
@@ -297,7 +298,8 @@ def _gone_cycle() -> _Refused:
 
 
 def _card_id(link: ReturnLink) -> str:
-    return f"web-{link.cycle_id}-{link.owner_id}"
+    """The form stands for the owner's request drawn again, as the engine draws it."""
+    return str(RequestCardId(link.cycle_id, link.owner_id, ROUND_SHOWN))
 
 
 def _html(page: str, status: int = 200) -> HTMLResponse:

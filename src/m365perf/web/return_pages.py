@@ -21,6 +21,9 @@ from datetime import datetime
 from html import escape
 
 from m365perf.cards import (
+    COMMENT_MAX_LENGTH,
+    REASON_MAX_LENGTH,
+    VALUE_MAX_LENGTH,
     Draft,
     IndicatorRequest,
     OwnerRequestView,
@@ -48,9 +51,6 @@ from m365perf.domain.kinds import Rag
 
 __all__ = ["STYLE_HASH", "render_form", "render_problem", "render_receipt"]
 
-VALUE_MAX_LENGTH = 64
-COMMENT_MAX_LENGTH = 4000
-REASON_MAX_LENGTH = 1000
 _RECENT_SHOWN = 3
 
 _STYLE = """
