@@ -16,7 +16,7 @@ from m365perf.sandbox.testing import RunningSandbox, running_sandbox
 @pytest.fixture(scope="session")
 def shared_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
     """One seeded sandbox for the tests that only add their own items and messages."""
-    with running_sandbox(tmp_path_factory.mktemp("shared")) as sandbox:
+    with running_sandbox(tmp_path_factory.mktemp("session-sandbox")) as sandbox:
         yield sandbox
 
 

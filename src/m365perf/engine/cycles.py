@@ -113,23 +113,8 @@ def open_cycle(
         existing = tx.find_cycle(flow.id, period.label)
         if existing is not None:
             return CycleOpening(existing.id or 0, False, 0, 0, ())
-        directory = StoreDirectory(tx, flow)
-        unroutable = list(problems)
-        wanted: list[NewReturn] = []
-        owners: dict[str, Person] = {}
-        for ind in indicators:
-            routed = route(flow, directory, ind.owner, ind.row)
-            if isinstance(routed, Unroutable):
-                unroutable.append(RowProblem(ind.id, ind.name, routed.reason))
-                continue
-            owners[routed.owner.id] = routed.owner
-            wanted.append(
-                NewReturn(
-                    indicator_key=ind.id,
-                    owner_id=routed.owner.id,
-                    owner_email=routed.owner.email,
-                )
-            )
+        wanted, owners, cannot = route_requests(tx, flow, indicators)
+        unroutable = [*problems, *cannot]
         if not wanted and not allow_empty:
             raise EmptyCycle(flow.id, period.label, unroutable, what="no cycle was opened")
         snapshot(tx, flow, indicators, now)
@@ -171,6 +156,28 @@ def open_cycle(
             },
         )
     return CycleOpening(cycle_id, True, len(by_owner), len(created_returns), tuple(unroutable))
+
+
+def route_requests(
+    tx: Transaction, flow: Flow, indicators: Sequence[Indicator]
+) -> tuple[list[NewReturn], dict[str, Person], list[RowProblem]]:
+    """The returns to ask for (with their owners) and the indicators nobody can be asked for."""
+    directory = StoreDirectory(tx, flow)
+    wanted: list[NewReturn] = []
+    owners: dict[str, Person] = {}
+    unroutable: list[RowProblem] = []
+    for ind in indicators:
+        routed = route(flow, directory, ind.owner, ind.row)
+        if isinstance(routed, Unroutable):
+            unroutable.append(RowProblem(ind.id, ind.name, routed.reason))
+            continue
+        owners[routed.owner.id] = routed.owner
+        wanted.append(
+            NewReturn(
+                indicator_key=ind.id, owner_id=routed.owner.id, owner_email=routed.owner.email
+            )
+        )
+    return wanted, owners, unroutable
 
 
 def preferred_channel(flow: Flow) -> Channel:

@@ -13,24 +13,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from m365perf.domain.approvers import Person, Unroutable
 from m365perf.domain.periods import Period
 from m365perf.engine.approvals import change_percent
 from m365perf.engine.chain import start_chain
 from m365perf.engine.closing import keep_closing
 from m365perf.engine.context import EngineContext
-from m365perf.engine.cycles import _report_unroutable, ask_owner, snapshot
+from m365perf.engine.cycles import _report_unroutable, ask_owner, route_requests, snapshot
 from m365perf.engine.errors import CycleClosed, EmptyCycle, UnknownCycle
-from m365perf.engine.people import StoreDirectory
 from m365perf.flows.model import Flow
 from m365perf.messages.names import AuditAction, SubjectType
 from m365perf.plan.register import Indicator, RowProblem
-from m365perf.plan.routing import route
 from m365perf.store import (
     AuditEvent,
     Cycle,
     CycleStatus,
-    NewReturn,
     Return,
     ReturnStatus,
     Store,
@@ -92,22 +88,10 @@ def resync_cycle(
         routed_now = _route_stuck_returns(tx, ctx, cycle, now=now)
         asked = {r.indicator_key for r in tx.list_returns(cycle_id=cycle_id)}
         unroutable = [p for p in problems if p.indicator_id not in asked]
-        directory = StoreDirectory(tx, flow)
-        wanted: list[NewReturn] = []
-        owners: dict[str, Person] = {}
-        for ind in indicators:
-            if ind.id in asked:
-                continue
-            routed = route(flow, directory, ind.owner, ind.row)
-            if isinstance(routed, Unroutable):
-                unroutable.append(RowProblem(ind.id, ind.name, routed.reason))
-                continue
-            owners[routed.owner.id] = routed.owner
-            wanted.append(
-                NewReturn(
-                    indicator_key=ind.id, owner_id=routed.owner.id, owner_email=routed.owner.email
-                )
-            )
+        wanted, owners, cannot = route_requests(
+            tx, flow, [ind for ind in indicators if ind.id not in asked]
+        )
+        unroutable += cannot
         history = [e for e in tx.list_audit(cycle_id=cycle_id) if e.action in _REPORTS]
         round_number = 1 + sum(1 for e in history if e.action == RESYNCED)
         round_name = f"resync{round_number}"
