@@ -5,25 +5,51 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# The console script pip installed beside this interpreter, as a user would run it.
+M365PERF = Path(sys.executable).parent / "m365perf"
 
 
-@pytest.mark.slow
-def test_demo_runs_a_full_cycle_and_matches_the_sandbox(tmp_path: Path) -> None:
+@dataclass
+class DemoRun:
+    cwd: Path
+    summary: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
+    """One rehearsal per module, run from an empty folder outside the repository."""
+    cwd = tmp_path_factory.mktemp("elsewhere")
+    assert not cwd.resolve().is_relative_to(ROOT)
     result = subprocess.run(
-        [sys.executable, "-m", "m365perf", "demo", "--auto", "--json", "--workdir", str(tmp_path)],
-        cwd=ROOT,
+        [str(M365PERF), "demo", "--auto", "--json"],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(result.stdout)
+    yield DemoRun(cwd, json.loads(result.stdout))
+
+
+@pytest.mark.slow
+def test_demo_runs_from_any_folder_and_leaves_it_empty(demo_run: DemoRun) -> None:
+    """The packaged example flows are found without the repository; nothing lands here."""
+    assert demo_run.summary["indicators"] > 20
+    assert list(demo_run.cwd.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_demo_runs_a_full_cycle_and_matches_the_sandbox(demo_run: DemoRun) -> None:
+    summary = demo_run.summary
     for key in (
         "indicators",
         "requests_sent",

@@ -5,26 +5,62 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import click
 
 from m365perf.cli._common import load_flow_or_exit
+from m365perf.domain.kinds import Frequency
+from m365perf.domain.periods import Period, PeriodError
+from m365perf.examples import FLOWS_DIR
+from m365perf.flows import Flow, flow_files
 
-DEFAULT_FLOWS = ("flows/annual-statutory-returns.yaml", "flows/monthly-corporate-kpis.yaml")
-DEFAULT_PERIODS = {"annual-statutory-returns": "2025/26", "monthly-corporate-kpis": "2026-10"}
+# The packaged examples rehearsed by default: one by e-mail, one by Teams.
+DEFAULT_FLOWS = ("annual-statutory-returns.yaml", "monthly-corporate-kpis.yaml")
+# A period of each frequency the sandbox's seeded register and history can rehearse.
+DEFAULT_PERIODS = {
+    frequency: Period.containing(frequency, day).label
+    for frequency, day in (
+        (Frequency.ANNUAL, date(2025, 4, 1)),
+        (Frequency.QUARTERLY, date(2026, 7, 1)),
+        (Frequency.MONTHLY, date(2026, 10, 1)),
+    )
+}
 
 
 @click.command()
 @click.option("--auto", is_flag=True, help="Simulated officers and approvers click for you.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
 @click.option(
+    "--flows",
+    "flows_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Rehearse every flow in this folder (default: two of the packaged examples, "
+    "annual statutory returns and monthly KPIs, wherever you run this).",
+)
+@click.option(
+    "--period",
+    "period_choices",
+    multiple=True,
+    metavar="FLOW=PERIOD",
+    help="The period to rehearse for a flow id, e.g. monthly-corporate-kpis=2026-11 "
+    f"(default: {', '.join(DEFAULT_PERIODS.values())} by frequency).",
+)
+@click.option(
     "--workdir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Keep the sandbox and the database here (default: a temporary folder).",
+    help="Keep the sandbox and the database here (default: a temporary folder, removed "
+    "afterwards; nothing is written where you run this).",
 )
-def demo(auto: bool, as_json: bool, workdir: Path | None) -> None:
+def demo(
+    auto: bool,
+    as_json: bool,
+    flows_dir: Path | None,
+    period_choices: tuple[str, ...],
+    workdir: Path | None,
+) -> None:
     """Start the sandbox, seed the Coventry register and run one full cycle of each flow.
 
     With --auto, simulated officers return their figures (one late), approvers approve
@@ -35,8 +71,13 @@ def demo(auto: bool, as_json: bool, workdir: Path | None) -> None:
 
     if not auto:
         raise click.UsageError("only --auto is available for now: the simulated people click")
-    flows = [load_flow_or_exit(path) for path in DEFAULT_FLOWS]
-    periods = {flow.id: DEFAULT_PERIODS[flow.id] for flow in flows}
+    if flows_dir is None:
+        flows = [load_flow_or_exit(str(FLOWS_DIR / name)) for name in DEFAULT_FLOWS]
+    else:
+        flows = [load_flow_or_exit(str(path)) for path in flow_files([flows_dir])]
+        if not flows:
+            raise click.BadParameter(f"no *.yaml flow files in {flows_dir}", param_hint="--flows")
+    periods = _periods(flows, period_choices)
     try:
         if workdir is None:
             with tempfile.TemporaryDirectory(prefix="m365perf-demo-") as tmp:
@@ -49,15 +90,40 @@ def demo(auto: bool, as_json: bool, workdir: Path | None) -> None:
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
-        click.echo(_text(summary))
+        click.echo(_text(summary, flows, periods, workdir))
 
 
-def _text(s: dict[str, Any]) -> str:
+def _periods(flows: list[Flow], choices: tuple[str, ...]) -> dict[str, str]:
+    """Each flow's period: the one asked for with --period, else its frequency's default."""
+    by_id = {flow.id: flow for flow in flows}
+    periods = {flow.id: DEFAULT_PERIODS[flow.frequency] for flow in flows}
+    for choice in choices:
+        flow_id, sep, label = choice.partition("=")
+        if not sep or flow_id not in by_id:
+            raise click.BadParameter(
+                f"{choice!r}: expected FLOW=PERIOD with FLOW one of {', '.join(sorted(by_id))}",
+                param_hint="--period",
+            )
+        try:
+            periods[flow_id] = Period.parse_for(by_id[flow_id].frequency, label).label
+        except PeriodError as exc:
+            raise click.BadParameter(f"{choice!r}: {exc}", param_hint="--period") from exc
+    return periods
+
+
+def _text(
+    s: dict[str, Any], flows: list[Flow], periods: dict[str, str], workdir: Path | None
+) -> str:
     box = s["sandbox"]
+    cycles = ", ".join(f"{flow.name} {periods[flow.id]}" for flow in flows)
+    kept = (
+        f"The database and the sandbox's state are kept in {workdir}."
+        if workdir is not None
+        else "Use --json for the machine-readable summary, --workdir DIR to keep the database."
+    )
     return "\n".join(
         [
-            "Rehearsal finished (annual statutory returns 2025/26 by e-mail, monthly KPIs 2026-10 "
-            "by Teams):",
+            f"Rehearsal finished ({cycles}):",
             f"  {s['requests_sent']} requests sent to owners for {s['indicators']} indicators; "
             f"{s['returns']} returned ({s['late']} late), "
             f"self-return rate {s['self_return_rate']:.0%}",
@@ -67,6 +133,6 @@ def _text(s: dict[str, Any]) -> str:
             f"  {s['powerbi_refreshes']} Power BI refreshes (the dataset's history shows "
             f"{box['powerbi_refresh_history']})",
             f"  {s['audit_events']} audit events; {s['parked']} messages could not be sent",
-            "Use --json for the machine-readable summary, --workdir DIR to keep the database.",
+            kept,
         ]
     )
