@@ -74,3 +74,33 @@ def test_demo_runs_a_full_cycle_and_matches_the_sandbox(demo_run: DemoRun) -> No
     assert sandbox["powerbi_refresh_history"] == summary["powerbi_refreshes"] >= 1
     # every owner's request is in their Teams chat or mailbox
     assert sandbox["request_cards"] == summary["requests_sent"]
+
+
+@pytest.mark.slow
+def test_demo_rehearses_a_flow_of_your_own_from_flows_dir(tmp_path: Path) -> None:
+    """`--flows DIR` rehearses the flows there (here one quarterly flow), not the examples."""
+    from m365perf.examples import FLOWS_DIR
+
+    ours = tmp_path / "our-flows"
+    ours.mkdir()
+    text = (FLOWS_DIR / "quarterly-service-standards.yaml").read_text()
+    assert "\nid: quarterly-service-standards\n" in text
+    (ours / "our-standards.yaml").write_text(
+        text.replace("\nid: quarterly-service-standards\n", "\nid: our-standards\n")
+    )
+    workdir = tmp_path / "kept"
+    result = subprocess.run(
+        [str(M365PERF), "demo", "--auto", "--flows", "our-flows", "--workdir", "kept"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Rehearsal finished (Quarterly service standards 2026/27 Q2)" in result.stdout
+    assert "0 messages could not be sent" in result.stdout
+    # the files it writes are where it was told, and it says so
+    assert (workdir / "m365perf.db").is_file()
+    assert f"kept in {Path('kept')}" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "our-flows"]
