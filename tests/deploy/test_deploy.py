@@ -65,6 +65,7 @@ def _flows_for(sandbox: RunningSandbox, where: Path) -> Path:
     return where
 
 
+@pytest.mark.slow
 def test_the_entrypoint_migrates_then_serves_until_the_health_check_passes(
     sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
@@ -120,6 +121,7 @@ def test_the_entrypoint_migrates_then_serves_until_the_health_check_passes(
     assert health(url).returncode == 1, "still healthy after the service stopped"
 
 
+@pytest.mark.slow
 def test_serve_without_migrating_refuses_an_old_database_in_one_line(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("M365PERF_")}
     env.update(
