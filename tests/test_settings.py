@@ -24,6 +24,21 @@ def test_every_setting_is_documented() -> None:
     assert expected == documented
 
 
+def test_every_setting_says_where_its_value_comes_from() -> None:
+    """Each setting line sits under a comment (one comment may cover a pair of lines)."""
+    lines = EXAMPLE.read_text().splitlines()
+    uncommented = []
+    for number, line in enumerate(lines):
+        if not line.startswith("M365PERF_"):
+            continue
+        above = number - 1
+        while above >= 0 and lines[above].startswith("M365PERF_"):
+            above -= 1
+        if above < 0 or not lines[above].startswith("# ") or lines[above].startswith("# ---"):
+            uncommented.append(line.split("=", 1)[0])
+    assert uncommented == []
+
+
 def test_environment_points_clients_at_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("M365PERF_GRAPH_BASE_URL", "http://127.0.0.1:8765/v1.0")
     monkeypatch.setenv("M365PERF_TENANT_ID", "contoso")
