@@ -2,24 +2,48 @@
 
 Every Microsoft 365 base URL is a setting so the same client code talks to a tenant
 or to the local sandbox; only URLs and trusted token issuers differ.
+
+A setting left blank (``M365PERF_CERTIFICATE_PATH=``, as ``config/.env.example`` leaves
+several) is unset: its default applies. A bad value is a pydantic ``ValidationError``;
+:func:`settings_problems` words it as one line per variable, which the command line prints
+instead of a traceback.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "M365PERF_"
 
 MIN_LINK_SECRET_CHARS = 32
 """A link key shorter than this is guessable; 32 URL-safe characters carry 192 bits."""
+
+
+_URL_SETTINGS = (
+    "public_base_url",
+    "graph_base_url",
+    "powerbi_base_url",
+    "bot_connector_base_url",
+    "login_base_url",
+    "openid_metadata_url",
+    "bot_token_issuer",
+)
 
 
 class Settings(BaseSettings):
     """What the service needs to know about its tenant, its store and its endpoints."""
 
     model_config = SettingsConfigDict(
-        env_prefix="M365PERF_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
     )
 
     # Tenant and app registration
@@ -47,6 +71,9 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "sqlite:///m365perf.db", description="SQLAlchemy URL; PostgreSQL in production."
     )
+    migrate_on_start: bool = Field(
+        True, description="`serve` upgrades the schema first; false when `db upgrade` does."
+    )
 
     # Microsoft 365 endpoints (point them at the sandbox for a rehearsal)
     graph_base_url: str = "https://graph.microsoft.com/v1.0"
@@ -61,12 +88,45 @@ class Settings(BaseSettings):
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
 
-    @field_validator("link_secret", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _blank_secret_is_none(cls, value: object) -> object:
-        """``M365PERF_LINK_SECRET=`` (left empty, as in .env.example) means no links."""
-        if isinstance(value, str) and not value.strip():
-            return None
+    def _blank_is_unset(cls, data: Any) -> Any:
+        """A blank value, from the environment, a ``.env`` file or a keyword, means unset.
+
+        Without this a blank ``M365PERF_CERTIFICATE_PATH`` is ``Path("")``, the current
+        folder, and a blank secret is a secret.
+        """
+        if isinstance(data, dict):
+            return {
+                key: value
+                for key, value in data.items()
+                if not (isinstance(value, str) and not value.strip())
+            }
+        return data
+
+    @field_validator(*_URL_SETTINGS)
+    @classmethod
+    def _an_http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http(s) URL such as https://host/path, not {value!r}")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _a_database_url(cls, value: str) -> str:
+        scheme, found, _ = value.partition("://")
+        if not found or scheme.split("+")[0] not in ("sqlite", "postgresql"):
+            raise ValueError(
+                "must be sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DATABASE"
+            )
+        return value
+
+    @field_validator("certificate_path")
+    @classmethod
+    def _certificate_is_a_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no file at {value}: give the PEM holding the key and certificate")
         return value
 
     @field_validator("link_secret")
@@ -80,6 +140,15 @@ class Settings(BaseSettings):
             )
         return value
 
+    @model_validator(mode="after")
+    def _one_credential(self) -> Settings:
+        if self.client_secret is not None and self.certificate_path is not None:
+            raise ValueError(
+                f"{ENV_PREFIX}CLIENT_SECRET and {ENV_PREFIX}CERTIFICATE_PATH are both set: "
+                "the app signs in with one of them, so leave the other blank"
+            )
+        return self
+
     @property
     def has_tenant(self) -> bool:
         """True when credentials for a tenant (or the sandbox) are configured."""
@@ -89,3 +158,19 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment, applying explicit overrides (tests, CLI flags)."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def settings_problems(error: ValidationError) -> list[str]:
+    """One line per bad setting, naming its variable and never echoing its value."""
+    lines = []
+    for problem in error.errors(include_url=False, include_input=False):
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        names = [str(part) for part in problem["loc"] if isinstance(part, str)]
+        field = names[0] if names else ""
+        lines.append(f"{ENV_PREFIX}{field.upper()}: {message}" if field else message)
+    return lines
+
+
+def is_settings_error(error: BaseException) -> bool:
+    """True for the error :func:`load_settings` raises on a bad setting."""
+    return isinstance(error, ValidationError) and error.title == Settings.__name__

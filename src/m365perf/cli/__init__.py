@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from m365perf import __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The command group; a bad setting ends any command with one line per bad variable."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ValueError as exc:
+            from m365perf.settings import is_settings_error, settings_problems
+
+            if not is_settings_error(exc):
+                raise
+            lines = settings_problems(exc)  # type: ignore[arg-type]
+            raise click.ClickException(
+                "bad setting (see config/.env.example):\n  " + "\n  ".join(lines)
+            ) from None
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="m365perf")
 def main() -> None:
     """Run a council's performance-management cycle on Microsoft 365."""
@@ -17,11 +36,14 @@ def _register() -> None:
     from m365perf.cli.audit import audit
     from m365perf.cli.correct import correct
     from m365perf.cli.cycle import cycle
+    from m365perf.cli.db import db
     from m365perf.cli.demo import demo
+    from m365perf.cli.health import health
     from m365perf.cli.plan import plan
     from m365perf.cli.sandbox import sandbox
     from m365perf.cli.serve import serve
     from m365perf.cli.spc import spc
+    from m365perf.cli.teams_app import teams_app
     from m365perf.cli.validate import validate
 
     main.add_command(validate)
@@ -33,6 +55,9 @@ def _register() -> None:
     main.add_command(serve)
     main.add_command(sandbox)
     main.add_command(spc)
+    main.add_command(db)
+    main.add_command(health)
+    main.add_command(teams_app)
 
 
 _register()

@@ -28,7 +28,14 @@ from m365perf.cli._common import load_flows_or_exit
     type=float,
     help="Seconds between picking up due timers and outbox rows.",
 )
-def serve(host: str, port: int, flows_dir: Path, tick_s: float) -> None:
+@click.option(
+    "--migrate/--no-migrate",
+    default=None,
+    help="Upgrade the database schema before starting (default: M365PERF_MIGRATE_ON_START, "
+    "true). With --no-migrate a database behind this version is refused: run "
+    "`m365perf db upgrade`.",
+)
+def serve(host: str, port: int, flows_dir: Path, tick_s: float, migrate: bool | None) -> None:
     """Run the web endpoints, the scheduler and the dispatcher until stopped.
 
     Several instances may share one PostgreSQL database: each sends what it claims, and
@@ -36,6 +43,7 @@ def serve(host: str, port: int, flows_dir: Path, tick_s: float) -> None:
     """
     from m365perf.service import Service
     from m365perf.settings import load_settings
+    from m365perf.store import SchemaOutOfDate, create_store
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = load_settings()
@@ -45,4 +53,9 @@ def serve(host: str, port: int, flows_dir: Path, tick_s: float) -> None:
             "config/.env.example, or run `m365perf demo --auto` to rehearse with the sandbox"
         )
     flows = load_flows_or_exit(flows_dir)
-    Service(settings, flows).run(host, port, tick_s=tick_s)
+    migrate = settings.migrate_on_start if migrate is None else migrate
+    try:
+        store = create_store(settings.database_url, migrate=migrate)
+    except SchemaOutOfDate as exc:
+        raise click.ClickException(str(exc)) from None
+    Service(settings, flows, store=store).run(host, port, tick_s=tick_s)

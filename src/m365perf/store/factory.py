@@ -29,7 +29,7 @@ def create_store(database_url: str, *, migrate: bool = False) -> Store:
         if current != head:
             raise SchemaOutOfDate(
                 f"the database is at schema revision {current or 'none'}, this code needs "
-                f"{head}: run m365perf.store.migrate.upgrade (or create_store(..., migrate=True))"
+                f"{head}: run `m365perf db upgrade` (from Python: m365perf.store.migrate.upgrade)"
             )
     except BaseException:
         store.close()
