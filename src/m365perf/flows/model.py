@@ -10,7 +10,7 @@ import re
 from datetime import time
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from m365perf.domain.kinds import Frequency, HolidayCalendar, Rag
 
@@ -322,6 +322,12 @@ class Flow(_Strict):
     powerbi: PowerBI | None = None
     performance_team: list[str] = Field(default_factory=list)
     groups: dict[str, list[str]] = Field(default_factory=dict)
+    _file: str | None = PrivateAttr(None)
+
+    @property
+    def file(self) -> str | None:
+        """The flow file this flow was read from, so later errors can point into it."""
+        return self._file
 
     @field_validator("id")
     @classmethod
