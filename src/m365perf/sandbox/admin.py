@@ -20,7 +20,7 @@ from m365perf.sandbox.act import ActRequest, act
 from m365perf.sandbox.auth import issue_access_token
 from m365perf.sandbox.core import sandbox_of
 from m365perf.sandbox.mail import message_json
-from m365perf.sandbox.powerbi import fail_next_refresh
+from m365perf.sandbox.powerbi import fail_next_refresh, record_scheduled_refresh
 from m365perf.sandbox.seed import describe
 from m365perf.sandbox.teams import chats_of
 
@@ -136,6 +136,24 @@ async def mint_token(request: Request) -> Response:
 async def powerbi_fail_next(request: Request) -> Response:
     fail_next_refresh(sandbox_of(request))
     return JSONResponse({"next_refresh": "fails"})
+
+
+class ScheduledRefreshRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workspace: str
+    dataset: str
+
+
+@router.post("/powerbi/scheduled-refresh")
+async def powerbi_scheduled_refresh(request: Request) -> Response:
+    """Record a refresh Power BI's own schedule ran (it counts against the daily limit)."""
+    parsed = await _model(request, ScheduledRefreshRequest)
+    if isinstance(parsed, Response):
+        return parsed
+    if not record_scheduled_refresh(sandbox_of(request), parsed.workspace, parsed.dataset):
+        return _not_found(f"no dataset {parsed.dataset} in workspace {parsed.workspace}")
+    return JSONResponse({"recorded": "Scheduled"})
 
 
 class ClockRequest(BaseModel):
