@@ -281,6 +281,11 @@ class WriteBack(_Strict):
     site: str
     list_title: str = Field(alias="list", description="Title of the results list.")
     key: list[str] = Field(default_factory=lambda: ["IndicatorId", "Period"], min_length=1)
+    history_list: str | None = Field(
+        None,
+        alias="history",
+        description="Title of the list past values are kept in, on the same site (optional).",
+    )
 
 
 class PowerBI(_Strict):
