@@ -123,6 +123,7 @@ class SharePointRegister:
         return [
             RegisterColumn(c.name, c.type or None, c.indexed, c.display_name or None)
             for c in self.graph.list_columns(site_id, list_id)
+            if not c.hidden
         ]
 
 

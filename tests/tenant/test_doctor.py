@@ -94,9 +94,7 @@ def _serving(app: Any, port: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def tenant(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **config: Any
-) -> Iterator[Tenant]:
+def tenant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **config: Any) -> Iterator[Tenant]:
     monkeypatch.chdir(tmp_path)  # no .env of the repository's
     with running_sandbox(tmp_path, throttle=False, **config) as sandbox:
         health = requests.get(f"{sandbox.base_url}/_sandbox/health", timeout=30).json()
@@ -155,7 +153,11 @@ def test_a_healthy_tenant_passes_every_check_and_the_broken_ones_fail_theirs(
         # A wrong client secret: every token fails, with the fix naming the secret.
         code, report = council.doctor(monkeypatch, client_secret="not-the-secret")
         assert code == 1
-        assert _failed(report) == ["token: Microsoft Graph", "token: Power BI", "token: Bot Framework"]
+        assert _failed(report) == [
+            "token: Microsoft Graph",
+            "token: Power BI",
+            "token: Bot Framework",
+        ]
         assert "M365PERF_CLIENT_SECRET" in _by_name(report)["token: Microsoft Graph"]["fix"]
 
         # A placeholder dataset id: the dataset check fails before asking Power BI.
@@ -173,7 +175,9 @@ def test_a_healthy_tenant_passes_every_check_and_the_broken_ones_fail_theirs(
         council.write_flow()
 
         # Nothing listens at the public URL: the bot check fails, saying to serve there.
-        code, report = council.doctor(monkeypatch, public_base_url=f"http://127.0.0.1:{_free_port()}")
+        code, report = council.doctor(
+            monkeypatch, public_base_url=f"http://127.0.0.1:{_free_port()}"
+        )
         assert code == 1 and _failed(report) == ["bot endpoint"]
         assert "m365perf serve" in _by_name(report)["bot endpoint"]["fix"]
 
@@ -197,7 +201,9 @@ def test_scheduled_refreshes_are_counted_against_the_flow(
 def test_an_app_power_bi_does_not_let_in_fails_the_dataset_check(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = SandboxApp(client_id=DEFAULT_CLIENT_ID, client_secret=DEFAULT_CLIENT_SECRET, powerbi=False)
+    app = SandboxApp(
+        client_id=DEFAULT_CLIENT_ID, client_secret=DEFAULT_CLIENT_SECRET, powerbi=False
+    )
     with tenant(tmp_path, monkeypatch, apps=(app,)) as council:
         code, report = council.doctor(monkeypatch)
         assert code == 1 and _failed(report) == [f"Power BI dataset ({FLOW_ID})"]
@@ -205,3 +211,53 @@ def test_an_app_power_bi_does_not_let_in_fails_the_dataset_check(
         assert "refused" in check["detail"]
         assert "Service principals can call Fabric public APIs" in check["fix"]
         assert _by_name(report)["token: Power BI"]["status"] == "pass"  # Entra still issues it
+
+
+def test_register_and_results_columns_set_up_wrong_fail_their_own_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with tenant(tmp_path, monkeypatch) as council:
+        # The filter column the register read sends to SharePoint, un-indexed.
+        council.admin("PATCH", "/lists/KPI Register/columns/Frequency", json={"indexed": False})
+        code, report = council.doctor(monkeypatch)
+        assert code == 1 and _failed(report) == [f"register indexes ({FLOW_ID})"]
+        check = _by_name(report)[f"register indexes ({FLOW_ID})"]
+        assert "filter column 'Frequency' is not indexed" in check["detail"]
+        assert "Create a new index → Frequency" in check["fix"]
+        council.admin("PATCH", "/lists/KPI Register/columns/Frequency", json={"indexed": True})
+
+        # The owner column turned into a number: it would not read as an e-mail.
+        council.admin("PATCH", "/lists/KPI Register/columns/Owner", json={"kind": "number"})
+        code, report = council.doctor(monkeypatch)
+        assert code == 1 and _failed(report) == [f"register columns ({FLOW_ID})"]
+        assert (
+            "'Owner' is a number column"
+            in _by_name(report)[f"register columns ({FLOW_ID})"]["detail"]
+        )
+        council.admin("PATCH", "/lists/KPI Register/columns/Owner", json={"kind": "text"})
+
+        # The results list's key column un-indexed: write-back's look-up would be refused.
+        council.admin("PATCH", "/lists/KPI Results/columns/Period", json={"indexed": False})
+        code, report = council.doctor(monkeypatch)
+        assert code == 1 and _failed(report) == [f"results columns ({FLOW_ID})"]
+        check = _by_name(report)[f"results columns ({FLOW_ID})"]
+        assert "not indexed" in check["detail"] and "Period" in check["detail"]
+        assert f"m365perf provision {FLOW_ID}" in check["fix"]
+        council.admin("PATCH", "/lists/KPI Results/columns/Period", json={"indexed": True})
+
+        # A register column the field map names, dropped: named with its flow-file line.
+        council.admin("DELETE", "/lists/KPI Register/columns/Target")
+        code, report = council.doctor(monkeypatch)
+        assert code == 1 and _failed(report) == [f"register columns ({FLOW_ID})"]
+        check = _by_name(report)[f"register columns ({FLOW_ID})"]
+        assert f"{council.flows_dir / MONTHLY.name}:" in check["detail"]
+        assert "column 'Target' (mapped to target) is not in the register" in check["detail"]
+        assert "add the column to 'KPI Register'" in check["fix"]
+
+        # ... and `plan` against the tenant refuses the flow for the same reason.
+        for key, value in council.env.items():
+            monkeypatch.setenv(f"M365PERF_{key.upper()}", value)
+        flow_file = str(council.flows_dir / MONTHLY.name)
+        planned = CliRunner().invoke(main, ["plan", flow_file, "--period", "2026-10"])
+        assert planned.exit_code == 2
+        assert "register.fields.Target: column 'Target' (mapped to target)" in planned.stderr

@@ -77,6 +77,7 @@ class FieldMapProblem:
     loc: Loc
     message: str
     fix: str = ""
+    kind: Literal["missing", "type", "index", "empty", "polarity"] = "missing"
 
     @property
     def where(self) -> str:
@@ -170,6 +171,7 @@ def check_field_map(
                 + f"; it must be {' or '.join(sorted(allowed))}",
                 f"change '{column.name}' to a single line of text (or add a text column "
                 "and map that)",
+                "type",
             )
         )
 
@@ -197,6 +199,7 @@ def check_field_map(
                     f"filter column '{name}' is not indexed; SharePoint refuses a filter on "
                     "an unindexed column once the list holds more than 5,000 items",
                     f"index it: list settings → Indexed columns → Create a new index → {name}",
+                    "index",
                 )
             )
     for index, step in enumerate(flow.approval.steps):
@@ -245,6 +248,7 @@ def _empty_and_unjudged(
                     f"column '{name}' ({field}) is empty on all {len(due)} due row(s); "
                     f"{consequence}",
                     f"fill in '{name}' in the register, or map the column that holds it",
+                    "empty",
                 )
             )
     target_column = flow.source.column_for("target")
@@ -282,6 +286,7 @@ def _empty_and_unjudged(
                     if polarity_column
                     else "a polarity column mapped to polarity"
                 ),
+                "polarity",
             )
         )
     return warnings

@@ -13,7 +13,7 @@ import binascii
 import json
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +27,7 @@ from m365perf.m365.auth import TokenProvider
 from m365perf.m365.errors import AuthError, M365Error, NotFound, Unauthorized
 from m365perf.m365.factory import M365, Tokens, clients_from_settings, tokens_from_settings
 from m365perf.m365.http import new_session
-from m365perf.plan.fieldmap import check_field_map, problem_lines
+from m365perf.plan.fieldmap import FieldMapProblem, check_field_map, problem_lines
 from m365perf.settings import Settings
 from m365perf.sync import SharePointRegister
 
@@ -157,7 +157,7 @@ def token_checks(settings: Settings, tokens: Tokens) -> tuple[list[Check], dict[
         except AuthError as exc:
             checks.append(Check(f"token: {label}", "fail", str(exc), _token_fix(settings, exc)))
             continue
-        roles = token_claims(issued[key]).get("roles") or []
+        roles = token_claims(issued[key]).get("roles") or [] if key == "graph" else []
         detail = "issued" + (f"; app roles: {', '.join(sorted(roles))}" if roles else "")
         checks.append(Check(f"token: {label}", "pass", detail))
     return checks, issued
@@ -194,34 +194,47 @@ def register_checks(m365: M365, flow: Flow) -> list[Check]:
         _list_id(m365, source.site, source.list_title)
         columns = SharePointRegister(m365.graph).columns(flow)
     except M365Error as exc:
-        return [Check(name, "fail", f"'{source.list_title}' on {source.site}: {exc}",
-                      _graph_fix(exc, source.site, source.list_title))]
+        return [
+            Check(
+                name,
+                "fail",
+                f"'{source.list_title}' on {source.site}: {exc}",
+                _graph_fix(exc, source.site, source.list_title),
+            )
+        ]
     checks = [Check(name, "pass", f"'{source.list_title}' on {source.site} is reachable")]
     problems = [p for p in check_field_map(flow, columns, check_indexes=True)]
-    errors = [p for p in problems if p.severity == "error"]
-    if errors:
-        lines = problem_lines(flow, errors)
-        details = [line for line in lines if not line.startswith("  ")]
-        fixes = sorted({p.fix.split(";")[0] for p in errors if p.fix})
-        checks.append(
-            Check(
-                f"register columns ({flow.id})",
-                "fail",
-                "; ".join(details),
-                "; ".join(fixes) or "correct the flow file or the register",
-            )
+    columns_wrong = [p for p in problems if p.kind in ("missing", "type")]
+    unindexed = [p for p in problems if p.kind == "index"]
+    mapped = len(source.fields) + len(source.filter)
+    checks.append(
+        _fieldmap_check(
+            f"register columns ({flow.id})",
+            flow,
+            columns_wrong,
+            f"all {mapped} mapped, filter and approver column(s) there, of readable types",
         )
-    else:
-        mapped = len(source.fields) + len(source.filter)
-        checks.append(
-            Check(
-                f"register columns ({flow.id})",
-                "pass",
-                f"all {mapped} mapped and filter column(s) there, of readable types; "
-                "filter columns indexed",
-            )
+    )
+    filters = ", ".join(source.filter) or "none"
+    checks.append(
+        _fieldmap_check(
+            f"register indexes ({flow.id})",
+            flow,
+            unindexed,
+            f"the columns the register read filters on are indexed (filter: {filters})",
         )
+    )
     return checks
+
+
+def _fieldmap_check(
+    name: str, flow: Flow, problems: Sequence[FieldMapProblem], passed: str
+) -> Check:
+    if not problems:
+        return Check(name, "pass", passed)
+    details = [line for line in problem_lines(flow, problems) if not line.startswith("  ")]
+    fixes = dict.fromkeys(p.fix.split("; its columns are")[0] for p in problems if p.fix)
+    return Check(name, "fail", "; ".join(details), "; ".join(fixes))
 
 
 def results_checks(m365: M365, flow: Flow) -> list[Check]:
@@ -245,11 +258,17 @@ def results_checks(m365: M365, flow: Flow) -> list[Check]:
         for c in spec.columns
         if c.name in have and c.type != ANY_TYPE and have[c.name].type not in ("", c.type)
     ]
-    unindexed = [c.name for c in spec.columns if c.indexed and c.name in have and not have[c.name].indexed]
+    unindexed = [
+        c.name for c in spec.columns if c.indexed and c.name in have and not have[c.name].indexed
+    ]
     problems = (
         ([f"missing column(s): {', '.join(missing)}"] if missing else [])
         + ([f"wrong type: {'; '.join(wrong)}"] if wrong else [])
-        + ([f"not indexed (write-back filters on them): {', '.join(unindexed)}"] if unindexed else [])
+        + (
+            [f"not indexed (write-back filters on them): {', '.join(unindexed)}"]
+            if unindexed
+            else []
+        )
     )
     if problems:
         checks.append(
@@ -280,21 +299,37 @@ def mailbox_check(settings: Settings, m365: M365, graph_token: str | None) -> Ch
     name = "service mailbox"
     mailbox = settings.service_mailbox
     if not mailbox:
-        return Check(name, "fail", "M365PERF_SERVICE_MAILBOX is not set",
-                     "set it to the mailbox requests are sent from, e.g. performance@council.gov.uk")
+        return Check(
+            name,
+            "fail",
+            "M365PERF_SERVICE_MAILBOX is not set",
+            "set it to the mailbox requests are sent from, e.g. performance@council.gov.uk",
+        )
     try:
         user = m365.graph.get_user(mailbox)
     except NotFound:
-        return Check(name, "fail", f"no user or mailbox {mailbox} in the directory",
-                     "check M365PERF_SERVICE_MAILBOX; it must be a user mailbox (not a group)")
+        return Check(
+            name,
+            "fail",
+            f"no user or mailbox {mailbox} in the directory",
+            "check M365PERF_SERVICE_MAILBOX; it must be a user mailbox (not a group)",
+        )
     except M365Error as exc:
-        return Check(name, "fail", f"cannot read {mailbox}: {exc}",
-                     "grant the app User.Read.All so it can look the mailbox up")
+        return Check(
+            name,
+            "fail",
+            f"cannot read {mailbox}: {exc}",
+            "grant the app User.Read.All so it can look the mailbox up",
+        )
     roles = token_claims(graph_token).get("roles") if graph_token else None
     if roles is not None and "Mail.Send" not in roles:
-        return Check(name, "fail", f"{user.mail or mailbox} exists, but the app has no Mail.Send",
-                     "add the Microsoft Graph application permission Mail.Send and grant admin "
-                     "consent (then scope it to this mailbox with RBAC for Applications)")
+        return Check(
+            name,
+            "fail",
+            f"{user.mail or mailbox} exists, but the app has no Mail.Send",
+            "add the Microsoft Graph application permission Mail.Send and grant admin "
+            "consent (then scope it to this mailbox with RBAC for Applications)",
+        )
     return Check(
         name,
         "pass",
@@ -311,11 +346,19 @@ def bot_check(settings: Settings, session: requests.Session) -> Check:
     """The bot endpoint answers at the public URL and refuses an unsigned activity (401)."""
     name = "bot endpoint"
     if not settings.bot_app_id:
-        return Check(name, "fail", "M365PERF_BOT_APP_ID is not set",
-                     "set it to the Microsoft App ID of the Azure Bot")
+        return Check(
+            name,
+            "fail",
+            "M365PERF_BOT_APP_ID is not set",
+            "set it to the Microsoft App ID of the Azure Bot",
+        )
     if not settings.public_base_url:
-        return Check(name, "fail", "M365PERF_PUBLIC_BASE_URL is not set",
-                     "set it to the https address the Azure Bot's messaging endpoint points at")
+        return Check(
+            name,
+            "fail",
+            "M365PERF_PUBLIC_BASE_URL is not set",
+            "set it to the https address the Azure Bot's messaging endpoint points at",
+        )
     url = settings.public_base_url.rstrip("/") + "/api/messages"
     activity = {
         "type": "message",
@@ -326,9 +369,13 @@ def bot_check(settings: Settings, session: requests.Session) -> Check:
     try:
         answer = session.post(url, json=activity, timeout=(settings.connect_timeout_s, 15))
     except requests.RequestException as exc:
-        return Check(name, "fail", f"{url} did not answer: {type(exc).__name__}",
-                     "start `m365perf serve` there, or correct M365PERF_PUBLIC_BASE_URL "
-                     "(and the proxy or firewall in front of it)")
+        return Check(
+            name,
+            "fail",
+            f"{url} did not answer: {type(exc).__name__}",
+            "start `m365perf serve` there, or correct M365PERF_PUBLIC_BASE_URL "
+            "(and the proxy or firewall in front of it)",
+        )
     if answer.status_code == 401:
         return Check(
             name,
@@ -362,23 +409,47 @@ def powerbi_checks(m365: M365, flow: Flow, *, now: datetime) -> list[Check]:
     pbi = flow.powerbi
     for what, value in (("workspace", pbi.workspace), ("dataset", pbi.dataset)):
         if _placeholder(value):
-            return [Check(name, "fail", f"powerbi.{what} '{value}' is a placeholder, not an id",
-                          f"put the real {what} id in {flow.file or flow.id} (from the dataset's "
-                          "URL in Power BI: /groups/<workspace>/datasets/<dataset>)")]
+            return [
+                Check(
+                    name,
+                    "fail",
+                    f"powerbi.{what} '{value}' is a placeholder, not an id",
+                    f"put the real {what} id in {flow.file or flow.id} (from the dataset's "
+                    "URL in Power BI: /groups/<workspace>/datasets/<dataset>)",
+                )
+            ]
     try:
         history = m365.powerbi.refresh_history(pbi.workspace, pbi.dataset)
     except NotFound:
-        return [Check(name, "fail", f"dataset {pbi.dataset} not found in workspace {pbi.workspace}",
-                      f"check powerbi.workspace and powerbi.dataset in {flow.file or flow.id}, "
-                      "and that the app is a member of the workspace")]
+        return [
+            Check(
+                name,
+                "fail",
+                f"dataset {pbi.dataset} not found in workspace {pbi.workspace}",
+                f"check powerbi.workspace and powerbi.dataset in {flow.file or flow.id}, "
+                "and that the app is a member of the workspace",
+            )
+        ]
     except Unauthorized as exc:
-        return [Check(name, "fail", f"Power BI refused the app: {exc}",
-                      "let the app's service principal use Power BI APIs (Fabric admin portal "
-                      "→ Tenant settings → Service principals can call Fabric public APIs, for "
-                      "a security group holding the app) and add it to the workspace as Member")]
+        return [
+            Check(
+                name,
+                "fail",
+                f"Power BI refused the app: {exc}",
+                "let the app's service principal use Power BI APIs (Fabric admin portal "
+                "→ Tenant settings → Service principals can call Fabric public APIs, for "
+                "a security group holding the app) and add it to the workspace as Member",
+            )
+        ]
     except M365Error as exc:
-        return [Check(name, "fail", f"cannot read the refresh history: {exc}",
-                      "try again; then check the Power BI service status")]
+        return [
+            Check(
+                name,
+                "fail",
+                f"cannot read the refresh history: {exc}",
+                "try again; then check the Power BI service status",
+            )
+        ]
     today = now.astimezone(LONDON).date()
     kinds: Counter[str] = Counter()
     scheduled_by_day: Counter[Any] = Counter()
@@ -417,9 +488,12 @@ def powerbi_checks(m365: M365, flow: Flow, *, now: datetime) -> list[Check]:
         )
     elif total >= pbi.daily_budget:
         checks.append(
-            Check(f"Power BI schedule ({flow.id})", "warn",
-                  f"today's {total} refresh(es) use the whole daily budget",
-                  "refreshes after approvals wait for tomorrow; fewer scheduled ones help")
+            Check(
+                f"Power BI schedule ({flow.id})",
+                "warn",
+                f"today's {total} refresh(es) use the whole daily budget",
+                "refreshes after approvals wait for tomorrow; fewer scheduled ones help",
+            )
         )
     return checks
 
@@ -437,17 +511,29 @@ def run_doctor(
     flows, flows_check = load_flows(flows_dir)
     checks: list[Check] = []
     if not settings.has_tenant:
-        checks.append(Check("tenant settings", "fail", "no tenant is configured",
-                            "set M365PERF_TENANT_ID, M365PERF_CLIENT_ID and a secret or "
-                            "certificate (config/.env.example says where each comes from)"))
+        checks.append(
+            Check(
+                "tenant settings",
+                "fail",
+                "no tenant is configured",
+                "set M365PERF_TENANT_ID, M365PERF_CLIENT_ID and a secret or "
+                "certificate (config/.env.example says where each comes from)",
+            )
+        )
         return Report((flows_check, *checks))
     session = new_session(settings.user_agent)
     try:
         try:
             tokens = tokens_from_settings(settings, session)
         except ValueError as exc:
-            checks.append(Check("tenant settings", "fail", str(exc),
-                                "fix the M365PERF_* settings (config/.env.example)"))
+            checks.append(
+                Check(
+                    "tenant settings",
+                    "fail",
+                    str(exc),
+                    "fix the M365PERF_* settings (config/.env.example)",
+                )
+            )
             return Report((flows_check, *checks))
         token_results, issued = token_checks(settings, tokens)
         checks += token_results
@@ -465,4 +551,3 @@ def run_doctor(
     finally:
         session.close()
     return Report(tuple(checks))
-
