@@ -17,7 +17,12 @@ from m365perf.flows.model import Flow
 from m365perf.m365.errors import BadRequest
 from m365perf.m365.errors import NotFound as GraphNotFound
 from m365perf.m365.graph import GraphClient
-from m365perf.plan.fieldmap import RegisterColumn, check_field_map, raise_on_errors
+from m365perf.plan.fieldmap import (
+    RegisterColumn,
+    check_field_map,
+    columns_from_definitions,
+    raise_on_errors,
+)
 from m365perf.plan.register import (
     Indicator,
     Row,
@@ -120,11 +125,7 @@ class SharePointRegister:
         host, _, path = flow.source.site.partition(":")
         site_id = self.graph.get_site_id(host, path)
         list_id = self.graph.get_list_id(site_id, flow.source.list_title)
-        return [
-            RegisterColumn(c.name, c.type or None, c.indexed, c.display_name or None)
-            for c in self.graph.list_columns(site_id, list_id)
-            if not c.hidden
-        ]
+        return columns_from_definitions(self.graph.list_columns(site_id, list_id))
 
 
 def check_register(flow: Flow, register: RegisterSource) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from difflib import get_close_matches
-from typing import Literal
+from typing import Literal, Protocol
 
 from m365perf.domain.kinds import Polarity
 from m365perf.domain.values import polarity_from_text
@@ -67,6 +67,30 @@ class RegisterColumn:
     type: str | None = None
     indexed: bool | None = None
     display_name: str | None = None
+
+
+class _Definition(Protocol):
+    """A column as Graph describes it (``m365perf.m365.graph.ColumnDefinition``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def indexed(self) -> bool: ...
+    @property
+    def display_name(self) -> str: ...
+    @property
+    def hidden(self) -> bool: ...
+
+
+def columns_from_definitions(definitions: Iterable[_Definition]) -> list[RegisterColumn]:
+    """A SharePoint list's visible columns, with their kinds and indexes, as the check needs."""
+    return [
+        RegisterColumn(d.name, d.type or None, d.indexed, d.display_name or None)
+        for d in definitions
+        if not d.hidden
+    ]
 
 
 @dataclass(frozen=True)

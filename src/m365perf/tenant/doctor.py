@@ -27,9 +27,13 @@ from m365perf.m365.auth import TokenProvider
 from m365perf.m365.errors import AuthError, M365Error, NotFound, Unauthorized
 from m365perf.m365.factory import M365, Tokens, clients_from_settings, tokens_from_settings
 from m365perf.m365.http import new_session
-from m365perf.plan.fieldmap import FieldMapProblem, check_field_map, problem_lines
+from m365perf.plan.fieldmap import (
+    FieldMapProblem,
+    check_field_map,
+    columns_from_definitions,
+    problem_lines,
+)
 from m365perf.settings import Settings
-from m365perf.sync import SharePointRegister
 
 Status = Literal["pass", "fail", "warn"]
 LONDON = ZoneInfo("Europe/London")
@@ -191,8 +195,8 @@ def register_checks(m365: M365, flow: Flow) -> list[Check]:
     name = f"register ({flow.id})"
     source = flow.source
     try:
-        _list_id(m365, source.site, source.list_title)
-        columns = SharePointRegister(m365.graph).columns(flow)
+        site_id, list_id = _list_id(m365, source.site, source.list_title)
+        columns = columns_from_definitions(m365.graph.list_columns(site_id, list_id))
     except M365Error as exc:
         return [
             Check(
