@@ -23,7 +23,12 @@ from click.testing import CliRunner
 
 from m365perf.cli import main
 from m365perf.flows import load_flow
-from m365perf.sandbox.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SandboxApp
+from m365perf.sandbox.config import (
+    ALL_APP_ROLES,
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    SandboxApp,
+)
 from m365perf.sandbox.testing import RunningSandbox, running_sandbox
 from m365perf.service import Service
 from m365perf.settings import load_settings
@@ -174,6 +179,14 @@ def test_a_healthy_tenant_passes_every_check_and_the_broken_ones_fail_theirs(
         assert "not found" in _by_name(report)[f"Power BI dataset ({FLOW_ID})"]["detail"]
         council.write_flow()
 
+        # A flow file that does not validate: named with its line, the others still checked.
+        (council.flows_dir / "broken.yaml").write_text("id: Broken Flow\n", encoding="utf-8")
+        code, report = council.doctor(monkeypatch)
+        assert code == 1 and _failed(report) == ["flows validate"]
+        assert "broken.yaml:1:" in _by_name(report)["flows validate"]["detail"]
+        assert f"register ({FLOW_ID})" in _by_name(report)
+        (council.flows_dir / "broken.yaml").unlink()
+
         # Nothing listens at the public URL: the bot check fails, saying to serve there.
         code, report = council.doctor(
             monkeypatch, public_base_url=f"http://127.0.0.1:{_free_port()}"
@@ -261,3 +274,20 @@ def test_register_and_results_columns_set_up_wrong_fail_their_own_checks(
         planned = CliRunner().invoke(main, ["plan", flow_file, "--period", "2026-10"])
         assert planned.exit_code == 2
         assert "register.fields.Target: column 'Target' (mapped to target)" in planned.stderr
+
+
+def test_an_app_without_mail_send_fails_the_mailbox_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    roles = tuple(r for r in ALL_APP_ROLES if r != "Mail.Send")
+    app = SandboxApp(client_id=DEFAULT_CLIENT_ID, client_secret=DEFAULT_CLIENT_SECRET, roles=roles)
+    with tenant(tmp_path, monkeypatch, apps=(app,)) as council:
+        code, report = council.doctor(monkeypatch)
+        assert code == 1 and _failed(report) == ["service mailbox"]
+        check = _by_name(report)["service mailbox"]
+        assert "the app has no Mail.Send" in check["detail"]
+        assert "RBAC for Applications" in check["fix"]
+        assert (
+            council.admin("GET", "/mailboxes/performance@contoso.gov.uk?folder=sentitems")["value"]
+            == []
+        )  # nothing was sent to find out

@@ -34,6 +34,7 @@ from m365perf.plan.fieldmap import (
     problem_lines,
 )
 from m365perf.settings import Settings
+from m365perf.tenant.lists import ANY_TYPE, BUILTIN_COLUMNS, results_list
 
 Status = Literal["pass", "fail", "warn"]
 LONDON = ZoneInfo("Europe/London")
@@ -207,7 +208,7 @@ def register_checks(m365: M365, flow: Flow) -> list[Check]:
             )
         ]
     checks = [Check(name, "pass", f"'{source.list_title}' on {source.site} is reachable")]
-    problems = [p for p in check_field_map(flow, columns, check_indexes=True)]
+    problems = check_field_map(flow, columns, check_indexes=True)
     columns_wrong = [p for p in problems if p.kind in ("missing", "type")]
     unindexed = [p for p in problems if p.kind == "index"]
     mapped = len(source.fields) + len(source.filter)
@@ -237,14 +238,12 @@ def _fieldmap_check(
     if not problems:
         return Check(name, "pass", passed)
     details = [line for line in problem_lines(flow, problems) if not line.startswith("  ")]
-    fixes = dict.fromkeys(p.fix.split("; its columns are")[0] for p in problems if p.fix)
+    fixes = dict.fromkeys(p.fix for p in problems if p.fix)
     return Check(name, "fail", "; ".join(details), "; ".join(fixes))
 
 
 def results_checks(m365: M365, flow: Flow) -> list[Check]:
     """The results list has the columns write-back fills and the indexes it looks up by."""
-    from m365perf.tenant.lists import ANY_TYPE, results_list
-
     spec = results_list(flow)
     name = f"results list ({flow.id})"
     try:
@@ -256,7 +255,7 @@ def results_checks(m365: M365, flow: Flow) -> list[Check]:
             fix = f"create it with `m365perf provision {flow.id}`, or " + fix
         return [Check(name, "fail", f"'{spec.title}' on {spec.site}: {exc}", fix)]
     checks = [Check(name, "pass", f"'{spec.title}' on {spec.site} is reachable")]
-    missing = [c.name for c in spec.columns if c.name not in have and c.name != "Title"]
+    missing = [c.name for c in spec.columns if c.name not in have and c.name not in BUILTIN_COLUMNS]
     wrong = [
         f"{c.name} is {have[c.name].type}, not {c.type}"
         for c in spec.columns
