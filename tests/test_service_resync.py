@@ -23,12 +23,15 @@ from m365perf.sync import CsvPeople, CsvRegister, PeopleSource, RegisterSource
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOW = load_flow(ROOT / "flows" / "monthly-corporate-kpis.yaml")
-HEADER = "IndicatorId,Title,Unit,Frequency,Owner,Supervisor,HeadOfService,Active"
+HEADER = (
+    "IndicatorId,Title,Unit,Frequency,Owner,Supervisor,HeadOfService,Active,"
+    "Polarity,Target,Tolerance,TargetFrom,Comparator,Service,Kind,Profile"
+)
 ROWS = [
     "CP001,Household waste recycled,%,Monthly,ann.lee@contoso.gov.uk,"
-    "bob.ray@contoso.gov.uk,cat.doe@contoso.gov.uk,Yes",
+    "bob.ray@contoso.gov.uk,cat.doe@contoso.gov.uk,Yes,,,,,,,,",
     "CP004,Missed bin collections,number,Monthly,eve.hart@contoso.gov.uk,"
-    "bob.ray@contoso.gov.uk,cat.doe@contoso.gov.uk,Yes",
+    "bob.ray@contoso.gov.uk,cat.doe@contoso.gov.uk,Yes,,,,,,,,",
 ]
 PEOPLE = [
     "id,name,email,line_manager",

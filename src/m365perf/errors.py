@@ -14,6 +14,7 @@ checks this drawing against the code, so it cannot go stale::
     ├── CardSchemaError                (also ValueError) cards: Teams/Outlook would not render it
     ├── CardTooLargeError              (also ValueError) cards: over the size limit
     ├── UnreadableCsv                  (also ValueError) plan: a register or people CSV
+    ├── FieldMapError                  plan: the flow names columns the register lacks
     ├── IdError                        (also ValueError) messages: not a card id or key of ours
     │   ├── CardIdError
     │   └── DedupKeyError

@@ -30,6 +30,7 @@ from m365perf.engine import (
 from m365perf.engine.context import LONDON, local_day
 from m365perf.flows.model import Flow
 from m365perf.m365 import M365, clients_from_settings
+from m365perf.plan.fieldmap import FieldMapError
 from m365perf.plan.register import Indicator, RowProblem
 from m365perf.plan.timetable import collected_period, timetable
 from m365perf.settings import Settings
@@ -177,6 +178,14 @@ class Service:
                     continue
             try:
                 opened.append(self.open_cycle(flow, period, actor="scheduler"))
+            except FieldMapError as exc:
+                log.error(
+                    "cannot open %s %s: the flow names register columns the register "
+                    "does not have; will try again at the next opening time\n%s",
+                    flow.id,
+                    period.label,
+                    exc,
+                )
             except EmptyCycle as exc:
                 log.warning("%s; will try again at the next opening time", exc.message)
                 for problem in exc.problems:
@@ -211,6 +220,9 @@ class Service:
             try:
                 now = self.clock()
                 indicators, problems = self.read_register(flow, now=now)
+            except FieldMapError as exc:
+                log.error("cannot re-read the register of %s:\n%s", flow.id, exc)
+                continue
             except Exception:  # one flow's failure must not stop the others
                 log.exception("reading the register of %s failed; will try again", flow.id)
                 continue

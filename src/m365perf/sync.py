@@ -17,11 +17,18 @@ from m365perf.flows.model import Flow
 from m365perf.m365.errors import BadRequest
 from m365perf.m365.errors import NotFound as GraphNotFound
 from m365perf.m365.graph import GraphClient
+from m365perf.plan.fieldmap import (
+    RegisterColumn,
+    check_field_map,
+    columns_from_definitions,
+    raise_on_errors,
+)
 from m365perf.plan.register import (
     Indicator,
     Row,
     RowProblem,
     read_csv,
+    read_csv_table,
     read_indicators,
     read_register_csv,
 )
@@ -37,6 +44,10 @@ class RegisterSource(Protocol):
     """Where a flow's register rows come from."""
 
     def rows(self, flow: Flow) -> list[dict[str, str]]: ...
+
+    def columns(self, flow: Flow) -> list[RegisterColumn]:
+        """The register's columns, to check the flow's field map against."""
+        ...
 
 
 class PeopleSource(Protocol):
@@ -58,6 +69,10 @@ class CsvRegister:
 
     def rows(self, flow: Flow) -> list[dict[str, str]]:
         return read_register_csv(self.path, flow)
+
+    def columns(self, flow: Flow) -> list[RegisterColumn]:
+        """The header row's names (a CSV says nothing of types or indexes)."""
+        return [RegisterColumn(name) for name in read_csv_table(self.path)[0]]
 
 
 def _text(value: object) -> str:
@@ -104,6 +119,18 @@ class SharePointRegister:
             log.warning("register filter refused (%s); reading the whole list instead", exc)
             items = list(self.graph.list_items(site_id, list_id, fields=columns))
         return [{k: _text(v) for k, v in item.fields.items()} for item in items]
+
+    def columns(self, flow: Flow) -> list[RegisterColumn]:
+        """The list's columns with their kinds and indexes, as SharePoint describes them."""
+        host, _, path = flow.source.site.partition(":")
+        site_id = self.graph.get_site_id(host, path)
+        list_id = self.graph.get_list_id(site_id, flow.source.list_title)
+        return columns_from_definitions(self.graph.list_columns(site_id, list_id))
+
+
+def check_register(flow: Flow, register: RegisterSource) -> None:
+    """Refuse a flow whose field map names columns the register does not have."""
+    raise_on_errors(flow, check_field_map(flow, register.columns(flow)))
 
 
 def register_columns(flow: Flow) -> list[str]:
@@ -210,7 +237,12 @@ def sync(
     *,
     now: datetime,
 ) -> tuple[list[Indicator], list[RowProblem]]:
-    """Read the register and copy the people it names into the store."""
+    """Read the register and copy the people it names into the store.
+
+    A field-map, filter or approver column the register lacks raises ``FieldMapError``
+    before anything is read or stored.
+    """
+    check_register(flow, register)
     rows = register.rows(flow)
     found, _unknown = people.people(people_named(flow, rows))
     with store.transaction() as tx:

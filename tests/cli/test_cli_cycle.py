@@ -268,8 +268,10 @@ def test_an_unreadable_register_opens_nothing(runner: CliRunner, tmp_path: Path)
         "--directory",
         str(DIRECTORY),
     )
-    assert result.exit_code == 1
-    assert "has no column 'IndicatorId', 'Owner', 'Unit'" in result.output
+    assert result.exit_code == 2
+    assert "register.fields.IndicatorId: column 'IndicatorId' (mapped to id) is not in" in (
+        result.output
+    )
     assert _cycle(runner, "list").output == "No cycles.\n"
 
 

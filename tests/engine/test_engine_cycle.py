@@ -11,6 +11,7 @@ from engine_support import (
     BOB,
     CAT,
     DAN,
+    MONTHLY,
     NADIA,
     Council,
     approval_data,
@@ -23,9 +24,11 @@ from engine_support import (
 from m365perf.cards import validate_card
 from m365perf.domain.periods import Period
 from m365perf.engine import BadAction, NotYours
+from m365perf.flows import load_flow
 from m365perf.plan.register import read_indicators
 from m365perf.store import ReturnStatus, StepStatus, create_store
 from m365perf.store.testing import memory_store
+from m365perf.tenant import results_list
 
 HISTORY = {
     "CP001": monthly(
@@ -106,6 +109,8 @@ def test_partial_return_then_approval_chain_and_write_back(council: Council) -> 
     fields = write.payload["fields"]
     assert (fields["IndicatorId"], fields["Period"], fields["Value"]) == ("CP001", "2026-10", 46.5)
     assert fields["Rag"] == "green" and fields["ApprovedBy"] == "Ben Foster"
+    # exactly the columns provision gives the results list: none missing, none extra
+    assert list(fields) == [c.name for c in results_list(load_flow(MONTHLY)).columns]
     # 46.5 against the mean of the last three months (46, 45, 46): improving
     assert fields["DirectionLongTrend"] == "improving"
     assert fields["DirectionPrevious"] == "improving"  # September was 46

@@ -17,25 +17,25 @@ QUARTERLY = ROOT / "flows" / "quarterly-service-standards.yaml"
 
 HEADER = (
     "IndicatorId,Title,Unit,Polarity,Frequency,Target,Tolerance,TargetFrom,Comparator,"
-    "Owner,Supervisor,HeadOfService,Service,Active"
+    "Owner,Supervisor,HeadOfService,Service,Active,Kind,Profile"
 )
 ROWS = [
     "CP001,Household waste recycled,%,higher_is_better,Monthly,45,5%,,40.1,"
-    "ann.lee@contoso.gov.uk,bob.ray@contoso.gov.uk,cat.doe@contoso.gov.uk,Streetpride,Yes",
+    "ann.lee@contoso.gov.uk,bob.ray@contoso.gov.uk,cat.doe@contoso.gov.uk,Streetpride,Yes,,",
     "CP002,Days to process benefit claims,days,lower_is_better,Monthly,20,2,2027/28,,"
-    "ann.lee@contoso.gov.uk,bob.ray@contoso.gov.uk,cat.doe@contoso.gov.uk,Revenues,Yes",
+    "ann.lee@contoso.gov.uk,bob.ray@contoso.gov.uk,cat.doe@contoso.gov.uk,Revenues,Yes,,",
     "CP003,No owner,number,higher_is_better,Monthly,5,,,,,"
-    "bob.ray@contoso.gov.uk,cat.doe@contoso.gov.uk,X,Yes",
+    "bob.ray@contoso.gov.uk,cat.doe@contoso.gov.uk,X,Yes,,",
     "CP004,Bad target,number,higher_is_better,Monthly,23 out of 35,,,,"
-    "dan.fox@contoso.gov.uk,bob.ray@contoso.gov.uk,cat.doe@contoso.gov.uk,X,Yes",
+    "dan.fox@contoso.gov.uk,bob.ray@contoso.gov.uk,cat.doe@contoso.gov.uk,X,Yes,,",
     "CP005,Annual thing,number,higher_is_better,Annual,5,,,,"
-    "dan.fox@contoso.gov.uk,bob.ray@contoso.gov.uk,cat.doe@contoso.gov.uk,X,Yes",
+    "dan.fox@contoso.gov.uk,bob.ray@contoso.gov.uk,cat.doe@contoso.gov.uk,X,Yes,,",
     "CP006,Self supervised,count,higher_is_better,Monthly,5,,,,"
-    "bob.ray@contoso.gov.uk,bob.ray@contoso.gov.uk,cat.doe@contoso.gov.uk,X,Yes",
+    "bob.ray@contoso.gov.uk,bob.ray@contoso.gov.uk,cat.doe@contoso.gov.uk,X,Yes,,",
     "CP007,Unknown supervisor,count,higher_is_better,Monthly,5,,,,"
-    "dan.fox@contoso.gov.uk,nobody@contoso.gov.uk,cat.doe@contoso.gov.uk,X,Yes",
+    "dan.fox@contoso.gov.uk,nobody@contoso.gov.uk,cat.doe@contoso.gov.uk,X,Yes,,",
     "CP008,Retired,count,higher_is_better,Monthly,5,,,,"
-    "dan.fox@contoso.gov.uk,bob.ray@contoso.gov.uk,cat.doe@contoso.gov.uk,X,No",
+    "dan.fox@contoso.gov.uk,bob.ray@contoso.gov.uk,cat.doe@contoso.gov.uk,X,No,,",
 ]
 PEOPLE = """id,name,email,line_manager
 0001,Ann Lee,ann.lee@contoso.gov.uk,bob.ray@contoso.gov.uk

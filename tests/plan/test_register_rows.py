@@ -209,8 +209,26 @@ def _plan(*args: str) -> Any:
     return CliRunner().invoke(main, ["plan", str(MONTHLY), "--period", "2026-10", *args])
 
 
+#: `plan` refuses a register without a column the flow maps; these are left blank.
+_BLANK = (
+    "Polarity",
+    "Target",
+    "Tolerance",
+    "TargetFrom",
+    "Comparator",
+    "Service",
+    "Kind",
+    "Profile",
+)
+PLAN_HEADER = ",".join([*COLUMNS, *_BLANK])
+
+
+def _plan_row(ident: str) -> str:
+    return ",".join([*row(ident).values(), *("" for _ in _BLANK)])
+
+
 def test_plan_lists_a_bad_id_and_plans_the_rest(tmp_path: Path) -> None:
-    lines = [HEADER, *(",".join(row(i).values()) for i in ("CP001", "CP 002"))]
+    lines = [PLAN_HEADER, *(_plan_row(i) for i in ("CP001", "CP 002"))]
     path = _write(tmp_path, ("\n".join(lines) + "\n").encode())
     result = _plan("--register", str(path), "--json")
     assert result.exit_code == 0, result.output
@@ -230,7 +248,7 @@ def test_plan_of_an_unreadable_register_is_one_clear_line(tmp_path: Path) -> Non
 
 
 def test_plan_warns_when_nobody_would_be_asked(tmp_path: Path) -> None:
-    lines = [HEADER, ",".join(row("CP 001").values())]
+    lines = [PLAN_HEADER, _plan_row("CP 001")]
     path = _write(tmp_path, ("\n".join(lines) + "\n").encode())
     result = _plan("--register", str(path))
     assert result.exit_code == 0, result.output

@@ -38,6 +38,7 @@ def _register() -> None:
     from m365perf.cli.cycle import cycle
     from m365perf.cli.db import db
     from m365perf.cli.demo import demo
+    from m365perf.cli.doctor import doctor
     from m365perf.cli.health import health
     from m365perf.cli.plan import plan
     from m365perf.cli.sandbox import sandbox
@@ -52,6 +53,7 @@ def _register() -> None:
     main.add_command(audit)
     main.add_command(correct)
     main.add_command(demo)
+    main.add_command(doctor)
     main.add_command(serve)
     main.add_command(sandbox)
     main.add_command(spc)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -14,6 +14,7 @@ from m365perf.flows import Flow, FlowError, flow_files, load_flow
 
 if TYPE_CHECKING:
     from m365perf.domain.periods import Period
+    from m365perf.plan.fieldmap import FieldMapProblem
     from m365perf.settings import Settings
     from m365perf.store import Store
     from m365perf.sync import PeopleSource, RegisterSource
@@ -118,3 +119,14 @@ def csv_errors_exit() -> Iterator[None]:
         yield
     except UnreadableCsv as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def fieldmap_or_exit(flow: Flow, problems: Sequence[FieldMapProblem]) -> None:
+    """End the command (exit 2) when the flow names register columns the register lacks."""
+    from m365perf.plan.fieldmap import errors, problem_lines
+
+    found = errors(problems)
+    if found:
+        for line in problem_lines(flow, found):
+            click.echo(f"Error: {line}" if not line.startswith("  ") else line, err=True)
+        sys.exit(EXIT_INVALID)

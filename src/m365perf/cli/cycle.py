@@ -18,6 +18,7 @@ import click
 
 from m365perf.cli._common import (
     csv_errors_exit,
+    fieldmap_or_exit,
     load_flow_or_exit,
     open_store,
     period_or_exit,
@@ -80,6 +81,7 @@ def _read_register(
     now: datetime,
 ) -> tuple[list[Indicator], list[RowProblem]]:
     """The register's indicators and problem rows, people copied into the store."""
+    from m365perf.plan.fieldmap import FieldMapError
     from m365perf.sync import sync
 
     with csv_errors_exit():
@@ -88,7 +90,11 @@ def _read_register(
             raise click.UsageError(
                 "no tenant is configured: pass --register CSV and --directory CSV"
             )
-        return sync(store, flow, register, people, now=now)
+        try:
+            return sync(store, flow, register, people, now=now)
+        except FieldMapError as exc:
+            fieldmap_or_exit(flow, exc.problems)
+            raise  # not reached: fieldmap_or_exit exits on any error
 
 
 def _problems(problems: Sequence[RowProblem]) -> list[dict[str, str]]:

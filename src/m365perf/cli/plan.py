@@ -10,6 +10,7 @@ import click
 
 from m365perf.cli._common import (
     csv_errors_exit,
+    fieldmap_or_exit,
     load_flow_or_exit,
     period_or_exit,
     register_options,
@@ -32,10 +33,13 @@ def plan(
 
     Reads the register from SharePoint and people from Entra ID when a tenant is
     configured, or from the CSVs given. Without a directory, every well-formed e-mail
-    is taken as a person and nobody has a line manager.
+    is taken as a person and nobody has a line manager. A field-map, filter or
+    approver column the register lacks is an error (exit 2); a mapped column empty on
+    every due row, or targets with no polarity, are warnings on stderr.
     """
     from m365perf.domain.approvers import Person
     from m365perf.plan import build_plan
+    from m365perf.plan.fieldmap import check_field_map, problem_lines
     from m365perf.plan.routing import FlowDirectory
     from m365perf.settings import load_settings
     from m365perf.sync import people_named
@@ -45,7 +49,12 @@ def plan(
     settings = load_settings()
     with csv_errors_exit():
         register, source = sources(settings, register_csv, directory_csv)
+        columns = register.columns(flow)
+        fieldmap_or_exit(flow, check_field_map(flow, columns))
         rows = register.rows(flow)
+    warnings = check_field_map(flow, columns, rows=rows)
+    for line in problem_lines(flow, warnings):
+        click.echo(line, err=True)
     if source is None:
         directory = FlowDirectory([], {}, flow, strict=False)
     else:
@@ -57,6 +66,7 @@ def plan(
             strict=True,
         )
     result = build_plan(flow, period, rows, directory).to_dict()
+    result["warnings"] = [{"where": w.where, "message": w.message, "fix": w.fix} for w in warnings]
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:

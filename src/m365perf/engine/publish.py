@@ -10,6 +10,7 @@ from m365perf.domain.profiling import rag_target
 from m365perf.engine.context import EngineContext, local_day
 from m365perf.engine.outbox import queue
 from m365perf.engine.views import indicator_kind, indicator_target, read_return
+from m365perf.flows.results import RESULT_COLUMNS, result_key
 from m365perf.messages import MessageError, Refresh, WriteBack, parse_message
 from m365perf.messages.ids import RefreshKey, WriteBackKey
 from m365perf.messages.names import OutboxKind, SubjectType, TimerKind
@@ -49,10 +50,8 @@ def results_row(
     approvals = [s for s in steps if s.status is StepStatus.APPROVED]
     approver = tx.find_person(approvals[-1].decided_by or "") if approvals else None
     submitter = tx.find_person(ret.submitted_by or "") if ret.submitted_by else None
-    key_id, key_period = [*flow.writeback.key, "IndicatorId", "Period"][:2]
-    return {
-        key_id: ret.indicator_key,
-        key_period: period.label,
+    key_id, key_period = result_key(flow.writeback)
+    values = {
         "Title": indicator.name,
         "Flow": flow.id,
         "CycleId": str(cycle.id),
@@ -81,6 +80,16 @@ def results_row(
         "ApprovedAt": ret.decided_at.isoformat() if ret.decided_at else None,
         "Version": ret.version,
     }
+    return {key_id: ret.indicator_key, key_period: period.label, **_in_list_order(values)}
+
+
+def _in_list_order(values: dict[str, Any]) -> dict[str, Any]:
+    """The row in the results list's column order; a field the list lacks is a bug here."""
+    names = [c.name for c in RESULT_COLUMNS]
+    extra = set(values) - set(names)
+    if extra:
+        raise LookupError(f"results row fields not in RESULT_COLUMNS: {sorted(extra)}")
+    return {name: values[name] for name in names}
 
 
 def queue_write_back(

@@ -207,7 +207,20 @@ def parse_flow(text: str, path: str = "<flow>") -> Flow:
     ]
     if semantic:
         raise FlowError(semantic)
+    flow._file = None if path == "<flow>" else path
     return flow
+
+
+def key_position(path: Path | str, loc: Loc) -> tuple[int, int]:
+    """1-based (line, column) of the key at ``loc`` in a flow file; (1, 1) if unreadable."""
+    try:
+        document = YAML(typ="rt").load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, MarkedYAMLError):
+        return (1, 1)
+    if not isinstance(document, CommentedMap):
+        return (1, 1)
+    positions = _positions(document)
+    return positions.of_value(loc) if loc and isinstance(loc[-1], int) else positions.of_key(loc)
 
 
 def _unique(problems: Iterable[FlowProblem]) -> list[FlowProblem]:

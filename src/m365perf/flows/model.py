@@ -10,7 +10,7 @@ import re
 from datetime import time
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from m365perf.domain.kinds import Frequency, HolidayCalendar, Rag
 
@@ -281,6 +281,11 @@ class WriteBack(_Strict):
     site: str
     list_title: str = Field(alias="list", description="Title of the results list.")
     key: list[str] = Field(default_factory=lambda: ["IndicatorId", "Period"], min_length=1)
+    history_list: str | None = Field(
+        None,
+        alias="history",
+        description="Title of the list past values are kept in, on the same site (optional).",
+    )
 
 
 class PowerBI(_Strict):
@@ -322,6 +327,12 @@ class Flow(_Strict):
     powerbi: PowerBI | None = None
     performance_team: list[str] = Field(default_factory=list)
     groups: dict[str, list[str]] = Field(default_factory=dict)
+    _file: str | None = PrivateAttr(None)
+
+    @property
+    def file(self) -> str | None:
+        """The flow file this flow was read from, so later errors can point into it."""
+        return self._file
 
     @field_validator("id")
     @classmethod

@@ -58,6 +58,55 @@ class ItemRef:
 
 
 @dataclass(frozen=True)
+class ColumnDefinition:
+    """A list column as Graph describes it; ``type`` is its kind facet (``text``, ``number``…).
+
+    ``id`` is empty on a definition about to be created. Read-only and hidden columns
+    are SharePoint's own (``Created``, ``Modified``…); ``multiline`` is text's
+    ``allowMultipleLines``.
+    """
+
+    name: str
+    type: str = "text"
+    indexed: bool = False
+    required: bool = False
+    multiline: bool = False
+    id: str = ""
+    display_name: str = ""
+    read_only: bool = False
+    hidden: bool = False
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON body that creates this column."""
+        facet: dict[str, Any] = {"allowMultipleLines": True} if self.multiline else {}
+        return {
+            "name": self.name,
+            "displayName": self.display_name or self.name,
+            "indexed": self.indexed,
+            "required": self.required,
+            self.type: facet,
+        }
+
+
+_COLUMN_FACETS = (
+    "text",
+    "number",
+    "boolean",
+    "dateTime",
+    "choice",
+    "currency",
+    "personOrGroup",
+    "lookup",
+    "calculated",
+    "hyperlinkOrPicture",
+    "term",
+    "geolocation",
+    "thumbnail",
+    "contentApprovalStatus",
+)
+
+
+@dataclass(frozen=True)
 class User:
     """A directory user as the approver chain needs them."""
 
@@ -152,6 +201,64 @@ class GraphClient:
             f"sites/{quote(site_id, safe=',')}/lists/{quote(title, safe='')}", cost=_RU_ONE_ITEM
         )
         return _required_str(body, "id")
+
+    def list_columns(self, site_id: str, list_id: str) -> list[ColumnDefinition]:
+        """Every column of the list with its kind and ``indexed`` flag (built-ins included)."""
+        body = self._sp_get(f"{_list_path(site_id, list_id)}/columns", cost=_RU_MANY_OR_WRITE)
+        columns = [_column(raw) for raw in body.get("value", []) if isinstance(raw, Mapping)]
+        while body.get("@odata.nextLink"):
+            body = self._sp_get(str(body["@odata.nextLink"]), cost=_RU_MANY_OR_WRITE)
+            columns += [_column(raw) for raw in body.get("value", []) if isinstance(raw, Mapping)]
+        return columns
+
+    def create_list(self, site_id: str, title: str, columns: Sequence[ColumnDefinition]) -> str:
+        """Create a generic list with ``columns`` (besides its own Title); its id.
+
+        Needs ``Sites.Manage.All``. Not retried on a timeout: look the list up first.
+        """
+        if not title:
+            raise ValueError("list title is empty")
+        response = self._api.request(
+            "POST",
+            f"sites/{quote(site_id, safe=',')}/lists",
+            json={
+                "displayName": title,
+                "columns": [c.payload() for c in columns],
+                "list": {"template": "genericList"},
+            },
+            budget=self._sharepoint,
+            cost=_RU_MANY_OR_WRITE,
+        )
+        return _required_str(json_object(response), "id")
+
+    def create_column(
+        self, site_id: str, list_id: str, column: ColumnDefinition
+    ) -> ColumnDefinition:
+        """Add one column to a list (``Sites.Manage.All``); the column as created."""
+        response = self._api.request(
+            "POST",
+            f"{_list_path(site_id, list_id)}/columns",
+            json=column.payload(),
+            budget=self._sharepoint,
+            cost=_RU_MANY_OR_WRITE,
+        )
+        return _column(json_object(response))
+
+    def set_column_indexed(
+        self, site_id: str, list_id: str, column_id: str, indexed: bool = True
+    ) -> ColumnDefinition:
+        """Index (or un-index) a column so ``$filter`` may name it; the column as it is now."""
+        if not column_id:
+            raise ValueError("column id is empty")
+        response = self._api.request(
+            "PATCH",
+            f"{_list_path(site_id, list_id)}/columns/{quote(column_id, safe='')}",
+            json={"indexed": indexed},
+            budget=self._sharepoint,
+            cost=_RU_MANY_OR_WRITE,
+            idempotent=True,  # setting the flag twice leaves it set
+        )
+        return _column(json_object(response))
 
     # -- items -------------------------------------------------------------------------
 
@@ -423,8 +530,29 @@ class GraphClient:
         )
 
 
+def _list_path(site_id: str, list_id: str) -> str:
+    return f"sites/{quote(site_id, safe=',')}/lists/{quote(list_id, safe='')}"
+
+
 def _items_path(site_id: str, list_id: str) -> str:
-    return f"sites/{quote(site_id, safe=',')}/lists/{quote(list_id, safe='')}/items"
+    return f"{_list_path(site_id, list_id)}/items"
+
+
+def _column(raw: Mapping[str, Any]) -> ColumnDefinition:
+    """A columnDefinition; its kind is whichever type facet it carries ("" when none)."""
+    kind = next((f for f in _COLUMN_FACETS if isinstance(raw.get(f), Mapping)), "")
+    text = raw.get("text")
+    return ColumnDefinition(
+        name=_required_str(raw, "name"),
+        type=kind,
+        indexed=bool(raw.get("indexed")),
+        required=bool(raw.get("required")),
+        multiline=isinstance(text, Mapping) and bool(text.get("allowMultipleLines")),
+        id=str(raw.get("id") or ""),
+        display_name=str(raw.get("displayName") or ""),
+        read_only=bool(raw.get("readOnly")),
+        hidden=bool(raw.get("hidden")),
+    )
 
 
 def _list_item(raw: Mapping[str, Any]) -> ListItem:

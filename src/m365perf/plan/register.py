@@ -78,6 +78,13 @@ def read_csv(path: Path | str, *, required: Iterable[str] = ()) -> list[dict[str
     Raises :class:`UnreadableCsv`, naming the file, when it cannot be read, is not text,
     has no header, or lacks one of the ``required`` columns.
     """
+    return read_csv_table(path, required=required)[1]
+
+
+def read_csv_table(
+    path: Path | str, *, required: Iterable[str] = ()
+) -> tuple[list[str], list[dict[str, str]]]:
+    """The header row and the rows of a CSV export, as :func:`read_csv` reads them."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -107,7 +114,7 @@ def read_csv(path: Path | str, *, required: Iterable[str] = ()) -> list[dict[str
         names = ", ".join(f"'{m}'" for m in missing)
         found = ", ".join(f"'{h}'" for h in header[:20]) + (", …" if len(header) > 20 else "")
         raise UnreadableCsv(f"{path}: has no column {names}; its columns are {found}")
-    return rows
+    return [h for h in header if h], rows
 
 
 def _decode(path: Path, raw: bytes) -> str:

@@ -20,8 +20,9 @@ from m365perf.sandbox.act import ActRequest, act
 from m365perf.sandbox.auth import issue_access_token
 from m365perf.sandbox.core import sandbox_of
 from m365perf.sandbox.mail import message_json
-from m365perf.sandbox.powerbi import fail_next_refresh
-from m365perf.sandbox.seed import describe
+from m365perf.sandbox.powerbi import fail_next_refresh, record_scheduled_refresh
+from m365perf.sandbox.seed import describe, site_id
+from m365perf.sandbox.store import ListRow, iso
 from m365perf.sandbox.teams import chats_of
 
 router = APIRouter(prefix="/_sandbox")
@@ -138,6 +139,24 @@ async def powerbi_fail_next(request: Request) -> Response:
     return JSONResponse({"next_refresh": "fails"})
 
 
+class ScheduledRefreshRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workspace: str
+    dataset: str
+
+
+@router.post("/powerbi/scheduled-refresh")
+async def powerbi_scheduled_refresh(request: Request) -> Response:
+    """Record a refresh Power BI's own schedule ran (it counts against the daily limit)."""
+    parsed = await _model(request, ScheduledRefreshRequest)
+    if isinstance(parsed, Response):
+        return parsed
+    if not record_scheduled_refresh(sandbox_of(request), parsed.workspace, parsed.dataset):
+        return _not_found(f"no dataset {parsed.dataset} in workspace {parsed.workspace}")
+    return JSONResponse({"recorded": "Scheduled"})
+
+
 class ClockRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -154,3 +173,72 @@ async def clock(request: Request) -> Response:
         return JSONResponse({"error": "the clock only moves forward"}, status_code=400)
     offset = sandbox_of(request).advance_clock(parsed.advance_s)
     return JSONResponse({"offset_s": offset})
+
+
+# a tenant a council got wrong: lists and columns broken on purpose (doctor, provision)
+
+_KINDS = ("text", "number", "boolean", "dateTime")
+
+
+class ColumnChange(BaseModel):
+    """What to change in a column: un-index it, make it (not) required, or change its kind."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    indexed: bool | None = None
+    required: bool | None = None
+    kind: str | None = None
+
+
+def _seeded_list(request: Request, title: str) -> ListRow | None:
+    sandbox = sandbox_of(request)
+    return sandbox.store.list_(site_id(sandbox), title)
+
+
+@router.delete("/lists/{title}")
+async def drop_list(title: str, request: Request) -> Response:
+    """Remove a list of the seeded site with its items, as if it had never been made."""
+    lst = _seeded_list(request, title)
+    if lst is None:
+        return _not_found(f"no list {title!r}")
+    sandbox_of(request).store.delete_list(lst.id)
+    return JSONResponse({"deleted": lst.display_name})
+
+
+@router.delete("/lists/{title}/columns/{name}")
+async def drop_column(title: str, name: str, request: Request) -> Response:
+    """Remove a column (its values stay in the items, unreadable, as in SharePoint)."""
+    sandbox = sandbox_of(request)
+    with sandbox.store.lock:
+        lst = _seeded_list(request, title)
+        if lst is None or lst.column(name) is None:
+            return _not_found(f"no column {name!r} in list {title!r}")
+        lst.columns = [c for c in lst.columns if c.name != name]
+        lst.modified = iso()
+        sandbox.store.put_list(lst)
+    return JSONResponse({"list": lst.display_name, "dropped": name})
+
+
+@router.patch("/lists/{title}/columns/{name}")
+async def change_column(title: str, name: str, request: Request) -> Response:
+    """Un-index a column, or give it another kind, without the app permissions Graph wants."""
+    parsed = await _model(request, ColumnChange)
+    if isinstance(parsed, Response):
+        return parsed
+    if parsed.kind is not None and parsed.kind not in _KINDS:
+        return JSONResponse({"error": f"kind is one of {', '.join(_KINDS)}"}, status_code=400)
+    sandbox = sandbox_of(request)
+    with sandbox.store.lock:
+        lst = _seeded_list(request, title)
+        column = lst.column(name) if lst is not None else None
+        if lst is None or column is None:
+            return _not_found(f"no column {name!r} in list {title!r}")
+        if parsed.indexed is not None:
+            column.indexed = parsed.indexed
+        if parsed.required is not None:
+            column.required = parsed.required
+        if parsed.kind is not None:
+            column.kind = parsed.kind
+        lst.modified = iso()
+        sandbox.store.put_list(lst)
+    return JSONResponse({"list": lst.display_name, "column": column.as_json()})

@@ -108,6 +108,10 @@ class SandboxApp(BaseModel):
     client_secret: str | None = None
     certificate_pem: str | None = None
     roles: tuple[str, ...] = ALL_APP_ROLES
+    powerbi: bool = True
+    """False: Power BI refuses the app (401), as when the tenant setting for service
+    principals leaves it out or it is not a member of the workspace. Entra still issues
+    its Power BI token: access is Power BI's decision, not an app role."""
 
 
 class SandboxConfig(BaseModel):

@@ -50,6 +50,7 @@ _USERS_READ = {
     "Directory.ReadWrite.All",
 }
 _COLUMN_KINDS = ("text", "number", "boolean", "dateTime")
+_TEXT_MAX = 255  # a single line of text; multi-line text has no such limit
 _READ_ONLY_FIELDS = {"id", "ID", "Created", "Modified", "Author", "Editor", "ContentType"}
 
 
@@ -167,7 +168,10 @@ _KIND_FACETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _column_json(column: Column) -> dict[str, Any]:
+def _column_json(column: Column, *, read_only: bool = False) -> dict[str, Any]:
+    facet = dict(_KIND_FACETS[column.kind])
+    if column.kind == "text" and column.multiline:
+        facet.update(allowMultipleLines=True, linesForEditing=6, maxLength=0)
     return {
         "columnGroup": "Custom Columns",
         "description": "",
@@ -177,10 +181,28 @@ def _column_json(column: Column) -> dict[str, Any]:
         "id": column.id,
         "indexed": column.indexed,
         "name": column.name,
-        "readOnly": False,
-        "required": False,
-        column.kind: _KIND_FACETS[column.kind],
+        "readOnly": read_only,
+        "required": column.required,
+        column.kind: facet,
     }
+
+
+def _builtin_columns(lst: ListRow) -> list[dict[str, Any]]:
+    """What every generic list has from its template: Title, and the read-only dates."""
+
+    def builtin(name: str, kind: str) -> Column:
+        return Column(name, kind, id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{lst.id}/{name}")))
+
+    title = {**_column_json(builtin("Title", "text")), "columnGroup": "Custom Columns"}
+    dates = [
+        {**_column_json(builtin(n, "dateTime"), read_only=True), "columnGroup": "_Hidden"}
+        for n in ("Modified", "Created")
+    ]
+    return [title, *dates]
+
+
+def _columns_json(lst: ListRow) -> list[dict[str, Any]]:
+    return [*_builtin_columns(lst), *(_column_json(c) for c in lst.columns)]
 
 
 def _list_json(site: SiteRow, lst: ListRow, with_columns: bool) -> dict[str, Any]:
@@ -200,7 +222,7 @@ def _list_json(site: SiteRow, lst: ListRow, with_columns: bool) -> dict[str, Any
         "list": {"contentTypesEnabled": False, "hidden": False, "template": "genericList"},
     }
     if with_columns:
-        body["columns"] = [_column_json(c) for c in lst.columns]
+        body["columns"] = _columns_json(lst)
     return body
 
 
@@ -307,6 +329,8 @@ def _sites(sandbox: Sandbox, call: GraphCall) -> Reply:
     if lst is None:
         return item_not_found()
     if len(parts) == 2:
+        if call.method == "DELETE":
+            return _delete_list(sandbox, call, lst)
         if call.method != "GET":
             return _not_allowed()
         with_columns = "columns" in odata.expand(call.options)
@@ -322,12 +346,14 @@ def _sites(sandbox: Sandbox, call: GraphCall) -> Reply:
                 {
                     "@odata.context": f"{call.base}/$metadata#sites('{site.id}')/lists('{lst.id}')"
                     "/columns",
-                    "value": [_column_json(c) for c in lst.columns],
+                    "value": _columns_json(lst),
                 }
             )
         if call.method == "POST":
             return _create_column(sandbox, call, site, lst)
         return _not_allowed()
+    if lowered[2] == "columns" and len(parts) == 4:
+        return _one_column(sandbox, call, site, lst, parts[3])
     if lowered[2] != "items":
         return _bad_segment(parts[2])
     if len(parts) == 3:
@@ -419,12 +445,75 @@ def _parse_column(definition: Any) -> Column | Reply:
         return invalid_request(
             f"Column '{definition['name']}' needs exactly one of: {', '.join(_COLUMN_KINDS)}"
         )
+    facet = definition[kinds[0]]
     return Column(
         name=definition["name"],
         kind=kinds[0],
         indexed=bool(definition.get("indexed", False)),
         id=str(uuid.uuid4()),
+        required=bool(definition.get("required", False)),
+        multiline=isinstance(facet, dict) and bool(facet.get("allowMultipleLines")),
     )
+
+
+def _delete_list(sandbox: Sandbox, call: GraphCall, lst: ListRow) -> Reply:
+    if not _has_role(call, _SITES_MANAGE):
+        return _denied(call, "sites")
+    sandbox.store.delete_list(lst.id)
+    return Reply(204)
+
+
+_COLUMN_UPDATES = {"indexed", "required", "description", "displayName", "hidden"}
+
+
+def _one_column(sandbox: Sandbox, call: GraphCall, site: SiteRow, lst: ListRow, key: str) -> Reply:
+    """GET, PATCH (``indexed``, ``required``) or DELETE one column, by id."""
+    builtin = next((c for c in _builtin_columns(lst) if c["id"] == key), None)
+    column = next((c for c in lst.columns if c.id.lower() == key.strip("{}").lower()), None)
+    if call.method not in ("GET", "PATCH", "DELETE"):
+        return _not_allowed()
+    if builtin is not None:
+        if call.method == "GET":
+            return _ok(builtin)
+        return graph_error(
+            400, "invalidRequest", "The sandbox does not change a list's built-in columns."
+        )
+    if column is None:
+        return item_not_found("The column could not be found.")
+    if call.method == "GET":
+        return _ok(_column_json(column))
+    if not _has_role(call, _SITES_MANAGE):
+        return _denied(call, "sites")
+    if call.method == "DELETE":
+        with sandbox.store.lock:
+            current = sandbox.store.list_(site.id, lst.id)
+            assert current is not None
+            current.columns = [c for c in current.columns if c.id != column.id]
+            current.modified = iso()
+            sandbox.store.put_list(current)
+        return Reply(204)
+    try:
+        patch = call.json()
+    except json.JSONDecodeError:
+        return _json_error()
+    if not isinstance(patch, dict) or not patch:
+        return invalid_request("Supply the columnDefinition properties to update.")
+    unknown = sorted(set(patch) - _COLUMN_UPDATES)
+    if unknown:
+        return invalid_request(
+            f"The sandbox updates only {', '.join(sorted(_COLUMN_UPDATES))}, not {unknown[0]}."
+        )
+    with sandbox.store.lock:
+        current = sandbox.store.list_(site.id, lst.id)
+        assert current is not None
+        target = next(c for c in current.columns if c.id == column.id)
+        if "indexed" in patch:
+            target.indexed = bool(patch["indexed"])
+        if "required" in patch:
+            target.required = bool(patch["required"])
+        current.modified = iso()
+        sandbox.store.put_list(current)
+    return _ok(_column_json(target))
 
 
 def _create_list(sandbox: Sandbox, call: GraphCall, site: SiteRow) -> Reply:
@@ -567,6 +656,12 @@ def _check_value(column: Column | None, name: str, value: Any) -> Reply | None:
     if value is None:
         return None
     kind = "text" if column is None else column.kind
+    single_line = column is None or not column.multiline
+    if kind == "text" and single_line and isinstance(value, str) and len(value) > _TEXT_MAX:
+        return invalid_request(
+            f"The value of field '{name}' is longer than {_TEXT_MAX} characters, the most a "
+            "single line of text holds."
+        )
     ok = {
         "text": isinstance(value, str),
         "number": isinstance(value, int | float) and not isinstance(value, bool),

@@ -66,6 +66,37 @@ def _dataset_missing(dataset: str) -> Reply:
     )
 
 
+def _not_authorized() -> Reply:
+    return powerbi_error(
+        401,
+        "PowerBINotAuthorizedException",
+        "The service principal is not allowed to use Power BI APIs or has no access "
+        "to this workspace.",
+    )
+
+
+def _refused(request: Request) -> Reply | None:
+    """Power BI's own refusal of an app it does not let in (see ``SandboxApp.powerbi``)."""
+    claims = request.scope.get("state", {}).get("claims") or {}
+    app_id = claims.get("appid") or claims.get("azp")
+    for app in sandbox_of(request).config.apps:
+        if app.client_id == app_id and not app.powerbi:
+            return _not_authorized()
+    return None
+
+
+def record_scheduled_refresh(sandbox: Sandbox, workspace: str, dataset: str) -> bool:
+    """A refresh Power BI's own schedule ran just now (completed); False if no such dataset."""
+    if not sandbox.store.dataset_exists(workspace, dataset):
+        return False
+    now = sandbox.now()
+    with sandbox.store.lock:
+        sandbox.store.add_refresh(
+            RefreshRow(0, str(uuid.uuid4()), workspace, dataset, "Scheduled", now - 60, 30, False)
+        )
+    return True
+
+
 def trigger(sandbox: Sandbox, workspace: str, dataset: str, payload: Any, base: str) -> Reply:
     store, config = sandbox.store, sandbox.config
     if not store.dataset_exists(workspace, dataset):
@@ -165,15 +196,24 @@ async def post_refresh(workspace: str, dataset: str, request: Request) -> Respon
         return powerbi_error(
             400, "InvalidRequest", "The request body is not valid JSON."
         ).response()
+    refused = _refused(request)
+    if refused is not None:
+        return refused.response()
     return trigger(sandbox_of(request), workspace, dataset, payload, _base(request)).response()
 
 
 @router.get(_PREFIX)
 async def get_refreshes(workspace: str, dataset: str, request: Request) -> Response:
     top = request.query_params.get("$top") or request.query_params.get("top")
+    refused = _refused(request)
+    if refused is not None:
+        return refused.response()
     return history(sandbox_of(request), workspace, dataset, top, _base(request)).response()
 
 
 @router.get(_PREFIX + "/{request_id}")
 async def get_refresh(workspace: str, dataset: str, request_id: str, request: Request) -> Response:
+    refused = _refused(request)
+    if refused is not None:
+        return refused.response()
     return one(sandbox_of(request), workspace, dataset, request_id).response()

@@ -13,11 +13,13 @@ import csv
 import re
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from m365perf.domain.kinds import Frequency, Polarity, Unit
+from m365perf.flows.results import HISTORY_COLUMNS as HISTORY_COLUMN_SPECS
+from m365perf.flows.results import HISTORY_KEY, RESULT_COLUMNS, ResultColumn
 from m365perf.sandbox.core import Sandbox
 from m365perf.sandbox.store import Column, ListRow, SiteRow, UserRow
 from m365perf.sandbox.teams import teams_user_id
@@ -54,44 +56,26 @@ REGISTER_COLUMNS: tuple[Column, ...] = (
 REGISTER_FIELDS = ("IndicatorId", "Title", *(c.name for c in REGISTER_COLUMNS[1:]))
 """The register's columns in CSV order; the same names as the SharePoint list's."""
 
-RESULTS_COLUMNS: tuple[Column, ...] = (
-    Column("IndicatorId", "text", indexed=True),
-    Column("Period", "text", indexed=True),
-    Column("Value", "number"),
-    Column("ValueText"),
-    Column("NoDataReason"),
-    Column("Commentary"),
-    Column("Target"),
-    Column("Rag"),
-    Column("DirectionPrevious"),
-    Column("DirectionLastYear"),
-    Column("DirectionLongTrend"),
-    Column("Variation"),
-    Column("Assurance"),
-    Column("DataQualityFlag", "boolean"),
-    Column("ReturnedBy"),
-    Column("ReturnedAt", "dateTime"),
-    Column("ApprovedBy"),
-    Column("ApprovedAt", "dateTime"),
-    Column("CycleId"),
-    Column("Flow"),
-    Column("PeriodStart"),
-    Column("Unit"),
-    Column("Comparator"),
-    Column("VariationColour"),
-    Column("Late", "boolean"),
-    Column("Version", "number"),
-)
 
-HISTORY_COLUMNS: tuple[Column, ...] = (
-    Column("IndicatorId", "text", indexed=True),
-    Column("Period", "text", indexed=True),
-    Column("Series", "text", indexed=True),
-    Column("Value", "number"),
-    Column("ValueText"),
-    Column("Scope"),
-    Column("DataDate"),
+def _columns(fields: Iterable[ResultColumn], key: Iterable[str]) -> tuple[Column, ...]:
+    """A list as ``m365perf provision`` makes it: key columns indexed, Title left to SharePoint."""
+    keys = set(key)
+    return tuple(
+        Column(
+            f.name, f.kind, indexed=f.name in keys, required=f.name in keys, multiline=f.multiline
+        )
+        for f in fields
+        if f.name != "Title"
+    )
+
+
+RESULTS_COLUMNS: tuple[Column, ...] = _columns(
+    (ResultColumn("IndicatorId"), ResultColumn("Period"), *RESULT_COLUMNS),
+    ("IndicatorId", "Period"),
 )
+"""The results list the example flows write back to, keyed on (IndicatorId, Period)."""
+
+HISTORY_COLUMNS: tuple[Column, ...] = _columns(HISTORY_COLUMN_SPECS, HISTORY_KEY)
 
 
 def stable_guid(seed: int, name: str) -> str:
@@ -495,10 +479,7 @@ def _list(
     existing = sandbox.store.list_(site_id, list_id)
     if existing is not None:
         return existing
-    cols = [
-        Column(c.name, c.kind, c.indexed, stable_guid(seed, f"column/{name}/{c.name}"))
-        for c in columns
-    ]
+    cols = [replace(c, id=stable_guid(seed, f"column/{name}/{c.name}")) for c in columns]
     lst = ListRow(list_id, site_id, name, cols, SEEDED_AT, SEEDED_AT)
     sandbox.store.put_list(lst)
     return lst

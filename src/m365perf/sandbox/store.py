@@ -110,9 +110,18 @@ class Column:
     kind: str = "text"
     indexed: bool = False
     id: str = ""
+    required: bool = False
+    multiline: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "indexed": self.indexed, "id": self.id}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "indexed": self.indexed,
+            "id": self.id,
+            "required": self.required,
+            "multiline": self.multiline,
+        }
 
 
 @dataclass
@@ -328,6 +337,12 @@ class Store:
             (site_id, bare, key),
         )
         return None if row is None else self._list_row(row)
+
+    def delete_list(self, list_id: str) -> None:
+        """The list and every item in it, as SharePoint's delete (recycle bin aside)."""
+        with self.lock:
+            self._run("DELETE FROM items WHERE list_id = ?", (list_id,))
+            self._run("DELETE FROM lists WHERE id = ?", (list_id,))
 
     def lists(self, site_id: str) -> list[ListRow]:
         rows = self._all("SELECT * FROM lists WHERE site_id = ? ORDER BY created, id", (site_id,))

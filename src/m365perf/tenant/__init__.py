@@ -1,0 +1,24 @@
+"""The tenant side of going live: which SharePoint lists a flow needs, creating them, checking them.
+
+Stands on the flow model and the Microsoft 365 clients; the domain never imports it.
+"""
+
+from m365perf.tenant.lists import (
+    ANY_TYPE,
+    BUILTIN_COLUMNS,
+    ColumnSpec,
+    ListSpec,
+    history_list,
+    register_columns,
+    results_list,
+)
+
+__all__ = [
+    "ANY_TYPE",
+    "BUILTIN_COLUMNS",
+    "ColumnSpec",
+    "ListSpec",
+    "history_list",
+    "register_columns",
+    "results_list",
+]
