@@ -64,8 +64,8 @@ def _import_history(council: Bench, indicator: str, values: list[float]) -> None
         for value in reversed(values):
             period = period.previous()
             tx.put_history(
-                MONTHLY,
                 indicator,
+                frequency=period.frequency,
                 period=period.label,
                 period_start=period.start,
                 value=value,

@@ -18,6 +18,7 @@ def _register() -> None:
     from m365perf.cli.correct import correct
     from m365perf.cli.cycle import cycle
     from m365perf.cli.demo import demo
+    from m365perf.cli.history import history
     from m365perf.cli.plan import plan
     from m365perf.cli.sandbox import sandbox
     from m365perf.cli.serve import serve
@@ -33,6 +34,7 @@ def _register() -> None:
     main.add_command(serve)
     main.add_command(sandbox)
     main.add_command(spc)
+    main.add_command(history)
 
 
 _register()
