@@ -1090,7 +1090,13 @@ def test_a_failed_transaction_leaves_neither_state_nor_outbox_row(store: Store) 
             now=NOW,
         )
         tx.put_history(
-            "A", frequency=MONTHLY, period="p", period_start=date(2026, 1, 1), value=1, source="s", now=NOW
+            "A",
+            frequency=MONTHLY,
+            period="p",
+            period_start=date(2026, 1, 1),
+            value=1,
+            source="s",
+            now=NOW,
         )
         raise _Boom
     with store.transaction() as tx:

@@ -153,9 +153,7 @@ def test_history_kept_per_flow_is_carried_over_per_indicator(empty_database: str
     # Two flows held 2024/25: the value recorded last is kept; its Q1 is its own point.
     assert [(p.period, p.value) for p in annual] == [("2024/25", 11.0)]
     assert [(p.period, p.value) for p in quarterly] == [("2024/25 Q1", 3.0)]
-    assert [(p.period, p.value, p.source) for p in monthly] == [
-        ("2024-04", 7.5, "import:old.csv")
-    ]
+    assert [(p.period, p.value, p.source) for p in monthly] == [("2024-04", 7.5, "import:old.csv")]
 
 
 def test_create_store_gives_the_sql_store_for_a_sqlite_file(tmp_path: Path) -> None:
