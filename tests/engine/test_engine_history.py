@@ -261,7 +261,7 @@ def test_an_xlsx_export_round_trips(tmp_path: Path) -> None:
 def test_a_malformed_xlsx_is_a_clear_error(tmp_path: Path) -> None:
     broken = tmp_path / "export.xlsx"
     broken.write_bytes(b"PK\x03\x04 this is not really a workbook")
-    with pytest.raises(HistoryFileError, match="export.xlsx: not a readable Excel workbook"):
+    with pytest.raises(HistoryFileError, match=r"export\.xlsx: not a readable Excel workbook"):
         read_export(broken, PRESETS["pentana"])
 
 

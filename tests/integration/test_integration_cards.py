@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from integration_support import (
-    MONTHLY,
     Bench,
     Posted,
     bench,

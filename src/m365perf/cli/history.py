@@ -72,8 +72,14 @@ def import_(
         raise click.UsageError("--apply needs --by (who imports, for the audit trail)")
     if (export is None) == (not from_sharepoint):
         raise click.UsageError("give an export FILE or --from-sharepoint, not both or neither")
+    if not column_map and not from_sharepoint:
+        raise click.BadParameter(
+            "say which column is which: a preset (pentana, camms, sharepoint) or "
+            "id=Code,period=Period,value=Actual",
+            param_hint="--map",
+        )
     try:
-        columns = ColumnMap.parse(column_map or ("sharepoint" if from_sharepoint else ""))
+        columns = ColumnMap.parse(column_map or "sharepoint")
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--map") from None
     settings = load_settings()
