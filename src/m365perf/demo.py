@@ -333,6 +333,7 @@ class Rehearsal:
             by="demo",
             now=self.clock.now,
             apply=True,
+            place="item",
         )
         return report.new
 

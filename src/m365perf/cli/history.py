@@ -94,7 +94,13 @@ def import_(
     store = open_store(settings)
     try:
         report = import_history(
-            store, rows, source=source, by=by or "", now=datetime.now(UTC), apply=apply
+            store,
+            rows,
+            source=source,
+            by=by or "",
+            now=datetime.now(UTC),
+            apply=apply,
+            place="line" if export is not None else "item",
         )
     finally:
         store.close()

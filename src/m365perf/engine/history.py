@@ -22,7 +22,7 @@ from m365perf.store import APPROVED_SOURCE, HistoryPoint, Store, Transaction
 
 @dataclass(frozen=True)
 class HistoryRow:
-    """One row of an export as read, before judging: where it was, and its cells."""
+    """One row of an export as read, before judging: its line (a list item's id), its cells."""
 
     line: int
     indicator: str
@@ -70,6 +70,8 @@ class ImportReport:
 
     source: str
     applied: bool
+    place: str = "line"
+    """What a row's number is: the file's ``line``, or a SharePoint list ``item``."""
     rows: int = 0
     new: int = 0
     unchanged: int = 0
@@ -81,6 +83,7 @@ class ImportReport:
         return {
             "source": self.source,
             "applied": self.applied,
+            "place": self.place,
             "rows": self.rows,
             "new": self.new,
             "unchanged": self.unchanged,
@@ -104,14 +107,14 @@ class ImportReport:
         if self.rejected:
             out.append("Rejected:")
             out += [
-                f"  line {r.line}: {r.indicator or '(no id)'} {r.period or '(no period)'}: "
+                f"  {self.place} {r.line}: {r.indicator or '(no id)'} {r.period or '(no period)'}: "
                 f"{r.reason}"
                 for r in self.rejected
             ]
         if self.clashes:
             out.append("Clashing (the value already held is kept):")
             out += [
-                f"  line {c.line}: {c.indicator} {c.period}: the file says {c.value:g}, "
+                f"  {self.place} {c.line}: {c.indicator} {c.period}: the file says {c.value:g}, "
                 f"the store holds {c.existing:g} ({_origin(c.existing_source)})"
                 for c in self.clashes
             ]
@@ -130,13 +133,14 @@ def import_history(
     by: str,
     now: datetime,
     apply: bool = False,
+    place: str = "line",
 ) -> ImportReport:
     """Judge every row and, with ``apply``, write the new ones and one audit event.
 
     ``source`` names the import (``import:coventry-pentana-export.csv``); it is recorded
     with every value written, so any point on a chart can be traced to its file.
     """
-    report = ImportReport(source=source, applied=apply, rows=len(rows))
+    report = ImportReport(source=source, applied=apply, place=place, rows=len(rows))
     with store.transaction() as tx:
         accepted = _judge(tx, rows, source, report)
         held: dict[tuple[str, Frequency], dict[date, HistoryPoint]] = {}
@@ -225,7 +229,7 @@ def _judge(
         if slot in seen:
             first_line, first_value = seen[slot]
             reject(
-                f"duplicate row: line {first_line} already gives {key} {period.label}"
+                f"duplicate row: {report.place} {first_line} already gives {key} {period.label}"
                 + ("" if first_value == value else f" (as {first_value:g}, this row {value:g})")
             )
             continue
