@@ -27,7 +27,7 @@ from typing import Any
 
 import requests
 
-from m365perf.domain.periods import Period, PeriodError
+from m365perf.domain.periods import Period
 from m365perf.engine.context import at_local
 from m365perf.errors import M365PerfError
 from m365perf.flows.model import Flow
@@ -234,7 +234,7 @@ class Rehearsal:
 
     def _value_for(self, flow: Flow, indicator_id: str, unit_hint: str) -> str:
         with self.service.store.transaction() as tx:
-            history = tx.history(flow.id, indicator_id)
+            history = tx.history(indicator_id, flow.frequency)
         rng = random.Random(f"{indicator_id}:{len(history)}")
         if history:
             last = history[-1].value
@@ -312,37 +312,30 @@ class Rehearsal:
     # --- the cycle --------------------------------------------------------------------
 
     def import_history(self, flow: Flow) -> int:
-        """Past values from the council's KPI History list, where the periods fit the flow."""
-        from m365perf.domain.kinds import Frequency
+        """The council's KPI History list, through ``m365perf history import --from-sharepoint``.
 
-        graph = self.service.clients.graph
-        host, _, path = flow.source.site.partition(":")
-        site = graph.get_site_id(host, path)
-        history_list = graph.get_list_id(site, HISTORY_LIST)
-        count = 0
-        now = self.clock.now
-        with self.service.store.transaction() as tx:
-            for item in graph.list_items(site, history_list, filter="fields/Series eq 'coventry'"):
-                fields = item.fields
-                if fields.get("Value") is None:
-                    continue
-                try:
-                    period = Period.parse(str(fields.get("Period", "")))
-                except PeriodError:
-                    continue
-                if period.frequency is not flow.frequency or flow.frequency is Frequency.MONTHLY:
-                    continue
-                tx.put_history(
-                    flow.id,
-                    str(fields["IndicatorId"]),
-                    period=period.label,
-                    period_start=period.start,
-                    value=float(fields["Value"]),
-                    source=f"sharepoint:{HISTORY_LIST}",
-                    now=now,
-                )
-                count += 1
-        return count
+        Run before every cycle: the import never overwrites, so a second run adds nothing.
+        """
+        from m365perf.engine.history import import_history
+        from m365perf.history_files import PRESETS, read_sharepoint
+
+        rows = read_sharepoint(
+            self.service.clients.graph,
+            flow.source.site,
+            HISTORY_LIST,
+            PRESETS["sharepoint"],
+            filter="fields/Series eq 'coventry'",
+        )
+        report = import_history(
+            self.service.store,
+            rows,
+            source=f"sharepoint:{HISTORY_LIST}",
+            by="demo",
+            now=self.clock.now,
+            apply=True,
+            place="item",
+        )
+        return report.new
 
     def run_cycle(self, flow: Flow, period: Period, *, late_owner: bool, reject: bool) -> None:
         plan = timetable(flow, period)

@@ -15,6 +15,8 @@ checks this drawing against the code, so it cannot go stale::
     ├── CardTooLargeError              (also ValueError) cards: over the size limit
     ├── UnreadableCsv                  (also ValueError) plan: a register or people CSV
     ├── FieldMapError                  plan: the flow names columns the register lacks
+    ├── ExportValueError               (also ValueError) domain: an export's period or value
+    ├── HistoryFileError               (also ValueError) history: an export that cannot be read
     ├── IdError                        (also ValueError) messages: not a card id or key of ours
     │   ├── CardIdError
     │   └── DedupKeyError

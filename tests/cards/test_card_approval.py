@@ -103,7 +103,7 @@ def test_a_card_over_the_size_limit_is_refused() -> None:
 
 def test_history_values_may_be_missing() -> None:
     card = render_approval(approval(history=(PeriodValue("2026/27 Q1", None),)))
-    assert "2026/27 Q1: no data" in texts(card)
+    assert "2026/27 Q1: not recorded" in texts(card)
 
 
 # --- outcome ---------------------------------------------------------------------------

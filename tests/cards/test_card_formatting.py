@@ -26,7 +26,7 @@ from m365perf.domain.kinds import Unit
         (0.1 + 0.2, Unit.RATIO, "0.3"),  # float noise is not shown
         (33.33333, Unit.PERCENTAGE, "33.333%"),
         (-4.2, Unit.PERCENTAGE, "-4.2%"),
-        (None, Unit.COUNT, "no data"),
+        (None, Unit.COUNT, "not recorded"),
     ],
 )
 def test_values_are_formatted_by_unit(value: float | None, unit: Unit, shown: str) -> None:

@@ -180,8 +180,8 @@ def make_council(
             for label, value in points:
                 past = Period.parse(label)
                 tx.put_history(
-                    flow.id,
                     key,
+                    frequency=past.frequency,
                     period=past.label,
                     period_start=past.start,
                     value=value,

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from integration_support import (
-    MONTHLY,
     Bench,
     Posted,
     bench,
@@ -64,8 +63,8 @@ def _import_history(council: Bench, indicator: str, values: list[float]) -> None
         for value in reversed(values):
             period = period.previous()
             tx.put_history(
-                MONTHLY,
                 indicator,
+                frequency=period.frequency,
                 period=period.label,
                 period_start=period.start,
                 value=value,

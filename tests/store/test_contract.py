@@ -30,6 +30,8 @@ from m365perf.store import (
 
 LATER = NOW + timedelta(hours=1)
 
+MONTHLY = Frequency.MONTHLY
+
 
 class _Boom(Exception):
     pass
@@ -279,8 +281,8 @@ def test_history_lists_approved_values_by_period(store: Store) -> None:
             else:
                 tx.send_back_return(ret.id or 0, 2, by="sup", reason="x", now=NOW)
     with store.transaction() as tx:
-        everything = tx.history(FLOW, "A")
-        before_sept = tx.history(FLOW, "A", before=date(2026, 9, 1))
+        everything = tx.history("A", MONTHLY)
+        before_sept = tx.history("A", MONTHLY, before=date(2026, 9, 1))
     assert [(p.period, p.value) for p in everything] == [
         ("2026-06", 70.0),
         ("2026-07", 80.0),
@@ -306,8 +308,8 @@ def test_history_starts_with_imported_values_and_approved_returns_take_over(
     with store.transaction() as tx:
         for month, value in [(6, 60.0), (7, 70.0), (8, 75.0)]:
             tx.put_history(
-                FLOW,
                 "A",
+                frequency=MONTHLY,
                 period=f"2026-0{month}",
                 period_start=date(2026, month, 1),
                 value=value,
@@ -315,8 +317,8 @@ def test_history_starts_with_imported_values_and_approved_returns_take_over(
                 now=NOW,
             )
         tx.put_history(
-            FLOW,
             "B",
+            frequency=MONTHLY,
             period="2026-05",
             period_start=date(2026, 5, 1),
             value=1,
@@ -326,9 +328,9 @@ def test_history_starts_with_imported_values_and_approved_returns_take_over(
     august = _approve(store, "2026-08", 80.0)  # the council's approved figure wins
     september = _approve(store, "2026-09", 90.0)
     with store.transaction() as tx:
-        points = tx.history(FLOW, "A")
-        before_aug = tx.history(FLOW, "A", before=date(2026, 8, 1))
-        other_flow = tx.history("other-flow", "A")
+        points = tx.history("A", MONTHLY)
+        before_aug = tx.history("A", MONTHLY, before=date(2026, 8, 1))
+        quarterly = tx.history("A", Frequency.QUARTERLY)
     assert [(p.period, p.value, p.source, p.return_id) for p in points] == [
         ("2026-06", 60.0, source, None),
         ("2026-07", 70.0, source, None),
@@ -336,22 +338,54 @@ def test_history_starts_with_imported_values_and_approved_returns_take_over(
         ("2026-09", 90.0, APPROVED_SOURCE, september),
     ]
     assert [p.period for p in before_aug] == ["2026-06", "2026-07"]
-    assert other_flow == []
+    assert quarterly == []  # the same id at another frequency is another series
+
+
+def test_history_is_per_indicator_so_a_move_to_another_flow_keeps_its_past(
+    store: Store,
+) -> None:
+    with store.transaction() as tx:
+        tx.put_history(
+            "A",
+            frequency=MONTHLY,
+            period="2026-06",
+            period_start=date(2026, 6, 1),
+            value=60.0,
+            source="import:pentana.csv",
+            note="from the old system",
+            now=NOW,
+        )
+        cycle, _ = open_cycle(tx, "2026-07")  # approved in the flow it used to be in
+        (ret,) = tx.create_returns(cycle.id or 0, [NewReturn(indicator_key="A")], now=NOW)
+        tx.submit_return(ret.id or 0, 1, ReturnFigure(value=70.0), by="officer-1", now=NOW)
+        tx.approve_return(ret.id or 0, 2, by="sup", now=NOW)
+        moved, _ = open_cycle(tx, "2026-08", flow="another-flow")  # and now in this one
+        (again,) = tx.create_returns(moved.id or 0, [NewReturn(indicator_key="A")], now=NOW)
+        tx.submit_return(again.id or 0, 1, ReturnFigure(value=80.0), by="officer-1", now=NOW)
+        tx.approve_return(again.id or 0, 2, by="sup", now=NOW)
+    with store.transaction() as tx:
+        points = tx.history("A", MONTHLY)
+    assert [(p.period, p.value) for p in points] == [
+        ("2026-06", 60.0),
+        ("2026-07", 70.0),
+        ("2026-08", 80.0),
+    ]
+    assert points[0].note == "from the old system"
 
 
 def test_importing_a_period_again_replaces_its_value(store: Store) -> None:
     with store.transaction() as tx:
         for value, source in [(61.0, "import:first.csv"), (62.5, "import:corrected.csv")]:
             tx.put_history(
-                FLOW,
                 "A",
+                frequency=MONTHLY,
                 period="2026-06",
                 period_start=date(2026, 6, 1),
                 value=value,
                 source=source,
                 now=NOW,
             )
-        (point,) = tx.history(FLOW, "A")
+        (point,) = tx.history("A", MONTHLY)
     assert (point.value, point.source) == (62.5, "import:corrected.csv")
 
 
@@ -370,8 +404,8 @@ def test_imported_history_refuses_values_that_would_mislead(
 ) -> None:
     with store.transaction() as tx, pytest.raises(ValueError, match=message):
         tx.put_history(
-            FLOW,
             "A",
+            frequency=MONTHLY,
             period="2026-06",
             period_start=date(2026, 6, 1),
             value=value,
@@ -1056,14 +1090,20 @@ def test_a_failed_transaction_leaves_neither_state_nor_outbox_row(store: Store) 
             now=NOW,
         )
         tx.put_history(
-            FLOW, "A", period="p", period_start=date(2026, 1, 1), value=1, source="s", now=NOW
+            "A",
+            frequency=MONTHLY,
+            period="p",
+            period_start=date(2026, 1, 1),
+            value=1,
+            source="s",
+            now=NOW,
         )
         raise _Boom
     with store.transaction() as tx:
         assert tx.find_cycle(FLOW, PERIOD) is None
         assert tx.list_outbox() == [] and tx.list_timers() == [] and tx.list_audit() == []
         assert tx.list_people() == [] and tx.list_deliveries() == []
-        assert tx.history(FLOW, "A") == []
+        assert tx.history("A", MONTHLY) == []
     with store.transaction() as tx:  # and the keys are free for the retry
         assert tx.enqueue("send_card", budget="bot", payload={}, dedup_key="card", now=NOW)[1]
 

@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from store_helpers import FLOW, PERIOD
 
+from m365perf.domain.kinds import Frequency
 from m365perf.store import SchemaOutOfDate, SqlStore, create_store
 from m365perf.store.migrate import current_revision, head_revision, upgrade
 from m365perf.store.sql import make_engine
@@ -110,6 +111,49 @@ def test_a_database_from_the_last_release_is_refused_then_migrated_with_its_data
     ]
     # An open step on a return no longer in approval is nobody's turn: skipped, with why.
     assert leftover.status == "skipped" and "migration 0003" in (leftover.reason or "")
+
+
+def test_history_kept_per_flow_is_carried_over_per_indicator(empty_database: str) -> None:
+    upgrade(empty_database, "0003")
+    engine = make_engine(empty_database)  # 0003's history: per flow
+    try:
+        with engine.begin() as db:
+            for rid, flow, key, period, start, value, at in (
+                (1, "old-flow", "CP01", "2024/25", "2024-04-01", 10.0, "2025-01-01 09:00:00+00"),
+                (2, "new-flow", "CP01", "2024/25", "2024-04-01", 11.0, "2025-02-01 09:00:00+00"),
+                (3, "q-flow", "CP01", "2024/25 Q1", "2024-04-01", 3.0, "2025-01-01 09:00:00+00"),
+                (4, "old-flow", "CP02", "2024-04", "2024-04-01", 7.5, "2025-01-01 09:00:00+00"),
+            ):
+                db.execute(
+                    text(
+                        "INSERT INTO history_value (id, flow_id, indicator_key, period,"
+                        " period_start, value, source, recorded_at) VALUES (:id, :flow, :key,"
+                        " :period, :start, :value, 'import:old.csv', :at)"
+                    ),
+                    {
+                        "id": rid,
+                        "flow": flow,
+                        "key": key,
+                        "period": period,
+                        "start": start,
+                        "value": value,
+                        "at": at,
+                    },
+                )
+    finally:
+        engine.dispose()
+    store = create_store(empty_database, migrate=True)
+    try:
+        with store.transaction() as tx:
+            annual = tx.history("CP01", Frequency.ANNUAL)
+            quarterly = tx.history("CP01", Frequency.QUARTERLY)
+            monthly = tx.history("CP02", Frequency.MONTHLY)
+    finally:
+        store.close()
+    # Two flows held 2024/25: the value recorded last is kept; its Q1 is its own point.
+    assert [(p.period, p.value) for p in annual] == [("2024/25", 11.0)]
+    assert [(p.period, p.value) for p in quarterly] == [("2024/25 Q1", 3.0)]
+    assert [(p.period, p.value, p.source) for p in monthly] == [("2024-04", 7.5, "import:old.csv")]
 
 
 def test_create_store_gives_the_sql_store_for_a_sqlite_file(tmp_path: Path) -> None:

@@ -72,13 +72,13 @@ _PLACEHOLDERS = {
 
 
 def format_value(value: float | None, unit: Unit | str) -> str:
-    """``87.5`` as "87.5%", "£1,234.50", "1,234", "12.5 days" or "2.75"; None as "no data".
+    """``87.5`` as "87.5%", "£1,234.50", "1,234", "12.5 days" or "2.75"; None as "not recorded".
 
     Whole pounds are shown without pence ("£35,719"), other amounts with two places.
     """
     unit = as_unit(unit)
     if value is None:
-        return "no data"
+        return "not recorded"
     number = _decimal(value)
     if unit is Unit.CURRENCY:
         places = 0 if number == number.to_integral_value() else 2

@@ -40,6 +40,7 @@ def _register() -> None:
     from m365perf.cli.demo import demo
     from m365perf.cli.doctor import doctor
     from m365perf.cli.health import health
+    from m365perf.cli.history import history
     from m365perf.cli.plan import plan
     from m365perf.cli.sandbox import sandbox
     from m365perf.cli.serve import serve
@@ -60,6 +61,7 @@ def _register() -> None:
     main.add_command(db)
     main.add_command(health)
     main.add_command(teams_app)
+    main.add_command(history)
 
 
 _register()

@@ -43,6 +43,7 @@ from m365perf.domain.kinds import Polarity
 
 __all__ = [
     "DEFAULT_BASELINE",
+    "MIN_POINTS",
     "Assurance",
     "Rebase",
     "Rule",
@@ -53,6 +54,9 @@ __all__ = [
 ]
 
 DEFAULT_BASELINE = 12
+MIN_POINTS = 5
+"""Fewer points than this are "not enough history": four moving ranges at least, before
+limits are worth reading (the chart is still drawn; a card says it cannot judge yet)."""
 _LIMIT = Fraction(266, 100)  # 2.66: converts mR-bar to three sigma
 _NEAR = _LIMIT * 2 / 3  # two sigma: the "near" limits of the two-in-three rule
 _SCREEN = Fraction(3267, 1000)  # moving ranges this many times mR-bar are dropped

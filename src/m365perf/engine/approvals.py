@@ -173,7 +173,7 @@ def _notice(ctx: EngineContext, message: str) -> Json:
 
 def change_percent(tx: Transaction, ctx: EngineContext, cycle: Cycle, ret: Return) -> float | None:
     period = ctx.period_of(cycle)
-    history = tx.history(cycle.flow_id, ret.indicator_key, before=period.start)
+    history = tx.history(ret.indicator_key, cycle.frequency, before=period.start)
     previous = next((p for p in history if p.period_start == period.previous().start), None)
     if ret.value is None or previous is None or previous.value == 0:
         return None

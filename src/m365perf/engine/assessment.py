@@ -17,7 +17,7 @@ from m365perf.domain.periods import Period, PeriodError
 from m365perf.domain.profiling import IndicatorKind, increment_target, rag_target, spc_series
 from m365perf.domain.quality import outlier_check, probable_missing_data
 from m365perf.domain.rag import Tolerance, rag
-from m365perf.domain.spc import Variation, analyse
+from m365perf.domain.spc import MIN_POINTS, SpcResult, Variation, analyse
 from m365perf.domain.values import Bounds, ValueProblem, parse_value
 from m365perf.flows.model import Flow
 from m365perf.store import HistoryPoint
@@ -67,7 +67,7 @@ class VariationText:
 
     variation: str
     assurance: str | None
-    colour: str
+    colour: str | None
     concern: bool
 
 
@@ -129,14 +129,7 @@ def read_figure(
     comparable = tuple(v for _, v in series[:-1]) if series else ()
     spc = None
     if series:
-        chart = analyse(series, polarity, target=spc_target)
-        latest = chart.latest
-        spc = VariationText(
-            variation=f"{latest.label.value}: {latest.reason}",
-            assurance=chart.assurance.value if chart.assurance else None,
-            colour=latest.colour,
-            concern=latest.label is Variation.CONCERN,
-        )
+        spc = variation_text(analyse(series, polarity, target=spc_target))
     change = None
     if current is not None and before not in (None, 0):
         assert before is not None
@@ -156,6 +149,33 @@ def read_figure(
         spc=spc,
         comparable=comparable,
         current=current,
+    )
+
+
+def variation_text(chart: SpcResult) -> VariationText:
+    """The latest point in words, saying honestly how much history it rests on.
+
+    Below :data:`MIN_POINTS` nothing is judged ("not enough history (3 points)"), rather
+    than "common cause" from a chart of one; trial limits say how many points they use.
+    """
+    count = len(chart.points)
+    if count < MIN_POINTS:
+        noun = "point" if count == 1 else "points"
+        return VariationText(
+            variation=f"not enough history ({count} {noun})",
+            assurance=None,
+            colour=None,
+            concern=False,
+        )
+    latest = chart.latest
+    words = f"{latest.label.value}: {latest.reason}"
+    if chart.trial_limits:
+        words += f"; trial limits from {chart.baseline} points"
+    return VariationText(
+        variation=words,
+        assurance=chart.assurance.value if chart.assurance else None,
+        colour=latest.colour,
+        concern=latest.label is Variation.CONCERN,
     )
 
 

@@ -79,7 +79,7 @@ def read_return(
 
 
 def history_before(tx: Transaction, flow: Flow, key: str, period: Period) -> list[HistoryPoint]:
-    return tx.history(flow.id, key, before=period.start)
+    return tx.history(key, period.frequency, before=period.start)
 
 
 def _recent(history: Sequence[HistoryPoint], period: Period, count: int) -> tuple[PeriodValue, ...]:

@@ -54,6 +54,7 @@ class SubjectType(StrEnum):
     FLOW = "flow"
     DATASET = "dataset"
     PERSON = "person"
+    HISTORY = "history"
 
 
 class AuditAction(StrEnum):
@@ -89,6 +90,8 @@ class AuditAction(StrEnum):
     POWERBI_REFRESH_DEFERRED = "powerbi.refresh_deferred"
     POWERBI_REFRESHED = "powerbi.refreshed"
     POWERBI_REFRESH_FAILED = "powerbi.refresh_failed"
+
+    HISTORY_IMPORTED = "history.imported"
 
     @classmethod
     def for_step(cls, status: str) -> AuditAction:

@@ -72,6 +72,10 @@ class Transaction(ABC):
         """One indicator of a flow, retired or not."""
 
     @abstractmethod
+    def indicators_keyed(self, indicator_key: str) -> list[Indicator]:
+        """Every flow's snapshot of one indicator id (active first), for its frequency."""
+
+    @abstractmethod
     def put_target(
         self,
         flow_id: str,
@@ -211,25 +215,29 @@ class Transaction(ABC):
 
     @abstractmethod
     def history(
-        self, flow_id: str, indicator_key: str, *, before: date | None = None
+        self, indicator_key: str, frequency: Frequency, *, before: date | None = None
     ) -> list[HistoryPoint]:
-        """Past values of an indicator, oldest period first; ``before`` a period start.
+        """Past values of an indicator at one frequency, oldest period first.
 
-        Approved returns, plus imported values for periods (by ``period_start``) that no
-        approved return covers: once the council approves a value, it replaces the import.
+        Per indicator, across flows: an indicator moved to another flow keeps its past.
+        Approved returns (of cycles of that frequency, in any flow; the latest if two flows
+        approved one period), plus imported values for periods (by ``period_start``) that
+        no approved return covers: once the council approves a value, it replaces the
+        import. ``before`` is a period start.
         """
 
     @abstractmethod
     def put_history(
         self,
-        flow_id: str,
         indicator_key: str,
         *,
+        frequency: Frequency,
         period: str,
         period_start: date,
         value: float,
         source: str,
         now: datetime,
+        note: str | None = None,
     ) -> None:
         """Record (or replace) an imported past value for the period starting ``period_start``.
 

@@ -227,6 +227,12 @@ class _SqlTransaction(Transaction):
         result.retired = sorted(retired)
         return result
 
+    def indicators_keyed(self, indicator_key: str) -> list[Indicator]:
+        found: list[Indicator] = self._all(
+            select(Indicator).where(col(Indicator.indicator_key) == indicator_key)
+        )
+        return sorted(found, key=lambda i: (not i.active, i.flow_id))
+
     def find_indicator(self, flow_id: str, indicator_key: str) -> Indicator | None:
         found: Indicator | None = self._first(
             select(Indicator).where(
@@ -566,8 +572,9 @@ class _SqlTransaction(Transaction):
         return sorted(missed, key=lambda r: r.id or 0)
 
     def history(
-        self, flow_id: str, indicator_key: str, *, before: date | None = None
+        self, indicator_key: str, frequency: Frequency, *, before: date | None = None
     ) -> list[HistoryPoint]:
+        wanted = Frequency(frequency)
         approved = (
             select(
                 col(Cycle.period),
@@ -578,22 +585,24 @@ class _SqlTransaction(Transaction):
             )
             .join(Cycle, col(Cycle.id) == col(Return.cycle_id))
             .where(
-                col(Cycle.flow_id) == flow_id,
+                col(Cycle.frequency) == wanted,
                 col(Return.indicator_key) == indicator_key,
                 col(Return.status) == ReturnStatus.APPROVED,
                 col(Return.value).is_not(None),
             )
         )
         imported = select(HistoryValue).where(
-            col(HistoryValue.flow_id) == flow_id,
             col(HistoryValue.indicator_key) == indicator_key,
+            col(HistoryValue.frequency) == wanted,
         )
         if before is not None:
             approved = approved.where(col(Cycle.period_start) < before)
             imported = imported.where(col(HistoryValue.period_start) < before)
-        return merge_history(
-            [
-                HistoryPoint(
+        latest: dict[date, HistoryPoint] = {}
+        for period, start, value, rag, return_id in self._s().execute(approved):
+            known = latest.get(start)
+            if known is None or (known.return_id or 0) < (return_id or 0):
+                latest[start] = HistoryPoint(
                     period=period,
                     period_start=start,
                     value=value,
@@ -601,11 +610,15 @@ class _SqlTransaction(Transaction):
                     return_id=return_id,
                     source=APPROVED_SOURCE,
                 )
-                for period, start, value, rag, return_id in self._s().execute(approved)
-            ],
+        return merge_history(
+            list(latest.values()),
             [
                 HistoryPoint(
-                    period=h.period, period_start=h.period_start, value=h.value, source=h.source
+                    period=h.period,
+                    period_start=h.period_start,
+                    value=h.value,
+                    source=h.source,
+                    note=h.note,
                 )
                 for h in self._all(imported)
             ],
@@ -613,27 +626,29 @@ class _SqlTransaction(Transaction):
 
     def put_history(
         self,
-        flow_id: str,
         indicator_key: str,
         *,
+        frequency: Frequency,
         period: str,
         period_start: date,
         value: float,
         source: str,
         now: datetime,
+        note: str | None = None,
     ) -> None:
         number, source = _checks.history_entry(value, source)
         values = {
-            "flow_id": _checks.non_empty(flow_id, "flow_id"),
             "indicator_key": _checks.non_empty(indicator_key, "indicator_key"),
+            "frequency": Frequency(frequency),
             "period": _checks.non_empty(period, "period"),
             "period_start": period_start,
             "value": number,
+            "note": note.strip() or None if note is not None else None,
             "source": source,
             "recorded_at": _checks.aware(now),
         }
         self._s().execute(
-            self._upsert(HistoryValue, values, ("flow_id", "indicator_key", "period_start"))
+            self._upsert(HistoryValue, values, ("indicator_key", "frequency", "period_start"))
         )
 
     # --- approvals ---------------------------------------------------------------------

@@ -428,21 +428,24 @@ class Person(_Table, table=True):
 
 
 class HistoryValue(_Table, table=True):
-    """A value from before the council used m365perf (e.g. a spreadsheet import).
+    """A value from before the council used m365perf (an export from Pentana, CAMMS, a list).
 
-    It gives SPC and direction of travel a history from the first cycle; an approved
-    return for the same period takes precedence over it.
+    Kept per indicator, not per flow: an indicator moved to another flow keeps its past.
+    The frequency is part of the key, so the annual 2024/25 and its Q1 (both starting on
+    1 April) are different points. An approved return for the same period takes
+    precedence over it.
     """
 
     __tablename__ = "history_value"
-    __table_args__ = (UniqueConstraint("flow_id", "indicator_key", "period_start"),)
+    __table_args__ = (UniqueConstraint("indicator_key", "frequency", "period_start"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    flow_id: str
     indicator_key: str
+    frequency: Frequency = _enum(Frequency)
     period: str
     period_start: date
     value: float
+    note: str | None = None
     source: str
     recorded_at: datetime = _when()
 
@@ -478,6 +481,7 @@ class HistoryPoint(pydantic.BaseModel):
     rag: Rag | None = None
     return_id: int | None = None
     source: str
+    note: str | None = None
 
 
 def merge_history(approved: list[HistoryPoint], imported: list[HistoryPoint]) -> list[HistoryPoint]:

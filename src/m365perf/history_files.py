@@ -1,0 +1,238 @@
+"""Read past values from an export (CSV or Excel) or a SharePoint history list into rows.
+
+Pentana, CAMMS and home-made spreadsheets all name their columns differently, so a
+:class:`ColumnMap` says which column holds the indicator id, the period, the value and,
+optionally, a note and a source. A file that cannot be read at all (not a CSV, a broken
+workbook, a missing column) is a :class:`HistoryFileError` naming the file; a row that
+cannot be read is left to the import, which reports it with its line.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from m365perf.engine.history import HistoryRow
+from m365perf.errors import M365PerfError
+
+if TYPE_CHECKING:
+    from m365perf.m365.graph import GraphClient
+
+__all__ = ["PRESETS", "ColumnMap", "HistoryFileError", "read_export", "read_sharepoint"]
+
+
+class HistoryFileError(M365PerfError, ValueError):
+    """A history export that cannot be read as rows (the message names the file and why)."""
+
+
+_FIELDS = ("id", "period", "value", "note", "source")
+_REQUIRED = ("id", "period", "value")
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Which export column holds each field; ``note`` and ``source`` are optional."""
+
+    id: str
+    period: str
+    value: str
+    note: str | None = None
+    source: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ColumnMap:
+        """A preset name (``pentana``, ``camms``, ``sharepoint``) or ``id=Code,period=…``."""
+        text = text.strip()
+        if text.lower() in PRESETS:
+            return PRESETS[text.lower()]
+        given: dict[str, str] = {}
+        for part in text.split(","):
+            name, equals, column = part.partition("=")
+            name = name.strip().lower()
+            if not equals or not column.strip():
+                raise ValueError(
+                    f"cannot read {part.strip()!r} in the column map: write field=Column, "
+                    f"e.g. id=Code,period=Period,value=Actual (or a preset: {', '.join(PRESETS)})"
+                )
+            if name not in _FIELDS:
+                raise ValueError(
+                    f"unknown field {name!r} in the column map: use {', '.join(_FIELDS)}"
+                )
+            given[name] = column.strip()
+        missing = [f for f in _REQUIRED if f not in given]
+        if missing:
+            raise ValueError(f"the column map needs {', '.join(missing)} (e.g. id=Code)")
+        return cls(**given)
+
+    def columns(self) -> dict[str, str]:
+        """Field → column, for the fields mapped."""
+        return {f: c for f in _FIELDS if (c := getattr(self, f)) is not None}
+
+
+PRESETS: dict[str, ColumnMap] = {
+    # Pentana Performance "PI data" export: one row per indicator and period.
+    "pentana": ColumnMap(id="PI Code", period="Period", value="Value", note="Latest Note"),
+    # CAMMS (cammsstrategy) measure results export.
+    "camms": ColumnMap(
+        id="Measure Code", period="Reporting Period", value="Actual", note="Comments"
+    ),
+    # The SharePoint "KPI History" list the sandbox seeds (and a council may keep).
+    "sharepoint": ColumnMap(id="IndicatorId", period="Period", value="Value", note="Note"),
+}
+"""Column maps for the exports councils most often bring."""
+
+
+def read_export(path: Path, columns: ColumnMap) -> list[HistoryRow]:
+    """Rows of a ``.csv`` or ``.xlsx`` export, each with the line it came from."""
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        header, rows = _xlsx(path)
+    elif path.suffix.lower() == ".xls":
+        raise HistoryFileError(f"{path}: an old Excel workbook (.xls); save it as .xlsx or CSV")
+    else:
+        header, rows = _csv(path)
+    where = _where(path, header, columns)
+    out = []
+    for line, cells in rows:
+        if not any(c not in (None, "") for c in cells):
+            continue  # a blank line between blocks is not a row
+        get = _getter(cells, where)
+        out.append(
+            HistoryRow(
+                line=line,
+                indicator=_str(get("id")),
+                period=get("period"),
+                value=get("value"),
+                note=_str(get("note")) or None,
+                source=_str(get("source")) or None,
+            )
+        )
+    return out
+
+
+def read_sharepoint(
+    graph: GraphClient,
+    site: str,
+    list_title: str,
+    columns: ColumnMap,
+    *,
+    filter: str | None = None,
+) -> list[HistoryRow]:
+    """Rows of a SharePoint history list (``site`` as ``host:/sites/path``); line = item id."""
+    host, _, path = site.partition(":")
+    site_id = graph.get_site_id(host, path)
+    list_id = graph.get_list_id(site_id, list_title)
+    fields = columns.columns()
+    out = []
+    for item in graph.list_items(site_id, list_id, filter=filter):
+        values = item.fields
+        out.append(
+            HistoryRow(
+                line=int(item.id) if str(item.id).isdigit() else 0,
+                indicator=_str(values.get(fields["id"])),
+                period=values.get(fields["period"]),
+                value=values.get(fields["value"]),
+                note=_str(values.get(fields.get("note", ""))) or None,
+                source=_str(values.get(fields.get("source", ""))) or None,
+            )
+        )
+    return out
+
+
+def _where(path: Path, header: Sequence[str], columns: ColumnMap) -> dict[str, int]:
+    normal = {h.strip().lower(): i for i, h in enumerate(header) if h and h.strip()}
+    where: dict[str, int] = {}
+    for field, column in columns.columns().items():
+        index = normal.get(column.strip().lower())
+        if index is None:
+            close = difflib.get_close_matches(column, [h for h in header if h], n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            found = ", ".join(f"'{h}'" for h in header[:20] if h)
+            raise HistoryFileError(
+                f"{path}: no column '{column}' for the {field}{hint}; its columns are {found}"
+            )
+        where[field] = index
+    return where
+
+
+def _getter(cells: Sequence[Any], where: dict[str, int]) -> Any:
+    def get(field: str) -> Any:
+        index = where.get(field)
+        if index is None or index >= len(cells):
+            return None
+        cell = cells[index]
+        return cell.strip() if isinstance(cell, str) else cell
+
+    return get
+
+
+def _str(cell: object) -> str:
+    if cell is None:
+        return ""
+    if isinstance(cell, float) and cell.is_integer():
+        cell = int(cell)
+    return str(cell).strip()
+
+
+def _csv(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise HistoryFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if raw.startswith(b"PK\x03\x04"):
+        raise HistoryFileError(f"{path}: this is an Excel workbook; name it .xlsx")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1252", errors="replace")
+    if "\x00" in text:
+        raise HistoryFileError(f"{path}: contains NUL bytes, so it is not a text CSV")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        rows: list[tuple[int, list[str]]] = [(reader.line_num, row) for row in reader]
+    except csv.Error as exc:
+        raise HistoryFileError(
+            f"{path}: not a well-formed CSV at line {reader.line_num}: {exc}"
+        ) from None
+    if not header or not any(h.strip() for h in header):
+        raise HistoryFileError(f"{path}: is empty; it needs a header row of column names")
+    return [h.strip() for h in header], iter(rows)
+
+
+def _xlsx(path: Path) -> tuple[list[str], Iterator[tuple[int, list[Any]]]]:
+    """The first sheet of a workbook, read-only (large exports stay small in memory)."""
+    import openpyxl  # type: ignore[import-untyped]
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except FileNotFoundError:
+        raise HistoryFileError(f"{path}: no such file") from None
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise HistoryFileError(
+            f"{path}: not a readable Excel workbook ({exc}); open it in Excel and save it "
+            "again as .xlsx, or export CSV"
+        ) from None
+    try:
+        sheet = book.worksheets[0]
+        rows = sheet.iter_rows(values_only=True)
+        header = next(rows, None)
+        if header is None or not any(h not in (None, "") for h in header):
+            raise HistoryFileError(
+                f"{path}: the first sheet is empty; it needs a header row of column names"
+            )
+        body = [(number, list(row)) for number, row in enumerate(rows, start=2)]
+    except HistoryFileError:
+        raise
+    except Exception as exc:  # openpyxl raises many kinds on a damaged sheet
+        raise HistoryFileError(
+            f"{path}: the workbook's first sheet cannot be read ({exc})"
+        ) from None
+    finally:
+        book.close()
+    return [_str(h) for h in header], iter(body)
