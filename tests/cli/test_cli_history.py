@@ -15,7 +15,7 @@ from m365perf.domain.periods import Period
 from m365perf.store import create_store
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "examples" / "history" / "coventry-pentana-export.csv"
+SAMPLE = ROOT / "src" / "m365perf" / "examples" / "history" / "coventry-pentana-export.csv"
 BAD_ROWS = ROOT / "tests" / "engine" / "data" / "history-bad-rows.csv"
 REGISTER = ROOT / "config" / "demo-register.csv"
 DIRECTORY = ROOT / "config" / "demo-directory.csv"

@@ -19,7 +19,7 @@ from m365perf.store import APPROVED_SOURCE, PersonSpec, Store
 from m365perf.store.testing import memory_store
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "examples" / "history" / "coventry-pentana-export.csv"
+SAMPLE = ROOT / "src" / "m365perf" / "examples" / "history" / "coventry-pentana-export.csv"
 BAD_ROWS = Path(__file__).parent / "data" / "history-bad-rows.csv"
 ANNUAL = ROOT / "flows" / "annual-statutory-returns.yaml"
 SOURCE = "import:coventry-pentana-export.csv"
