@@ -19,6 +19,7 @@ def _register() -> None:
     from m365perf.cli.cycle import cycle
     from m365perf.cli.demo import demo
     from m365perf.cli.plan import plan
+    from m365perf.cli.provision import provision
     from m365perf.cli.sandbox import sandbox
     from m365perf.cli.serve import serve
     from m365perf.cli.spc import spc
@@ -32,6 +33,7 @@ def _register() -> None:
     main.add_command(demo)
     main.add_command(serve)
     main.add_command(sandbox)
+    main.add_command(provision)
     main.add_command(spc)
 
 
