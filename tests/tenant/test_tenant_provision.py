@@ -199,3 +199,25 @@ def test_without_permission_to_manage_lists_it_says_which_it_needs(tmp_path: Pat
 
     assert not report.complete
     assert report.error is not None and "Sites.Manage.All" in report.error
+
+
+def test_a_misspelt_register_column_in_the_flow_is_reported_with_the_likely_one(
+    tenant: Tenant, tmp_path: Path
+) -> None:
+    text = MONTHLY.read_text(encoding="utf-8")
+    misspelt = tmp_path / "monthly.yaml"
+    misspelt.write_text(
+        text.replace("approver: {column: Supervisor}", "approver: {column: Supervsior}").replace(
+            "    Service: service\n", "    service: service\n"
+        ),
+        encoding="utf-8",
+    )
+
+    report = provision(tenant.m365.graph, load_flow(misspelt))
+
+    found = {f.column: f for f in report.register}
+    assert set(found) == {"Supervsior", "service"}
+    assert "did you mean 'Supervisor'" in found["Supervsior"].fix
+    assert "did you mean 'Service'" in found["service"].fix
+    assert found["Supervsior"].problem == "missing (a column the flow needs)"
+    assert report.complete  # the lists provision makes are fine; the register is not its to fix

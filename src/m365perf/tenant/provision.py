@@ -9,8 +9,9 @@ problem the run cannot complete, for a person to fix.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from difflib import get_close_matches
 from typing import Any, Literal, TypeVar
 
 from m365perf.flows.model import Flow
@@ -190,13 +191,13 @@ class _Run:
                 "check register.site and register.list in the flow"
             )
         existing = {c.name: c for c in self._columns(site_id, list_id, spec.title)}
-        by_lower = {name.lower(): name for name in existing}
         for wanted in spec.columns:
             have = existing.get(wanted.name)
             if have is None:
-                near = by_lower.get(wanted.name.lower())
+                near = _near(wanted.name, existing)
                 fix = (
-                    f"the register has '{near}': write that in the flow (names are exact)"
+                    f"did you mean '{near}'? (the register's internal column name; "
+                    "write it in the flow exactly)"
                     if near
                     else f"add a {_kind_words(wanted)} column '{wanted.name}' to the register, "
                     "or change the flow's register section"
@@ -260,6 +261,15 @@ class _Run:
             return call()
         except M365Error as exc:
             raise _Stop(_why(what, exc)) from None
+
+
+def _near(name: str, existing: Mapping[str, ColumnDefinition]) -> str | None:
+    """The register column a misspelt name most likely meant (case, spaces, a typo)."""
+    by_lower = {n.lower(): n for n in existing}
+    if name.lower() in by_lower:
+        return by_lower[name.lower()]
+    close = get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.8)
+    return by_lower[close[0]] if close else None
 
 
 def _definition(column: ColumnSpec) -> ColumnDefinition:
