@@ -26,6 +26,7 @@ NOT_IN_THE_TREE = {
     "m365perf.messages.ids._BadKeyField": "private: tells a near miss while parsing a key",
     "m365perf.cli.cycle.Refused": "click's own one-line refusal of a command (exit 1)",
     "m365perf.cli.cycle.NotFound": "click's own one-line refusal of a command (exit 2)",
+    "m365perf.tenant.provision._Stop": "private: raised and caught inside provision (its error)",
 }
 
 # One drawn line: box-drawing indent, the class name, then "(also ValueError, …)" if any.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+import requests
 from sandbox_support import Wire
 
 from m365perf.sandbox.seed import register_rows
@@ -203,3 +204,64 @@ def test_lists_and_columns_can_be_provisioned(wire: Wire) -> None:
     assert item.status_code == 201
     again = wire.graph("POST", f"/sites/{site}/lists", json={"displayName": "Partner Returns"})
     assert again.status_code == 409
+
+
+def _own_list(wire: Wire, name: str, *columns: dict[str, Any]) -> str:
+    site = wire.health()["site_id"]
+    created = wire.graph(
+        "POST", f"/sites/{site}/lists", json={"displayName": name, "columns": list(columns)}
+    )
+    assert created.status_code == 201, created.text
+    return f"/sites/{site}/lists/{created.json()['id']}"
+
+
+def test_a_column_is_indexed_by_patch_and_only_its_settable_properties_change(
+    wire: Wire,
+) -> None:
+    path = _own_list(wire, "Index Me", {"name": "Period", "text": {}})
+    columns = wire.graph("GET", f"{path}/columns").json()["value"]
+    title, period = columns[0], next(c for c in columns if c["name"] == "Period")
+    assert title["name"] == "Title" and not period["indexed"]
+
+    patched = wire.graph("PATCH", f"{path}/columns/{period['id']}", json={"indexed": True})
+    renamed = wire.graph("PATCH", f"{path}/columns/{period['id']}", json={"number": {}})
+    builtin = wire.graph("PATCH", f"{path}/columns/{title['id']}", json={"indexed": True})
+    unknown = wire.graph("PATCH", f"{path}/columns/not-a-column", json={"indexed": True})
+
+    assert patched.status_code == 200 and patched.json()["indexed"] is True
+    assert renamed.status_code == 400 and builtin.status_code == 400
+    assert unknown.status_code == 404
+    again = wire.graph("GET", f"{path}/columns/{period['id']}").json()
+    assert again["indexed"] is True and "text" in again
+
+
+def test_changing_lists_and_columns_needs_sites_manage_all(wire: Wire) -> None:
+    path = _own_list(wire, "Not Yours", {"name": "Period", "text": {}})
+    period = next(
+        c for c in wire.graph("GET", f"{path}/columns").json()["value"] if c["name"] == "Period"
+    )
+    token = wire.admin("POST", "/token", json={"roles": ["Sites.ReadWrite.All"]}).json()
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    base = f"{wire.base}/v1.0{path}"
+
+    calls = [
+        requests.patch(
+            f"{base}/columns/{period['id']}", json={"indexed": True}, headers=headers, timeout=10
+        ),
+        requests.post(
+            f"{base}/columns", json={"name": "X", "text": {}}, headers=headers, timeout=10
+        ),
+        requests.delete(base, headers=headers, timeout=10),
+    ]
+
+    assert [c.status_code for c in calls] == [403, 403, 403]
+    assert wire.graph("GET", path).status_code == 200
+
+
+def test_a_deleted_list_and_its_items_are_gone(wire: Wire) -> None:
+    path = _own_list(wire, "Short Lived", {"name": "Period", "text": {}})
+    assert wire.graph("POST", f"{path}/items", json={"fields": {"Period": "x"}}).status_code == 201
+
+    assert wire.graph("DELETE", path).status_code == 204
+    assert wire.graph("GET", path).status_code == 404
+    assert wire.graph("GET", f"{path}/items").status_code == 404

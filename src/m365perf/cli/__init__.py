@@ -42,6 +42,7 @@ def _register() -> None:
     from m365perf.cli.health import health
     from m365perf.cli.history import history
     from m365perf.cli.plan import plan
+    from m365perf.cli.provision import provision
     from m365perf.cli.sandbox import sandbox
     from m365perf.cli.serve import serve
     from m365perf.cli.spc import spc
@@ -57,6 +58,7 @@ def _register() -> None:
     main.add_command(doctor)
     main.add_command(serve)
     main.add_command(sandbox)
+    main.add_command(provision)
     main.add_command(spc)
     main.add_command(db)
     main.add_command(health)

@@ -12,13 +12,18 @@ from m365perf.tenant.lists import (
     register_columns,
     results_list,
 )
+from m365perf.tenant.provision import Action, Finding, ProvisionReport, provision
 
 __all__ = [
     "ANY_TYPE",
     "BUILTIN_COLUMNS",
+    "Action",
     "ColumnSpec",
+    "Finding",
     "ListSpec",
+    "ProvisionReport",
     "history_list",
+    "provision",
     "register_columns",
     "results_list",
 ]
