@@ -60,6 +60,22 @@ def summary_text(view: View, link: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def late_notice(view: OwnerRequestView) -> str | None:
+    """What is true about a late request: overdue, or asked after its planned due date.
+
+    A cycle opened long after its planned dates (a first start) counts its due date from
+    the day the owner was first asked; the card says so rather than pretending.
+    """
+    if view.late:
+        return f"This return is late: it was due on {format_date(view.due)}."
+    if view.planned_due is not None and view.planned_due < view.due:
+        return (
+            f"This was due on {format_date(view.planned_due)}. This request reaches you "
+            f"late, so you have until {format_date(view.due)}."
+        )
+    return None
+
+
 def request_subject(view: OwnerRequestView, *, reminder: bool) -> str:
     """The e-mail subject of an owner's request: it says when any return was sent back.
 
@@ -90,8 +106,9 @@ def request_subject(view: OwnerRequestView, *, reminder: bool) -> str:
 
 def _owner_request(view: OwnerRequestView) -> list[str]:
     lines = [f"{view.flow_name}: {view.period_label}", f"Due {format_date(view.due)}"]
-    if view.late:
-        lines.append(f"This return is late: it was due on {format_date(view.due)}.")
+    notice = late_notice(view)
+    if notice:
+        lines.append(notice)
     lines += ["", f"Hello {view.owner_name}. Please return these indicators:"]
     for item in view.indicators:
         lines.append("")

@@ -63,6 +63,7 @@ class AuditAction(StrEnum):
     CYCLE_COLLECTING = "cycle.collecting"
     CYCLE_CLOSED = "cycle.closed"
     CYCLE_RESYNCED = "cycle.resynced"
+    CYCLE_OPENED_LATE = "cycle.opened_late"
 
     RETURN_SUBMITTED = "return.submitted"
     RETURN_SUBMITTED_LATE = "return.submitted_late"
@@ -82,6 +83,10 @@ class AuditAction(StrEnum):
 
     OWNER_REMINDED = "owner.reminded"
     OWNER_ESCALATED = "owner.escalated"
+    OWNER_NOT_ESCALATED = "owner.not_escalated"
+
+    TIMER_FOLDED = "timer.folded"
+    TIMER_PUT_OFF = "timer.put_off"
 
     CARD_SENT_BY_EMAIL_INSTEAD = "card.sent_by_email_instead"
 
