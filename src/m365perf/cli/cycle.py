@@ -119,10 +119,9 @@ def open_(
     is queued.
     """
     from m365perf.engine import EmptyCycle, Engine
+    from m365perf.plan.catchup import before_collect_from
     from m365perf.service import engine_config
     from m365perf.settings import load_settings
-
-    from m365perf.plan.catchup import before_collect_from
 
     settings = load_settings()
     flow = _flow(flow_ref)

@@ -10,6 +10,7 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
+from typing import Any
 
 from m365perf.cards import render_owner_requests, request_subject, summary_text
 from m365perf.domain.approvers import Person, Unroutable
@@ -154,10 +155,9 @@ def open_cycle(
                 "owners": len(by_owner),
                 "returns": len(created_returns),
                 "unroutable": [u.indicator_id for u in unroutable],
+                **_catch_up(ladder),
             },
         )
-        if ladder.late or ladder.skipped:
-            _audit_late_opening(tx, ladder, cycle_id, actor=actor, now=now)
     return CycleOpening(cycle_id, True, len(by_owner), len(created_returns), tuple(unroutable))
 
 
@@ -254,29 +254,19 @@ def _schedule_chasers(
     schedule_digest(tx, flow, cycle_id, after=now, now=now)
 
 
-def _audit_late_opening(
-    tx: Transaction, ladder: Ladder, cycle_id: int, *, actor: str, now: datetime
-) -> None:
-    """Say, for the team, which dates a late opening moved and which reminders it skipped."""
+def _catch_up(ladder: Ladder) -> dict[str, Any]:
+    """For the audit: the planned dates a late opening replaced, the reminders it skipped."""
+    if not (ladder.late or ladder.skipped):
+        return {}
     planned = ladder.planned
-    tx.audit(
-        AuditAction.CYCLE_OPENED_LATE,
-        at=now,
-        actor=actor,
-        subject_type=SubjectType.CYCLE,
-        subject_id=cycle_id,
-        cycle_id=cycle_id,
-        before={
-            "opens": planned.opens.isoformat(),
-            "due": planned.due.isoformat(),
-            "escalates_on": planned.escalates_on.isoformat() if planned.escalates_on else None,
-        },
-        after={
-            "due": ladder.timetable.due.isoformat(),
-            "escalates_at": ladder.escalates_at.isoformat() if ladder.escalates_at else None,
+    return {
+        "late": {
+            "planned_opens": planned.opens.isoformat(),
+            "planned_due": planned.due.isoformat(),
+            "dates_from_opening": ladder.late,
             "skipped_reminders": [c.kind for c in ladder.skipped],
-        },
-    )
+        }
+    }
 
 
 def schedule_digest(

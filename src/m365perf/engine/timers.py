@@ -175,7 +175,7 @@ def _escalate(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) 
     for owner_id, returns in _awaiting_by_owner(tx, cycle.id or 0).items():
         owner = owner_person(tx, returns[0])
         first_asked = min(r.created_at for r in returns)
-        if escalation_withheld(flow, first_asked, cycle.opened_at):
+        if escalation_withheld(flow, first_asked, cycle.due_date):
             tx.audit(
                 AuditAction.OWNER_NOT_ESCALATED,
                 at=now,
@@ -185,7 +185,7 @@ def _escalate(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) 
                 cycle_id=cycle.id,
                 after={
                     "first_asked": first_asked.isoformat(),
-                    "why": "first asked after the cycle opened: its deadline was not theirs",
+                    "why": "first asked too near the due date: it was never their deadline",
                     "awaiting": [r.indicator_key for r in returns],
                 },
             )

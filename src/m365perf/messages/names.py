@@ -63,7 +63,6 @@ class AuditAction(StrEnum):
     CYCLE_COLLECTING = "cycle.collecting"
     CYCLE_CLOSED = "cycle.closed"
     CYCLE_RESYNCED = "cycle.resynced"
-    CYCLE_OPENED_LATE = "cycle.opened_late"
 
     RETURN_SUBMITTED = "return.submitted"
     RETURN_SUBMITTED_LATE = "return.submitted_late"

@@ -136,15 +136,15 @@ class Ladder:
 def ladder_at_opening(flow: Flow, period: Period, asked_at: datetime) -> Ladder:
     """The dates a cycle for ``period`` gets when its owners are first asked at ``asked_at``.
 
-    Opened within the catch-up allowance of its planned opening, the cycle keeps the
-    planned dates. Later than that, nobody saw the planned due date, so the whole
-    timetable (due date, reminders, escalation, closing) is counted from the day of
-    the ask, with the flow's ``due_working_days``. Reminders already past are skipped.
+    Asked with at least the minimum notice (:func:`short_notice`), the cycle keeps the
+    planned dates. Later than that, the owners never had the time the flow promises, so
+    the whole timetable (due date, reminders, escalation, closing) is counted from the
+    day of the ask, with the flow's ``due_working_days``. Reminders already past are
+    skipped.
     """
     planned = timetable(flow, period)
-    opens_at = local_moment(planned.opens, flow.schedule.opening_time)
     plan = planned
-    if passed_long_ago(flow, opens_at, asked_at):
+    if short_notice(flow, local_day(asked_at), planned.due):
         plan = timetable_from(flow, period, local_day(asked_at))
     at = flow.schedule.opening_time
     chasers = [
@@ -219,7 +219,19 @@ def next_chase_after_late(flow: Flow, now: datetime) -> date:
     return calendar_for(flow).add_working_days(local_day(now), chase_interval(flow))
 
 
-def escalation_withheld(flow: Flow, first_asked: datetime, opened_at: datetime) -> bool:
-    """Whether an owner was first asked so long after the cycle opened (a register row
-    fixed later) that the cycle's deadline was never theirs: they are not escalated."""
-    return first_asked - opened_at > allowance(flow)
+def minimum_notice(flow: Flow) -> int:
+    """The working days an owner must have had before a due date to be held to it:
+    half the flow's ``due_working_days``, rounded up."""
+    return -(-flow.schedule.due_working_days // 2)
+
+
+def short_notice(flow: Flow, asked_on: date, due: date) -> bool:
+    """Whether an owner first asked on ``asked_on`` had too little time before ``due``
+    (fewer working days than :func:`minimum_notice`, or none at all)."""
+    return calendar_for(flow).add_working_days(asked_on, minimum_notice(flow)) > due
+
+
+def escalation_withheld(flow: Flow, first_asked: datetime, due: date) -> bool:
+    """Whether an owner was first asked so near the cycle's due date (a register row
+    fixed later) that it was never really their deadline: they are not escalated."""
+    return short_notice(flow, local_day(first_asked), due)
