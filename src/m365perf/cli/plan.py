@@ -142,7 +142,11 @@ def _start_text(started: dict[str, Any]) -> str:
         )
     for person, messages in started["people"].items():
         lines.append("")
-        lines.append(f"{person}: {len(messages)} message(s)")
+        now_count = sum(1 for m in messages if m["at"] == started["now"])
+        lines.append(
+            f"{person}: {now_count} message(s) at the start, "
+            f"{len(messages) - now_count} later if still not returned"
+        )
         for m in messages:
             about = f" [{m['about']}]" if m["about"] else ""
             lines.append(f"  {local(m['at'])}  {m['kind']}: {m['wording']}{about}")
