@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from m365perf.cli import main
-from m365perf.engine import Caller, Engine
 from m365perf.domain.periods import Period
+from m365perf.engine import Caller, Engine
 from m365perf.flows import load_flow
 from m365perf.plan.catchup import ladder_at_opening
 from m365perf.store import ReturnStatus, create_store

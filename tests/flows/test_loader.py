@@ -166,7 +166,8 @@ def test_collect_from_must_be_a_period_of_the_flow(label: str, message: str) -> 
         parse_flow(text, "m.yaml")
     (problem,) = caught.value.problems
     assert problem.message.startswith(message)
-    assert (problem.path, problem.line, problem.column) == ("m.yaml", *_position(text, f'"{label}"'))
+    where = _position(text, f'"{label}"')
+    assert (problem.path, problem.line, problem.column) == ("m.yaml", *where)
 
 
 def test_collect_from_is_optional_and_read_as_the_flow_period() -> None:
