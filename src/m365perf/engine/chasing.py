@@ -32,10 +32,12 @@ from m365perf.engine.views import sent_back
 from m365perf.flows.model import Flow
 from m365perf.messages.ids import (
     ChaseReturnKey,
+    DedupKeyError,
     EscalateReturnKey,
     PutOffEscalateReturnKey,
     ReturnEscalationMailKey,
     chase_round,
+    parse_timer_key,
 )
 from m365perf.messages.names import AuditAction, SubjectType, TimerKind
 from m365perf.plan.catchup import (
@@ -127,10 +129,12 @@ def _schedule(
 
 def _escalation_key(text: str) -> EscalateReturnKey:
     """The escalation a timer is for, whether on its planned day or put off (catch-up)."""
-    if ":put_off:" in text:
-        put_off = PutOffEscalateReturnKey.parse(text)
-        return EscalateReturnKey(put_off.return_id, put_off.version)
-    return EscalateReturnKey.parse(text)
+    key = parse_timer_key(text)
+    if isinstance(key, PutOffEscalateReturnKey):
+        return EscalateReturnKey(key.return_id, key.version)
+    if isinstance(key, EscalateReturnKey):
+        return key
+    raise DedupKeyError(f"{text!r} is not the key of a sent-back return's escalation")
 
 
 def _still_sent_back(tx: Transaction, return_id: int, version: int) -> Return | None:
