@@ -27,12 +27,12 @@ from m365perf.engine import (
     Engine,
     EngineConfig,
 )
-from m365perf.engine.context import LONDON, local_day
+from m365perf.engine.context import LONDON
 from m365perf.flows.model import Flow
 from m365perf.m365 import M365, clients_from_settings
+from m365perf.plan.catchup import opening_now
 from m365perf.plan.fieldmap import FieldMapError
 from m365perf.plan.register import Indicator, RowProblem
-from m365perf.plan.timetable import collected_period, timetable
 from m365perf.settings import Settings
 from m365perf.store import CardDelivery, CycleStatus, Store, create_store
 from m365perf.sync import EntraPeople, PeopleSource, RegisterSource, SharePointRegister, sync
@@ -158,20 +158,20 @@ class Service:
         return self.engine.open_cycle(flow.id, period, indicators, problems, now=now, actor=actor)
 
     def open_due_cycles(self) -> list[CycleOpening]:
-        """Open every flow's cycle whose opening time has come (catching up after downtime)."""
+        """Open every flow's cycle whose opening time has come (catching up after downtime).
+
+        Never a period before the flow's ``collect_from``; a period opened long after its
+        planned opening counts its dates from now (``plan.catchup``).
+        """
         if not self.store.try_advisory_lock(CLOCK_LOCK):
             return []
         opened = []
         now = self.clock()
-        today = local_day(now)
         for flow in self.engine.flows.values():
-            period = collected_period(flow, today)
-            plan = timetable(flow, period)
-            opening_time = now.astimezone(LONDON).time()
-            due_now = plan.opens < today or (
-                plan.opens == today and opening_time >= flow.schedule.opening_time
-            )
-            if not due_now:
+            decision = opening_now(flow, now)
+            period = decision.period
+            if not decision.opens:
+                log.debug("%s: %s", flow.id, decision.reason)
                 continue
             with self.store.transaction() as tx:
                 if tx.find_cycle(flow.id, period.label) is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from m365perf.cards import (
     OwnerRequestView,
     PeriodValue,
     render_owner_requests,
+    summary_text,
     validate_card,
 )
 from m365perf.domain.kinds import Unit
@@ -129,6 +131,19 @@ def test_a_card_with_everything_returned_has_nothing_to_submit() -> None:
     card = only_card(owner_request(council_tax_returned()))
     assert "actions" not in card
     assert "Everything on this card has been returned. Thank you." in texts(card)
+
+
+def test_a_request_that_reaches_its_owner_after_the_planned_due_date_says_both_dates() -> None:
+    view = owner_request(planned_due=date(2026, 5, 8))
+    said = (
+        "This was due on Friday 8 May 2026. This request reaches you late, so you have "
+        "until Wednesday 13 January 2027."
+    )
+    assert said in texts(only_card(view))
+    assert said in summary_text(view)
+    # Once even the new due date has passed, it is simply late.
+    late = owner_request(planned_due=date(2026, 5, 8), late=True)
+    assert "This return is late: it was due on Wednesday 13 January 2027." in texts(only_card(late))
 
 
 def test_a_late_request_says_so() -> None:

@@ -16,8 +16,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from m365perf.cli import main
+from m365perf.domain.periods import Period
 from m365perf.engine import Caller, Engine
 from m365perf.flows import load_flow
+from m365perf.plan.catchup import ladder_at_opening
 from m365perf.store import ReturnStatus, create_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,6 +168,12 @@ def test_a_bad_id_is_a_problem_row_and_the_rest_open(runner: CliRunner, tmp_path
     assert len(keys) == 21 and "COV 003" not in keys and "COV-003" not in keys
 
 
+def _due_if_opened_now(label: str) -> str:
+    flow = load_flow(ROOT / "flows" / f"{FLOW_ID}.yaml")
+    period = Period.parse_for(flow.frequency, label)
+    return ladder_at_opening(flow, period, datetime.now(UTC)).timetable.due.isoformat()
+
+
 def test_list_shows_each_cycle_with_its_returns_by_state(runner: CliRunner, tmp_path: Path) -> None:
     _open(runner)
     _cycle(runner, "open", FLOW_ID, "--period", "2026-09", *_sources())
@@ -176,7 +184,9 @@ def test_list_shows_each_cycle_with_its_returns_by_state(runner: CliRunner, tmp_
         (FLOW_ID, "2026-10", "collecting"),  # a figure is in
     ]
     october = cycles[1]
-    assert october["due"] == "2026-11-11" and october["closed_at"] is None
+    # Opened today, long after its planned opening: due counted from today (plan.catchup).
+    due = _due_if_opened_now("2026-10")
+    assert october["due"] == due and october["closed_at"] is None
     assert october["returns"]["total"] == 22
     assert october["returns"]["awaiting"] + october["returns"]["returned"] == 22
     assert set(october["returns"]) == {s.value for s in ReturnStatus} | {"total"}
@@ -184,7 +194,7 @@ def test_list_shows_each_cycle_with_its_returns_by_state(runner: CliRunner, tmp_
     text = _cycle(runner, "list", "--flow", FLOW_ID)
     assert text.exit_code == 0, text.output
     lines = text.output.splitlines()
-    assert lines[1].split()[:5] == [FLOW_ID, "2026-10", "collecting", "due", "2026-11-11"]
+    assert lines[1].split()[:5] == [FLOW_ID, "2026-10", "collecting", "due", due]
     assert "22 return(s): 21 awaiting, 1 returned" in lines[1]
     closed = _cycle(runner, "list", "--status", "closed")
     assert closed.exit_code == 0 and closed.output == "No cycles.\n"
@@ -203,7 +213,9 @@ def test_show_names_each_return_its_owner_step_and_approvers(runner: CliRunner) 
     assert returned["step"]["name"] == "Supervisor check"
     assert [a["email"] for a in returned["step"]["approvers"]] == ["imran.hussain@contoso.gov.uk"]
     waiting = next(r for r in shown["returns"] if r["status"] == "awaiting")
-    assert waiting["step"] is None and waiting["late"] is True  # due in November 2025
+    # Planned due in November 2025, but opened only now: due counted from today, not late.
+    assert waiting["step"] is None and waiting["late"] is False
+    assert shown["due"] == _due_if_opened_now("2025-10")
     assert waiting["owner"]["email"].endswith("@contoso.gov.uk")
 
     text = _cycle(runner, "show", FLOW_ID, "--period", "2025-10")
@@ -271,6 +283,17 @@ def test_an_unreadable_register_opens_nothing(runner: CliRunner, tmp_path: Path)
     assert result.exit_code == 2
     assert "register.fields.IndicatorId: column 'IndicatorId' (mapped to id) is not in" in (
         result.output
+    )
+    assert _cycle(runner, "list").output == "No cycles.\n"
+
+
+def test_a_period_before_collect_from_is_refused(runner: CliRunner) -> None:
+    result = _cycle(runner, "open", FLOW_ID, "--period", "2025-03", *_sources())
+    assert result.exit_code == 1
+    (line,) = result.output.splitlines()
+    assert line == (
+        f"Error: {FLOW_ID} collects from 2025-04 (collect_from in its flow file): 2025-03 is "
+        "before that, so it is not opened. Change collect_from to collect earlier periods."
     )
     assert _cycle(runner, "list").output == "No cycles.\n"
 

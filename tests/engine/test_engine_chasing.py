@@ -291,3 +291,28 @@ def test_nobody_is_chased_twice_for_one_return_on_one_day() -> None:
     # Its escalation waits until the figures were due (Wednesday 11th): the day after.
     ((day, _),) = _not_returned_mails(council)
     assert day == "2026-11-12"
+
+
+def test_after_downtime_a_sent_back_return_is_chased_once_and_the_ladder_starts_again() -> None:
+    council = make_council(
+        close={"all_approved": True, "working_days_after_due": 20, "late_returns": "correction"}
+    )
+    dan_card = council.cards_to(DAN_MAIL)[0]["card"]
+    _run_to(council, datetime(2026, 11, 18, 10, 0, tzinfo=UTC))
+    council.act(DAN, "submitReturns", submit_data(dan_card, value__CP003="120"))
+    _reject(council, BOB, BOB_MAIL, "Wrong month.")
+    sent_back_at = council.now
+
+    # The service is down from then until Monday 30th: both chases (Friday 20th, Tuesday
+    # 24th) and the escalation (24th, 09:05) have passed.
+    council.now = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+    _run_to(council, datetime(2026, 11, 30, 23, 0, tzinfo=UTC))
+    assert _chases(council, DAN_MAIL, "CP003", sent_back_at) == ["2026-11-30"]
+    assert _not_returned_mails(council) == []
+
+    # The ladder goes on from the chase that was sent: two working days, then the last
+    # chase and, with it, the escalation.
+    _run_to(council, datetime(2026, 12, 3, 8, 0, tzinfo=UTC))
+    assert _chases(council, DAN_MAIL, "CP003", sent_back_at) == ["2026-11-30", "2026-12-02"]
+    ((day, mail),) = _not_returned_mails(council)
+    assert (day, mail["to"]) == ("2026-12-02", [BOB_MAIL])

@@ -242,3 +242,22 @@ def test_an_empty_cycle_opened_on_purpose_is_filled_by_resync(council: Council) 
     council.join(EVE)
     assert council.resync(EVES).added == ("CP004",)
     assert len(council.cards_to("eve.hart@contoso.gov.uk")) == 1
+
+
+def test_an_owner_first_asked_just_before_the_due_date_is_not_escalated(
+    council: Council,
+) -> None:
+    council.open(*ROWS, EVES)
+    council.join(EVE)
+    council.now = START.replace(day=9)  # the resync runs on Tuesday 10th; due Wednesday 11th
+    council.resync(*ROWS, EVES)
+    while council.now < START.replace(day=17, hour=12):  # the escalation: Tuesday 17th
+        council.now += timedelta(hours=2)
+        council.engine.fire_due_timers(worker="test", now=council.now)
+
+    overdue = [m.payload["subject"] for m in council.outbox("send_mail")]
+    assert any(s.startswith("Overdue: Ann Lee's") for s in overdue)
+    assert not any("Eve Hart" in s for s in overdue)
+    (withheld,) = council.audit("owner.not_escalated")
+    assert withheld["awaiting"] == ["CP004"]
+    assert withheld["why"] == "first asked too near the due date: it was never their deadline"

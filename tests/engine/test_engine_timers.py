@@ -85,3 +85,38 @@ def test_daily_budget_defers_refresh_to_tomorrow() -> None:
     assert len(deferred) == 1
     _run_until(council, datetime(2026, 11, 6, 1, 0, tzinfo=UTC), timedelta(minutes=30))
     assert len(council.outbox("refresh")) == 2  # tomorrow's budget takes it
+
+
+def _approval_cards(council: Council, email: str) -> list[str]:
+    return [
+        m.created_at.astimezone(LONDON).date().isoformat()
+        for m in council.outbox("send_card")
+        if m.payload["user"]["email"] == email and m.payload["card_id"].startswith("approval-")
+    ]
+
+
+def test_an_approver_timeout_long_past_reminds_first_and_escalates_at_the_next() -> None:
+    council = make_council()
+    ann_card = next(
+        m.payload["card"]
+        for m in council.outbox("send_card")
+        if m.payload["user"]["email"] == "ann.lee@contoso.gov.uk"
+    )
+    council.act(ANN, "submitReturns", submit_data(ann_card, value__CP001="46"))
+    assert _approval_cards(council, "bob.ray@contoso.gov.uk") == ["2026-11-05"]
+    # Bob's step times out on Monday 9th; the service is down until Thursday 12th.
+    council.now = datetime(2026, 11, 12, 10, 0, tzinfo=UTC)
+    council.engine.fire_due_timers(worker="test", now=council.now)
+    with council.store.transaction() as tx:
+        audit = tx.list_audit()
+    assert not [e for e in audit if e.action == "step.escalated"]
+    (put_off,) = [e for e in audit if e.action == "timer.put_off"]
+    assert (put_off.after or {})["step"] == "Supervisor check"
+    assert _approval_cards(council, "bob.ray@contoso.gov.uk") == ["2026-11-05", "2026-11-12"]
+    assert _approval_cards(council, "cat.doe@contoso.gov.uk") == []
+
+    # Two working days on, still undecided: now his line manager is added.
+    _run_until(council, datetime(2026, 11, 16, 10, 0, tzinfo=UTC))
+    with council.store.transaction() as tx:
+        assert [e for e in tx.list_audit() if e.action == "step.escalated"]
+    assert _approval_cards(council, "cat.doe@contoso.gov.uk") == ["2026-11-16"]

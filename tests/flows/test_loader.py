@@ -150,3 +150,29 @@ def test_empty_directory_is_an_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["validate", str(tmp_path)])
     assert result.exit_code == 2
     assert "no flow files" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [
+        ("2026/27 Q3", "collect_from: '2026/27 Q3' is a quarterly period, but this flow reports "),
+        ("2026-13", "collect_from: cannot read period '2026-13': months run from 01 to 12"),
+        ("October", "collect_from: cannot read period 'October'"),
+    ],
+)
+def test_collect_from_must_be_a_period_of_the_flow(label: str, message: str) -> None:
+    text = MONTHLY.read_text().replace('collect_from: "2025-04"', f'collect_from: "{label}"')
+    with pytest.raises(FlowError) as caught:
+        parse_flow(text, "m.yaml")
+    (problem,) = caught.value.problems
+    assert problem.message.startswith(message)
+    where = _position(text, f'"{label}"')
+    assert (problem.path, problem.line, problem.column) == ("m.yaml", *where)
+
+
+def test_collect_from_is_optional_and_read_as_the_flow_period() -> None:
+    text = MONTHLY.read_text()
+    assert parse_flow(text).first_period is not None
+    assert parse_flow(text).first_period.label == "2025-04"  # type: ignore[union-attr]
+    unset = text.replace('collect_from: "2025-04"\n', "")
+    assert parse_flow(unset).first_period is None

@@ -32,6 +32,8 @@ from m365perf.messages.ids import (
     DigestMailKey,
     EscalateKey,
     EscalationMailKey,
+    PutOffEscalateKey,
+    PutOffEscalateReturnKey,
     RefreshFailedMailKey,
     RefreshKey,
     RefreshPollKey,
@@ -258,6 +260,8 @@ DAY = date(2026, 11, 6)
         (RefreshKey("ds-1", WHEN), "refresh:ds-1:2026-11-05T10:15:00+00:00"),
         (DeferredRefreshKey("ds-1", DAY), "refresh:ds-1:deferred:2026-11-06"),
         (RefreshPollKey("req-9", 4), "refresh_poll:req-9:4"),
+        (PutOffEscalateKey(3, DAY), "cycle:3:escalate:put_off:2026-11-06"),
+        (PutOffEscalateReturnKey(7, 2, DAY), "return:7:v2:escalate:put_off:2026-11-06"),
     ],
 )
 def test_timer_keys_keep_the_format_stored_rows_use(key: DedupKey, text: str) -> None:

@@ -35,6 +35,7 @@ from m365perf.cards.formatting import (
     tolerance_text,
     unit_name,
 )
+from m365perf.cards.summary import late_notice
 from m365perf.cards.validation import CardSchemaError, validate_card
 from m365perf.cards.views import (
     ApprovalView,
@@ -214,9 +215,7 @@ def _owner_card(
         "fallback_text": f"{title}. Your performance returns are due {format_date(view.due)}.",
         "title": title,
         "due_line": f"Due {format_date(view.due)}",
-        "late_line": (
-            f"This return is late: it was due on {format_date(view.due)}." if view.late else None
-        ),
+        "late_line": late_notice(view),
         "rejection": rejection,
         "part_line": part_line,
         "intro": (

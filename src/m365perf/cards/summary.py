@@ -7,6 +7,8 @@ a link to the web form. The text is plain: whoever puts it into HTML must escape
 
 from __future__ import annotations
 
+from datetime import date
+
 from m365perf.cards.formatting import (
     SENT_BACK_REASON_SHOWN,
     direction_word,
@@ -60,6 +62,32 @@ def summary_text(view: View, link: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def request_headline(flow_name: str, period_label: str, due: date) -> str:
+    """The subject of an owner's request before any "Reminder:" or sent-back prefix."""
+    return f"{flow_name} {period_label}: returns due {format_date(due)}"
+
+
+def late_notice(view: OwnerRequestView) -> str | None:
+    """What is true about a late request: overdue, or asked after its planned due date."""
+    return late_wording(view.due, view.planned_due, late=view.late)
+
+
+def late_wording(due: date, planned_due: date | None, *, late: bool) -> str | None:
+    """The late line of an owner's request (also what ``plan --from-now`` shows).
+
+    A cycle opened long after its planned dates (a first start) counts its due date from
+    the day the owner was first asked; the request says so rather than pretending.
+    """
+    if late:
+        return f"This return is late: it was due on {format_date(due)}."
+    if planned_due is not None and planned_due < due:
+        return (
+            f"This was due on {format_date(planned_due)}. This request reaches you "
+            f"late, so you have until {format_date(due)}."
+        )
+    return None
+
+
 def request_subject(view: OwnerRequestView, *, reminder: bool) -> str:
     """The e-mail subject of an owner's request: it says when any return was sent back.
 
@@ -73,7 +101,7 @@ def request_subject(view: OwnerRequestView, *, reminder: bool) -> str:
         for item in view.indicators
         if isinstance(item, IndicatorRequest) and item.sent_back is not None
     ]
-    subject = f"{view.flow_name} {view.period_label}: returns due {format_date(view.due)}"
+    subject = request_headline(view.flow_name, view.period_label, view.due)
     if sent_back:
         count = len(sent_back)
         returns = "1 return" if count == 1 else f"{count} returns"
@@ -90,8 +118,9 @@ def request_subject(view: OwnerRequestView, *, reminder: bool) -> str:
 
 def _owner_request(view: OwnerRequestView) -> list[str]:
     lines = [f"{view.flow_name}: {view.period_label}", f"Due {format_date(view.due)}"]
-    if view.late:
-        lines.append(f"This return is late: it was due on {format_date(view.due)}.")
+    notice = late_notice(view)
+    if notice:
+        lines.append(notice)
     lines += ["", f"Hello {view.owner_name}. Please return these indicators:"]
     for item in view.indicators:
         lines.append("")

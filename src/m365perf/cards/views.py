@@ -184,6 +184,9 @@ class OwnerRequestView:
     due: date
     indicators: tuple[IndicatorRequest | ReturnedIndicator, ...]
     late: bool = False
+    planned_due: date | None = None
+    """The planned due date, when the cycle opened too late for it and ``due`` was
+    counted from the day the owner was first asked (the card says both)."""
 
     def __post_init__(self) -> None:
         _check_header(self)

@@ -125,12 +125,19 @@ def open_(
     is queued.
     """
     from m365perf.engine import EmptyCycle, Engine
+    from m365perf.plan.catchup import before_collect_from
     from m365perf.service import engine_config
     from m365perf.settings import load_settings
 
     settings = load_settings()
     flow = _flow(flow_ref)
     period = _period(flow, period_label)
+    if before_collect_from(flow, period):
+        raise Refused(
+            f"{flow.id} collects from {flow.collect_from} (collect_from in its flow file): "
+            f"{period.label} is before that, so it is not opened. Change collect_from to "
+            "collect earlier periods."
+        )
     store = open_store(settings)
     try:
         now = datetime.now(UTC)

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from m365perf.messages.names import AuditAction, SubjectType
-from m365perf.store import ApprovalStep, Cycle, Return, Transaction
+from m365perf.store import ApprovalStep, Cycle, Return, Timer, Transaction
 
 
 def audit_transition(
@@ -57,4 +57,26 @@ def audit_step(
             "status": after.status.value,
             "reason": after.reason,
         },
+    )
+
+
+def audit_caught_up(
+    tx: Transaction,
+    timer: Timer,
+    action: AuditAction,
+    *,
+    cycle_id: int | None,
+    now: datetime,
+    **details: Any,
+) -> None:
+    """Record a timer that catch-up folded or put off, so the team can see it."""
+    tx.audit(
+        action,
+        at=now,
+        actor="scheduler",
+        subject_type=SubjectType(timer.subject_type),
+        subject_id=timer.subject_id or 0,
+        cycle_id=cycle_id,
+        before={"timer": timer.dedup_key, "due_at": timer.due_at.isoformat()},
+        after=details,
     )

@@ -22,6 +22,7 @@ from m365perf.cards.formatting import one_line
 from m365perf.domain.approvers import Person
 from m365perf.domain.calendar import WorkingCalendar
 from m365perf.domain.lifecycle import ReturnStatus
+from m365perf.engine.audit import audit_caught_up
 from m365perf.engine.context import EngineContext, at_local, local_day
 from m365perf.engine.cycles import ask_owner
 from m365perf.engine.outbox import send_mail
@@ -31,11 +32,21 @@ from m365perf.engine.views import sent_back
 from m365perf.flows.model import Flow
 from m365perf.messages.ids import (
     ChaseReturnKey,
+    DedupKeyError,
     EscalateReturnKey,
+    PutOffEscalateReturnKey,
     ReturnEscalationMailKey,
     chase_round,
+    parse_timer_key,
 )
 from m365perf.messages.names import AuditAction, SubjectType, TimerKind
+from m365perf.plan.catchup import (
+    TimerAction,
+    next_chase_after_late,
+    passed_long_ago,
+    put_off_to,
+    timer_action,
+)
 from m365perf.plan.timetable import SentBackChase, sent_back_chase
 from m365perf.store import Return, Timer, Transaction
 
@@ -71,19 +82,25 @@ def _schedule(
     *,
     now: datetime,
     after: date | None = None,
+    caught_up: bool = False,
 ) -> None:
     """The ``number``-th chase of ``ret`` (the escalation after the last), if there is one.
 
     ``after`` is the day of the chase before: a chase that fired late (the scheduler was
     down) pushes the next to a later working day rather than sending two on one day.
+    ``caught_up``: that chase went long after its moment (catch-up), so the ladder goes
+    on one chase interval after it, the escalation included.
     """
     ladder = _ladder(flow, ret)
     opens_at = flow.schedule.opening_time
     return_id = ret.id or 0
+    resume = next_chase_after_late(flow, now) if caught_up else None
     if number <= len(ladder.reminders):
         day = ladder.reminders[number - 1]
         if after is not None:
             day = max(day, WorkingCalendar(flow.calendar).add_working_days(after, 1))
+        if resume is not None:
+            day = max(day, resume)
         tx.schedule_timer(
             TimerKind.CHASE_RETURN,
             due_at=max(at_local(day, opens_at), now),
@@ -97,6 +114,8 @@ def _schedule(
         # Never before the owner's figures were due: until then they still have time.
         due = tx.get_cycle(ret.cycle_id).due_date
         day = max(ladder.escalates_on, WorkingCalendar(flow.calendar).add_working_days(due, 1))
+        if resume is not None:
+            day = max(day, resume)
         tx.schedule_timer(
             TimerKind.ESCALATE_RETURN,
             due_at=max(at_local(day, opens_at) + ESCALATION_AFTER, now),
@@ -106,6 +125,16 @@ def _schedule(
             payload={"after_reminders": len(ladder.reminders)},
             now=now,
         )
+
+
+def _escalation_key(text: str) -> EscalateReturnKey:
+    """The escalation a timer is for, whether on its planned day or put off (catch-up)."""
+    key = parse_timer_key(text)
+    if isinstance(key, PutOffEscalateReturnKey):
+        return EscalateReturnKey(key.return_id, key.version)
+    if isinstance(key, EscalateReturnKey):
+        return key
+    raise DedupKeyError(f"{text!r} is not the key of a sent-back return's escalation")
 
 
 def _still_sent_back(tx: Transaction, return_id: int, version: int) -> Return | None:
@@ -142,17 +171,41 @@ def chase_return(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetim
             "sent_back_on": _ladder(flow, ret).sent_back_on.isoformat(),
         },
     )
-    _schedule(tx, flow, ret, key.number + 1, now=now, after=local_day(now))
+    late = passed_long_ago(flow, timer.due_at, now)
+    _schedule(tx, flow, ret, key.number + 1, now=now, after=local_day(now), caught_up=late)
 
 
 def escalate_return(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) -> None:
     """Tell the owner's line manager (or the performance team) the return is not back."""
-    key = EscalateReturnKey.parse(timer.dedup_key)
+    key = _escalation_key(timer.dedup_key)
     ret = _still_sent_back(tx, key.return_id, key.version)
     if ret is None:
         return
     cycle = tx.get_cycle(ret.cycle_id)
     flow = ctx.flow(cycle.flow_id)
+    if timer_action(flow, TimerKind.ESCALATE_RETURN, timer.due_at, now, later_due=False) is (
+        TimerAction.PUT_OFF
+    ):
+        until = put_off_to(flow, now)
+        tx.schedule_timer(
+            TimerKind.ESCALATE_RETURN,
+            due_at=until,
+            dedup_key=str(PutOffEscalateReturnKey(key.return_id, key.version, local_day(until))),
+            subject_type=SubjectType.RETURN,
+            subject_id=key.return_id,
+            payload=dict(timer.payload),
+            now=now,
+        )
+        audit_caught_up(
+            tx,
+            timer,
+            AuditAction.TIMER_PUT_OFF,
+            cycle_id=cycle.id,
+            now=now,
+            to=until.isoformat(),
+            why="its moment passed long ago: the owner is chased first",
+        )
+        return
     owner = owner_person(tx, ret)
     to = escalation_recipients(StoreDirectory(tx, flow), flow, owner)
     indicator = tx.find_indicator(flow.id, ret.indicator_key)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
+from typing import Any
 
 from m365perf.cards import render_owner_requests, request_subject, summary_text
 from m365perf.domain.approvers import Person, Unroutable
@@ -32,9 +33,9 @@ from m365perf.messages.ids import (
     UnroutableMailKey,
 )
 from m365perf.messages.names import AuditAction, SubjectType, TimerKind
+from m365perf.plan.catchup import Ladder, ladder_at_opening
 from m365perf.plan.register import Indicator, RowProblem
 from m365perf.plan.routing import route
-from m365perf.plan.timetable import Timetable, timetable
 from m365perf.store import IndicatorSpec, NewReturn, Return, Store, Transaction
 
 DIGEST_AT = time(8, 0)
@@ -108,7 +109,8 @@ def open_cycle(
     nothing, every row a problem) it raises :class:`EmptyCycle` and opens nothing,
     unless ``allow_empty``: an empty cycle is usually a bad register read.
     """
-    plan = timetable(flow, period)
+    ladder = ladder_at_opening(flow, period, now)
+    plan = ladder.timetable
     with store.transaction() as tx:
         existing = tx.find_cycle(flow.id, period.label)
         if existing is not None:
@@ -135,7 +137,7 @@ def open_cycle(
             by_owner.setdefault(ret.owner_id or "", []).append(ret)
         for owner_id, returns in by_owner.items():
             ask_owner(tx, ctx, cycle_id, owners[owner_id], returns, now=now, round_name=ROUND_OPEN)
-        _schedule_chasers(tx, flow, cycle_id, plan, now)
+        _schedule_chasers(tx, flow, cycle_id, ladder, now)
         tx.note_unroutable(cycle_id, len(unroutable))
         if unroutable:
             _report_unroutable(tx, ctx, flow, period, cycle_id, unroutable, now)
@@ -153,6 +155,7 @@ def open_cycle(
                 "owners": len(by_owner),
                 "returns": len(created_returns),
                 "unroutable": [u.indicator_id for u in unroutable],
+                **_catch_up(ladder),
             },
         )
     return CycleOpening(cycle_id, True, len(by_owner), len(created_returns), tuple(unroutable))
@@ -225,23 +228,23 @@ def ask_owner(
 
 
 def _schedule_chasers(
-    tx: Transaction, flow: Flow, cycle_id: int, plan: Timetable, now: datetime
+    tx: Transaction, flow: Flow, cycle_id: int, ladder: Ladder, now: datetime
 ) -> None:
-    opens_at = flow.schedule.opening_time
-    for number, reminder in enumerate(plan.reminders, start=1):
+    """The reminders and escalation still ahead (a late opening skips those past)."""
+    for reminder in ladder.reminders:
         tx.schedule_timer(
             TimerKind.REMINDER,
-            due_at=max(at_local(reminder.on, opens_at), now),
-            dedup_key=ReminderKey(cycle_id, number).format(),
+            due_at=reminder.at,
+            dedup_key=ReminderKey(cycle_id, reminder.number).format(),
             subject_type=SubjectType.CYCLE,
             subject_id=cycle_id,
-            payload={"number": number, "kind": reminder.kind},
+            payload={"number": reminder.number, "kind": reminder.kind},
             now=now,
         )
-    if plan.escalates_on is not None:
+    if ladder.escalates_at is not None:
         tx.schedule_timer(
             TimerKind.ESCALATE,
-            due_at=max(at_local(plan.escalates_on, opens_at) + timedelta(minutes=5), now),
+            due_at=ladder.escalates_at,
             dedup_key=EscalateKey(cycle_id).format(),
             subject_type=SubjectType.CYCLE,
             subject_id=cycle_id,
@@ -249,6 +252,21 @@ def _schedule_chasers(
         )
     schedule_close(tx, flow, tx.get_cycle(cycle_id), now=now)
     schedule_digest(tx, flow, cycle_id, after=now, now=now)
+
+
+def _catch_up(ladder: Ladder) -> dict[str, Any]:
+    """For the audit: the planned dates a late opening replaced, the reminders it skipped."""
+    if not (ladder.late or ladder.skipped):
+        return {}
+    planned = ladder.planned
+    return {
+        "late": {
+            "planned_opens": planned.opens.isoformat(),
+            "planned_due": planned.due.isoformat(),
+            "dates_from_opening": ladder.late,
+            "skipped_reminders": [c.kind for c in ladder.skipped],
+        }
+    }
 
 
 def schedule_digest(

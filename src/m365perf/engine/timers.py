@@ -14,6 +14,7 @@ from datetime import datetime, time, timedelta
 from m365perf.domain.approvers import Person
 from m365perf.domain.calendar import WorkingCalendar
 from m365perf.domain.lifecycle import CURRENT_STEP
+from m365perf.engine.audit import audit_caught_up
 from m365perf.engine.chain import send_approval_cards
 from m365perf.engine.chasing import chase_return, escalate_return, escalation_recipients
 from m365perf.engine.closing import close_cycle
@@ -31,6 +32,7 @@ from m365perf.messages.ids import (
     DigestKey,
     DigestMailKey,
     EscalationMailKey,
+    PutOffEscalateKey,
     RefreshKey,
     RefreshRequestKey,
     StepTimeoutKey,
@@ -38,6 +40,7 @@ from m365perf.messages.ids import (
     reminder_round,
 )
 from m365perf.messages.names import AuditAction, SubjectType, TimerKind
+from m365perf.plan.catchup import TimerAction, escalation_withheld, put_off_to, timer_action
 from m365perf.plan.timetable import close_date
 from m365perf.store import (
     CycleStatus,
@@ -46,6 +49,7 @@ from m365perf.store import (
     StepStatus,
     Store,
     Timer,
+    TimerStatus,
     Transaction,
 )
 
@@ -84,11 +88,43 @@ def _awaiting_by_owner(tx: Transaction, cycle_id: int) -> dict[str, list[Return]
     return owners
 
 
+def _later_reminder_due(tx: Transaction, timer: Timer, now: datetime) -> bool:
+    """Whether a later reminder of the same cycle is due by ``now`` too (after downtime)."""
+    number = int(timer.payload.get("number", 0))
+    return any(
+        t.kind == TimerKind.REMINDER
+        and t.id != timer.id
+        and t.due_at <= now
+        and int(t.payload.get("number", 0)) > number
+        for t in tx.list_timers(
+            subject_type=SubjectType.CYCLE,
+            subject_id=timer.subject_id,
+            status=(TimerStatus.PENDING, TimerStatus.CLAIMED),
+        )
+    )
+
+
 def _reminder(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) -> None:
     if not _open_cycle(tx, timer):
         return
     cycle_id = timer.subject_id or 0
     number = int(timer.payload.get("number", 0))
+    flow = ctx.flow(tx.get_cycle(cycle_id).flow_id)
+    later = _later_reminder_due(tx, timer, now)
+    if timer_action(flow, TimerKind.REMINDER, timer.due_at, now, later_due=later) is (
+        TimerAction.FOLD
+    ):
+        audit_caught_up(
+            tx,
+            timer,
+            AuditAction.TIMER_FOLDED,
+            cycle_id=cycle_id,
+            now=now,
+            reminder=number,
+            kind=timer.payload.get("kind"),
+            why="a later reminder was due too: one message instead of several",
+        )
+        return
     for owner_id, returns in _awaiting_by_owner(tx, cycle_id).items():
         owner = owner_person(tx, returns[0])
         ask_owner(tx, ctx, cycle_id, owner, returns, now=now, round_name=reminder_round(number))
@@ -112,9 +148,48 @@ def _escalate(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) 
         return
     cycle = tx.get_cycle(timer.subject_id or 0)
     flow = ctx.flow(cycle.flow_id)
+    if timer_action(flow, TimerKind.ESCALATE, timer.due_at, now, later_due=False) is (
+        TimerAction.PUT_OFF
+    ):
+        until = put_off_to(flow, now)
+        tx.schedule_timer(
+            TimerKind.ESCALATE,
+            due_at=until,
+            dedup_key=PutOffEscalateKey(cycle.id or 0, local_day(until)).format(),
+            subject_type=SubjectType.CYCLE,
+            subject_id=cycle.id,
+            payload={"put_off_from": timer.due_at.isoformat()},
+            now=now,
+        )
+        audit_caught_up(
+            tx,
+            timer,
+            AuditAction.TIMER_PUT_OFF,
+            cycle_id=cycle.id,
+            now=now,
+            to=until.isoformat(),
+            why="its moment passed long ago: the owners are reminded first",
+        )
+        return
     directory = StoreDirectory(tx, flow)
     for owner_id, returns in _awaiting_by_owner(tx, cycle.id or 0).items():
         owner = owner_person(tx, returns[0])
+        first_asked = min(r.created_at for r in returns)
+        if escalation_withheld(flow, first_asked, cycle.due_date):
+            tx.audit(
+                AuditAction.OWNER_NOT_ESCALATED,
+                at=now,
+                actor="scheduler",
+                subject_type=SubjectType.OWNER,
+                subject_id=owner_id,
+                cycle_id=cycle.id,
+                after={
+                    "first_asked": first_asked.isoformat(),
+                    "why": "first asked too near the due date: it was never their deadline",
+                    "awaiting": [r.indicator_key for r in returns],
+                },
+            )
+            continue
         to = escalation_recipients(directory, flow, owner)
         names = []
         for ret in returns:
@@ -191,7 +266,19 @@ def _step_timeout(tx: Transaction, ctx: EngineContext, timer: Timer, now: dateti
     round_number = int(timer.payload.get("round", 1))
     directory = StoreDirectory(tx, flow)
     escalate_to = rule.on_timeout.escalate_to if rule else None
-    if escalate_to and step.status is StepStatus.ASKED:
+    action = timer_action(flow, TimerKind.STEP_TIMEOUT, timer.due_at, now, later_due=False)
+    if escalate_to and step.status is StepStatus.ASKED and action is TimerAction.REMIND_ONLY:
+        audit_caught_up(
+            tx,
+            timer,
+            AuditAction.TIMER_PUT_OFF,
+            cycle_id=cycle.id,
+            now=now,
+            step=step.name,
+            why="its moment passed long ago: the approvers are reminded; escalation at the "
+            "next timeout",
+        )
+    elif escalate_to and step.status is StepStatus.ASKED:
         people: list[Person] = []
         if escalate_to == "line_manager":
             for approver_id in step.approvers:
@@ -213,7 +300,7 @@ def _step_timeout(tx: Transaction, ctx: EngineContext, timer: Timer, now: dateti
                 cycle_id=cycle.id,
                 after={"step": step.name, "added": added},
             )
-    if rule is None or rule.on_timeout.remind or escalate_to:
+    if rule is None or rule.on_timeout.remind or escalate_to or action is TimerAction.REMIND_ONLY:
         chain = tx.list_steps(ret.id or 0, step.return_version)
         send_approval_cards(
             tx, ctx, cycle, ret, chain, step, now=now, round_name=f"timeout{round_number}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 from m365perf.cards import (
     ApprovalView,
@@ -25,6 +25,7 @@ from m365perf.engine.closing import open_for_owner
 from m365perf.engine.context import EngineContext, local_day
 from m365perf.flows.model import Flow
 from m365perf.plan.register import kind_and_profile
+from m365perf.plan.timetable import timetable
 from m365perf.store import (
     ApprovalStep,
     Cycle,
@@ -231,7 +232,14 @@ def owner_request(
         due=cycle.due_date,
         indicators=tuple(items),
         late=local_day(now) > cycle.due_date,
+        planned_due=_planned_due(flow, period, cycle),
     )
+
+
+def _planned_due(flow: Flow, period: Period, cycle: Cycle) -> date | None:
+    """The flow's planned due date when the cycle opened too late for it (else None)."""
+    planned = timetable(flow, period).due
+    return planned if planned < cycle.due_date else None
 
 
 def approval_view(

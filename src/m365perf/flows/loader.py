@@ -253,6 +253,11 @@ def _cross_checks(flow: Flow) -> Iterator[tuple[Loc, str]]:
         )
     if flow.approval.on_self_approval == "fallback" and not flow.approval.fallback:
         yield (("approval", "on_self_approval"), "fallback needs approval.fallback")
+    if flow.collect_from is not None:
+        try:
+            Period.parse_for(flow.frequency, flow.collect_from)
+        except PeriodError as exc:
+            yield (("collect_from",), str(exc))
     for index, suspension in enumerate(flow.rag.suspended):
         for key, label in (("from", suspension.from_period), ("to", suspension.to_period)):
             try:

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from m365perf.domain.kinds import Frequency, HolidayCalendar, Rag
+from m365perf.domain.periods import Period
 
 Channel = Literal["teams", "email"]
 
@@ -137,6 +138,15 @@ class Reminders(_Strict):
     on_due: bool = True
     overdue_every_working_days: int | None = Field(None, ge=1, le=20)
     escalate: Escalation | None = None
+    catch_up_hours: int = Field(
+        24,
+        ge=0,
+        le=24 * 30,
+        description=(
+            "After a late start or downtime: a reminder or escalation whose moment passed "
+            "longer ago than this is folded or put off, never sent as if on time."
+        ),
+    )
 
 
 class Approver(_Strict):
@@ -315,6 +325,14 @@ class Flow(_Strict):
     name: str
     description: str = ""
     frequency: Frequency
+    collect_from: str | None = Field(
+        None,
+        description=(
+            "The first period the service collects, e.g. 2026-10, '2026/27 Q3', 2025/26; "
+            "it never opens one before. Unset: only a period whose opening time passed "
+            "less than reminders.catch_up_hours ago."
+        ),
+    )
     calendar: HolidayCalendar = HolidayCalendar.ENGLAND_AND_WALES
     source: Register = Field(alias="register")
     schedule: Schedule
@@ -340,6 +358,13 @@ class Flow(_Strict):
         if not _SLUG.match(value):
             raise ValueError("id must be lower-case letters, digits and hyphens, e.g. monthly-kpis")
         return value
+
+    @property
+    def first_period(self) -> Period | None:
+        """``collect_from`` as a period (the loader has checked it reads for the frequency)."""
+        if self.collect_from is None:
+            return None
+        return Period.parse_for(self.frequency, self.collect_from)
 
     @field_validator("channels")
     @classmethod

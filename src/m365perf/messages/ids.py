@@ -436,6 +436,26 @@ class EscalateReturnKey(DedupKey):
     version: int
 
 
+@dataclass(frozen=True)
+class PutOffEscalateKey(DedupKey):
+    """A cycle's escalation put off to ``day``: its moment passed long before the service
+    could send it (see ``plan.catchup``), so the owners were reminded first."""
+
+    _TEMPLATE: ClassVar[str] = "cycle:{cycle_id}:escalate:put_off:{day}"
+    cycle_id: int
+    day: date
+
+
+@dataclass(frozen=True)
+class PutOffEscalateReturnKey(DedupKey):
+    """A sent-back return's escalation put off to ``day`` (its moment passed long ago)."""
+
+    _TEMPLATE: ClassVar[str] = "return:{return_id}:v{version}:escalate:put_off:{day}"
+    return_id: int
+    version: int
+    day: date
+
+
 # Outbox rows: one per message that must go exactly once.
 
 
@@ -570,6 +590,8 @@ TIMER_KEYS: tuple[type[DedupKey], ...] = (
     RefreshPollKey,
     ChaseReturnKey,
     EscalateReturnKey,
+    PutOffEscalateKey,
+    PutOffEscalateReturnKey,
 )
 """Every kind of timer dedup key; no text parses as two of them."""
 

@@ -83,6 +83,10 @@ class AuditAction(StrEnum):
 
     OWNER_REMINDED = "owner.reminded"
     OWNER_ESCALATED = "owner.escalated"
+    OWNER_NOT_ESCALATED = "owner.not_escalated"
+
+    TIMER_FOLDED = "timer.folded"
+    TIMER_PUT_OFF = "timer.put_off"
 
     CARD_SENT_BY_EMAIL_INSTEAD = "card.sent_by_email_instead"
 

@@ -49,7 +49,14 @@ def timetable(flow: Flow, period: Period) -> Timetable:
     schedule = flow.schedule
     anchor = period.end if schedule.collects == "previous_period" else period.start - timedelta(1)
     opens = days.add_working_days(anchor, schedule.opens_on_working_day)
-    due = days.add_working_days(opens, schedule.due_working_days)
+    return timetable_from(flow, period, opens)
+
+
+def timetable_from(flow: Flow, period: Period, opens: date) -> Timetable:
+    """The flow's dates counted from ``opens``: the planned opening day, or the day a
+    cycle that opened late actually asked its owners (see ``plan.catchup``)."""
+    days = calendar_for(flow)
+    due = days.add_working_days(opens, flow.schedule.due_working_days)
     reminders: list[Reminder] = []
     for before in sorted(flow.reminders.before_due_working_days, reverse=True):
         on = days.add_working_days(due, -before)
