@@ -6,7 +6,7 @@ from pathlib import Path
 
 from m365perf.flows import load_flow
 from m365perf.flows.model import Flow
-from m365perf.tenant import ANY_TYPE, history_list, register_columns, results_list
+from m365perf.tenant import history_list, results_list
 
 ROOT = Path(__file__).resolve().parents[2]
 MONTHLY = ROOT / "flows" / "monthly-corporate-kpis.yaml"
@@ -50,17 +50,3 @@ def test_the_history_list_is_there_only_when_the_flow_names_one() -> None:
     assert spec is not None and spec.title == "KPI History"
     assert spec.indexed == ("IndicatorId", "Period", "Series")
     assert history_list(_with_writeback(flow, history_list=None)) is None
-
-
-def test_the_register_needs_the_mapped_filter_and_approver_columns() -> None:
-    spec = register_columns(load_flow(MONTHLY))
-    names = [c.name for c in spec.columns]
-
-    assert spec.title == "KPI Register"
-    assert {"IndicatorId", "Title", "Owner", "Active", "Supervisor", "HeadOfService"} <= set(names)
-    assert spec.indexed == ("Frequency", "Active")
-    assert spec.column("Owner").type == "text"  # type: ignore[union-attr]
-    assert spec.column("Supervisor").type == "text"  # type: ignore[union-attr]
-    assert spec.column("Polarity").type == ANY_TYPE  # type: ignore[union-attr]
-    assert spec.column("IndicatorId").required  # type: ignore[union-attr]
-    assert not spec.column("Polarity").required  # type: ignore[union-attr]

@@ -9,7 +9,6 @@ from m365perf.tenant.lists import (
     ColumnSpec,
     ListSpec,
     history_list,
-    register_columns,
     results_list,
 )
 from m365perf.tenant.provision import Action, Finding, ProvisionReport, provision
@@ -24,6 +23,5 @@ __all__ = [
     "ProvisionReport",
     "history_list",
     "provision",
-    "register_columns",
     "results_list",
 ]

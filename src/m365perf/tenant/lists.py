@@ -78,30 +78,3 @@ def history_list(flow: Flow) -> ListSpec | None:
         for c in HISTORY_COLUMNS
     )
     return ListSpec(flow.writeback.site, title, columns)
-
-
-def register_columns(flow: Flow) -> ListSpec:
-    """The register columns the flow reads: its field map, its filter and approver columns.
-
-    Values are read as text, so most columns may be of any simple kind (:data:`ANY_TYPE`);
-    people columns (owner, approvers) must be text holding an e-mail address, since a
-    person column reads as a lookup id. Filter columns are indexed (the register read
-    filters on them); ``required`` marks the columns no row can be read without.
-    Provision only reports what is missing here: the register is the council's to change.
-    """
-    source = flow.source
-    people = {source.column_for("owner")} | {
-        s.approver.column for s in flow.approval.steps if s.approver.column
-    }
-    needed = {source.column_for(f) for f in ("id", "owner", "unit")} | set(source.filter) | people
-    names = [*source.fields, *source.filter, *(c for c in people if c)]
-    columns = tuple(
-        ColumnSpec(
-            name,
-            "text" if name in people else ANY_TYPE,
-            indexed=name in source.filter,
-            required=name in needed,
-        )
-        for name in dict.fromkeys(names)
-    )
-    return ListSpec(source.site, source.list_title, columns)

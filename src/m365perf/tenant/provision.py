@@ -9,22 +9,21 @@ problem the run cannot complete, for a person to fix.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from difflib import get_close_matches
 from typing import Any, Literal, TypeVar
 
 from m365perf.flows.model import Flow
 from m365perf.m365.errors import M365Error, NotFound, Unauthorized
 from m365perf.m365.graph import ColumnDefinition, GraphClient
 from m365perf.messages.outbox import split_site
+from m365perf.plan.fieldmap import check_field_map, columns_from_definitions
 from m365perf.tenant.lists import (
     ANY_TYPE,
     BUILTIN_COLUMNS,
     ColumnSpec,
     ListSpec,
     history_list,
-    register_columns,
     results_list,
 )
 
@@ -59,7 +58,10 @@ class Finding:
     fix: str
 
     def describe(self) -> str:
-        return f"'{self.list_title}' column '{self.column}': {self.problem} — {self.fix}"
+        where = (
+            f"'{self.list_title}' column '{self.column}'" if self.column else f"'{self.list_title}'"
+        )
+        return f"{where}: {self.problem} — {self.fix}"
 
 
 @dataclass
@@ -103,7 +105,7 @@ def provision(graph: GraphClient, flow: Flow, *, dry_run: bool = False) -> Provi
     try:
         for spec in specs:
             run.ensure(spec)
-        run.check_register(register_columns(flow))
+        run.check_register(flow)
     except _Stop as exc:
         report.error = str(exc)
     return report
@@ -182,49 +184,22 @@ class _Run:
 
     # -- the register: read, never changed -----------------------------------------------
 
-    def check_register(self, spec: ListSpec) -> None:
-        site_id = self._site(spec.site)
-        list_id = self._list(site_id, spec.title)
+    def check_register(self, flow: Flow) -> None:
+        """Report what the register lacks, by the one field-map check plan and doctor use."""
+        source = flow.source
+        site_id = self._site(source.site)
+        list_id = self._list(site_id, source.list_title)
         if list_id is None:
             raise _Stop(
-                f"the register list '{spec.title}' is not on {spec.site}: "
+                f"the register list '{source.list_title}' is not on {source.site}: "
                 "check register.site and register.list in the flow"
             )
-        existing = {c.name: c for c in self._columns(site_id, list_id, spec.title)}
-        for wanted in spec.columns:
-            have = existing.get(wanted.name)
-            if have is None:
-                near = _near(wanted.name, existing)
-                fix = (
-                    f"did you mean '{near}'? (the register's internal column name; "
-                    "write it in the flow exactly)"
-                    if near
-                    else f"add a {_kind_words(wanted)} column '{wanted.name}' to the register, "
-                    "or change the flow's register section"
-                )
-                need = "a column the flow needs" if wanted.required else "mapped by the flow"
-                self._report.register.append(
-                    Finding(spec.title, wanted.name, f"missing ({need})", fix)
-                )
-                continue
-            if wanted.type != ANY_TYPE and have.type != wanted.type:
-                self._report.register.append(
-                    Finding(
-                        spec.title,
-                        wanted.name,
-                        f"is a {have.type or 'special'} column; it must be {wanted.type}",
-                        "make it a single line of text holding e-mail addresses",
-                    )
-                )
-            if wanted.indexed and not have.indexed:
-                self._report.register.append(
-                    Finding(
-                        spec.title,
-                        wanted.name,
-                        "not indexed, and the flow filters on it",
-                        "index it: List settings > Indexed columns > Create a new index",
-                    )
-                )
+        columns = columns_from_definitions(self._columns(site_id, list_id, source.list_title))
+        for problem in check_field_map(flow, columns, check_indexes=True):
+            # The check's message names the column and what reads it.
+            self._report.register.append(
+                Finding(source.list_title, "", problem.message, problem.fix)
+            )
 
     # -- reads and calls -----------------------------------------------------------------
 
@@ -261,15 +236,6 @@ class _Run:
             return call()
         except M365Error as exc:
             raise _Stop(_why(what, exc)) from None
-
-
-def _near(name: str, existing: Mapping[str, ColumnDefinition]) -> str | None:
-    """The register column a misspelt name most likely meant (case, spaces, a typo)."""
-    by_lower = {n.lower(): n for n in existing}
-    if name.lower() in by_lower:
-        return by_lower[name.lower()]
-    close = get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.8)
-    return by_lower[close[0]] if close else None
 
 
 def _definition(column: ColumnSpec) -> ColumnDefinition:
