@@ -36,6 +36,7 @@ from m365perf.store import ApprovalStep, Delegation, NotFound, Return, Store, Tr
 
 __all__ = [
     "Cover",
+    "Decider",
     "DelegationView",
     "acting_for",
     "add_delegation",
@@ -43,7 +44,9 @@ __all__ = [
     "delegation_views",
     "end_delegation",
     "label",
+    "may_decide",
     "not_for",
+    "step_covers",
 ]
 
 Via = Literal["delegate", "line_manager", "fallback"]
@@ -192,6 +195,31 @@ def acting_for(
     return None
 
 
+@dataclass(frozen=True)
+class Decider:
+    """Why a person may decide a step: as one of its approvers (``cover`` None), or for one."""
+
+    person_id: str
+    cover: Cover | None = None
+
+
+def may_decide(
+    tx: Transaction, flow: Flow, step: ApprovalStep, ret: Return, person_id: str, day: date
+) -> Decider | None:
+    """May this person decide this step on ``day``: one of its approvers, or acting today
+    for one of them (a delegate, or a line manager under ``when_away: line_manager``).
+
+    Never the return's owner or submitter. Every decision path (the card, the digest,
+    the web page) asks this one question.
+    """
+    if not person_id or person_id in (ret.owner_id, ret.submitted_by):
+        return None
+    if person_id in step.approvers:
+        return Decider(person_id)
+    cover = acting_for(tx, flow, person_id, step, ret, day)
+    return Decider(person_id, cover) if cover else None
+
+
 def step_covers(
     tx: Transaction, flow: Flow, step: ApprovalStep, ret: Return, day: date
 ) -> list[Cover]:
@@ -310,6 +338,11 @@ def end_delegation(
                 "approver_name": view.approver.name,
                 "delegate": view.delegate.id if view.delegate else None,
                 "delegate_name": view.delegate.name if view.delegate else None,
+                "label": (
+                    label(view.delegate.name, view.approver.name)
+                    if view.delegate
+                    else f"{view.approver.name} away"
+                ),
                 "by_name": actor.name,
             },
         )
