@@ -24,9 +24,9 @@ from engine_support import (
     submit_data,
 )
 
-from m365perf.engine import BadAction, Engine, UnknownSubject
+from m365perf.engine import BadAction, Engine, NotYours, UnknownSubject
 from m365perf.engine.context import local_day
-from m365perf.engine.delegation import covers_for
+from m365perf.engine.delegation import covers_for, steps_for
 from m365perf.flows import load_flow
 from m365perf.flows.model import Approval
 from m365perf.store import PersonSpec, ReturnStatus, StepStatus
@@ -95,6 +95,12 @@ def test_a_delegate_named_after_the_step_was_asked_gets_the_card_and_decides() -
 
     (card,) = _approval_cards(council, DAN_EMAIL)
     assert card["subject"].startswith("Approve for Bob Ray:")
+    with council.store.transaction() as tx:  # what a digest or the web page lists
+        waiting = steps_for(tx, council.engine.ctx, DAN.user_id, local_day(council.now))
+        assert steps_for(tx, council.engine.ctx, ANN.user_id, local_day(council.now)) == []
+    assert [(s.return_id, d.cover.label if d.cover else None) for s, d in waiting] == [
+        (return_id, "Dan Fox for Bob Ray")
+    ]
     council.tick(minutes=5)
     reply = council.act(DAN, "approve", approval_data(card["card"], "approve"))
 
@@ -237,10 +243,26 @@ def test_bad_delegations_are_refused_with_a_reason() -> None:
         )
     with pytest.raises(BadAction, match="before it starts"):
         _delegate(council, DAN_EMAIL, starts_on=today, ends_on=today - timedelta(days=1))
+    with pytest.raises(NotYours, match="Dan Fox may not change who acts for Bob Ray"):
+        council.engine.add_delegation(
+            approver=BOB_EMAIL,
+            delegate=DAN_EMAIL,
+            starts_on=today,
+            ends_on=today,
+            by=DAN_EMAIL,
+            now=council.now,
+        )
     first = _delegate(council, DAN_EMAIL)
+    with pytest.raises(NotYours, match="may not change"):
+        council.engine.end_delegation(first, by=ANN_EMAIL, now=council.now)
+
     with pytest.raises(BadAction, match=f"delegate end {first}"):
         _delegate(council, CAT_EMAIL, starts_on=today + timedelta(days=2))
     assert [v.id for v in council.engine.delegations()] == [first]
+    council.engine.end_delegation(first, by=CAT_EMAIL, now=council.now)  # Bob's line manager
+    assert council.engine.delegations() == []
+    with pytest.raises(BadAction, match="already ended"):
+        council.engine.end_delegation(first, by=BOB_EMAIL, now=council.now)
 
 
 def test_london_days_bound_a_delegation() -> None:

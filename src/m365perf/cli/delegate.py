@@ -29,12 +29,12 @@ def _day(value: datetime | None) -> date | None:
     return value.date() if value else None
 
 
-def _engine(store: Store, flows_dir: Path | None) -> Engine:
+def _engine(store: Store, flows_dir: Path) -> Engine:
     from m365perf.engine import Engine
     from m365perf.service import engine_config
     from m365perf.settings import load_settings
 
-    flows = load_flows_or_exit(flows_dir) if flows_dir and flows_dir.is_dir() else []
+    flows = load_flows_or_exit(flows_dir) if flows_dir.is_dir() else []
     return Engine(store, flows, engine_config(load_settings()))
 
 
@@ -164,14 +164,15 @@ def list_(person: str | None, on: datetime | None, include_ended: bool, as_json:
 @delegate.command("end")
 @click.argument("delegation_id", type=int)
 @click.option("--by", "by", required=True, help="E-mail of who ends it.")
-def end(delegation_id: int, by: str) -> None:
+@_flows_option
+def end(delegation_id: int, by: str, flows_dir: Path) -> None:
     """End a delegation now; from now on the approver decides alone."""
     from m365perf.engine import ActionError
     from m365perf.settings import load_settings
 
     store = open_store(load_settings())
     try:
-        engine = _engine(store, None)
+        engine = _engine(store, flows_dir)
         engine.end_delegation(delegation_id, by=by, now=datetime.now(UTC))
     except ActionError as exc:
         raise click.ClickException(exc.message) from None

@@ -28,11 +28,19 @@ from typing import Literal
 
 from m365perf.domain.approvers import Person
 from m365perf.engine.context import EngineContext, local_day
-from m365perf.engine.errors import BadAction, UnknownSubject
+from m365perf.engine.errors import BadAction, NotYours, UnknownSubject
 from m365perf.engine.people import StoreDirectory
 from m365perf.flows.model import Flow
 from m365perf.messages.names import AuditAction, SubjectType
-from m365perf.store import ApprovalStep, Delegation, NotFound, Return, Store, Transaction
+from m365perf.store import (
+    ApprovalStep,
+    Delegation,
+    NotFound,
+    Return,
+    ReturnStatus,
+    Store,
+    Transaction,
+)
 
 __all__ = [
     "Cover",
@@ -47,6 +55,7 @@ __all__ = [
     "may_decide",
     "not_for",
     "step_covers",
+    "steps_for",
 ]
 
 Via = Literal["delegate", "line_manager", "fallback"]
@@ -235,6 +244,23 @@ def step_covers(
     return found
 
 
+def steps_for(
+    tx: Transaction, ctx: EngineContext, person_id: str, day: date
+) -> list[tuple[ApprovalStep, Decider]]:
+    """The current steps ``person_id`` may decide on ``day``, their own and those they
+    cover, in creation order: what a digest or the approver web page lists for them."""
+    found: list[tuple[ApprovalStep, Decider]] = []
+    for step in tx.list_open_steps():
+        ret = tx.get_return(step.return_id)
+        if ret.status is not ReturnStatus.RETURNED or ret.version != step.return_version:
+            continue
+        flow = ctx.flows.get(tx.get_cycle(ret.cycle_id).flow_id)
+        decider = may_decide(tx, flow, step, ret, person_id, day) if flow else None
+        if decider is not None:
+            found.append((step, decider))
+    return found
+
+
 # --- recording delegations -------------------------------------------------------------
 
 
@@ -268,6 +294,7 @@ def add_delegation(
         away = _person(tx, approver, "approver")
         acting = _person(tx, delegate, "delegate") if delegate else None
         actor = _person(tx, by, "--by")
+        _may_record(tx, ctx, actor, away, flow_id)
         if acting is not None and acting.id == away.id:
             raise BadAction(f"{away.name} cannot be their own delegate")
         for other in tx.list_delegations(approver_id=away.id):
@@ -319,6 +346,8 @@ def end_delegation(
         except NotFound:
             raise UnknownSubject(f"there is no delegation {delegation_id}") from None
         actor = _person(tx, by, "--by")
+        approver = _person(tx, row.approver_id, "approver")
+        _may_record(tx, ctx, actor, approver, row.flow_id)
         if row.ended_at is not None:
             raise BadAction(
                 f"delegation {delegation_id} was already ended on {row.ended_at:%Y-%m-%d}"
@@ -366,6 +395,29 @@ def delegation_views(
             theirs = tx.list_delegations(delegate_id=who.id, on=on, include_ended=include_ended)
             rows = sorted({r.id: r for r in [*mine, *theirs]}.values(), key=lambda r: r.id or 0)
         return [_view(tx, r) for r in rows]
+
+
+def _may_record(
+    tx: Transaction, ctx: EngineContext, actor: Person, approver: Person, flow_id: str | None
+) -> None:
+    """Only the approver, their line manager or a performance team names who acts for them."""
+    if actor.id == approver.id:
+        return
+    found = tx.find_person(approver.id)
+    if found is not None and found.line_manager_id in (actor.id, actor.email):
+        return
+    if flow_id is None:
+        flows = list(ctx.flows.values())
+    else:
+        flows = [ctx.flows[flow_id]] if flow_id in ctx.flows else []
+    for flow in flows:
+        team = [tx.find_person(m) for m in flow.performance_team]
+        if any(member is not None and member.id == actor.id for member in team):
+            return
+    raise NotYours(
+        f"{actor.name} may not change who acts for {approver.name}: that is for "
+        f"{approver.name}, their line manager or the flow's performance team"
+    )
 
 
 def _person(tx: Transaction, ref: str | None, what: str) -> Person:
