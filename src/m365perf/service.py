@@ -245,6 +245,7 @@ class Service:
         opened = self.open_due_cycles()
         self.resync_open_cycles([flow_id], skip={o.cycle_id for o in opened if o.created})
         self.engine.keep_cycles_closing(now=self.clock())
+        self.engine.cover_open_steps(now=self.clock())
 
     # --- running ----------------------------------------------------------------------
 

@@ -98,7 +98,7 @@ def test_correct_refuses_a_figure_not_yet_approved(runner: CliRunner) -> None:
             "--reason",
             "revised",
             "--by",
-            "nadia.clarke@contoso.gov.uk",
+            "performance@contoso.gov.uk",
         ],
     )
     assert result.exit_code == 1

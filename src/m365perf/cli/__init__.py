@@ -37,6 +37,7 @@ def _register() -> None:
     from m365perf.cli.correct import correct
     from m365perf.cli.cycle import cycle
     from m365perf.cli.db import db
+    from m365perf.cli.delegate import away, delegate
     from m365perf.cli.demo import demo
     from m365perf.cli.doctor import doctor
     from m365perf.cli.health import health
@@ -64,6 +65,8 @@ def _register() -> None:
     main.add_command(health)
     main.add_command(teams_app)
     main.add_command(history)
+    main.add_command(delegate)
+    main.add_command(away)
 
 
 _register()

@@ -6,19 +6,26 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from m365perf.cli._common import open_store
+
+if TYPE_CHECKING:
+    from m365perf.store import Cycle, Transaction
 
 
 @click.command()
 @click.option(
     "--cycle",
     "cycle_ref",
-    required=True,
     help="Cycle id, or FLOW:PERIOD such as monthly-corporate-kpis:2026-10.",
+)
+@click.option(
+    "--delegations",
+    is_flag=True,
+    help="Delegations and away markings (who for whom, when, recorded by whom) instead.",
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "csv", "json"]), default="text")
 @click.option(
@@ -26,27 +33,28 @@ from m365perf.cli._common import open_store
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to this file instead of the terminal.",
 )
-def audit(cycle_ref: str, fmt: str, output: Path | None) -> None:
-    """Print or export a cycle's audit trail."""
+def audit(cycle_ref: str | None, delegations: bool, fmt: str, output: Path | None) -> None:
+    """Print or export a cycle's audit trail (or the delegations'), names next to ids."""
     from m365perf.settings import load_settings
 
+    if bool(cycle_ref) == delegations:
+        raise click.UsageError("give --cycle FLOW:PERIOD, or --delegations")
     store = open_store(load_settings())
     try:
         with store.transaction() as tx:
-            if cycle_ref.isdigit():
-                found = next((c for c in tx.list_cycles() if c.id == int(cycle_ref)), None)
+            if delegations:
+                events = tx.list_audit(subject_type="delegation")
             else:
-                flow_id, _, period = cycle_ref.partition(":")
-                found = tx.find_cycle(flow_id, period)
-            if found is None:
-                raise click.BadParameter(f"no cycle '{cycle_ref}'", param_hint="--cycle")
-            events = tx.list_audit(cycle_id=found.id)
+                found = _find_cycle(tx, cycle_ref or "")
+                events = tx.list_audit(cycle_id=found.id)
+            names = _names(tx, {e.actor for e in events})
     finally:
         store.close()
     rows: list[dict[str, Any]] = [
         {
             "at": e.at.isoformat(),
             "actor": e.actor,
+            "actor_name": names.get(e.actor),
             "action": e.action,
             "subject_type": e.subject_type,
             "subject_id": e.subject_id,
@@ -68,7 +76,8 @@ def audit(cycle_ref: str, fmt: str, output: Path | None) -> None:
         text = buffer.getvalue()
     else:
         text = "\n".join(
-            f"{r['at']}  {r['actor']:<38} {r['action']:<26} {r['subject_type']} {r['subject_id']}"
+            f"{r['at']}  {_who(r):<58} {r['action']:<26} {r['subject_type']} {r['subject_id']}"
+            + _detail(r)
             for r in rows
         )
     if output:
@@ -76,3 +85,40 @@ def audit(cycle_ref: str, fmt: str, output: Path | None) -> None:
         click.echo(f"{len(rows)} event(s) written to {output}", err=True)
     else:
         click.echo(text)
+
+
+def _find_cycle(tx: Transaction, cycle_ref: str) -> Cycle:
+    if cycle_ref.isdigit():
+        found = next((c for c in tx.list_cycles() if c.id == int(cycle_ref)), None)
+    else:
+        flow_id, _, period = cycle_ref.partition(":")
+        found = tx.find_cycle(flow_id, period)
+    if found is None:
+        raise click.BadParameter(f"no cycle '{cycle_ref}'", param_hint="--cycle")
+    return found
+
+
+def _names(tx: Transaction, refs: set[str]) -> dict[str, str]:
+    """The directory's name for each actor that is a person (not the scheduler)."""
+    names: dict[str, str] = {}
+    for ref in refs:
+        person = tx.find_person(ref) if ref and ref.strip() else None
+        if person is not None:
+            names[ref] = person.name
+    return names
+
+
+def _who(row: dict[str, Any]) -> str:
+    """ "Nadia Clarke (f2ccfc08-…)": the name beside the id it was recorded under."""
+    name = row.get("actor_name")
+    return f"{name} ({row['actor']})" if name else str(row["actor"])
+
+
+def _detail(row: dict[str, Any]) -> str:
+    """Who acted for whom, on delegated decisions and on delegations themselves."""
+    after = row.get("after") or {}
+    for key in ("acting", "label"):
+        value = after.get(key)
+        if isinstance(value, str) and value:
+            return f"  ({value})"
+    return ""

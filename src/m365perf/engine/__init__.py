@@ -8,12 +8,14 @@ It never calls Microsoft 365 and never reads the clock: ``now`` comes in.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from m365perf.cards import OwnerRequestView, ReceiptView
 from m365perf.domain.periods import Period
+from m365perf.engine import delegation
 from m365perf.engine.approvals import decide, request_correction
+from m365perf.engine.away import cover_open_steps
 from m365perf.engine.carddata import shown
 from m365perf.engine.closing import CycleClosing, close_cycle, keep_closing
 from m365perf.engine.context import Caller, EngineConfig, EngineContext
@@ -35,7 +37,7 @@ from m365perf.engine.timers import fire_due_timers
 from m365perf.flows.model import Flow
 from m365perf.messages import Outcome
 from m365perf.plan.register import Indicator, RowProblem
-from m365perf.store import CycleStatus, NotFound, OutboxMessage, Store
+from m365perf.store import CycleStatus, Delegation, NotFound, OutboxMessage, Store
 
 __all__ = [
     "ActionError",
@@ -168,6 +170,51 @@ class Engine:
             reason=reason,
             now=now,
         )
+
+    # --- delegation and out of office ------------------------------------------------
+
+    def add_delegation(
+        self,
+        *,
+        approver: str,
+        delegate: str | None,
+        starts_on: date,
+        ends_on: date,
+        flow_id: str | None = None,
+        by: str,
+        now: datetime,
+    ) -> Delegation:
+        """Record who acts for an approver on which days (no delegate: away), then send
+        the delegate the cards of steps already waiting for the approver."""
+        row = delegation.add_delegation(
+            self.store,
+            self.ctx,
+            approver=approver,
+            delegate=delegate,
+            starts_on=starts_on,
+            ends_on=ends_on,
+            flow_id=flow_id,
+            by=by,
+            now=now,
+        )
+        cover_open_steps(self.store, self.ctx, now=now, approver_id=row.approver_id)
+        return row
+
+    def end_delegation(self, delegation_id: int, *, by: str, now: datetime) -> Delegation:
+        """End a delegation at once; the approver's own cards still work."""
+        return delegation.end_delegation(self.store, self.ctx, delegation_id, by=by, now=now)
+
+    def delegations(
+        self, *, person: str | None = None, on: date | None = None, include_ended: bool = False
+    ) -> list[delegation.DelegationView]:
+        """Delegations with names (of one person, active on a day), for lists and pages."""
+        return delegation.delegation_views(
+            self.store, person=person, on=on, include_ended=include_ended
+        )
+
+    def cover_open_steps(self, *, now: datetime) -> int:
+        """Each morning: delegates of delegations starting today get the waiting cards."""
+        return cover_open_steps(self.store, self.ctx, now=now)
 
     def remember_conversation(
         self,

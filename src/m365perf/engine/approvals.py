@@ -27,6 +27,7 @@ from m365perf.engine.carddata import approval_card_id_from, check_characters, te
 from m365perf.engine.chain import SYSTEM, advance, approval_card_id, current_step
 from m365perf.engine.chasing import schedule_chase
 from m365perf.engine.context import Caller, EngineContext, local_day
+from m365perf.engine.delegation import may_decide, step_covers
 from m365perf.engine.errors import BadAction, UnknownSubject
 from m365perf.engine.outbox import send_card, update_card
 from m365perf.engine.returns import owner_person
@@ -79,14 +80,16 @@ def decide(
             cycle = tx.get_cycle(ret.cycle_id)
         except NotFound:
             raise UnknownSubject(f"return {return_id} does not exist") from None
+        flow = ctx.flow(cycle.flow_id)
+        day = local_day(now)
         chain = tx.list_steps(return_id)
         if not chain or chain[0].return_version != version:
             mine = tx.list_steps(return_id, version)
-            if caller.user_id not in {a for s in [*chain, *mine] for a in s.approvers}:
+            if not any(may_decide(tx, flow, s, ret, caller.user_id, day) for s in [*chain, *mine]):
                 return _notice(ctx, _NOT_AN_APPROVER)
             return _superseded(tx, ctx, cycle, ret)
         own = caller.user_id in (ret.owner_id, ret.submitted_by)
-        if not own and caller.user_id not in {a for s in chain for a in s.approvers}:
+        if not own and not any(may_decide(tx, flow, s, ret, caller.user_id, day) for s in chain):
             return _notice(ctx, _NOT_AN_APPROVER)
         if not 0 <= index < len(chain):
             return _notice(ctx, f"Step {index} is not part of this return's approval chain.")
@@ -97,13 +100,14 @@ def decide(
             return _superseded(tx, ctx, cycle, ret)
         card_id = approval_card_id_from(data, approval_card_id(ret, step, caller.user_id))
         current = current_step(chain)
+        decider = may_decide(tx, flow, step, ret, caller.user_id, day)
         refusal = None
         if own:
             refusal = "You cannot approve or reject your own return."
         elif current is None or current.id != step.id:
             waiting = current.name if current else "nobody"
             refusal = f"This return is waiting for {waiting}, not for you yet: nothing changed."
-        elif caller.user_id not in step.approvers:
+        elif decider is None:
             refusal = "This step is waiting for someone else: you are not one of its approvers."
         elif verb == "reject" and not reason:
             refusal = "Give a reason for rejecting, so the owner knows what to fix."
@@ -137,6 +141,10 @@ def decide(
             )
             return render_approval(view, max_bytes=ctx.config.max_card_bytes)
         tx.cancel_timers(SubjectType.STEP, step.id, now=now)
+        cover = decider.cover if decider else None
+        acting = (
+            {"for": cover.approver.id, "acting": cover.label, "via": cover.via} if cover else {}
+        )
         tx.audit(
             AuditAction.STEP_APPROVED if verb == "approve" else AuditAction.STEP_REJECTED,
             at=now,
@@ -145,7 +153,12 @@ def decide(
             subject_id=return_id,
             cycle_id=cycle.id,
             before={"step": step.name, "status": step.status.value, "version": version},
-            after={"step": step.name, "status": decided.status.value, "reason": reason or None},
+            after={
+                "step": step.name,
+                "status": decided.status.value,
+                "reason": reason or None,
+                **acting,
+            },
         )
         chain = tx.list_steps(return_id, version)
         if verb == "approve":
@@ -154,7 +167,8 @@ def decide(
         else:
             _reject(tx, ctx, cycle, ret, decided, reason, now=now)
         outcome = _outcome_card(tx, ctx, cycle, tx.get_return(return_id), decided)
-        for other in decided.approvers:
+        covering = [c.acting.id for c in step_covers(tx, flow, decided, ret, day)]
+        for other in dict.fromkeys([*decided.approvers, *covering]):
             if other != caller.user_id:
                 update_card(
                     tx,
@@ -189,6 +203,23 @@ def _name(tx: Transaction, person_id: str | None) -> str:
     return found.name if found else person_id
 
 
+def _decided_by(tx: Transaction, ret: Return, step: ApprovalStep) -> str:
+    """Who decided, with both names when they acted for someone ("Sam Patel for Priya Sharma")."""
+    if step.status in (StepStatus.APPROVED, StepStatus.REJECTED):
+        for event in reversed(tx.list_audit(subject_type=SubjectType.RETURN, subject_id=ret.id)):
+            after, before = event.after or {}, event.before or {}
+            if (
+                event.action in (AuditAction.STEP_APPROVED, AuditAction.STEP_REJECTED)
+                and after.get("step") == step.name
+                and before.get("version") == step.return_version
+            ):
+                acting = after.get("acting")
+                if isinstance(acting, str) and acting:
+                    return acting
+                break
+    return _name(tx, step.decided_by)
+
+
 def _outcome_card(
     tx: Transaction, ctx: EngineContext, cycle: Cycle, ret: Return, step: ApprovalStep
 ) -> Json:
@@ -213,7 +244,7 @@ def _outcome_card(
         owner_name=owner.name,
         period_label=ctx.period_of(cycle).label,
         at=step.decided_at or ret.updated_at,
-        by=_name(tx, step.decided_by),
+        by=_decided_by(tx, ret, step),
         unit=indicator.unit if indicator else None,
         value=ret.value,
         reason=step.reason if step.status is StepStatus.REJECTED else None,

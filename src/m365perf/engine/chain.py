@@ -8,6 +8,7 @@ from datetime import datetime, time
 from m365perf.cards import render_approval, summary_text
 from m365perf.domain.approvers import (
     Condition,
+    Person,
     Unroutable,
     condition_applies,
     describe_condition,
@@ -18,6 +19,7 @@ from m365perf.domain.lifecycle import CURRENT_STEP, PASSED_STEP
 from m365perf.engine.audit import audit_step, audit_transition
 from m365perf.engine.closing import close_when_all_approved
 from m365perf.engine.context import EngineContext, at_local, local_day
+from m365perf.engine.delegation import step_covers
 from m365perf.engine.outbox import send_card, send_mail
 from m365perf.engine.people import StoreDirectory
 from m365perf.engine.publish import queue_write_back
@@ -171,33 +173,116 @@ def send_approval_cards(
     now: datetime,
     round_name: str = "ask",
 ) -> None:
-    """Queue the approval card to every approver of the (current) step."""
+    """Queue the approval card to every approver of the (current) step.
+
+    Whoever acts for an away approver today (``engine.delegation``) gets one too, its
+    subject saying for whom; the approver keeps theirs, and the first decision stands.
+    """
     flow = ctx.flow(cycle.flow_id)
     for approver_id in step.approvers:
         person = StoreDirectory(tx, flow).find(approver_id)
         if person is None:
             continue
-        card_id = approval_card_id(ret, step, approver_id)
-        view = approval_view(tx, ctx, cycle, ret, steps, step, card_id=str(card_id))
-        card = render_approval(view, max_bytes=ctx.config.max_card_bytes)
-        send_card(
+        _send_one(tx, ctx, cycle, ret, steps, step, person, now=now, round_name=round_name)
+    send_cover_cards(
+        tx,
+        ctx,
+        cycle,
+        ret,
+        steps,
+        step,
+        now=now,
+        round_name="cover" if round_name == "ask" else round_name,
+    )
+
+
+def send_cover_cards(
+    tx: Transaction,
+    ctx: EngineContext,
+    cycle: Cycle,
+    ret: Return,
+    steps: list[ApprovalStep],
+    step: ApprovalStep,
+    *,
+    now: datetime,
+    round_name: str = "cover",
+) -> int:
+    """Queue the step's card to everyone acting for one of its approvers today; how many new.
+
+    Each card sent under a delegation is audited with both names ("step.delegated").
+    """
+    flow = ctx.flow(cycle.flow_id)
+    sent = 0
+    for cover in step_covers(tx, flow, step, ret, local_day(now)):
+        if _send_one(
             tx,
             ctx,
-            card_id=card_id,
-            person=person,
-            channel=flow.channels[0],
-            fallback_email="email" in flow.channels,
-            card=card,
-            subject=f"Approve: {view.indicator_name} {view.period_label} ({view.owner_name})",
-            # No web link: approving on the web needs Entra sign-in, which is not built;
-            # the e-mail body carries the plain summary only.
-            summary=summary_text(view),
-            link="",
-            subject_type=SubjectType.STEP,
-            subject_id=step.id or 0,
+            cycle,
+            ret,
+            steps,
+            step,
+            cover.acting,
             now=now,
-            dedup_key=CardRoundKey(card_id, round_name),
-        )
+            round_name=round_name,
+            acting_for=cover.approver.name,
+        ):
+            sent += 1
+            tx.audit(
+                AuditAction.STEP_DELEGATED,
+                at=now,
+                actor=SYSTEM,
+                subject_type=SubjectType.RETURN,
+                subject_id=ret.id or 0,
+                cycle_id=cycle.id,
+                after={
+                    "step": step.name,
+                    "index": step.step_index,
+                    "to": cover.acting.id,
+                    "for": cover.approver.id,
+                    "acting": cover.label,
+                    "via": cover.via,
+                    "delegation": cover.delegation_id,
+                },
+            )
+    return sent
+
+
+def _send_one(
+    tx: Transaction,
+    ctx: EngineContext,
+    cycle: Cycle,
+    ret: Return,
+    steps: list[ApprovalStep],
+    step: ApprovalStep,
+    person: Person,
+    *,
+    now: datetime,
+    round_name: str,
+    acting_for: str | None = None,
+) -> bool:
+    flow = ctx.flow(cycle.flow_id)
+    card_id = approval_card_id(ret, step, person.id)
+    view = approval_view(tx, ctx, cycle, ret, steps, step, card_id=str(card_id))
+    card = render_approval(view, max_bytes=ctx.config.max_card_bytes)
+    what = f"{view.indicator_name} {view.period_label} ({view.owner_name})"
+    return send_card(
+        tx,
+        ctx,
+        card_id=card_id,
+        person=person,
+        channel=flow.channels[0],
+        fallback_email="email" in flow.channels,
+        card=card,
+        subject=f"Approve for {acting_for}: {what}" if acting_for else f"Approve: {what}",
+        # No web link: approving on the web needs Entra sign-in, which is not built;
+        # the e-mail body carries the plain summary only.
+        summary=summary_text(view),
+        link="",
+        subject_type=SubjectType.STEP,
+        subject_id=step.id or 0,
+        now=now,
+        dedup_key=CardRoundKey(card_id, round_name),
+    )
 
 
 def approve_return(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from m365perf.domain.approvers import Person
+from m365perf.engine.errors import NotYours, UnknownSubject
 from m365perf.flows.model import Flow
 from m365perf.store import Transaction
 
@@ -44,3 +45,25 @@ class StoreDirectory:
         for email in self._flow.performance_team:
             team.append(self.find(email) or Person(id=email, name=email, email=email))
         return team
+
+
+def performance_officer(tx: Transaction, flow: Flow, ref: str) -> Person:
+    """The person ``ref`` names, who must be in the directory and in the flow's team.
+
+    Corrections reopen approved figures, so only the performance team may ask for one;
+    an address nobody holds would be recorded as the actor and tell the audit nothing.
+    """
+    found = StoreDirectory(tx, flow).find(ref) if ref.strip() else None
+    if found is None:
+        raise UnknownSubject(
+            f"{ref!r} is not in the directory (the people synced from the register): "
+            "give the e-mail of a performance officer; nothing changed"
+        )
+    team = [StoreDirectory(tx, flow).find(m) for m in flow.performance_team]
+    if not any(member is not None and member.same_as(found) for member in team):
+        listed = ", ".join(flow.performance_team) or "nobody"
+        raise NotYours(
+            f"{found.name} <{found.email}> is not in the performance team of flow {flow.id} "
+            f"(performance_team: {listed}); nothing changed"
+        )
+    return found

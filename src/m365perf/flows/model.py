@@ -225,6 +225,13 @@ class Approval(_Strict):
     on_self_approval: Literal["next", "fallback"] = "next"
     fallback: str | None = None
     allow_corrections: bool = True
+    when_away: Literal["delegate", "line_manager", "wait"] = Field(
+        "delegate",
+        description=(
+            "An approver marked away: their named delegate acts for them (delegate); "
+            "or else their line manager (line_manager); or nobody does (wait)."
+        ),
+    )
     steps: list[ApprovalStep] = Field(min_length=1)
 
 

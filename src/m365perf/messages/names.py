@@ -55,6 +55,7 @@ class SubjectType(StrEnum):
     DATASET = "dataset"
     PERSON = "person"
     HISTORY = "history"
+    DELEGATION = "delegation"
 
 
 class AuditAction(StrEnum):
@@ -80,6 +81,11 @@ class AuditAction(StrEnum):
     STEP_APPROVED = "step.approved"
     STEP_REJECTED = "step.rejected"
     STEP_SKIPPED = "step.skipped"
+    STEP_DELEGATED = "step.delegated"
+
+    DELEGATION_ADDED = "delegation.added"
+    DELEGATION_AWAY = "delegation.away_marked"
+    DELEGATION_ENDED = "delegation.ended"
 
     OWNER_REMINDED = "owner.reminded"
     OWNER_ESCALATED = "owner.escalated"

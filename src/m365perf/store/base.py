@@ -30,6 +30,7 @@ from m365perf.store.tables import (
     ConversationRef,
     Cycle,
     CycleStatus,
+    Delegation,
     HistoryPoint,
     Indicator,
     IndicatorSpec,
@@ -486,6 +487,46 @@ class Transaction(ABC):
     @abstractmethod
     def list_people(self) -> list[Person]:
         """Everyone in the snapshot, by name."""
+
+    # --- delegation and out of office ---------------------------------------------------
+
+    @abstractmethod
+    def add_delegation(
+        self,
+        approver_id: str,
+        *,
+        delegate_id: str | None,
+        starts_on: date,
+        ends_on: date,
+        flow_id: str | None = None,
+        by: str,
+        now: datetime,
+    ) -> Delegation:
+        """Record that ``approver_id`` is away from ``starts_on`` to ``ends_on`` (inclusive).
+
+        ``delegate_id`` acts for them (None: away, nobody named); ``flow_id`` None covers
+        every flow. A range that ends before it starts, or a delegate who is the approver,
+        raises ``ValueError``; whether ranges overlap is the engine's to judge.
+        """
+
+    @abstractmethod
+    def get_delegation(self, delegation_id: int) -> Delegation:
+        """A delegation by id."""
+
+    @abstractmethod
+    def end_delegation(self, delegation_id: int, *, by: str, now: datetime) -> Delegation:
+        """End a delegation now (it no longer applies); ending it again changes nothing."""
+
+    @abstractmethod
+    def list_delegations(
+        self,
+        *,
+        approver_id: str | None = None,
+        delegate_id: str | None = None,
+        on: date | None = None,
+        include_ended: bool = False,
+    ) -> list[Delegation]:
+        """Delegations matching every filter given (``on``: active that day), oldest first."""
 
 
 class Store(ABC):

@@ -59,6 +59,7 @@ from m365perf.store.tables import (
     ConversationRef,
     Cycle,
     CycleStatus,
+    Delegation,
     HistoryPoint,
     HistoryValue,
     Indicator,
@@ -1132,6 +1133,73 @@ class _SqlTransaction(Transaction):
 
     def list_people(self) -> list[Person]:
         return _checks.by_name(self._all(select(Person)))
+
+    # --- delegation and out of office ---------------------------------------------------
+
+    def add_delegation(
+        self,
+        approver_id: str,
+        *,
+        delegate_id: str | None,
+        starts_on: date,
+        ends_on: date,
+        flow_id: str | None = None,
+        by: str,
+        now: datetime,
+    ) -> Delegation:
+        now = _checks.aware(now)
+        approver = _checks.non_empty(approver_id, "approver_id")
+        delegate = _checks.optional_text(delegate_id, "delegate_id")
+        if ends_on < starts_on:
+            raise ValueError(f"a delegation cannot end ({ends_on}) before it starts ({starts_on})")
+        if delegate is not None and delegate == approver:
+            raise ValueError("an approver cannot be their own delegate")
+        values = {
+            "approver_id": approver,
+            "delegate_id": delegate,
+            "flow_id": _checks.optional_text(flow_id, "flow_id"),
+            "starts_on": starts_on,
+            "ends_on": ends_on,
+            "created_by": _checks.non_empty(by, "by"),
+            "created_at": now,
+        }
+        created: Delegation = self._first(
+            self._insert(Delegation).values(values).returning(Delegation)
+        )
+        return created
+
+    def get_delegation(self, delegation_id: int) -> Delegation:
+        return self._get(Delegation, delegation_id, "delegation")
+
+    def end_delegation(self, delegation_id: int, *, by: str, now: datetime) -> Delegation:
+        now = _checks.aware(now)
+        self.get_delegation(delegation_id)
+        self._s().execute(
+            update(Delegation)
+            .where(col(Delegation.id) == delegation_id, col(Delegation.ended_at).is_(None))
+            .values(ended_at=now, ended_by=_checks.non_empty(by, "by")),
+            execution_options=_NO_SYNC,
+        )
+        return self.get_delegation(delegation_id)
+
+    def list_delegations(
+        self,
+        *,
+        approver_id: str | None = None,
+        delegate_id: str | None = None,
+        on: date | None = None,
+        include_ended: bool = False,
+    ) -> list[Delegation]:
+        stmt = select(Delegation)
+        if approver_id is not None:
+            stmt = stmt.where(col(Delegation.approver_id) == approver_id)
+        if delegate_id is not None:
+            stmt = stmt.where(col(Delegation.delegate_id) == delegate_id)
+        if on is not None:
+            stmt = stmt.where(col(Delegation.starts_on) <= on, col(Delegation.ends_on) >= on)
+        if not include_ended or on is not None:
+            stmt = stmt.where(col(Delegation.ended_at).is_(None))
+        return self._all(stmt.order_by(col(Delegation.id)))
 
 
 class SqlStore(Store):

@@ -457,6 +457,40 @@ def history_value(value: float) -> float:
     return float(value)
 
 
+# --- delegation and out of office ----------------------------------------------------
+
+
+class Delegation(_Table, table=True):
+    """An approver away for a run of London days, and who acts for them meanwhile.
+
+    ``delegate_id`` None means "away, nobody named": the flow's ``approval.when_away``
+    says whether the approver's line manager is asked instead. ``flow_id`` None covers
+    every flow. ``ends_on`` is the last day included. Ending a delegation early records
+    who ended it and when; the row is kept for the audit.
+    """
+
+    __tablename__ = "delegation"
+    __table_args__ = (Index(None, "approver_id"), Index(None, "delegate_id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    approver_id: str
+    delegate_id: str | None = None
+    flow_id: str | None = None
+    starts_on: date
+    ends_on: date
+    created_by: str
+    created_at: datetime = _when()
+    ended_by: str | None = None
+    ended_at: datetime | None = _when(nullable=True)
+
+    def active_on(self, day: date) -> bool:
+        """Whether it applies on ``day`` (a London date): in its range and not ended."""
+        return self.ended_at is None and self.starts_on <= day <= self.ends_on
+
+    def covers_flow(self, flow_id: str) -> bool:
+        return self.flow_id is None or self.flow_id == flow_id
+
+
 # --- small read models ---------------------------------------------------------------
 
 
