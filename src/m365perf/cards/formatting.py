@@ -13,6 +13,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
+from m365perf.cards.build import Colour
 from m365perf.domain.kinds import Polarity, Rag, Unit
 
 # The public part; the other functions here are shared by the cards' modules only.
@@ -40,7 +41,12 @@ _MONTHS = (
 _MAX_PLACES = 3
 
 _RAG_WORDS = {Rag.GREEN: "Green", Rag.AMBER: "Amber", Rag.RED: "Red", Rag.NONE: "No RAG rating"}
-_RAG_COLOURS = {Rag.GREEN: "good", Rag.AMBER: "warning", Rag.RED: "attention", Rag.NONE: "default"}
+_RAG_COLOURS: dict[Rag, Colour] = {
+    Rag.GREEN: "good",
+    Rag.AMBER: "warning",
+    Rag.RED: "attention",
+    Rag.NONE: "default",
+}
 
 _DIRECTION_WORDS = {
     "improving": "improving",
@@ -48,7 +54,7 @@ _DIRECTION_WORDS = {
     "no_change": "no change",
     "not_comparable": "not comparable",
 }
-_DIRECTION_COLOURS = {
+_DIRECTION_COLOURS: dict[str, Colour] = {
     "improving": "good",
     "worsening": "attention",
     "no_change": "default",
@@ -139,7 +145,7 @@ def rag_word(rag: Rag | str) -> str:
     return _RAG_WORDS[as_rag(rag)]
 
 
-def rag_colour(rag: Rag | str) -> str:
+def rag_colour(rag: Rag | str) -> Colour:
     return _RAG_COLOURS[as_rag(rag)]
 
 
@@ -147,7 +153,7 @@ def direction_word(direction: str) -> str:
     return _DIRECTION_WORDS[check_direction(direction)]
 
 
-def direction_colour(direction: str) -> str:
+def direction_colour(direction: str) -> Colour:
     return _DIRECTION_COLOURS[check_direction(direction)]
 
 
