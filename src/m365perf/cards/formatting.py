@@ -280,6 +280,25 @@ def previous_figure_text(value: float | None, no_data_reason: str | None, unit: 
     return returned_value_text(value, shortened(no_data_reason or "", SENT_BACK_REASON_SHOWN), unit)
 
 
+def commentary_hint(rags: tuple[Rag, ...], special_cause_concern: bool) -> str:
+    """What the commentary box asks for, by the flow's own rule.
+
+    "What explains this figure? Needed when it is red or amber." — or "red", or "when it
+    shows a special cause of concern", or "Optional for this return." when the flow
+    requires none.
+    """
+    words = [rag.value for rag in (Rag.RED, Rag.AMBER, Rag.GREEN) if rag in rags]
+    needs = []
+    if words:
+        listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+        needs.append(f"it is {listed}")
+    if special_cause_concern:
+        needs.append("it shows a special cause of concern")
+    if not needs:
+        return "What explains this figure? Optional for this return."
+    return f"What explains this figure? Needed when {', or when '.join(needs)}."
+
+
 def one_line(text: str) -> str:
     """``text`` with every run of white space (new lines included) as one space."""
     return " ".join(text.split())

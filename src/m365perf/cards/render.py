@@ -19,6 +19,7 @@ from m365perf.cards.build import Style
 from m365perf.cards.build import text_run as _run
 from m365perf.cards.formatting import (
     SENT_BACK_REASON_SHOWN,
+    commentary_hint,
     direction_colour,
     direction_word,
     format_date,
@@ -42,6 +43,8 @@ from m365perf.cards.views import (
     ApprovalView,
     Draft,
     IndicatorRequest,
+    InputError,
+    InputField,
     Outcome,
     OutcomeView,
     OwnerRequestView,
@@ -51,7 +54,7 @@ from m365perf.cards.views import (
     ReturnedIndicator,
     SentBack,
 )
-from m365perf.domain.kinds import Unit
+from m365perf.domain.kinds import Polarity, Unit
 from m365perf.errors import M365PerfError
 
 __all__ = [
@@ -171,14 +174,30 @@ def render_rejection(view: RejectionView, *, max_bytes: int = DEFAULT_MAX_BYTES)
     reason = view.reason
     if len(reason) > SENT_BACK_REASON_SHOWN:  # a correction asked for from the command line
         reason = shortened(reason, SENT_BACK_REASON_SHOWN)
-    rejection = [
-        [
-            _run("Returned to you: ", weight="bolder", color="attention"),
-            _run(f"rejected by {view.rejected_by} at {format_moment(view.rejected_at)}"),
-        ],
-        [_run("Reason: ", weight="bolder"), _run(reason)],
-        [_run("Please correct the return below and submit it again.")],
-    ]
+    when = format_moment(view.rejected_at)
+    previous = previous_figure_text(
+        view.previous_value, view.previous_no_data_reason, view.indicator.unit
+    )
+    if view.correction:
+        rejection = [
+            [
+                _run("Reopened for correction: ", weight="bolder", color="attention"),
+                _run(f"by {view.rejected_by} at {when}"),
+            ],
+            [_run("Reason: ", weight="bolder"), _run(reason)],
+            [_run("Figure being corrected: ", weight="bolder"), _run(previous)],
+            [_run("Please give the corrected figure below and submit it again.")],
+        ]
+    else:
+        rejection = [
+            [
+                _run("Returned to you: ", weight="bolder", color="attention"),
+                _run(f"rejected by {view.rejected_by} at {when}"),
+            ],
+            [_run("Reason: ", weight="bolder"), _run(reason)],
+            [_run("Previously returned: ", weight="bolder"), _run(previous)],
+            [_run("Please correct the return below and submit it again.")],
+        ]
 
     def card_for(item: IndicatorRequest) -> Json:
         context = _indicator_context(item, view.period_label)
@@ -212,10 +231,18 @@ def _owner_card(
         part_line = (
             f"This is part {part[0]} of {part[1]} of your list: each part is submitted on its own."
         )
-    body: list[Json] = [
-        b.heading(title, size="large"),
-        b.text_block(f"Due {format_date(view.due)}", subtle=True, spacing="none"),
-    ]
+    body: list[Json] = [b.heading(title, size="large")]
+    if view.reminder is not None:
+        body.append(
+            b.text_block(
+                f"Reminder {view.reminder} — due {format_date(view.due)}",
+                weight="bolder",
+                color="warning",
+                spacing="none",
+            )
+        )
+    else:
+        body.append(b.text_block(f"Due {format_date(view.due)}", subtle=True, spacing="none"))
     if view.late:
         late_line = f"This return is late: it was due on {format_date(view.due)}."
         body.append(_banner([[_run(late_line, weight="bolder", color="attention")]], "attention"))
@@ -231,6 +258,8 @@ def _owner_card(
             ]
         )
     )
+    if view.notice:
+        body.append(b.text_block(view.notice, color="attention", weight="bolder"))
     if errors:
         body.append(
             b.text_block(
@@ -255,7 +284,10 @@ def _owner_card(
     return b.card(
         body,
         actions=actions,
-        fallback_text=f"{title}. Your performance returns are due {format_date(view.due)}.",
+        fallback_text=(
+            f"{'' if view.reminder is None else f'Reminder {view.reminder}: '}{title}. "
+            f"Your performance returns are due {format_date(view.due)}."
+        ),
     )
 
 
@@ -275,15 +307,15 @@ def _indicator_context(item: IndicatorRequest | ReturnedIndicator, period_label:
         }
     draft = item.draft or Draft()
     iid = item.indicator_id
-    facts = [
-        ("Unit", unit_name(item.unit)),
-        ("Target", target_text(item.target, item.unit, item.polarity)),
-    ]
+    facts = [("Unit", unit_name(item.unit))]
+    facts += _target_facts(item.target, item.annual_target, item.unit, item.polarity, period_label)
     tolerance = tolerance_text(item.target, item.tolerance, item.unit, item.polarity)
     if tolerance:
         facts.append(("Tolerance", tolerance))
-    history = [(p.label, format_value(p.value, item.unit)) for p in item.recent[-_RECENT_SHOWN:]]
-    if item.last_year is not None:
+    recent = item.recent[-_RECENT_SHOWN:]
+    history = [(p.label, format_value(p.value, item.unit)) for p in recent]
+    if item.last_year is not None and item.last_year.label not in {p.label for p in recent}:
+        # an annual return's previous period is the same period last year: shown once
         history.append(
             (
                 f"{item.last_year.label} (same period last year)",
@@ -299,6 +331,16 @@ def _indicator_context(item: IndicatorRequest | ReturnedIndicator, period_label:
     if history:
         parts.append(b.text_block("Recent periods", weight="bolder", size="small", spacing="small"))
         parts.append(b.fact_set(history, spacing="none"))
+    rule = item.commentary_rule
+
+    def errors_on(field: InputField) -> list[Json]:
+        """The messages about one input, to sit right under it (plain ones under the value)."""
+        return [
+            b.text_block(str(error), color="attention", spacing="small")
+            for error in item.errors
+            if (error.field if isinstance(error, InputError) else InputField.VALUE) is field
+        ]
+
     parts += [
         b.text_input(
             f"value__{iid}",
@@ -307,14 +349,16 @@ def _indicator_context(item: IndicatorRequest | ReturnedIndicator, period_label:
             value=draft.value,
             max_length=VALUE_MAX_LENGTH,
         ),
+        *errors_on(InputField.VALUE),
         b.text_input(
             f"comment__{iid}",
             label="Commentary",
-            placeholder="What explains this figure? Needed when it is red or amber.",
+            placeholder=commentary_hint(rule.rags, rule.special_cause_concern),
             value=draft.comment,
             multiline=True,
             max_length=COMMENT_MAX_LENGTH,
         ),
+        *errors_on(InputField.COMMENT),
         b.toggle(f"nodata__{iid}", "No data this period", on=draft.no_data),
         b.text_input(
             f"nodatareason__{iid}",
@@ -323,12 +367,13 @@ def _indicator_context(item: IndicatorRequest | ReturnedIndicator, period_label:
             value=draft.no_data_reason,
             max_length=REASON_MAX_LENGTH,
         ),
+        *errors_on(InputField.NO_DATA_REASON),
     ]
     if item.needs_confirmation:
         parts.append(
             b.toggle(f"confirm__{iid}", "I confirm this value is correct", on=draft.confirmed)
         )
-    parts += [b.text_block(error, color="attention", spacing="small") for error in item.errors]
+    parts += errors_on(InputField.CONFIRM)
     return {
         "id": iid,
         "version": item.version,
@@ -356,6 +401,48 @@ def _sent_back_lines(sent_back: SentBack, unit: Unit) -> list[list[Json]]:
         )
         lines.append([_run("Previously returned: ", subtle=True), _run(previous, weight="bolder")])
     return lines
+
+
+def _resubmission_lines(earlier: SentBack, unit: Unit) -> list[list[Json]]:
+    """On an approver's card: this return was sent back before, by whom and why, and what
+    it said then (so the approver sees what changed)."""
+    what = "Resubmitted after a correction was asked for" if earlier.correction else "Resubmitted"
+    heading = sent_back_heading(
+        by_name=earlier.by_name, at=earlier.at, correction=earlier.correction
+    )
+    lines = [
+        [
+            _run(f"{what}: ", weight="bolder", color="attention"),
+            _run(heading[0].lower() + heading[1:]),
+        ],
+        [
+            _run("Reason: ", weight="bolder"),
+            _run(shortened(earlier.reason, SENT_BACK_REASON_SHOWN)),
+        ],
+    ]
+    if earlier.has_previous:
+        previous = previous_figure_text(
+            earlier.previous_value, earlier.previous_no_data_reason, unit
+        )
+        label = "Figure before the correction: " if earlier.correction else "Previously returned: "
+        lines.append([_run(label, subtle=True), _run(previous, weight="bolder")])
+    return lines
+
+
+def _target_facts(
+    target: float | None,
+    annual: float | None,
+    unit: Unit,
+    polarity: Polarity,
+    period_label: str,
+) -> list[tuple[str, str]]:
+    """The target judged against; for year to date, the profiled one and the year's."""
+    if annual is None:
+        return [("Target", target_text(target, unit, polarity))]
+    return [
+        (f"Target to {period_label} (year to date)", target_text(target, unit, polarity)),
+        ("Annual target", format_value(annual, unit)),
+    ]
 
 
 def _receipt_runs(item: ReturnedIndicator) -> list[Json]:
@@ -537,22 +624,44 @@ def render_approval(view: ApprovalView, *, max_bytes: int = DEFAULT_MAX_BYTES) -
             _run(rag_word(view.rag), color=rag_colour(view.rag), weight="bolder", size="medium"),
         ]
     facts = [("Period", view.period_label), ("Unit", unit_name(unit))]
-    facts.append(("Target", target_text(view.target, unit, view.polarity)))
+    facts += _target_facts(view.target, view.annual_target, unit, view.polarity, view.period_label)
     tolerance = tolerance_text(view.target, view.tolerance, unit, view.polarity)
     if tolerance:
         facts.append(("Tolerance", tolerance))
-    facts.append(
-        (
-            "Compared with previous period",
-            _compared(view.direction_vs_previous, view.previous, unit),
-        )
+    same_period = (
+        view.previous is not None
+        and view.last_year is not None
+        and view.previous.label == view.last_year.label
     )
-    facts.append(
-        (
-            "Compared with same period last year",
-            _compared(view.direction_vs_last_year, view.last_year, unit),
+    if same_period:  # an annual return: the previous period is last year; say it once
+        facts.append(
+            (
+                "Compared with previous year",
+                _compared(view.direction_vs_previous, view.previous, unit),
+            )
         )
-    )
+    else:
+        facts.append(
+            (
+                "Compared with previous period",
+                _compared(view.direction_vs_previous, view.previous, unit),
+            )
+        )
+        facts.append(
+            (
+                "Compared with same period last year",
+                _compared(view.direction_vs_last_year, view.last_year, unit),
+            )
+        )
+    if view.long_trend is not None:
+        facts.append(
+            (
+                "Long trend (against the mean of recent periods)",
+                direction_word(view.long_trend).capitalize(),
+            )
+        )
+    if view.comparator:
+        facts.append(("Comparator", view.comparator))
     if view.submitted_at is not None:
         facts.append(("Submitted", format_moment(view.submitted_at)))
     flags = []
@@ -610,6 +719,8 @@ def render_approval(view: ApprovalView, *, max_bytes: int = DEFAULT_MAX_BYTES) -
         ]
         if view.error:
             body.append(b.text_block(view.error, color="attention", weight="bolder"))
+        if view.resubmission is not None:
+            body.append(_banner(_resubmission_lines(view.resubmission, unit), "attention"))
         body += [b.rich_text(value_line, spacing="medium"), b.fact_set(facts)]
         if flags:
             body.append(_banner(flags, "warning"))
