@@ -38,7 +38,6 @@ from m365perf.cards.formatting import (
     tolerance_text,
     unit_name,
 )
-from m365perf.cards.validation import validate_card
 from m365perf.cards.views import (
     ApprovalView,
     Draft,
@@ -108,14 +107,15 @@ def outlook_card(
 
     ``originator`` is the provider id from the Actionable Email Developer Dashboard;
     Outlook removes a card without it when sending to anyone but yourself.
+    ``hideOriginalBody`` is set: the body is for clients that show no card.
     """
     if not originator.strip():
         raise ValueError("originator must be the actionable-message provider id, not empty")
     result = dict(card)
     result["originator"] = originator
+    result["hideOriginalBody"] = True
     if correlation_id is not None:
         result["correlationId"] = correlation_id
-    validate_card(result)
     return result
 
 

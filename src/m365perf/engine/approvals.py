@@ -307,6 +307,7 @@ def send_back(
         previous_commentary=ret.commentary or "",
         previous_no_data_reason=ret.no_data_reason,
         late=local_day(now) > cycle.due_date,
+        correction=action == AuditAction.RETURN_CORRECTION_REQUESTED,
     )
     card = render_rejection(view, max_bytes=ctx.config.max_card_bytes)
     link = ctx.return_link(cycle.id or 0, owner.id, now=now)
