@@ -287,7 +287,18 @@ def send_back(
         rejected = tx.reopen_return(ret.id or 0, ret.version, by=by, reason=reason, now=now)
     else:
         rejected = tx.send_back_return(ret.id or 0, ret.version, by=by, reason=reason, now=now)
-    audit_transition(tx, action, actor=by, before=ret, after=rejected, at=now, reason=reason)
+    audit_transition(
+        tx,
+        action,
+        actor=by,
+        before=ret,
+        after=rejected,
+        at=now,
+        reason=reason,
+        # the figure sent back, for the approver's card when it comes back resubmitted
+        previous_value=ret.value,
+        previous_no_data_reason=ret.no_data_reason,
+    )
     owner = owner_person(tx, rejected)
     period = ctx.period_of(cycle)
     card_id = RejectionCardId(ret.id or 0, rejected.version)

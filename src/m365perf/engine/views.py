@@ -189,17 +189,24 @@ def resubmission(tx: Transaction, ret: Return) -> SentBack | None:
     if ret.sent_back_at is None or ret.status is ReturnStatus.REJECTED or ret.id is None:
         return None
     sent_back_as: AuditAction | None = None
-    before: dict[str, object] | None = None
+    figure: dict[str, object] | None = None
     for event in tx.list_audit(subject_type=SubjectType.RETURN, subject_id=ret.id):
         if event.action in (AuditAction.RETURN_REJECTED, AuditAction.RETURN_CORRECTION_REQUESTED):
-            sent_back_as, before = AuditAction(event.action), None
-        elif event.action in _SUBMITTED and sent_back_as is not None and before is None:
-            before = event.before or {}
-    if sent_back_as is None or before is None:
+            sent_back_as = AuditAction(event.action)
+            after = event.after or {}
+            figure = None
+            if "previous_value" in after:  # kept with the send-back since issue 9
+                figure = {
+                    "value": after.get("previous_value"),
+                    "no_data_reason": after.get("previous_no_data_reason"),
+                }
+        elif event.action in _SUBMITTED and sent_back_as is not None and figure is None:
+            figure = event.before or {}  # older trails: the resubmission's "before"
+    if sent_back_as is None:
         return None
     by = tx.find_person(ret.sent_back_by or "") if ret.sent_back_by else None
-    value = before.get("value")
-    reason = before.get("no_data_reason")
+    value = (figure or {}).get("value")
+    reason = (figure or {}).get("no_data_reason")
     return SentBack(
         by_name=by.name if by else (ret.sent_back_by or "the performance team"),
         at=ret.sent_back_at,
