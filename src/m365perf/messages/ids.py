@@ -211,9 +211,9 @@ class ApprovalCardId(CardId):
         _whole(self.version, "version", CardIdError)
         _whole(self.step_index, "step index", CardIdError)
         _text(self.approver_id, "approver id", CardIdError)
-        if self.approver_id.endswith(MAIL_SUFFIX):
+        if f"-{self.approver_id}".endswith(MAIL_SUFFIX):
             raise CardIdError(
-                f"approver id {self.approver_id!r} ends in {MAIL_SUFFIX!r}: its card id "
+                f"approver id {self.approver_id!r} ends in {MAIL_SUFFIX[1:]!r}: its card id "
                 "would read as the e-mail copy of another approver's card"
             )
 
