@@ -13,6 +13,7 @@ import csv
 import difflib
 import io
 import zipfile
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,21 +116,48 @@ def read_export(path: Path, columns: ColumnMap) -> list[HistoryRow]:
     return out
 
 
+SERIES_COLUMN = "Series"
+"""The history list's column saying whose values a row holds (the council, England…)."""
+
+
 def read_sharepoint(
     graph: GraphClient,
     site: str,
     list_title: str,
     columns: ColumnMap,
     *,
+    series: str | None = None,
     filter: str | None = None,
 ) -> list[HistoryRow]:
-    """Rows of a SharePoint history list (``site`` as ``host:/sites/path``); line = item id."""
+    """Rows of a SharePoint history list (``site`` as ``host:/sites/path``); line = item id.
+
+    A history list keeps comparators (England, a statistical neighbour) beside the
+    council's own values, told apart by its ``Series`` column. Only the council's own are
+    history, so ``series`` names it; without it a list holding one series is read whole
+    and a list holding several is refused, naming them, rather than mixing England's
+    values into the council's trends.
+    """
     host, _, path = site.partition(":")
     site_id = graph.get_site_id(host, path)
     list_id = graph.get_list_id(site_id, list_title)
+    if series is not None:
+        quoted = series.replace("'", "''")
+        only = f"fields/{SERIES_COLUMN} eq '{quoted}'"
+        filter = f"({filter}) and {only}" if filter else only
+    items = list(graph.list_items(site_id, list_id, filter=filter))
+    if series is None:
+        held = Counter(
+            _str(i.fields.get(SERIES_COLUMN)) for i in items if SERIES_COLUMN in i.fields
+        )
+        if len(held) > 1:
+            shown = ", ".join(f"{name or '(blank)'} ({n} rows)" for name, n in sorted(held.items()))
+            raise HistoryFileError(
+                f"the list {list_title!r} holds several series: {shown}; say which is the "
+                f"council's own with --series (e.g. --series {held.most_common(1)[0][0]})"
+            )
     fields = columns.columns()
     out = []
-    for item in graph.list_items(site_id, list_id, filter=filter):
+    for item in items:
         values = item.fields
         out.append(
             HistoryRow(

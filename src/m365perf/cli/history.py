@@ -42,6 +42,11 @@ def history() -> None:
 @click.option(
     "--list", "list_title", default="KPI History", show_default=True, help="The history list."
 )
+@click.option(
+    "--series",
+    help="The list's Series value for the council's own figures (e.g. coventry); the "
+    "others are comparators. Needed when the list holds more than one series.",
+)
 @click.option("--filter", "odata_filter", help="An OData filter on indexed columns of the list.")
 @click.option("--apply", is_flag=True, help="Write the new values (the default is a dry run).")
 @click.option("--by", "by", help="Who imports (e-mail), for the audit trail; needed to apply.")
@@ -52,6 +57,7 @@ def import_(
     from_sharepoint: bool,
     site: str | None,
     list_title: str,
+    series: str | None,
     odata_filter: str | None,
     apply: bool,
     by: str | None,
@@ -90,7 +96,7 @@ def import_(
             raise click.ClickException(str(exc)) from None
         source = f"import:{export.name}"
     else:
-        rows, source = _sharepoint_rows(settings, site, list_title, columns, odata_filter)
+        rows, source = _sharepoint_rows(settings, site, list_title, columns, series, odata_filter)
     store = open_store(settings)
     try:
         report = import_history(
@@ -118,9 +124,10 @@ def _sharepoint_rows(
     site: str | None,
     list_title: str,
     columns: ColumnMap,
+    series: str | None,
     odata_filter: str | None,
 ) -> tuple[list[HistoryRow], str]:
-    from m365perf.history_files import read_sharepoint
+    from m365perf.history_files import HistoryFileError, read_sharepoint
     from m365perf.m365 import clients_from_settings
     from m365perf.m365.errors import M365Error
 
@@ -130,7 +137,11 @@ def _sharepoint_rows(
         raise click.UsageError("no tenant is configured: set the M365PERF_ tenant settings")
     graph = clients_from_settings(settings).graph
     try:
-        rows = read_sharepoint(graph, site, list_title, columns, filter=odata_filter)
+        rows = read_sharepoint(
+            graph, site, list_title, columns, series=series, filter=odata_filter
+        )
+    except HistoryFileError as exc:
+        raise click.ClickException(str(exc)) from None
     except M365Error as exc:
         raise click.ClickException(f"cannot read the list {list_title!r}: {exc}") from None
     return rows, f"sharepoint:{list_title}"
