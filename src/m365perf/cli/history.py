@@ -137,9 +137,7 @@ def _sharepoint_rows(
         raise click.UsageError("no tenant is configured: set the M365PERF_ tenant settings")
     graph = clients_from_settings(settings).graph
     try:
-        rows = read_sharepoint(
-            graph, site, list_title, columns, series=series, filter=odata_filter
-        )
+        rows = read_sharepoint(graph, site, list_title, columns, series=series, filter=odata_filter)
     except HistoryFileError as exc:
         raise click.ClickException(str(exc)) from None
     except M365Error as exc:

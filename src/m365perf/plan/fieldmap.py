@@ -27,6 +27,7 @@ Loc = tuple[str | int, ...]
 #: Filter values SharePointRegister applies itself (yes/no columns are booleans there).
 _BOOLEAN_WORDS = frozenset({"yes", "no", "true", "false", "y", "n", "1", "0"})
 
+
 def applied_locally(value: str) -> bool:
     """A filter value m365perf applies itself (yes/no), so its column needs no index."""
     return value.strip().lower() in _BOOLEAN_WORDS

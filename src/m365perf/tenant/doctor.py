@@ -249,9 +249,7 @@ def _index_summary(flow: Flow, columns: Sequence[RegisterColumn]) -> str:
         indexed = [n for n in server if by_name.get(n) is None or by_name[n].indexed is not False]
         parts.append(f"indexed: {', '.join(indexed)} (SharePoint filters on them)")
     if local:
-        parts.append(
-            f"applied by m365perf after reading, so no index needed: {', '.join(local)}"
-        )
+        parts.append(f"applied by m365perf after reading, so no index needed: {', '.join(local)}")
     return "; ".join(parts)
 
 
