@@ -118,7 +118,13 @@ class Service:
             clock=clock,
         )
         self.verifier = verifier or BotTokenVerifier.from_settings(settings)
-        self.app = create_app(self.engine, self.verifier, clock=clock, links=self.links)
+        self.app = create_app(
+            self.engine,
+            self.verifier,
+            clock=clock,
+            links=self.links,
+            contact=settings.service_mailbox,
+        )
         self._tick_lock = threading.Lock()
 
     def _find_delivery(self, card_id: str) -> CardDelivery | None:
