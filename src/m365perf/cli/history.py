@@ -32,6 +32,7 @@ def history() -> None:
     "export", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 @click.option("--map", "column_map", help=_MAP_HELP)
+@click.option("--sheet", help="The worksheet of an .xlsx to read (default: the first).")
 @click.option(
     "--from-sharepoint",
     "from_sharepoint",
@@ -54,6 +55,7 @@ def history() -> None:
 def import_(
     export: Path | None,
     column_map: str | None,
+    sheet: str | None,
     from_sharepoint: bool,
     site: str | None,
     list_title: str,
@@ -71,7 +73,7 @@ def import_(
     Exit 1 when any row is rejected or clashes.
     """
     from m365perf.engine.history import import_history
-    from m365perf.history_files import ColumnMap, HistoryFileError, read_export
+    from m365perf.history_files import ColumnMap, HistoryFileError, read_export, workbook_sheets
     from m365perf.settings import load_settings
 
     if apply and not by:
@@ -90,11 +92,19 @@ def import_(
         raise click.BadParameter(str(exc), param_hint="--map") from None
     settings = load_settings()
     if export is not None:
+        source = f"import:{export.name}"
+        workbook = export.suffix.lower() in (".xlsx", ".xlsm")
+        if sheet and not workbook:
+            raise click.UsageError("--sheet is for an Excel workbook (.xlsx)")
         try:
-            rows = read_export(export, columns)
+            if workbook:
+                sheets = workbook_sheets(export)
+                sheet = sheet or (sheets[0] if sheets else None)
+                if len(sheets) > 1:  # say which was read, with every value written
+                    source += f", sheet '{sheet}'"
+            rows = read_export(export, columns, sheet=sheet)
         except HistoryFileError as exc:
             raise click.ClickException(str(exc)) from None
-        source = f"import:{export.name}"
     else:
         rows, source = _sharepoint_rows(settings, site, list_title, columns, series, odata_filter)
     store = open_store(settings)

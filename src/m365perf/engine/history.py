@@ -39,6 +39,8 @@ class HistoryRow:
     value: object
     note: str | None = None
     source: str | None = None
+    problem: str | None = None
+    """Why the reader could not take the row's cells (e.g. a formula never calculated)."""
 
 
 @dataclass(frozen=True)
@@ -235,6 +237,9 @@ def _judge(
 
         if not key:
             reject("the indicator id is blank")
+            continue
+        if row.problem:
+            reject(row.problem)
             continue
         if key not in frequencies:
             frequencies[key] = _known_frequencies(tx, key)
