@@ -46,3 +46,16 @@ def test_every_flow_key_the_deploy_guide_names_is_one_a_flow_file_has() -> None:
 def test_the_check_catches_a_key_the_model_lacks() -> None:
     assert not _resolves(Flow, ["results", "site"])
     assert _resolves(Flow, ["writeback", "history"])
+
+
+def test_every_doc_the_scripts_and_readmes_point_to_exists() -> None:
+    root = DEPLOY.parents[1]
+    pointing = [root / "README.md", root / "Makefile", *root.glob("scripts/*.sh")]
+    pointing += list((root / "src" / "m365perf" / "examples").rglob("README.md"))
+    missing = {
+        f"{p.relative_to(root)} -> {ref}"
+        for p in pointing
+        for ref in re.findall(r"docs/[a-z_-]+\.md", p.read_text(encoding="utf-8"))
+        if not (root / ref).exists()
+    }
+    assert missing == set()
