@@ -254,6 +254,17 @@ class Service:
 
     # --- running ----------------------------------------------------------------------
 
+    def start(self) -> list[CycleOpening]:
+        """What ``serve`` does before it answers its first request; the cycles it opened.
+
+        Opens every cycle whose time has come (catching up after downtime or on a first
+        start) and closes those due to close. One method, so a test of the first start
+        runs exactly what ``m365perf serve`` runs.
+        """
+        opened = self.open_due_cycles()
+        self.engine.keep_cycles_closing(now=self.clock())
+        return opened
+
     def run(self, host: str, port: int, *, tick_s: float = 5.0) -> None:
         """Serve the web endpoints with the scheduler running beside them until stopped."""
         from apscheduler.schedulers.background import BackgroundScheduler
@@ -277,8 +288,7 @@ class Service:
             )
         scheduler.start()
         try:
-            self.open_due_cycles()
-            self.engine.keep_cycles_closing(now=self.clock())
+            self.start()
             serve_app(self.app, host, port)
         finally:
             scheduler.shutdown(wait=False)
