@@ -90,6 +90,10 @@ def test_the_example_copied_with_a_secret_and_no_certificate_works(
     assert settings.client_secret is not None
     assert settings.client_secret.get_secret_value() == "s3cret"
     assert settings.link_secret is None  # blank: no links
+    # Nothing of another council's is pre-filled: no Contoso mailbox, no made-up address.
+    assert settings.service_mailbox == ""
+    assert settings.public_base_url == Settings.model_fields["public_base_url"].default
+    assert (settings.privacy_url, settings.terms_url) == ("", "")
     from m365perf.m365 import clients_from_settings
 
     clients_from_settings(settings).close()  # picks the secret; no "not both" refusal

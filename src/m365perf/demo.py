@@ -38,6 +38,8 @@ from m365perf.settings import load_settings
 from m365perf.store import OutboxStatus, Return, ReturnStatus
 
 HISTORY_LIST = "KPI History"
+DEMO_SERIES = "coventry"
+"""The council's own series in the sandbox's history list (``history import --series``)."""
 REJECT_REASON = "This does not match the figure in the source system: please check and resend."
 
 
@@ -324,7 +326,7 @@ class Rehearsal:
             flow.source.site,
             HISTORY_LIST,
             PRESETS["sharepoint"],
-            filter="fields/Series eq 'coventry'",
+            series=DEMO_SERIES,
         )
         report = import_history(
             self.service.store,

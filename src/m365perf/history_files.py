@@ -13,8 +13,9 @@ import csv
 import difflib
 import io
 import zipfile
+from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,14 @@ from m365perf.errors import M365PerfError
 if TYPE_CHECKING:
     from m365perf.m365.graph import GraphClient
 
-__all__ = ["PRESETS", "ColumnMap", "HistoryFileError", "read_export", "read_sharepoint"]
+__all__ = [
+    "PRESETS",
+    "ColumnMap",
+    "HistoryFileError",
+    "read_export",
+    "read_sharepoint",
+    "workbook_sheets",
+]
 
 
 class HistoryFileError(M365PerfError, ValueError):
@@ -33,17 +41,24 @@ class HistoryFileError(M365PerfError, ValueError):
 
 _FIELDS = ("id", "period", "value", "note", "source")
 _REQUIRED = ("id", "period", "value")
+_EXAMPLES = {"id": "id=Code", "period": "period=Period", "value": "value=Actual"}
+UNSAVED_FORMULA = "formula with no saved value: open and save the workbook in Excel"
 
 
 @dataclass(frozen=True)
 class ColumnMap:
-    """Which export column holds each field; ``note`` and ``source`` are optional."""
+    """Which export column holds each field; ``note`` and ``source`` are optional.
+
+    ``optional`` lists the fields whose column may be absent from a file (a preset's
+    note: not every export carries one); a column mapped by hand must be there.
+    """
 
     id: str
     period: str
     value: str
     note: str | None = None
     source: str | None = None
+    optional: frozenset[str] = frozenset()
 
     @classmethod
     def parse(cls, text: str) -> ColumnMap:
@@ -67,8 +82,15 @@ class ColumnMap:
             given[name] = column.strip()
         missing = [f for f in _REQUIRED if f not in given]
         if missing:
-            raise ValueError(f"the column map needs {', '.join(missing)} (e.g. id=Code)")
-        return cls(**given)
+            example = ",".join(_EXAMPLES[f] for f in missing)
+            raise ValueError(f"the column map needs {', '.join(missing)} (e.g. {example})")
+        return cls(
+            id=given["id"],
+            period=given["period"],
+            value=given["value"],
+            note=given.get("note"),
+            source=given.get("source"),
+        )
 
     def columns(self) -> dict[str, str]:
         """Field → column, for the fields mapped."""
@@ -77,21 +99,37 @@ class ColumnMap:
 
 PRESETS: dict[str, ColumnMap] = {
     # Pentana Performance "PI data" export: one row per indicator and period.
-    "pentana": ColumnMap(id="PI Code", period="Period", value="Value", note="Latest Note"),
+    "pentana": ColumnMap(
+        id="PI Code",
+        period="Period",
+        value="Value",
+        note="Latest Note",
+        optional=frozenset({"note"}),
+    ),
     # CAMMS (cammsstrategy) measure results export.
     "camms": ColumnMap(
-        id="Measure Code", period="Reporting Period", value="Actual", note="Comments"
+        id="Measure Code",
+        period="Reporting Period",
+        value="Actual",
+        note="Comments",
+        optional=frozenset({"note"}),
     ),
     # The SharePoint "KPI History" list the sandbox seeds (and a council may keep).
-    "sharepoint": ColumnMap(id="IndicatorId", period="Period", value="Value", note="Note"),
+    "sharepoint": ColumnMap(
+        id="IndicatorId", period="Period", value="Value", note="Note", optional=frozenset({"note"})
+    ),
 }
 """Column maps for the exports councils most often bring."""
 
 
-def read_export(path: Path, columns: ColumnMap) -> list[HistoryRow]:
-    """Rows of a ``.csv`` or ``.xlsx`` export, each with the line it came from."""
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        header, rows = _xlsx(path)
+def read_export(path: Path, columns: ColumnMap, *, sheet: str | None = None) -> list[HistoryRow]:
+    """Rows of a ``.csv`` or ``.xlsx`` export, each with the line it came from.
+
+    ``sheet`` names the worksheet of a workbook; the first is read without it.
+    """
+    workbook = path.suffix.lower() in (".xlsx", ".xlsm")
+    if workbook:
+        header, rows = _xlsx(path, sheet)
     elif path.suffix.lower() == ".xls":
         raise HistoryFileError(f"{path}: an old Excel workbook (.xls); save it as .xlsx or CSV")
     else:
@@ -112,7 +150,15 @@ def read_export(path: Path, columns: ColumnMap) -> list[HistoryRow]:
                 source=_str(get("source")) or None,
             )
         )
+    if workbook:
+        empty = {r.line for r in out if r.value is None}
+        unsaved = _unsaved_formulas(path, sheet, where["value"], empty) if empty else set()
+        out = [replace(r, problem=UNSAVED_FORMULA) if r.line in unsaved else r for r in out]
     return out
+
+
+SERIES_COLUMN = "Series"
+"""The history list's column saying whose values a row holds (the council, England…)."""
 
 
 def read_sharepoint(
@@ -121,15 +167,38 @@ def read_sharepoint(
     list_title: str,
     columns: ColumnMap,
     *,
+    series: str | None = None,
     filter: str | None = None,
 ) -> list[HistoryRow]:
-    """Rows of a SharePoint history list (``site`` as ``host:/sites/path``); line = item id."""
+    """Rows of a SharePoint history list (``site`` as ``host:/sites/path``); line = item id.
+
+    A history list keeps comparators (England, a statistical neighbour) beside the
+    council's own values, told apart by its ``Series`` column. Only the council's own are
+    history, so ``series`` names it; without it a list holding one series is read whole
+    and a list holding several is refused, naming them, rather than mixing England's
+    values into the council's trends.
+    """
     host, _, path = site.partition(":")
     site_id = graph.get_site_id(host, path)
     list_id = graph.get_list_id(site_id, list_title)
+    if series is not None:
+        quoted = series.replace("'", "''")
+        only = f"fields/{SERIES_COLUMN} eq '{quoted}'"
+        filter = f"({filter}) and {only}" if filter else only
+    items = list(graph.list_items(site_id, list_id, filter=filter))
+    if series is None:
+        held = Counter(
+            _str(i.fields.get(SERIES_COLUMN)) for i in items if SERIES_COLUMN in i.fields
+        )
+        if len(held) > 1:
+            shown = ", ".join(f"{name or '(blank)'} ({n} rows)" for name, n in sorted(held.items()))
+            raise HistoryFileError(
+                f"the list {list_title!r} holds several series: {shown}; say which is the "
+                f"council's own with --series (e.g. --series {held.most_common(1)[0][0]})"
+            )
     fields = columns.columns()
     out = []
-    for item in graph.list_items(site_id, list_id, filter=filter):
+    for item in items:
         values = item.fields
         out.append(
             HistoryRow(
@@ -149,6 +218,8 @@ def _where(path: Path, header: Sequence[str], columns: ColumnMap) -> dict[str, i
     where: dict[str, int] = {}
     for field, column in columns.columns().items():
         index = normal.get(column.strip().lower())
+        if index is None and field in columns.optional:
+            continue  # the export simply carries no such column
         if index is None:
             close = difflib.get_close_matches(column, [h for h in header if h], n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -180,19 +251,20 @@ def _str(cell: object) -> str:
 
 
 def _csv(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """The header and numbered rows, decoded by the register's own CSV reader."""
+    from m365perf.plan.register import UnreadableCsv, read_csv_text
+
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise HistoryFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if raw.startswith(b"PK\x03\x04"):
-        raise HistoryFileError(f"{path}: this is an Excel workbook; name it .xlsx")
+        with path.open("rb") as file:
+            if file.read(4) == b"PK\x03\x04":
+                raise HistoryFileError(f"{path}: this is an Excel workbook; name it .xlsx")
+    except OSError:
+        pass  # read_csv_text says why it cannot be read
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("cp1252", errors="replace")
-    if "\x00" in text:
-        raise HistoryFileError(f"{path}: contains NUL bytes, so it is not a text CSV")
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        text, delimiter = read_csv_text(path)
+    except UnreadableCsv as exc:
+        raise HistoryFileError(str(exc)) from None
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = next(reader, None)
         rows: list[tuple[int, list[str]]] = [(reader.line_num, row) for row in reader]
@@ -205,12 +277,11 @@ def _csv(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     return [h.strip() for h in header], iter(rows)
 
 
-def _xlsx(path: Path) -> tuple[list[str], Iterator[tuple[int, list[Any]]]]:
-    """The first sheet of a workbook, read-only (large exports stay small in memory)."""
+def _open_workbook(path: Path, *, data_only: bool) -> Any:
     import openpyxl  # type: ignore[import-untyped]
 
     try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        return openpyxl.load_workbook(path, read_only=True, data_only=data_only)
     except FileNotFoundError:
         raise HistoryFileError(f"{path}: no such file") from None
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
@@ -218,21 +289,62 @@ def _xlsx(path: Path) -> tuple[list[str], Iterator[tuple[int, list[Any]]]]:
             f"{path}: not a readable Excel workbook ({exc}); open it in Excel and save it "
             "again as .xlsx, or export CSV"
         ) from None
+
+
+def workbook_sheets(path: Path) -> list[str]:
+    """The worksheets of an ``.xlsx``, in order (the first is read unless one is named)."""
+    book = _open_workbook(path, data_only=True)
     try:
-        sheet = book.worksheets[0]
-        rows = sheet.iter_rows(values_only=True)
+        return list(book.sheetnames)
+    finally:
+        book.close()
+
+
+def _sheet(path: Path, book: Any, sheet: str | None) -> Any:
+    if sheet is None:
+        return book.worksheets[0]
+    if sheet not in book.sheetnames:
+        names = ", ".join(f"'{n}'" for n in book.sheetnames)
+        raise HistoryFileError(f"{path}: no sheet '{sheet}'; its sheets are {names}")
+    return book[sheet]
+
+
+def _xlsx(path: Path, sheet: str | None) -> tuple[list[str], Iterator[tuple[int, list[Any]]]]:
+    """One sheet of a workbook (the first by default), read-only so large exports stay small."""
+    book = _open_workbook(path, data_only=True)
+    try:
+        found = _sheet(path, book, sheet)
+        rows = found.iter_rows(values_only=True)
         header = next(rows, None)
         if header is None or not any(h not in (None, "") for h in header):
             raise HistoryFileError(
-                f"{path}: the first sheet is empty; it needs a header row of column names"
+                f"{path}: the sheet '{found.title}' is empty; it needs a header row of column names"
             )
         body = [(number, list(row)) for number, row in enumerate(rows, start=2)]
     except HistoryFileError:
         raise
     except Exception as exc:  # openpyxl raises many kinds on a damaged sheet
-        raise HistoryFileError(
-            f"{path}: the workbook's first sheet cannot be read ({exc})"
-        ) from None
+        raise HistoryFileError(f"{path}: the workbook's sheet cannot be read ({exc})") from None
     finally:
         book.close()
     return [_str(h) for h in header], iter(body)
+
+
+def _unsaved_formulas(path: Path, sheet: str | None, column: int, lines: set[int]) -> set[int]:
+    """Which of these lines hold a formula in ``column`` that Excel never calculated.
+
+    Read with cached values, such a cell is empty, like a value never recorded; only the
+    formulas themselves tell them apart, so they are read again for these lines alone.
+    """
+    book = _open_workbook(path, data_only=False)
+    try:
+        found = _sheet(path, book, sheet)
+        formulas = set()
+        for number, row in enumerate(found.iter_rows(values_only=True), start=1):
+            if number in lines and column < len(row):
+                cell = row[column]
+                if isinstance(cell, str) and cell.startswith("="):
+                    formulas.add(number)
+        return formulas
+    finally:
+        book.close()

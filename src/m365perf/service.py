@@ -118,7 +118,13 @@ class Service:
             clock=clock,
         )
         self.verifier = verifier or BotTokenVerifier.from_settings(settings)
-        self.app = create_app(self.engine, self.verifier, clock=clock, links=self.links)
+        self.app = create_app(
+            self.engine,
+            self.verifier,
+            clock=clock,
+            links=self.links,
+            contact=settings.service_mailbox,
+        )
         self._tick_lock = threading.Lock()
 
     def _find_delivery(self, card_id: str) -> CardDelivery | None:
@@ -249,6 +255,17 @@ class Service:
 
     # --- running ----------------------------------------------------------------------
 
+    def start(self) -> list[CycleOpening]:
+        """What ``serve`` does before it answers its first request; the cycles it opened.
+
+        Opens every cycle whose time has come (catching up after downtime or on a first
+        start) and closes those due to close. One method, so a test of the first start
+        runs exactly what ``m365perf serve`` runs.
+        """
+        opened = self.open_due_cycles()
+        self.engine.keep_cycles_closing(now=self.clock())
+        return opened
+
     def run(self, host: str, port: int, *, tick_s: float = 5.0) -> None:
         """Serve the web endpoints with the scheduler running beside them until stopped."""
         from apscheduler.schedulers.background import BackgroundScheduler
@@ -272,8 +289,7 @@ class Service:
             )
         scheduler.start()
         try:
-            self.open_due_cycles()
-            self.engine.keep_cycles_closing(now=self.clock())
+            self.start()
             serve_app(self.app, host, port)
         finally:
             scheduler.shutdown(wait=False)

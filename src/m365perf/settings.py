@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     public_base_url: str = Field(
         "http://127.0.0.1:8080", description="Where officers' clients reach this service."
     )
+    privacy_url: str = Field(
+        "", description="The Teams app's privacy link; blank: this service's public /about."
+    )
+    terms_url: str = Field(
+        "", description="The Teams app's terms-of-use link; blank: this service's /about."
+    )
 
     # Web-form links (partners without a council account, clients without cards)
     link_secret: SecretStr | None = Field(

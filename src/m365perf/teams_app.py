@@ -52,6 +52,10 @@ class TeamsApp:
     developer_name: str = "m365perf"
     short_name: str = "Performance returns"
     app_version: str = __version__
+    privacy_url: str = ""
+    """The council's privacy notice; blank: the service's public ``/about`` page."""
+    terms_url: str = ""
+    """The council's terms of use; blank: the service's public ``/about`` page."""
 
     def problems(self) -> list[str]:
         """Why Teams would refuse this package, in words an admin can act on."""
@@ -67,6 +71,9 @@ class TeamsApp:
                 "M365PERF_PUBLIC_BASE_URL must be the https address Teams reaches this service "
                 f"at, not {self.public_base_url!r}"
             )
+        for setting, url in (("PRIVACY_URL", self.privacy_url), ("TERMS_URL", self.terms_url)):
+            if url and urlsplit(url).scheme != "https":
+                found.append(f"M365PERF_{setting} must be an https address, not {url!r}")
         if not 1 <= len(self.short_name) <= 30:
             found.append("the app's short name must be 1 to 30 characters")
         return found
@@ -88,9 +95,10 @@ class TeamsApp:
             "id": self.bot_app_id,
             "developer": {
                 "name": self.developer_name,
-                "websiteUrl": f"{site}/status",
-                "privacyUrl": f"{site}/status",
-                "termsOfUseUrl": f"{site}/status",
+                # /about is public; /status lists people and stays internal.
+                "websiteUrl": f"{site}/about",
+                "privacyUrl": self.privacy_url or f"{site}/about#privacy",
+                "termsOfUseUrl": self.terms_url or f"{site}/about#terms",
             },
             "name": {"short": self.short_name, "full": f"{self.short_name} (m365perf)"},
             "description": {

@@ -93,3 +93,14 @@ def test_a_summary_without_a_link_has_no_link_line() -> None:
 def test_text_is_kept_verbatim() -> None:
     text = 'Q3 "spike" <b>not bold</b> {{ x }}'
     assert text in summary_text(approval(commentary=text))
+
+
+def test_the_escalation_subject_says_returns_once() -> None:
+    from m365perf.cards.summary import overdue_subject
+
+    assert overdue_subject("Ann Lee", "Annual statutory returns", "2025/26") == (
+        "Overdue: Ann Lee's Annual statutory returns for 2025/26"
+    )
+    assert overdue_subject("Ann Lee", "Monthly corporate KPIs", "2026-10") == (
+        "Overdue: Ann Lee's Monthly corporate KPIs returns for 2026-10"
+    )

@@ -19,6 +19,8 @@ from m365perf.settings import Settings
 from m365perf.store import create_store, migrate
 from m365perf.teams_app import png_size
 
+ROOT = Path(__file__).resolve().parents[2]
+
 BOT_ID = "5f0c2a9e-3b7d-4e61-9c28-a14b7d03e6f2"
 
 
@@ -60,6 +62,45 @@ def test_teams_app_writes_the_manifest_and_icons_for_this_bot(
     assert png_size(outline) == (32, 32)
     assert _alpha_values(outline) == {0, 255}  # white on transparent
     assert _alpha_values(color) == {255}
+
+
+def test_the_teams_apps_privacy_and_terms_links_reach_a_public_page_not_the_status_page(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from m365perf.flows import load_flow
+    from m365perf.service import Service
+    from m365perf.settings import load_settings
+
+    monkeypatch.setenv("M365PERF_BOT_APP_ID", BOT_ID)
+    monkeypatch.setenv("M365PERF_PUBLIC_BASE_URL", "https://perf.coventry.gov.uk")
+    monkeypatch.setenv("M365PERF_SERVICE_MAILBOX", "performance@coventry.gov.uk")
+    out = tmp_path / "app.zip"
+    assert runner.invoke(main, ["teams-app", "--out", str(out)]).exit_code == 0
+    with zipfile.ZipFile(out) as archive:
+        developer = json.loads(archive.read("manifest.json"))["developer"]
+    links = [developer["privacyUrl"], developer["termsOfUseUrl"], developer["websiteUrl"]]
+    assert all(u.startswith("https://perf.coventry.gov.uk/about") for u in links), links
+    tenant = {"tenant_id": BOT_ID, "client_id": BOT_ID, "client_secret": "unused here"}
+    flow = load_flow(ROOT / "flows" / "monthly-corporate-kpis.yaml")
+    service = Service(load_settings(**tenant), [flow])  # what `m365perf serve` serves
+    try:
+        with TestClient(service.app) as client:
+            page = client.get("/about")  # no sign-in: anyone following the link may read it
+    finally:
+        service.store.close()
+    assert page.status_code == 200
+    assert "What it stores" in page.text and "performance@coventry.gov.uk" in page.text
+
+    # A council's own privacy notice and terms replace them.
+    monkeypatch.setenv("M365PERF_PRIVACY_URL", "https://www.coventry.gov.uk/privacy")
+    monkeypatch.setenv("M365PERF_TERMS_URL", "https://www.coventry.gov.uk/terms")
+    assert runner.invoke(main, ["teams-app", "--out", str(out)]).exit_code == 0
+    with zipfile.ZipFile(out) as archive:
+        developer = json.loads(archive.read("manifest.json"))["developer"]
+    assert developer["privacyUrl"] == "https://www.coventry.gov.uk/privacy"
+    assert developer["termsOfUseUrl"] == "https://www.coventry.gov.uk/terms"
 
 
 def test_teams_app_refuses_a_missing_bot_id_or_an_http_address(

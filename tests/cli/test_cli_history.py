@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,8 @@ def test_a_clash_is_reported_and_not_overwritten(runner: CliRunner, tmp_path: Pa
     ("args", "message"),
     [
         (["--map", "id=Code,period=Period,value=Actual"], "no column 'Code' for the id"),
-        (["--map", "id=PI Code,value=Value"], "the column map needs period"),
+        (["--map", "id=PI Code,value=Value"], "the column map needs period (e.g. period=Period)"),
+        (["--map", "id=Code"], "needs period, value (e.g. period=Period,value=Actual)"),
         (["--map", "colour=Red,id=a,period=b,value=c"], "unknown field 'colour'"),
         ([], "say which column is which"),
     ],
@@ -145,3 +147,58 @@ def test_a_broken_workbook_is_a_clear_error(runner: CliRunner, tmp_path: Path) -
 def test_from_sharepoint_without_a_tenant_is_a_usage_error(runner: CliRunner) -> None:
     result = _import(runner, "--from-sharepoint", "--site", "contoso.sharepoint.com:/sites/p")
     assert result.exit_code == 2 and "no tenant is configured" in result.output
+
+
+def test_excels_unicode_text_export_reads_like_the_utf8_csv(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    # Excel's "Unicode text" (UTF-16 with a BOM, tab-separated), as the register reader takes.
+    unicode_text = tmp_path / "pentana.txt"
+    rows = SAMPLE.read_text(encoding="utf-8").splitlines()
+    tabbed = "\r\n".join("\t".join(cells) for cells in csv.reader(rows))
+    unicode_text.write_bytes(tabbed.encode("utf-16"))
+    result = _import(runner, str(unicode_text), "--map", "pentana", "--json")
+    assert result.exit_code == 0, result.output
+    assert _json(result)["new"] == 1153
+
+
+def test_a_pentana_export_without_its_note_column_imports(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    plain = tmp_path / "pentana.csv"
+    plain.write_text("PI Code,Period,Value\nCOV-011,2023/24,363\n", encoding="utf-8")
+    result = _import(runner, str(plain), "--map", "pentana", "--json")
+    assert result.exit_code == 0, result.output
+    assert _json(result)["new"] == 1
+    by_hand = _import(runner, str(plain), "--map", "id=PI Code,period=Period,value=Value,note=Memo")
+    assert by_hand.exit_code == 1 and "no column 'Memo' for the note" in by_hand.output
+
+
+def test_a_workbook_of_several_sheets_reads_the_one_named_and_says_which(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    openpyxl = pytest.importorskip("openpyxl")
+    book = openpyxl.Workbook()
+    cover = book.active
+    cover.title = "Cover"
+    cover.append(["Exported from Pentana"])
+    data = book.create_sheet("PI data")
+    data.append(["PI Code", "Period", "Value"])
+    data.append(["COV-011", "2022/23", 350])
+    data.append(["COV-011", "2023/24", "=B2"])  # a formula Excel never calculated
+    path = tmp_path / "pentana.xlsx"
+    book.save(path)  # openpyxl saves formulas without their values, as a script would
+
+    first = _import(runner, str(path), "--map", "pentana")
+    assert first.exit_code == 1 and "no column 'PI Code'" in first.output  # the first sheet
+
+    missing = _import(runner, str(path), "--map", "pentana", "--sheet", "Data")
+    assert missing.exit_code == 1 and "its sheets are 'Cover', 'PI data'" in missing.output
+
+    result = _import(runner, str(path), "--map", "pentana", "--sheet", "PI data")
+    assert "History import from import:pentana.xlsx, sheet 'PI data'" in result.output
+    assert "1 new, 0 unchanged, 1 rejected" in result.output
+    assert (
+        "line 3: COV-011 2023/24: formula with no saved value: open and save the workbook "
+        "in Excel" in result.output
+    )

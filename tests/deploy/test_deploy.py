@@ -48,6 +48,32 @@ def health(url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _healthcheck_command() -> str:
+    """The Dockerfile's HEALTHCHECK command (shell form), as Docker hands it to /bin/sh."""
+    lines = (DEPLOY / "Dockerfile").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("HEALTHCHECK"))
+    joined = ""
+    for line in lines[start:]:
+        joined += line.rstrip("\\").strip() + " "
+        if not line.rstrip().endswith("\\"):
+            break
+    command = joined.split(" CMD ", 1)[1].strip()
+    assert not command.startswith("["), "exec form cannot read SERVE_PORT"
+    return command
+
+
+def image_health(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The image's HEALTHCHECK run as Docker runs it: /bin/sh -c, the container's env."""
+    return subprocess.run(
+        ["/bin/sh", "-c", _healthcheck_command()],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env=env,
+    )
+
+
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
     with running_sandbox(tmp_path) as running:
@@ -111,6 +137,8 @@ def test_the_entrypoint_migrates_then_serves_until_the_health_check_passes(
             answer = health(url)
         assert answer.stdout.startswith("ok:")
         assert "parked 0" in answer.stdout
+        # The Dockerfile's own HEALTHCHECK asks the port SERVE_PORT set (not 8080 here).
+        assert image_health(env).returncode == 0
         output = log.read_text()
         assert "the database is now at schema revision" in output  # db upgrade ran first
         assert migrate.current_revision(database) == migrate.head_revision()
@@ -211,6 +239,6 @@ def test_the_dockerfile_runs_the_entrypoint_as_a_user_with_the_health_command() 
     assert instructions[0] == "FROM" and "FROM python:3.11-slim" in text
     assert "USER m365perf" in text
     assert instructions.index("USER") < instructions.index("ENTRYPOINT")
-    assert 'CMD ["m365perf", "health", "--url", "http://127.0.0.1:8080/health"]' in text
+    assert "SERVE_PORT" in _healthcheck_command()  # the port the entrypoint serves on
     assert 'ENTRYPOINT ["/usr/local/bin/m365perf-entrypoint"]' in text
     assert "COPY --chmod=0755 deploy/entrypoint.sh /usr/local/bin/m365perf-entrypoint" in text

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from dispatch_support import Bench
 
 from m365perf.cli import main
@@ -17,7 +17,7 @@ from m365perf.store import create_store
 BY = "nadia.clarke@contoso.gov.uk"
 
 
-def _run(bench: Bench, monkeypatch: pytest.MonkeyPatch, database: str, *args: str) -> Any:
+def _invoke(bench: Bench, monkeypatch: pytest.MonkeyPatch, database: str, *args: str) -> Result:
     for key, value in bench.health["settings"].items():
         monkeypatch.setenv(f"M365PERF_{key.upper()}", str(value))
     monkeypatch.setenv("M365PERF_DATABASE_URL", database)
@@ -29,12 +29,15 @@ def _run(bench: Bench, monkeypatch: pytest.MonkeyPatch, database: str, *args: st
             "--from-sharepoint",
             "--site",
             bench.site,
-            "--filter",
-            "fields/Series eq 'coventry'",
             "--json",
             *args,
         ],
     )
+    return result
+
+
+def _run(bench: Bench, monkeypatch: pytest.MonkeyPatch, database: str, *args: str) -> Any:
+    result = _invoke(bench, monkeypatch, database, "--series", "coventry", *args)
     assert result.exit_code in (0, 1), result.output
     return json.loads(result.stdout)
 
@@ -59,3 +62,17 @@ def test_the_sharepoint_history_list_imports_once_and_reports_its_half_years(
         store.close()
     assert [p.period for p in points][-1] == "2024/25" and len(points) >= 7
     assert points[-1].source == "sharepoint:KPI History"
+
+
+def test_without_series_the_comparators_are_not_taken_for_the_councils_history(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    database = f"sqlite:///{tmp_path / 'history.db'}"
+    refused = _invoke(bench, monkeypatch, database, "--apply", "--by", BY)
+    assert refused.exit_code == 1
+    assert "holds several series" in refused.stderr
+    assert "national (530 rows)" in refused.stderr and "--series coventry" in refused.stderr
+    assert not (tmp_path / "history.db").exists()  # refused before anything was written
+    # The council's series alone: England's and the comparator's values are not imported.
+    only = _run(bench, monkeypatch, database)
+    assert only["new"] > 500 and only["clashes"] == []

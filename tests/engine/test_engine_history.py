@@ -11,7 +11,7 @@ from engine_support import ANN, COLUMNS, PEOPLE, card_text, submit_data
 from m365perf.domain.kinds import Frequency
 from m365perf.domain.periods import Period
 from m365perf.engine import Engine
-from m365perf.engine.history import ImportReport, import_history
+from m365perf.engine.history import NOT_IN_REGISTER, HistoryRow, ImportReport, import_history
 from m365perf.flows import load_flow
 from m365perf.history_files import PRESETS, ColumnMap, HistoryFileError, read_export
 from m365perf.plan.register import read_indicators
@@ -299,3 +299,58 @@ def test_history_follows_an_indicator_to_another_flow() -> None:
     assert points[-1].source == APPROVED_SOURCE
     requests = _cards_to(store, "ann.lee@contoso.gov.uk")
     assert "352" in card_text(requests[-1])  # the new flow's card shows last year's figure
+
+
+def test_a_period_that_has_not_ended_is_not_history(tmp_path: Path) -> None:
+    export = tmp_path / "future.csv"
+    export.write_text(
+        "Code,Year,Actual\nCOV-011,2030-31,1\nCOV-011,2026-27,2\nCOV-011,2025-26,3\n",
+        encoding="utf-8",
+    )
+    report = import_history(
+        memory_store(),
+        read_export(export, ColumnMap.parse("id=Code,period=Year,value=Actual")),
+        source="import:future.csv",
+        by="x",
+        now=FIRST_CYCLE,  # 1 May 2026: 2025/26 has ended, 2026/27 has not
+    )
+    reasons = {r.line: r.reason for r in report.rejected}
+    assert sorted(reasons) == [2, 3] and report.new == 1
+    assert reasons[2] == "2030/31 has not ended (it ends 31 Mar 2031): history is past values only"
+    assert "2026/27 has not ended" in reasons[3]
+
+
+def test_an_id_not_in_the_register_is_kept_with_a_warning(tmp_path: Path) -> None:
+    store = memory_store()
+    _people(store)
+    _open_first_cycle(store, ENTERPRISES)  # the register holds COV-011 only
+    export = tmp_path / "mixed.csv"
+    export.write_text(
+        "Code,Year,Actual\nCOV-011,2023-24,1\nCOV-999,2023-24,2\nCOV-999,2024-25,3\n",
+        encoding="utf-8",
+    )
+    report = import_history(
+        store,
+        read_export(export, ColumnMap.parse("id=Code,period=Year,value=Actual")),
+        source="import:mixed.csv",
+        by="x",
+        now=FIRST_CYCLE,
+        apply=True,
+    )
+    assert report.new == 3 and report.rejected == []
+    assert report.not_in_register == {"COV-999": 2}
+    text = "\n".join(report.lines())
+    assert "Warning: not in the register: kept for when it is added" in text
+    assert "  COV-999 (2 rows)" in text and "COV-011 (" not in text
+    assert report.as_dict()["warnings"] == [
+        {"indicator": "COV-999", "rows": 2, "warning": NOT_IN_REGISTER}
+    ]
+    with store.transaction() as tx:
+        assert len(tx.history("COV-999", Frequency.ANNUAL)) == 2
+
+
+def test_a_list_item_with_no_period_says_so() -> None:
+    rows = [HistoryRow(line=7, indicator="COV-011", period=None, value=3)]
+    report = import_history(memory_store(), rows, source="sharepoint:x", by="x", now=FIRST_CYCLE)
+    (rejected,) = report.rejected
+    assert rejected.reason.startswith("no period:") and "None" not in rejected.reason

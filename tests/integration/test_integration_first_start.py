@@ -3,7 +3,8 @@
 The review found the first ``serve`` on an empty database sending every past reminder
 and escalation at once. Here the service starts on an empty store months after a
 period's due date, and a service that opened a cycle on time comes back after days
-down; what each person received is read back from the sandbox.
+down; what each person received is read back from the sandbox. Each start is
+``Service.start``, the start-up ``m365perf serve`` runs before it answers.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def test_a_first_start_months_late_sends_one_truthful_request_per_person(
     planned = timetable(flow, period)
     assert planned.due < FIRST_START.date() - timedelta(days=150)  # due in May: months ago
     with bench(sandbox, database_url, start=FIRST_START, flow=flow, serve=False) as council:
-        opened = council.service.open_due_cycles()
+        opened = council.service.start()
         council.service.settle()
 
         assert [o.created for o in opened] == [True]
@@ -132,7 +133,7 @@ def test_no_period_before_collect_from_is_opened(
 ) -> None:
     flow = _annual(sandbox, "2026/27")  # 2025/26 is the one due: not collected
     with bench(sandbox, database_url, start=FIRST_START, flow=flow, serve=False) as council:
-        assert council.service.open_due_cycles() == []
+        assert council.service.start() == []
         council.service.settle()
         with council.store.transaction() as tx:
             assert tx.list_cycles() == []
@@ -145,7 +146,7 @@ def test_after_downtime_each_owner_gets_one_folded_reminder_and_the_escalation_w
     flow = monthly_flow(sandbox_health(sandbox))
     start = opening_time(flow, "2026-10")  # Wednesday 4 November, due Wednesday 11th
     with bench(sandbox, database_url, start=start, serve=False) as council:
-        (opened,) = council.service.open_due_cycles()
+        (opened,) = council.service.start()
         council.service.settle()
         at_opening = _received(council)
         owners = {r.owner_email for r in council.returns(opened.cycle_id)}
@@ -155,7 +156,7 @@ def test_after_downtime_each_owner_gets_one_folded_reminder_and_the_escalation_w
     # and 17th, and the escalation on the 17th at 09:05.
     back = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
     with bench(sandbox, database_url, start=back, serve=False) as council:
-        council.service.open_due_cycles()
+        council.service.start()
         council.service.settle()
         got = _received(council)
         new = {p: got[p] - at_opening[p] for p in got if got[p] > at_opening[p]}

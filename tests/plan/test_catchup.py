@@ -164,6 +164,11 @@ def test_plan_from_now_shows_per_person_what_a_start_would_send(
         m for messages in started["people"].values() for m in messages if m["kind"] == "escalation"
     ]
     assert escalations and {m["at"] for m in escalations} == {"2026-12-24T09:05:00+00:00"}
+    assert all(
+        m["wording"].startswith("Overdue: ")
+        and "'s Annual statutory returns for 2025/26" in m["wording"]  # not "returns returns"
+        for m in escalations
+    )
 
     text = CliRunner().invoke(
         main,

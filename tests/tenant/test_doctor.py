@@ -23,6 +23,8 @@ from click.testing import CliRunner
 
 from m365perf.cli import main
 from m365perf.flows import load_flow
+from m365perf.m365.errors import M365Error
+from m365perf.m365.factory import clients_from_settings
 from m365perf.sandbox.config import (
     ALL_APP_ROLES,
     DEFAULT_CLIENT_ID,
@@ -37,6 +39,15 @@ ROOT = Path(__file__).resolve().parents[2]
 MONTHLY = ROOT / "flows" / "monthly-corporate-kpis.yaml"
 FLOW_ID = "monthly-corporate-kpis"
 PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
+SERVICE_MAILBOX = "performance@contoso.gov.uk"
+#: The app as docs/deploy.md sets it up: no tenant-wide Mail.Send in Entra, but
+#: "Application Mail.Send" by RBAC for Applications, scoped to the service mailbox.
+DOCS_APP = SandboxApp(
+    client_id=DEFAULT_CLIENT_ID,
+    client_secret=DEFAULT_CLIENT_SECRET,
+    roles=tuple(r for r in ALL_APP_ROLES if r != "Mail.Send"),
+    rbac_mail_send=(SERVICE_MAILBOX,),
+)
 
 
 def _free_port() -> int:
@@ -101,6 +112,7 @@ def _serving(app: Any, port: int) -> Iterator[None]:
 @contextlib.contextmanager
 def tenant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **config: Any) -> Iterator[Tenant]:
     monkeypatch.chdir(tmp_path)  # no .env of the repository's
+    config.setdefault("apps", (DOCS_APP,))
     with running_sandbox(tmp_path, throttle=False, **config) as sandbox:
         health = requests.get(f"{sandbox.base_url}/_sandbox/health", timeout=30).json()
         port = _free_port()
@@ -152,10 +164,16 @@ def test_a_healthy_tenant_passes_every_check_and_the_broken_ones_fail_theirs(
             f"Power BI dataset ({FLOW_ID})",
             "flows validate",
         } <= names
-        mailbox = _by_name(report)["service mailbox"]["detail"]
-        assert "Not proven without sending" in mailbox  # honest about what it cannot see
+        mailbox = _by_name(report)["service mailbox"]
+        assert mailbox["status"] == "pass"  # the docs' RBAC-scoped setup passes
+        assert "cannot be proven without sending" in mailbox["detail"]
+        assert "Test-ServicePrincipalAuthorization" in mailbox["detail"]
+        indexes = _by_name(report)[f"register indexes ({FLOW_ID})"]["detail"]
+        assert "indexed: Frequency" in indexes and "no index needed: Active" in indexes
+        healthy_names = [c["name"] for c in report["checks"]]
 
-        # A wrong client secret: every token fails, with the fix naming the secret.
+        # A wrong client secret: every token fails, with the fix naming the secret; the
+        # checks that need a token are listed as not checked, so the set never changes.
         code, report = council.doctor(monkeypatch, client_secret="not-the-secret")
         assert code == 1
         assert _failed(report) == [
@@ -164,6 +182,14 @@ def test_a_healthy_tenant_passes_every_check_and_the_broken_ones_fail_theirs(
             "token: Bot Framework",
         ]
         assert "M365PERF_CLIENT_SECRET" in _by_name(report)["token: Microsoft Graph"]["fix"]
+        assert [c["name"] for c in report["checks"]] == healthy_names
+        unchecked = {c["name"]: c["detail"] for c in report["checks"]}
+        assert unchecked["service mailbox"] == "not checked (needs a Graph token)"
+        assert unchecked[f"register ({FLOW_ID})"] == "not checked (needs a Graph token)"
+        assert unchecked[f"Power BI dataset ({FLOW_ID})"] == "not checked (needs a Power BI token)"
+        text = CliRunner().invoke(main, ["doctor", "--flows", str(council.flows_dir)]).stdout
+        assert f"3 of {len(healthy_names)} checks failed, 7 not checked" in text
+        assert "SKIP  service mailbox: not checked (needs a Graph token)" in text
 
         # A placeholder dataset id: the dataset check fails before asking Power BI.
         council.write_flow(dataset=PLACEHOLDER)
@@ -276,18 +302,37 @@ def test_register_and_results_columns_set_up_wrong_fail_their_own_checks(
         assert "register.fields.Target: column 'Target' (mapped to target)" in planned.stderr
 
 
-def test_an_app_without_mail_send_fails_the_mailbox_check(
+def test_tenant_wide_mail_send_is_a_least_privilege_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    roles = tuple(r for r in ALL_APP_ROLES if r != "Mail.Send")
-    app = SandboxApp(client_id=DEFAULT_CLIENT_ID, client_secret=DEFAULT_CLIENT_SECRET, roles=roles)
+    # An app as a trial leaves it: Mail.Send consented in Entra for every mailbox.
+    app = SandboxApp(client_id=DEFAULT_CLIENT_ID, client_secret=DEFAULT_CLIENT_SECRET)
     with tenant(tmp_path, monkeypatch, apps=(app,)) as council:
         code, report = council.doctor(monkeypatch)
-        assert code == 1 and _failed(report) == ["service mailbox"]
         check = _by_name(report)["service mailbox"]
-        assert "the app has no Mail.Send" in check["detail"]
-        assert "RBAC for Applications" in check["fix"]
+        assert check["status"] == "warn" and code == 0  # mail works; it is too wide
+        assert "consented tenant-wide" in check["detail"]
+        assert "remove" in check["fix"] and "RBAC for Applications" in check["fix"]
+        assert "add the Microsoft Graph application permission" not in check["fix"]
         assert (
-            council.admin("GET", "/mailboxes/performance@contoso.gov.uk?folder=sentitems")["value"]
-            == []
+            council.admin("GET", f"/mailboxes/{SERVICE_MAILBOX}?folder=sentitems")["value"] == []
         )  # nothing was sent to find out
+
+
+def test_the_docs_rbac_setup_passes_doctor_and_sends_only_from_the_service_mailbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with tenant(tmp_path, monkeypatch) as council:  # DOCS_APP: no Mail.Send role
+        code, report = council.doctor(monkeypatch)
+        assert code == 0 and _by_name(report)["service mailbox"]["status"] == "pass"
+        m365 = clients_from_settings(load_settings(**council.env))
+        try:
+            m365.mail.send_mail(SERVICE_MAILBOX, ["someone@contoso.gov.uk"], "s", "<p>x</p>")
+            with pytest.raises(M365Error):
+                m365.mail.send_mail(
+                    "someone.else@contoso.gov.uk", ["a@contoso.gov.uk"], "s", "<p>x</p>"
+                )
+        finally:
+            m365.close()
+        sent = council.admin("GET", f"/mailboxes/{SERVICE_MAILBOX}?folder=sentitems")["value"]
+        assert len(sent) == 1

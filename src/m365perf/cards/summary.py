@@ -71,6 +71,12 @@ def request_headline(flow_name: str, period_label: str, due: date) -> str:
     return f"{flow_name} {period_label}: returns due {format_date(due)}"
 
 
+def overdue_subject(owner_name: str, flow_name: str, period_label: str) -> str:
+    """The escalation e-mail's subject; "returns" once, even when the flow is named so."""
+    what = flow_name if flow_name.rstrip().lower().endswith("returns") else f"{flow_name} returns"
+    return f"Overdue: {owner_name}'s {what} for {period_label}"
+
+
 def late_notice(view: OwnerRequestView) -> str | None:
     """What is true about a late request: overdue, or asked after its planned due date."""
     return late_wording(view.due, view.planned_due, late=view.late)

@@ -32,6 +32,7 @@ def history() -> None:
     "export", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 @click.option("--map", "column_map", help=_MAP_HELP)
+@click.option("--sheet", help="The worksheet of an .xlsx to read (default: the first).")
 @click.option(
     "--from-sharepoint",
     "from_sharepoint",
@@ -42,6 +43,11 @@ def history() -> None:
 @click.option(
     "--list", "list_title", default="KPI History", show_default=True, help="The history list."
 )
+@click.option(
+    "--series",
+    help="The list's Series value for the council's own figures (e.g. coventry); the "
+    "others are comparators. Needed when the list holds more than one series.",
+)
 @click.option("--filter", "odata_filter", help="An OData filter on indexed columns of the list.")
 @click.option("--apply", is_flag=True, help="Write the new values (the default is a dry run).")
 @click.option("--by", "by", help="Who imports (e-mail), for the audit trail; needed to apply.")
@@ -49,9 +55,11 @@ def history() -> None:
 def import_(
     export: Path | None,
     column_map: str | None,
+    sheet: str | None,
     from_sharepoint: bool,
     site: str | None,
     list_title: str,
+    series: str | None,
     odata_filter: str | None,
     apply: bool,
     by: str | None,
@@ -65,7 +73,7 @@ def import_(
     Exit 1 when any row is rejected or clashes.
     """
     from m365perf.engine.history import import_history
-    from m365perf.history_files import ColumnMap, HistoryFileError, read_export
+    from m365perf.history_files import ColumnMap, HistoryFileError, read_export, workbook_sheets
     from m365perf.settings import load_settings
 
     if apply and not by:
@@ -84,13 +92,21 @@ def import_(
         raise click.BadParameter(str(exc), param_hint="--map") from None
     settings = load_settings()
     if export is not None:
+        source = f"import:{export.name}"
+        workbook = export.suffix.lower() in (".xlsx", ".xlsm")
+        if sheet and not workbook:
+            raise click.UsageError("--sheet is for an Excel workbook (.xlsx)")
         try:
-            rows = read_export(export, columns)
+            if workbook:
+                sheets = workbook_sheets(export)
+                sheet = sheet or (sheets[0] if sheets else None)
+                if len(sheets) > 1:  # say which was read, with every value written
+                    source += f", sheet '{sheet}'"
+            rows = read_export(export, columns, sheet=sheet)
         except HistoryFileError as exc:
             raise click.ClickException(str(exc)) from None
-        source = f"import:{export.name}"
     else:
-        rows, source = _sharepoint_rows(settings, site, list_title, columns, odata_filter)
+        rows, source = _sharepoint_rows(settings, site, list_title, columns, series, odata_filter)
     store = open_store(settings)
     try:
         report = import_history(
@@ -118,9 +134,10 @@ def _sharepoint_rows(
     site: str | None,
     list_title: str,
     columns: ColumnMap,
+    series: str | None,
     odata_filter: str | None,
 ) -> tuple[list[HistoryRow], str]:
-    from m365perf.history_files import read_sharepoint
+    from m365perf.history_files import HistoryFileError, read_sharepoint
     from m365perf.m365 import clients_from_settings
     from m365perf.m365.errors import M365Error
 
@@ -130,7 +147,9 @@ def _sharepoint_rows(
         raise click.UsageError("no tenant is configured: set the M365PERF_ tenant settings")
     graph = clients_from_settings(settings).graph
     try:
-        rows = read_sharepoint(graph, site, list_title, columns, filter=odata_filter)
+        rows = read_sharepoint(graph, site, list_title, columns, series=series, filter=odata_filter)
+    except HistoryFileError as exc:
+        raise click.ClickException(str(exc)) from None
     except M365Error as exc:
         raise click.ClickException(f"cannot read the list {list_title!r}: {exc}") from None
     return rows, f"sharepoint:{list_title}"

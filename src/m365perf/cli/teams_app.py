@@ -30,6 +30,8 @@ def teams_app(out: Path, short_name: str, developer_name: str) -> None:
         public_base_url=settings.public_base_url,
         developer_name=developer_name,
         short_name=short_name,
+        privacy_url=settings.privacy_url,
+        terms_url=settings.terms_url,
     )
     problems = app.problems()
     if problems:

@@ -92,6 +92,8 @@ def _period(cell: object, frequency: Frequency | None) -> Period:
     if isinstance(cell, datetime | date):
         day = cell.date() if isinstance(cell, datetime) else cell
         return Period.containing(frequency or Frequency.MONTHLY, day)
+    if cell is None:
+        raise ExportValueError(f"no period: {_ACCEPTED}")
     if not isinstance(cell, str):
         raise ExportValueError(f"cannot read period {_show(cell)}: {_ACCEPTED}")
     text = " ".join(cell.split())

@@ -12,12 +12,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from m365perf.domain.exports import ExportValueError, read_number, read_period
 from m365perf.domain.kinds import Frequency
 from m365perf.domain.periods import Period
 from m365perf.messages.names import AuditAction, SubjectType
 from m365perf.store import APPROVED_SOURCE, HistoryPoint, Store, Transaction
+
+LONDON = ZoneInfo("Europe/London")
+NOT_IN_REGISTER = (
+    "not in the register: kept for when it is added (check the id if it should be there)"
+)
+"""What the report says of an indicator id no register snapshot holds. Its rows are
+imported, not rejected: a council often loads history before a new indicator's first
+cycle, and the warning shows a mistyped id."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,8 @@ class HistoryRow:
     value: object
     note: str | None = None
     source: str | None = None
+    problem: str | None = None
+    """Why the reader could not take the row's cells (e.g. a formula never calculated)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,8 @@ class ImportReport:
     unchanged: int = 0
     rejected: list[Rejected] = field(default_factory=list)
     clashes: list[Clash] = field(default_factory=list)
+    not_in_register: dict[str, int] = field(default_factory=dict)
+    """Indicator ids no register snapshot holds, with their accepted rows (a warning)."""
 
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` shape."""
@@ -89,6 +102,10 @@ class ImportReport:
             "unchanged": self.unchanged,
             "rejected": [vars(r) for r in self.rejected],
             "clashes": [vars(c) for c in self.clashes],
+            "warnings": [
+                {"indicator": key, "rows": n, "warning": NOT_IN_REGISTER}
+                for key, n in sorted(self.not_in_register.items())
+            ],
         }
 
     def lines(self) -> list[str]:
@@ -118,6 +135,9 @@ class ImportReport:
                 f"the store holds {c.existing:g} ({_origin(c.existing_source)})"
                 for c in self.clashes
             ]
+        if self.not_in_register:
+            out.append(f"Warning: {NOT_IN_REGISTER}:")
+            out += [f"  {key} ({n} rows)" for key, n in sorted(self.not_in_register.items())]
         return out
 
 
@@ -142,7 +162,7 @@ def import_history(
     """
     report = ImportReport(source=source, applied=apply, place=place, rows=len(rows))
     with store.transaction() as tx:
-        accepted = _judge(tx, rows, source, report)
+        accepted = _judge(tx, rows, source, report, today=now.astimezone(LONDON).date())
         held: dict[tuple[str, Frequency], dict[date, HistoryPoint]] = {}
         new: list[_Accepted] = []
         for row in accepted:
@@ -198,7 +218,12 @@ def import_history(
 
 
 def _judge(
-    tx: Transaction, rows: Sequence[HistoryRow], source: str, report: ImportReport
+    tx: Transaction,
+    rows: Sequence[HistoryRow],
+    source: str,
+    report: ImportReport,
+    *,
+    today: date,
 ) -> list[_Accepted]:
     frequencies: dict[str, list[Frequency]] = {}
     seen: dict[tuple[str, Frequency, date], tuple[int, float]] = {}
@@ -213,6 +238,9 @@ def _judge(
         if not key:
             reject("the indicator id is blank")
             continue
+        if row.problem:
+            reject(row.problem)
+            continue
         if key not in frequencies:
             frequencies[key] = _known_frequencies(tx, key)
         known = frequencies[key]
@@ -224,6 +252,12 @@ def _judge(
             continue
         if value is None:
             reject("no value (not recorded for this period)")
+            continue
+        if period.end >= today:
+            reject(
+                f"{period.label} has not ended (it ends {period.end.day} "
+                f"{period.end:%b %Y}): history is past values only"
+            )
             continue
         slot = (key, period.frequency, period.start)
         if slot in seen:
@@ -241,6 +275,8 @@ def _judge(
         )
         note = row.note.strip() if row.note and row.note.strip() else None
         accepted.append(_Accepted(row.line, key, period, value, note, label))
+        if not known:
+            report.not_in_register[key] = report.not_in_register.get(key, 0) + 1
     return accepted
 
 

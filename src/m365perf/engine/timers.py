@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
 
+from m365perf.cards.summary import overdue_subject
 from m365perf.domain.approvers import Person
 from m365perf.domain.calendar import WorkingCalendar
 from m365perf.domain.lifecycle import CURRENT_STEP
@@ -209,7 +210,7 @@ def _escalate(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) 
             ctx,
             to=to or [ctx.config.service_mailbox],
             cc=[owner.email],
-            subject=f"Overdue: {owner.name}'s {flow.name} returns for {cycle.period}",
+            subject=overdue_subject(owner.name, flow.name, cycle.period),
             lines=[
                 f"{owner.name} has not returned these {flow.name} figures for {cycle.period}, "
                 f"due {cycle.due_date.isoformat()}, after reminders:",

@@ -27,6 +27,12 @@ Loc = tuple[str | int, ...]
 #: Filter values SharePointRegister applies itself (yes/no columns are booleans there).
 _BOOLEAN_WORDS = frozenset({"yes", "no", "true", "false", "y", "n", "1", "0"})
 
+
+def applied_locally(value: str) -> bool:
+    """A filter value m365perf applies itself (yes/no), so its column needs no index."""
+    return value.strip().lower() in _BOOLEAN_WORDS
+
+
 #: SharePoint column types each indicator field reads correctly; others mis-read.
 _TEXTUAL = frozenset({"text", "choice"})
 _ALLOWED_TYPES: dict[str, frozenset[str]] = {
@@ -214,7 +220,7 @@ def check_field_map(
             missing(loc, "a filter", "no row would match, so no indicator would be due", name)
             continue
         wrong_type(loc, "filter column", column, _ALLOWED_TYPES["filter"])
-        server_side = value.strip().lower() not in _BOOLEAN_WORDS
+        server_side = not applied_locally(value)
         if check_indexes and server_side and column.indexed is False:
             problems.append(
                 FieldMapProblem(

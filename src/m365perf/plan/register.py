@@ -86,20 +86,7 @@ def read_csv_table(
 ) -> tuple[list[str], list[dict[str, str]]]:
     """The header row and the rows of a CSV export, as :func:`read_csv` reads them."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UnreadableCsv(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    for magic, what in _WORKBOOKS.items():
-        if raw.startswith(magic):
-            raise UnreadableCsv(f"{path}: this is {what}, not a CSV; save it as 'CSV UTF-8'")
-    text = _decode(path, raw)
-    if "\x00" in text:
-        raise UnreadableCsv(f"{path}: contains NUL bytes, so it is not a text CSV")
-    first = next((line for line in text.splitlines() if line.strip()), None)
-    if first is None:
-        raise UnreadableCsv(f"{path}: is empty; a CSV needs a header row of column names")
-    delimiter = "\t" if "\t" in first and "," not in first else ","  # Excel's "Unicode text"
+    text, delimiter = read_csv_text(path)
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = [name.strip() for name in reader.fieldnames or []]
@@ -115,6 +102,30 @@ def read_csv_table(
         found = ", ".join(f"'{h}'" for h in header[:20]) + (", …" if len(header) > 20 else "")
         raise UnreadableCsv(f"{path}: has no column {names}; its columns are {found}")
     return [h for h in header if h], rows
+
+
+def read_csv_text(path: Path) -> tuple[str, str]:
+    """A CSV export's text and delimiter, decoded as every CSV the council brings is.
+
+    UTF-8 (with or without BOM), UTF-16 (Excel's "Unicode text", tab-separated) or
+    cp1252. Raises :class:`UnreadableCsv` for a workbook, bytes that are not text, or
+    an empty file. The register, directory and history readers all start here.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UnreadableCsv(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    for magic, what in _WORKBOOKS.items():
+        if raw.startswith(magic):
+            raise UnreadableCsv(f"{path}: this is {what}, not a CSV; save it as 'CSV UTF-8'")
+    text = _decode(path, raw)
+    if "\x00" in text:
+        raise UnreadableCsv(f"{path}: contains NUL bytes, so it is not a text CSV")
+    first = next((line for line in text.splitlines() if line.strip()), None)
+    if first is None:
+        raise UnreadableCsv(f"{path}: is empty; a CSV needs a header row of column names")
+    delimiter = "\t" if "\t" in first and "," not in first else ","  # Excel's "Unicode text"
+    return text, delimiter
 
 
 def _decode(path: Path, raw: bytes) -> str:

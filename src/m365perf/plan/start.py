@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from m365perf.cards.summary import late_wording, request_headline
+from m365perf.cards.summary import late_wording, overdue_subject, request_headline
 from m365perf.domain.approvers import Directory
 from m365perf.flows.model import Flow
 from m365perf.plan import Plan, build_plan
@@ -98,8 +98,8 @@ def start_plan(flow: Flow, rows: Sequence[Row], directory: Directory, now: datet
                         ladder.escalates_at,
                         address,
                         "escalation",
-                        f"Overdue: {request.owner.name}'s {flow.name} returns for "
-                        f"{period.label}, due {due.isoformat()} (if still not returned)",
+                        f"{overdue_subject(request.owner.name, flow.name, period.label)}, "
+                        f"due {due.isoformat()} (if still not returned)",
                     )
                 )
     if plan.unroutable:

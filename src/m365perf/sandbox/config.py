@@ -112,6 +112,9 @@ class SandboxApp(BaseModel):
     """False: Power BI refuses the app (401), as when the tenant setting for service
     principals leaves it out or it is not a member of the workspace. Entra still issues
     its Power BI token: access is Power BI's decision, not an app role."""
+    rbac_mail_send: tuple[str, ...] = ()
+    """Mailboxes Exchange's RBAC for Applications lets the app send from ("Application
+    Mail.Send" scoped to them). Like the real grant it is not in the token's roles."""
 
 
 class SandboxConfig(BaseModel):

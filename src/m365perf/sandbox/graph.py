@@ -94,6 +94,15 @@ def _has_role(call: GraphCall, allowed: set[str]) -> bool:
     return any(role in allowed for role in roles)
 
 
+def _rbac_mail_send(sandbox: Sandbox, call: GraphCall, mailbox: str) -> bool:
+    """Exchange's RBAC for Applications: the calling app may send from this mailbox."""
+    app_id = call.claims.get("appid")
+    return any(
+        app.client_id == app_id and mailbox.lower() in {m.lower() for m in app.rbac_mail_send}
+        for app in sandbox.config.apps
+    )
+
+
 def _denied(call: GraphCall, kind: str) -> Reply:
     if not call.claims.get("roles"):
         return graph_error(
@@ -826,7 +835,7 @@ def _users(sandbox: Sandbox, call: GraphCall) -> Reply:
     if tail == ["sendmail"]:
         if call.method != "POST":
             return _not_allowed()
-        if not _has_role(call, {"Mail.Send"}):
+        if not _has_role(call, {"Mail.Send"}) and not _rbac_mail_send(sandbox, call, key):
             return _denied(call, "mail")
         try:
             payload = call.json()

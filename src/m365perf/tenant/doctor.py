@@ -1,9 +1,12 @@
 """``m365perf doctor``: a configured tenant checked end to end, one line per check.
 
-Each check says pass or fail and, when it fails, how to fix it. Nothing is changed and
-nothing is sent: the mailbox check reads the mailbox's user and the token's roles, the
-bot check posts an unsigned activity that a healthy endpoint refuses, the Power BI check
-reads the refresh history. What a check cannot prove is said in its text.
+Each check says pass, warn, fail or not checked and, when it does not pass, how to fix
+it. Nothing is changed and nothing is sent: the mailbox check reads the mailbox's user
+and the token's roles (a tenant-wide Mail.Send is a warning), the bot check posts an
+unsigned activity that a healthy endpoint refuses, the Power BI check reads the refresh
+history. What a check cannot prove is said in its text. The same checks are listed on
+every run (those that need a token that was refused say "not checked"), so monitoring
+always sees the same set.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from m365perf.m365.factory import M365, Tokens, clients_from_settings, tokens_fr
 from m365perf.m365.http import new_session
 from m365perf.plan.fieldmap import (
     FieldMapProblem,
+    RegisterColumn,
+    applied_locally,
     check_field_map,
     columns_from_definitions,
     problem_lines,
@@ -36,7 +41,7 @@ from m365perf.plan.fieldmap import (
 from m365perf.settings import Settings
 from m365perf.tenant.lists import ANY_TYPE, BUILTIN_COLUMNS, results_list
 
-Status = Literal["pass", "fail", "warn"]
+Status = Literal["pass", "fail", "warn", "not checked"]
 LONDON = ZoneInfo("Europe/London")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
@@ -51,7 +56,8 @@ class Check:
     fix: str = ""
 
     def line(self) -> str:
-        text = f"{self.status.upper():4}  {self.name}: {self.detail}"
+        label = "SKIP" if self.status == "not checked" else self.status.upper()
+        text = f"{label:4}  {self.name}: {self.detail}"
         return text + (f"\n      fix: {self.fix}" if self.fix and self.status != "pass" else "")
 
     def to_dict(self) -> dict[str, str]:
@@ -72,11 +78,14 @@ class Report:
 
     def text(self) -> str:
         failed = sum(c.status == "fail" for c in self.checks)
+        unchecked = sum(c.status == "not checked" for c in self.checks)
         summary = (
             f"all {len(self.checks)} checks passed"
-            if failed == 0
+            if failed == 0 and unchecked == 0
             else f"{failed} of {len(self.checks)} checks failed"
         )
+        if unchecked:
+            summary += f", {unchecked} not checked"
         return "\n".join([*(c.line() for c in self.checks), summary])
 
 
@@ -220,16 +229,51 @@ def register_checks(m365: M365, flow: Flow) -> list[Check]:
             f"all {mapped} mapped, filter and approver column(s) there, of readable types",
         )
     )
-    filters = ", ".join(source.filter) or "none"
     checks.append(
         _fieldmap_check(
-            f"register indexes ({flow.id})",
-            flow,
-            unindexed,
-            f"the columns the register read filters on are indexed (filter: {filters})",
+            f"register indexes ({flow.id})", flow, unindexed, _index_summary(flow, columns)
         )
     )
     return checks
+
+
+def _index_summary(flow: Flow, columns: Sequence[RegisterColumn]) -> str:
+    """Which filter columns SharePoint filters on (indexed) and which m365perf applies."""
+    by_name = {c.name: c for c in columns}
+    server = [n for n, v in flow.source.filter.items() if not applied_locally(v)]
+    local = [n for n, v in flow.source.filter.items() if applied_locally(v)]
+    if not server and not local:
+        return "the flow filters on no column"
+    parts = []
+    if server:
+        indexed = [n for n in server if by_name.get(n) is None or by_name[n].indexed is not False]
+        parts.append(f"indexed: {', '.join(indexed)} (SharePoint filters on them)")
+    if local:
+        parts.append(f"applied by m365perf after reading, so no index needed: {', '.join(local)}")
+    return "; ".join(parts)
+
+
+def _not_checked(names: Sequence[str], token: str) -> list[Check]:
+    """The checks a refused token leaves undone, listed so every run has the same set."""
+    return [
+        Check(
+            name,
+            "not checked",
+            f"not checked (needs a {token} token)",
+            f"fix the {token} token first (see its check above)",
+        )
+        for name in names
+    ]
+
+
+def _graph_check_names(flow: Flow) -> list[str]:
+    return [
+        f"register ({flow.id})",
+        f"register columns ({flow.id})",
+        f"register indexes ({flow.id})",
+        f"results list ({flow.id})",
+        f"results columns ({flow.id})",
+    ]
 
 
 def _fieldmap_check(
@@ -298,7 +342,12 @@ def results_checks(m365: M365, flow: Flow) -> list[Check]:
 
 
 def mailbox_check(settings: Settings, m365: M365, graph_token: str | None) -> Check:
-    """The service mailbox exists and the app holds Mail.Send, read without sending."""
+    """The service mailbox can be read; Mail.Send must not be consented tenant-wide.
+
+    docs/deploy.md grants Mail.Send by RBAC for Applications, scoped to the service
+    mailbox; such grants never appear in the token's ``roles``, so only a tenant-wide
+    (Entra) Mail.Send can be seen here, and it is the one the docs forbid.
+    """
     name = "service mailbox"
     mailbox = settings.service_mailbox
     if not mailbox:
@@ -324,21 +373,25 @@ def mailbox_check(settings: Settings, m365: M365, graph_token: str | None) -> Ch
             f"cannot read {mailbox}: {exc}",
             "grant the app User.Read.All so it can look the mailbox up",
         )
-    roles = token_claims(graph_token).get("roles") if graph_token else None
-    if roles is not None and "Mail.Send" not in roles:
+    address = user.mail or mailbox
+    roles = (token_claims(graph_token).get("roles") or []) if graph_token else []
+    if "Mail.Send" in roles:
         return Check(
             name,
-            "fail",
-            f"{user.mail or mailbox} exists, but the app has no Mail.Send",
-            "add the Microsoft Graph application permission Mail.Send and grant admin "
-            "consent (then scope it to this mailbox with RBAC for Applications)",
+            "warn",
+            f"{address} is reachable, but Mail.Send is consented tenant-wide: the app can "
+            "send as any mailbox in the organisation",
+            "remove the Microsoft Graph application permission Mail.Send (and revoke its "
+            "consent) in Entra ID, and use RBAC for Applications scoped to this mailbox "
+            "(docs/deploy.md section 4)",
         )
     return Check(
         name,
         "pass",
-        f"{user.mail or mailbox} exists and the app holds Mail.Send. Not proven without "
-        "sending: that an RBAC for Applications scope (or access policy) includes this "
-        "mailbox; check with Test-ServicePrincipalAuthorization in Exchange Online PowerShell",
+        f"{address} is reachable; RBAC scope cannot be proven without sending — run "
+        f"Test-ServicePrincipalAuthorization -Identity {settings.client_id} -Resource "
+        f"{address} in Exchange Online PowerShell (RBAC for Applications grants do not "
+        "show in the token)",
     )
 
 
@@ -546,10 +599,16 @@ def run_doctor(
                 checks += register_checks(m365, flow)
                 checks += results_checks(m365, flow)
             checks.append(mailbox_check(settings, m365, issued.get("graph")))
-        checks.append(bot_check(settings, session))
-        if "powerbi" in issued:
+        else:
             for flow in flows:
+                checks += _not_checked(_graph_check_names(flow), "Graph")
+            checks += _not_checked(["service mailbox"], "Graph")
+        checks.append(bot_check(settings, session))
+        for flow in flows:
+            if "powerbi" in issued:
                 checks += powerbi_checks(m365, flow, now=now())
+            elif flow.powerbi is not None:
+                checks += _not_checked([f"Power BI dataset ({flow.id})"], "Power BI")
         checks.append(flows_check)
     finally:
         session.close()

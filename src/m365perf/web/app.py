@@ -16,7 +16,8 @@ JSON only because the check needs the activity's ``serviceUrl`` and ``channelId`
 * ``conversationUpdate`` in a 1:1 Teams chat — remember where to reach the user.
 * anything else — 200 and nothing done: the bot does not chat.
 
-``GET /health`` and ``GET /status`` (``/status.json``) read the store only.
+``GET /health`` and ``GET /status`` (``/status.json``) read the store only and stay
+internal; ``GET /about`` is the public page the Teams app's privacy and terms links name.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from starlette.concurrency import run_in_threadpool
 
 from m365perf.engine import ActionError, Caller, Engine
 from m365perf.store import OutboxStatus
+from m365perf.web.about import add_about_page
 from m365perf.web.bot_auth import (
     BotAuthError,
     BotTokenVerifier,
@@ -70,8 +72,11 @@ def create_app(
     *,
     clock: Callable[[], datetime],
     links: LinkSigner | None = None,
+    contact: str = "",
 ) -> FastAPI:
     """The web application over one engine; ``clock`` gives "now" for every action.
+
+    ``contact`` (the service mailbox) is who the public ``/about`` page says to ask.
 
     ``links`` checks the signed links to the owners' web form (``/returns/{token}``);
     without it those links are refused.
@@ -84,6 +89,7 @@ def create_app(
     )
     bot = _Bot(engine, verifier, clock)
     add_return_form(app, engine, links, clock=clock)
+    add_about_page(app, contact=contact)
 
     @app.post("/api/messages")
     async def messages(request: Request) -> Response:
