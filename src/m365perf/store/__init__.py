@@ -17,6 +17,7 @@ from m365perf.store.factory import SchemaOutOfDate, create_store
 from m365perf.store.sql import SqlStore
 from m365perf.store.tables import (
     APPROVED_SOURCE,
+    ActionStatus,
     ApprovalStep,
     AuditEvent,
     CardChannel,
@@ -27,7 +28,9 @@ from m365perf.store.tables import (
     HistoryPoint,
     Indicator,
     IndicatorSpec,
+    ImprovementAction,
     IndicatorTarget,
+    NewAction,
     NewReturn,
     OutboxMessage,
     OutboxStatus,
@@ -46,6 +49,7 @@ from m365perf.store.tables import (
 __all__ = [
     "APPROVED_SOURCE",
     "DEFAULT_LEASE",
+    "ActionStatus",
     "AlreadyDecided",
     "ApprovalStep",
     "AuditEvent",
@@ -55,10 +59,12 @@ __all__ = [
     "Cycle",
     "CycleStatus",
     "HistoryPoint",
+    "ImprovementAction",
     "Indicator",
     "IndicatorSpec",
     "IndicatorTarget",
     "NestedTransaction",
+    "NewAction",
     "NewReturn",
     "NotFound",
     "OutboxMessage",
