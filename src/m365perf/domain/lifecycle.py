@@ -1,5 +1,6 @@
 """The workflow's lifecycle, as data: every state of a cycle, a return, an approval step and
-an improvement action, and every transition allowed between them. Nothing else decides where the workflow may go.
+an improvement action, and every transition allowed between them. Nothing else decides
+where the workflow may go.
 
 The store refuses any change not in :data:`TRANSITIONS` (``UPDATE … WHERE status IN
 (:from) AND version = :v``); ``docs/lifecycle.md`` is generated from this table

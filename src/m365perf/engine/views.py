@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from m365perf.cards import (
+    ActionUpdate,
     ApprovalView,
     Draft,
     IndicatorRequest,
@@ -20,6 +21,7 @@ from m365perf.domain.periods import Period
 from m365perf.domain.profiling import IndicatorKind
 from m365perf.domain.quality import probable_missing_data
 from m365perf.domain.rag import Tolerance
+from m365perf.engine.actions import action_hint, open_actions, return_actions
 from m365perf.engine.assessment import Reading, flow_tolerance, read_figure
 from m365perf.engine.closing import open_for_owner
 from m365perf.engine.context import EngineContext, local_day
@@ -109,6 +111,7 @@ def request_item(
     errors: Sequence[str] = (),
     needs_confirmation: bool = False,
     show_sent_back: bool = True,
+    action_errors: Sequence[str] = (),
 ) -> IndicatorRequest:
     """An indicator still to return; one sent back says by whom, when and why."""
     indicator = _indicator(tx, flow, ret)
@@ -129,6 +132,8 @@ def request_item(
         errors=tuple(errors),
         needs_confirmation=needs_confirmation,
         sent_back=sent_back(tx, ret) if show_sent_back else None,
+        action_hint=action_hint(flow),
+        action_errors=tuple(action_errors),
     )
 
 
@@ -199,6 +204,9 @@ def owner_request(
     drafts: Mapping[str, Draft] | None = None,
     errors: Mapping[str, Sequence[str]] | None = None,
     confirm: frozenset[str] = frozenset(),
+    action_errors: Mapping[str, Sequence[str]] | None = None,
+    typed_actions: Mapping[int, ActionUpdate] | None = None,
+    action_update_errors: Mapping[int, Sequence[str]] | None = None,
 ) -> OwnerRequestView:
     """One owner's card: inputs for what is still due, receipt lines for the rest."""
     flow = ctx.flow(cycle.flow_id)
@@ -206,7 +214,10 @@ def owner_request(
     items: list[IndicatorRequest | ReturnedIndicator] = []
     takes = open_for_owner(flow, cycle)
     for ret in returns:
-        if ret.status in takes or ret.indicator_key in (errors or {}):
+        shown_again = ret.indicator_key in (errors or {}) or ret.indicator_key in (
+            action_errors or {}
+        )
+        if ret.status in takes or shown_again:
             items.append(
                 request_item(
                     tx,
@@ -216,6 +227,7 @@ def owner_request(
                     draft=(drafts or {}).get(ret.indicator_key),
                     errors=(errors or {}).get(ret.indicator_key, ()),
                     needs_confirmation=ret.indicator_key in confirm,
+                    action_errors=(action_errors or {}).get(ret.indicator_key, ()),
                 )
             )
         else:
@@ -231,6 +243,15 @@ def owner_request(
         due=cycle.due_date,
         indicators=tuple(items),
         late=local_day(now) > cycle.due_date,
+        actions=open_actions(
+            tx,
+            ctx,
+            cycle,
+            owner_id,
+            now=now,
+            typed=typed_actions,
+            errors=action_update_errors,
+        ),
     )
 
 
@@ -244,6 +265,7 @@ def approval_view(
     *,
     card_id: str,
     error: str | None = None,
+    now: datetime | None = None,
 ) -> ApprovalView:
     """The return in context for one approver of one step."""
     flow = ctx.flow(cycle.flow_id)
@@ -295,4 +317,5 @@ def approval_view(
         late=ret.late,
         submitted_at=ret.submitted_at,
         error=error,
+        actions=return_actions(tx, ctx, ret, now=now or ret.updated_at),
     )

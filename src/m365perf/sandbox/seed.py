@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from m365perf.domain.kinds import Frequency, Polarity, Unit
-from m365perf.flows.results import HISTORY_COLUMNS as HISTORY_COLUMN_SPECS
 from m365perf.flows.results import (
     ACTION_COLUMNS,
     ACTION_KEY,
@@ -26,6 +25,7 @@ from m365perf.flows.results import (
     RESULT_COLUMNS,
     ResultColumn,
 )
+from m365perf.flows.results import HISTORY_COLUMNS as HISTORY_COLUMN_SPECS
 from m365perf.sandbox.core import Sandbox
 from m365perf.sandbox.store import Column, ListRow, SiteRow, UserRow
 from m365perf.sandbox.teams import teams_user_id
