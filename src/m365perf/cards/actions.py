@@ -23,6 +23,7 @@ __all__ = [
     "action_inputs",
     "action_lines",
     "action_versions",
+    "approver_actions_block",
     "open_actions_block",
 ]
 
@@ -144,6 +145,16 @@ def open_actions_block(actions: Sequence[OpenAction]) -> list[Json]:
         inner += [build.text_block(e, color="attention", spacing="small") for e in action.errors]
         items.append(build.container(inner, separator=True, spacing="medium"))
     return [build.container(items, separator=True, spacing="large")]
+
+
+def approver_actions_block(actions: Sequence[OpenAction]) -> list[Json]:
+    """For an approver: the action entered with the figure and the indicator's open ones."""
+    if not actions:
+        return []
+    items: list[Json] = [build.text_block("Improvement actions", weight="bolder")]
+    for action in actions:
+        items.append(build.container(action_lines(action), spacing="small"))
+    return [build.container(items, separator=True)]
 
 
 def action_versions(actions: Sequence[OpenAction]) -> dict[str, int]:

@@ -15,6 +15,12 @@ from typing import Any, TypeVar
 
 import jinja2
 
+from m365perf.cards.actions import (
+    action_inputs,
+    action_versions,
+    approver_actions_block,
+    open_actions_block,
+)
 from m365perf.cards.formatting import (
     SENT_BACK_REASON_SHOWN,
     direction_colour,
@@ -204,6 +210,10 @@ def _owner_card(
         "card_id": view.card_id,
         "versions": versions,
     }
+    # Open improvement actions ride on the first part (updated with its submit).
+    actions = view.actions if part is None or part[0] == 1 else ()
+    if actions and versions:
+        data["action_versions"] = action_versions(actions)
     part_line = None
     if part is not None:
         data["part"], data["parts"] = part
@@ -230,6 +240,7 @@ def _owner_card(
             "see the messages in red below."
         ),
         "indicators": list(items),
+        "open_actions": open_actions_block(actions) if versions else [],
         "nothing_to_submit": "Everything on this card has been returned. Thank you.",
         "action": (
             {
@@ -318,6 +329,11 @@ def _indicator_context(item: IndicatorRequest | ReturnedIndicator, period_label:
             else None
         ),
         "errors": list(item.errors),
+        "action_elements": (
+            action_inputs(iid, item.action_hint, draft, item.action_errors)
+            if item.action_hint
+            else []
+        ),
     }
 
 
@@ -365,7 +381,8 @@ def _split(view: OwnerRequestView, items: list[Json], max_bytes: int) -> list[li
     """
 
     def fits(start: int, count: int) -> bool:
-        card = _owner_card(view, items[start : start + count], (999, 999))
+        # The first part also carries the open improvement actions.
+        card = _owner_card(view, items[start : start + count], (1 if start == 0 else 999, 999))
         return card_size(card) <= max_bytes
 
     chunks: list[list[Json]] = []
@@ -572,6 +589,7 @@ def render_approval(view: ApprovalView, *, max_bytes: int = DEFAULT_MAX_BYTES) -
             if view.commentary is not None and view.commentary.strip()
             else [_run("No commentary given.", subtle=True, italic=True)]
         ),
+        "improvement_actions": approver_actions_block(view.actions),
         "reason_input": _text_input(
             "reason",
             "Reason for rejecting (needed only to reject)",

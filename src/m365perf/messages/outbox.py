@@ -337,6 +337,10 @@ class WriteAction(WriteBack):
     action_id: int
     """The action written (for the audit trail)."""
 
+    def payload(self) -> dict[str, Any]:
+        """As a results row's, without `return_id` (an action is not a return)."""
+        return self.model_dump(mode="json", exclude={"kind", "return_id"})
+
 
 class Refresh(_Message):
     """Ask Power BI to refresh a flow's dataset."""
