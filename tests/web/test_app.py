@@ -31,7 +31,7 @@ from engine_support import (
 from web_support import BOT_APP_ID, SERVICE_URL, TENANT_ID, Site, click, make_site
 
 from m365perf.engine import Caller
-from m365perf.store import ReturnStatus, create_store
+from m365perf.store import CardChannel, ReturnStatus, create_store
 from m365perf.web.app import MAX_ACTIVITY_BYTES
 
 HOSTILE_NAME = "<script>alert('owned')</script> Fly-tips"
@@ -560,3 +560,80 @@ def test_a_body_nested_too_deep_is_a_bad_request(site: Site) -> None:
     )
 
     assert reply.status_code == 400
+
+
+# ----------------------------------------------------------- Action.Submit fallback
+
+
+def _submit_click(user_id: str, card: dict[str, Any], **inputs: str) -> dict[str, Any]:
+    """What an older Teams client sends for the card's Action.Submit fallback: a message
+    whose value is the fallback's data (verb included) with the inputs merged in."""
+    activity = click(user_id, "submitReturns", {})
+    del activity["name"]
+    fallback = card["actions"][0]["fallback"]
+    assert fallback["type"] == "Action.Submit"
+    activity.update(type="message", id="f:fallback-1", value={**fallback["data"], **inputs})
+    return activity
+
+
+def _delivered(site: Site, card: dict[str, Any], user_id: str) -> str:
+    """Record the card as the dispatcher would once Teams took it; its id."""
+    card_id = str(card["actions"][0]["data"]["card_id"])
+    with site.council.store.transaction() as tx:
+        tx.record_delivery(
+            card_id,
+            user_id=user_id,
+            channel=CardChannel.TEAMS,
+            subject_type="cycle",
+            subject_id=1,
+            now=site.council.now,
+            conversation_id=f"a:1-{user_id}",
+            activity_id="1:activity",
+            service_url=SERVICE_URL,
+        )
+    return card_id
+
+
+def _updates(site: Site) -> list[dict[str, Any]]:
+    return [m.payload for m in site.council.outbox("update_card")]
+
+
+def test_an_action_submit_fallback_click_is_acted_on_and_its_card_replaced(site: Site) -> None:
+    card = site.council.cards_to("ann.lee@contoso.gov.uk")[0]["card"]
+    card_id = _delivered(site, card, ANN.user_id)
+
+    reply = site.post(_submit_click(ANN.user_id, card, value__CP001="46.5"))
+
+    assert reply.status_code == 200
+    assert status_of(site, "CP001") is ReturnStatus.RETURNED  # acted on like Execute
+    (update,) = _updates(site)
+    assert update["card_id"] == card_id  # the clicked card shows the answer
+    assert "Days to process new benefit claims" in card_text(update["card"])  # still to do
+
+
+def test_a_refused_fallback_click_says_why_on_the_clicked_card(site: Site) -> None:
+    card = site.council.cards_to("ann.lee@contoso.gov.uk")[0]["card"]
+    _delivered(site, card, ANN.user_id)
+    activity = _submit_click(ANN.user_id, card, value__CP001="46.5")
+    activity["value"]["verb"] = "launchRockets"
+
+    assert site.post(activity).status_code == 200
+
+    assert status_of(site, "CP001") is ReturnStatus.AWAITING
+    (update,) = _updates(site)
+    text = card_text(update["card"])
+    assert "This click changed nothing" in text and "unknown verb" in text
+
+
+def test_a_fallback_click_naming_someone_elses_card_changes_nothing(site: Site) -> None:
+    card = site.council.cards_to("ann.lee@contoso.gov.uk")[0]["card"]
+    _delivered(site, card, ANN.user_id)
+    before = site.snapshot()
+
+    reply = site.post(_submit_click(BOB.user_id, card, value__CP001="1"))
+
+    assert reply.status_code == 200
+    assert status_of(site, "CP001") is ReturnStatus.AWAITING
+    assert _updates(site) == []  # Ann's card is not replaced with Bob's refusal
+    after = site.snapshot()
+    assert (after[0], after[1]) == (before[0], before[1])  # no return, no outbox row

@@ -15,6 +15,7 @@ from m365perf.cards import OwnerRequestView, ReceiptView
 from m365perf.domain.periods import Period
 from m365perf.engine.approvals import decide, request_correction
 from m365perf.engine.carddata import shown
+from m365perf.engine.clicks import answer_submit_click
 from m365perf.engine.closing import CycleClosing, close_cycle, keep_closing
 from m365perf.engine.context import Caller, EngineConfig, EngineContext
 from m365perf.engine.cycles import CycleOpening, open_cycle
@@ -146,6 +147,19 @@ class Engine:
         if verb == "showRequest":
             return show_request(self.store, self.ctx, caller, data, now=now)
         raise BadAction(f"unknown verb {shown(verb)}")
+
+    def answer_submit_click(
+        self, caller: Caller, value: Mapping[str, Any], *, click_id: str, now: datetime
+    ) -> bool:
+        """An Action.Submit click (an older Teams client): acted on as an Action.Execute,
+        its answer put in place of the clicked card; False if no card could take it."""
+
+        def act(who: Caller, verb: str, data: Mapping[str, Any]) -> dict[str, Any]:
+            return self.handle_action(who, verb, data, now=now)
+
+        return answer_submit_click(
+            self.store, self.ctx, act, caller, value, click_id=click_id, now=now
+        )
 
     def request_correction(
         self,

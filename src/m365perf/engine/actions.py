@@ -219,13 +219,15 @@ def apply_action_updates(
     updates: Mapping[int, ActionUpdate],
     *,
     now: datetime,
-) -> dict[int, tuple[str, ...]]:
-    """Act on the open actions an owner updated on a request card; errors by action id.
+) -> tuple[dict[int, tuple[str, ...]], int]:
+    """Act on the open actions an owner updated on a request card: the errors by action id,
+    and how many were updated.
 
     An input left untouched (or left out, as Outlook does) changes nothing, so a submit
     of figures alone never touches the actions shown with them.
     """
     errors: dict[int, tuple[str, ...]] = {}
+    updated_count = 0
     for update in updates.values():
         try:
             action = tx.get_action(update.action_id)
@@ -271,9 +273,10 @@ def apply_action_updates(
             continue
         _audit(tx, AuditAction.ACTION_UPDATED, updated, caller.user_id, now, before=action)
         _write(tx, ctx, updated, now=now)
+        updated_count += 1
         if updated.status is ActionStatus.DONE:
             tx.cancel_timers(SubjectType.ACTION, updated.id, now=now)
-    return errors
+    return errors, updated_count
 
 
 # --- what cards show --------------------------------------------------------------------

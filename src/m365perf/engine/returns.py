@@ -17,6 +17,7 @@ from m365perf.cards import (
     REASON_MAX_LENGTH,
     VALUE_MAX_LENGTH,
     Draft,
+    InputError,
     OwnerRequestView,
     ReceiptView,
     SubmissionError,
@@ -129,8 +130,9 @@ def submit_returns_view(
             RequestCardId(cycle_id, caller.user_id, ROUND_SHOWN),
             {ret.id for ret in on_card if ret.id is not None},
         )
-        errors: dict[str, tuple[str, ...]] = {}
+        errors: dict[str, tuple[str | InputError, ...]] = {}
         action_errors: dict[str, tuple[str, ...]] = {}
+        typed = False
         drafts: dict[str, Draft] = {}
         confirm: set[str] = set()
         takes = open_for_owner(flow, cycle)
@@ -143,6 +145,7 @@ def submit_returns_view(
                 continue
             if ret.status not in takes or is_blank(draft):
                 continue
+            typed = True
             too_long = _too_long(draft)
             if too_long:  # no card input takes this much: say so, and show what fits
                 errors[ret.indicator_key] = too_long
@@ -158,7 +161,7 @@ def submit_returns_view(
             )
             if not judged.accepted or action_problems:
                 if not judged.accepted:
-                    errors[ret.indicator_key] = judged.errors
+                    errors[ret.indicator_key] = judged.input_errors
                 if action_problems:
                     action_errors[ret.indicator_key] = action_problems
                 drafts[ret.indicator_key] = draft
@@ -166,7 +169,7 @@ def submit_returns_view(
                     confirm.add(ret.indicator_key)
                 continue
             _accept(tx, ctx, cycle_id, ret, draft, judged, caller, now=now, action=entry)
-        update_errors = apply_action_updates(tx, ctx, caller, updates, now=now)
+        update_errors, updated = apply_action_updates(tx, ctx, caller, updates, now=now)
         current = [tx.get_return(ret.id or 0) for ret in on_card]
         owner = tx.find_person(caller.user_id)
         owner_name = owner.name if owner else caller.name
@@ -186,6 +189,7 @@ def submit_returns_view(
                 action_errors=action_errors,
                 typed_actions={i: u for i, u in updates.items() if i in update_errors},
                 action_update_errors=update_errors,
+                notice=None if typed or errors or updated or update_errors else _NOTHING_TYPED,
             )
         others = [
             r
@@ -211,6 +215,11 @@ def submit_returns_view(
             outstanding=tuple(outstanding),
         )
 
+
+_NOTHING_TYPED = (
+    "Nothing was submitted: the boxes were empty. For each indicator below give a value "
+    "(and commentary where it is needed), or tick “No data this period” and say why."
+)
 
 _LIMITS = (
     ("value", "The value", VALUE_MAX_LENGTH),

@@ -476,6 +476,15 @@ class CardOutcomeKey(DedupKey):
 
 
 @dataclass(frozen=True)
+class CardReplyKey(DedupKey):
+    """The answer to one Action.Submit click (an older Teams client), put in its card."""
+
+    _TEMPLATE: ClassVar[str] = "reply:{card_id}:{click_id}"
+    card_id: CardId
+    click_id: str
+
+
+@dataclass(frozen=True)
 class WriteBackKey(DedupKey):
     """One approved version of a return written to the results list."""
 
@@ -606,6 +615,7 @@ OUTBOX_KEYS: tuple[type[DedupKey], ...] = (
     CardSendKey,
     CardRoundKey,
     CardOutcomeKey,
+    CardReplyKey,
     WriteBackKey,
     RefreshRequestKey,
     CheckRefreshKey,

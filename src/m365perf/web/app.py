@@ -10,6 +10,9 @@ JSON only because the check needs the activity's ``serviceUrl`` and ``channelId`
   a Universal Actions invoke response, replaces the card. A refusal the engine explains
   (:class:`~m365perf.engine.ActionError`) is an error invoke response, still HTTP 200, so
   Teams and Outlook show its message on the card.
+* ``message`` with a ``value`` — the ``Action.Submit`` fallback of an older Teams
+  client: acted on like ``Action.Execute``; since Teams ignores the HTTP reply to a
+  message, the answer replaces the clicked card through the outbox.
 * ``conversationUpdate`` in a 1:1 Teams chat — remember where to reach the user.
 * anything else — 200 and nothing done: the bot does not chat.
 
@@ -173,10 +176,25 @@ class _Bot:
             for user_id in _people_added(caller, activity):
                 self._remember(caller, activity, user_id)
         elif kind == "message" and isinstance(activity.get("value"), Mapping):
-            # An Action.Submit fallback from a client without Universal Actions: there is
-            # no reply channel for a card here, so it is not acted on.
-            log.info("ignored an Action.Submit click from %s (client too old)", caller.user_id)
+            self._submit_click(caller, activity)
         return Response(status_code=200)
+
+    def _submit_click(self, caller: VerifiedCaller, activity: Mapping[str, Any]) -> None:
+        """An Action.Submit fallback click: acted on as Action.Execute would be."""
+        self._remember(caller, activity, caller.user_id)
+        click_id = activity.get("id")
+        try:
+            answered = self._engine.answer_submit_click(
+                Caller(caller.user_id, caller.name),
+                activity["value"],
+                click_id=click_id if isinstance(click_id, str) else "",
+                now=self._clock(),
+            )
+        except Exception:  # an engine bug must not turn into a retried 500
+            log.exception("an Action.Submit click by %s failed", caller.user_id)
+            return
+        if not answered:
+            log.info("an Action.Submit click by %s named no card of theirs", caller.user_id)
 
     def _card_action(self, caller: VerifiedCaller, activity: Mapping[str, Any]) -> Response:
         value = activity.get("value")
