@@ -16,6 +16,7 @@ from engine_support import (
     approval_data,
     card_text,
     make_council,
+    monthly,
     open_period,
     submit_data,
 )
@@ -296,3 +297,32 @@ def test_approving_the_red_return_keeps_the_action_open() -> None:
     council.act(BOB, "approve", approval_data(card[-1]["card"], "approve"))
     action = _action(council, _ret(council, "CP001"))
     assert action is not None and action.status is ActionStatus.NOT_STARTED
+
+
+def test_a_special_cause_of_concern_needs_an_action_even_when_not_red() -> None:
+    steady = [18.0, 18.2, 17.9, 18.1, 18.0, 18.2, 17.9, 18.1, 18.0, 18.1, 17.9, 18.0]
+    council = _council(history={"CP002": monthly("2025-10", steady)})
+    concern = {"value__CP002": "21.5", "comment__CP002": "A backlog after the system change."}
+
+    reply = council.act(ANN, "submitReturns", submit_data(_request(council), **concern))
+
+    assert "one is required when the figure is showing a special cause of concern" in card_text(
+        reply
+    )
+    assert _ret(council, "CP002").status is ReturnStatus.AWAITING
+    council.act(
+        ANN,
+        "submitReturns",
+        submit_data(
+            reply,  # the card as re-shown, with "I confirm": the figure is outside its limits
+            **concern,
+            confirm__CP002="true",
+            actionwhat__CP002="Agency staff clear the backlog.",
+            actionby__CP002="2026-12-18",
+        ),
+    )
+    ret = _ret(council, "CP002")
+    assert ret.status is ReturnStatus.RETURNED and ret.rag is not None
+    assert ret.rag.value == "amber"
+    action = _action(council, ret)
+    assert action is not None and action.raised_for == "special_cause_concern"
