@@ -210,6 +210,8 @@ def test_the_next_cycles_card_lists_the_action_and_updates_it_to_the_list() -> N
     assert "Two extra collection rounds a week until March." in text
     status_input = f"actionstatus__{action.id}"
     assert status_input in _ids(card)
+    [sent] = [c for c in council.cards_to(ANN_MAIL) if str(c["card_id"]).startswith("request-2-")]
+    assert "Your improvement actions" in sent["summary"]  # the e-mail's plain body too
 
     data = submit_data(card, **{status_input: "done", f"actionnote__{action.id}": "Rounds added."})
     assert data["action_versions"] == {str(action.id): 1}
