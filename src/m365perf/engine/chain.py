@@ -178,7 +178,7 @@ def send_approval_cards(
         if person is None:
             continue
         card_id = approval_card_id(ret, step, approver_id)
-        view = approval_view(tx, ctx, cycle, ret, steps, step, card_id=str(card_id))
+        view = approval_view(tx, ctx, cycle, ret, steps, step, card_id=str(card_id), now=now)
         card = render_approval(view, max_bytes=ctx.config.max_card_bytes)
         send_card(
             tx,
