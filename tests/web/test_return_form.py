@@ -134,6 +134,16 @@ def test_an_error_is_shown_by_its_input_with_what_was_typed_and_nothing_is_saved
     assert returns_by_key(council)["CP001"].status is ReturnStatus.AWAITING
 
 
+def test_an_empty_submit_on_the_form_says_what_is_missing(
+    client: TestClient, council: Council
+) -> None:
+    path, page = _open(client, council)
+    status, again = _post(client, path, page.submission())
+    assert status == 200
+    assert "Nothing was submitted: the boxes were empty." in again.text
+    assert returns_by_key(council)["CP001"].status is ReturnStatus.AWAITING
+
+
 def test_red_without_commentary_keeps_the_good_figure_and_asks_for_the_rest(
     client: TestClient, council: Council
 ) -> None:

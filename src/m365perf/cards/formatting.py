@@ -238,6 +238,27 @@ def target_text(target: float | None, unit: Unit, polarity: Polarity) -> str:
     return text
 
 
+def target_facts(
+    target: float | None,
+    annual: float | None,
+    unit: Unit,
+    polarity: Polarity,
+    period_label: str,
+) -> list[tuple[str, str]]:
+    """The target a figure is judged against, as (title, value) facts.
+
+    For a year-to-date indicator (``annual`` given) that is the profiled target to the
+    period, with the year's beside it: judging 690 homes in October against 1,200 would
+    look red when the engine judged it amber against 700.
+    """
+    if annual is None:
+        return [("Target", target_text(target, unit, polarity))]
+    return [
+        (f"Target to {period_label} (year to date)", target_text(target, unit, polarity)),
+        ("Annual target", format_value(annual, unit)),
+    ]
+
+
 def returned_value_text(value: float | None, no_data_reason: str | None, unit: Unit) -> str:
     """A returned value, or "no data this period (reason)"."""
     if value is not None:

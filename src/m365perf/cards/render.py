@@ -40,7 +40,7 @@ from m365perf.cards.formatting import (
     sent_back_heading,
     shortened,
     status_text,
-    target_text,
+    target_facts,
     tolerance_text,
     unit_name,
 )
@@ -59,7 +59,7 @@ from m365perf.cards.views import (
     ReturnedIndicator,
     SentBack,
 )
-from m365perf.domain.kinds import Polarity, Unit
+from m365perf.domain.kinds import Unit
 from m365perf.errors import M365PerfError
 
 __all__ = [
@@ -320,7 +320,7 @@ def _indicator_context(item: IndicatorRequest | ReturnedIndicator, period_label:
     draft = item.draft or Draft()
     iid = item.indicator_id
     facts = [("Unit", unit_name(item.unit))]
-    facts += _target_facts(item.target, item.annual_target, item.unit, item.polarity, period_label)
+    facts += target_facts(item.target, item.annual_target, item.unit, item.polarity, period_label)
     tolerance = tolerance_text(item.target, item.tolerance, item.unit, item.polarity)
     if tolerance:
         facts.append(("Tolerance", tolerance))
@@ -441,22 +441,6 @@ def _resubmission_lines(earlier: SentBack, unit: Unit) -> list[list[Json]]:
         label = "Figure before the correction: " if earlier.correction else "Previously returned: "
         lines.append([_run(label, subtle=True), _run(previous, weight="bolder")])
     return lines
-
-
-def _target_facts(
-    target: float | None,
-    annual: float | None,
-    unit: Unit,
-    polarity: Polarity,
-    period_label: str,
-) -> list[tuple[str, str]]:
-    """The target judged against; for year to date, the profiled one and the year's."""
-    if annual is None:
-        return [("Target", target_text(target, unit, polarity))]
-    return [
-        (f"Target to {period_label} (year to date)", target_text(target, unit, polarity)),
-        ("Annual target", format_value(annual, unit)),
-    ]
 
 
 def _receipt_runs(item: ReturnedIndicator) -> list[Json]:
@@ -639,7 +623,7 @@ def render_approval(view: ApprovalView, *, max_bytes: int = DEFAULT_MAX_BYTES) -
             _run(rag_word(view.rag), color=rag_colour(view.rag), weight="bolder", size="medium"),
         ]
     facts = [("Period", view.period_label), ("Unit", unit_name(unit))]
-    facts += _target_facts(view.target, view.annual_target, unit, view.polarity, view.period_label)
+    facts += target_facts(view.target, view.annual_target, unit, view.polarity, view.period_label)
     tolerance = tolerance_text(view.target, view.tolerance, unit, view.polarity)
     if tolerance:
         facts.append(("Tolerance", tolerance))

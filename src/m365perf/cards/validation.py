@@ -1,8 +1,9 @@
 """Checking a card against the official Adaptive Cards 1.5 schema before anyone sees it.
 
 Teams and Outlook drop or garble a card they cannot read, silently; an officer then
-gets an empty message and the cycle stalls. So every card is validated here, and a bad
-template fails loudly in tests instead of in a council's inbox.
+gets an empty message and the cycle stalls. The card tests run every card kind, drawn
+from many views, through :func:`validate_card`, so a bad card fails loudly in tests
+instead of in a council's inbox (rendering itself does not re-check: it is the hot path).
 """
 
 from __future__ import annotations

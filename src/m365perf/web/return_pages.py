@@ -40,6 +40,7 @@ from m365perf.cards import (
 )
 from m365perf.cards.formatting import (
     SENT_BACK_REASON_SHOWN,
+    commentary_hint,
     direction_word,
     placeholder,
     previous_figure_text,
@@ -48,7 +49,7 @@ from m365perf.cards.formatting import (
     sent_back_heading,
     shortened,
     status_text,
-    target_text,
+    target_facts,
     tolerance_text,
     unit_name,
 )
@@ -106,8 +107,9 @@ def render_form(view: OwnerRequestView, *, expires: datetime, notice: str | None
             f'<p class="late"><strong>This return is late: it was due on '
             f"{_e(format_date(view.due))}.</strong></p>"
         )
-    if notice:
-        body.append(f'<p class="notice" role="status">{_e(notice)}</p>')
+    for message in (notice, view.notice):
+        if message:
+            body.append(f'<p class="notice" role="status">{_e(message)}</p>')
     open_items = [
         (n, item)
         for n, item in enumerate(view.indicators, start=1)
@@ -209,23 +211,23 @@ def _request_fieldset(n: int, item: IndicatorRequest, period_label: str) -> list
     draft = item.draft or Draft()
     pre = f"i{n}"
     described = f' aria-describedby="{pre}-errors" aria-invalid="true"' if item.errors else ""
-    facts = [
-        ("Unit", unit_name(item.unit)),
-        ("Target", target_text(item.target, item.unit, item.polarity)),
-    ]
+    facts = [("Unit", unit_name(item.unit))]
+    facts += target_facts(item.target, item.annual_target, item.unit, item.polarity, period_label)
     tolerance = tolerance_text(item.target, item.tolerance, item.unit, item.polarity)
     if tolerance:
         facts.append(("Tolerance", tolerance))
     if item.comparator:
         facts.append(("Comparator", item.comparator))
-    history = [(p.label, format_value(p.value, item.unit)) for p in item.recent[-_RECENT_SHOWN:]]
-    if item.last_year is not None:
+    recent = item.recent[-_RECENT_SHOWN:]
+    history = [(p.label, format_value(p.value, item.unit)) for p in recent]
+    if item.last_year is not None and item.last_year.label not in {p.label for p in recent}:
         history.append(
             (
                 f"{item.last_year.label} (same period last year)",
                 format_value(item.last_year.value, item.unit),
             )
         )
+    hint = commentary_hint(item.commentary_rule.rags, item.commentary_rule.special_cause_concern)
     out = [
         f'<fieldset id="{pre}">',
         f"<legend>{_e(item.name)}</legend>",
@@ -251,8 +253,7 @@ def _request_fieldset(n: int, item: IndicatorRequest, period_label: str) -> list
         f'<label for="{pre}-comment">Commentary</label>',
         f'<textarea id="{pre}-comment" name="comment__{_e(iid)}" rows="4" '
         f'maxlength="{COMMENT_MAX_LENGTH}" '
-        'placeholder="What explains this figure? Needed when it is red or amber."'
-        f"{described}>{_e(draft.comment)}</textarea>",
+        f'placeholder="{_e(hint)}"{described}>{_e(draft.comment)}</textarea>',
         _checkbox(f"{pre}-nodata", f"nodata__{iid}", "No data this period", draft.no_data),
         f'<label for="{pre}-nodatareason">Reason for no data</label>',
         f'<input type="text" id="{pre}-nodatareason" name="nodatareason__{_e(iid)}" '
