@@ -11,7 +11,7 @@ from typing import Any
 from m365perf.domain.periods import Period
 from m365perf.engine import Caller, Engine
 from m365perf.flows import load_flow
-from m365perf.flows.model import Closing, Reminders
+from m365perf.flows.model import Closing, ImprovementActions, Reminders
 from m365perf.plan.register import read_indicators
 from m365perf.store import OutboxMessage, PersonSpec, Store
 from m365perf.store.testing import memory_store
@@ -159,6 +159,7 @@ def make_council(
     daily_budget: int | None = None,
     close: dict[str, Any] | None = None,
     reminders: dict[str, Any] | None = None,
+    actions: dict[str, Any] | None = None,
 ) -> Council:
     """The council's October cycle, opened; on in-memory SQLite unless given a store."""
     store = store or memory_store()
@@ -167,6 +168,8 @@ def make_council(
         flow = flow.model_copy(update={"close": Closing(**close)})
     if reminders is not None:
         flow = flow.model_copy(update={"reminders": Reminders.model_validate(reminders)})
+    if actions is not None:
+        flow = flow.model_copy(update={"actions": ImprovementActions.model_validate(actions)})
     if daily_budget is not None and flow.powerbi is not None:
         powerbi = flow.powerbi.model_copy(update={"daily_budget": daily_budget})
         flow = flow.model_copy(update={"powerbi": powerbi})
@@ -188,13 +191,21 @@ def make_council(
                     source="test",
                     now=now,
                 )
+    open_period(engine, period, rows, now=now)
+    return Council(engine, store, now)
+
+
+def open_period(
+    engine: Engine, period: str, rows: list[list[str]] | None = None, *, now: datetime
+) -> None:
+    """Open the (only) flow's cycle for ``period`` from the test register."""
+    flow = next(iter(engine.flows.values()))
     register = [
         dict(zip(COLUMNS, row + [""] * (len(COLUMNS) - len(row)), strict=True))
         for row in (rows or ROWS)
     ]
     indicators, problems = read_indicators(flow, register)
     engine.open_cycle(flow.id, Period.parse(period), indicators, problems, now=now)
-    return Council(engine, store, now)
 
 
 def monthly(start: str, values: list[float]) -> list[tuple[str, float]]:

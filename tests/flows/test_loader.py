@@ -176,3 +176,54 @@ def test_collect_from_is_optional_and_read_as_the_flow_period() -> None:
     assert parse_flow(text).first_period.label == "2025-04"  # type: ignore[union-attr]
     unset = text.replace('collect_from: "2025-04"\n', "")
     assert parse_flow(unset).first_period is None
+
+
+def _with_actions(block: str) -> str:
+    return MONTHLY.read_text() + "\nactions:\n" + block
+
+
+def test_an_actions_block_loads_with_its_defaults() -> None:
+    flow = parse_flow(
+        _with_actions("  required_for: [red, special_cause_concern]\n  list: KPI Actions\n"),
+        "f.yaml",
+    )
+    assert flow.actions is not None
+    assert flow.actions.required_for == ["red", "special_cause_concern"]
+    assert (flow.actions.list_title, flow.actions.chase) == ("KPI Actions", True)
+
+
+@pytest.mark.parametrize(
+    ("block", "needle", "expected"),
+    [
+        (
+            "  required_for: [red, amber]\n  list: KPI Actions\n",
+            "amber",
+            "actions.required_for[1]: Input should be 'red' or 'special_cause_concern'",
+        ),
+        ("  required_for: []\n  list: KPI Actions\n", "[]", "actions.required_for: List should"),
+        (
+            "  required_for: [red, red]\n  list: KPI Actions\n",
+            "[red, red]",
+            "actions.required_for: a result is listed twice",
+        ),
+        (
+            "  required_for: [red]\n  list: KPI Results\n",
+            "KPI Results\n",
+            "actions.list: 'KPI Results' is already the results or history list",
+        ),
+        ("  required_for: [red]\n  lst: KPI Actions\n", "lst", "unknown key 'lst' in actions"),
+        ("  required_for: [red]\n", "required_for", "actions.list: required key is missing"),
+    ],
+)
+def test_a_bad_actions_block_is_named_with_its_position(
+    block: str, needle: str, expected: str
+) -> None:
+    text = _with_actions(block)
+    with pytest.raises(FlowError) as caught:
+        parse_flow(text, "f.yaml")
+    found = [p for p in caught.value.problems if p.message.startswith(expected)]
+    assert found, caught.value.problems
+    problem = found[0]
+    at = text.index("\nactions:\n")
+    line, column = _position(text[at:], needle)
+    assert (problem.line, problem.column) == (text.count("\n", 0, at) + line, column)

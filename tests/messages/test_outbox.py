@@ -71,6 +71,17 @@ STORED: list[tuple[str, dict[str, Any]]] = [
             "cycle_id": 4,
         },
     ),
+    (
+        "write_action",
+        {
+            "site": "contoso.sharepoint.com:/sites/performance",
+            "list": "KPI Actions",
+            "key_fields": ["ActionId"],
+            "fields": {"ActionId": "7", "Status": "in_progress", "Version": 2},
+            "cycle_id": 4,
+            "action_id": 7,
+        },
+    ),
     ("refresh", {"workspace": "ws-1", "dataset": "ds-1", "flow_id": "monthly-corporate-kpis"}),
     (
         "check_refresh",
@@ -103,6 +114,7 @@ def test_each_kind_names_its_budget() -> None:
     assert messages["update_card"].budget(MAILBOX) == "bot"
     assert messages["send_mail"].budget(MAILBOX) == "mailbox:performance@contoso.gov.uk"
     assert messages["write_back"].budget(MAILBOX) == "sharepoint"
+    assert messages["write_action"].budget(MAILBOX) == "sharepoint"
     assert messages["refresh"].budget(MAILBOX) == "powerbi:ds-1"
     assert messages["check_refresh"].budget(MAILBOX) == "powerbi:ds-1"
 
@@ -207,6 +219,7 @@ def test_names_are_the_strings_the_store_already_holds() -> None:
         "close",
         "chase_return",
         "escalate_return",
+        "chase_action",
     ]
     assert AuditAction.RETURN_WRITTEN_BACK == "return.written_back"
     assert SubjectType.DATASET == "dataset"

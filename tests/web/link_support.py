@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from m365perf.domain.periods import Period
 from m365perf.engine import Engine, EngineConfig
 from m365perf.flows import load_flow
+from m365perf.flows.model import ImprovementActions
 from m365perf.plan.register import read_indicators
 from m365perf.store import AuditEvent, OutboxMessage, PersonSpec, Return
 from m365perf.store.testing import memory_store
@@ -35,10 +36,13 @@ def make_linked_council(
     rows: list[list[str]] | None = None,
     history: dict[str, list[tuple[str, float]]] | None = None,
     start: datetime = START,
+    actions: dict[str, Any] | None = None,
 ) -> Council:
     """The engine tests' council and its October cycle, with links signed by ``links``."""
     store = memory_store()
     flow = load_flow(MONTHLY)
+    if actions is not None:
+        flow = flow.model_copy(update={"actions": ImprovementActions.model_validate(actions)})
     engine = Engine(store, [flow], EngineConfig(public_base_url=BASE_URL, return_links=links))
     with store.transaction() as tx:
         tx.upsert_people(

@@ -423,3 +423,34 @@ def test_the_forms_own_card_id_is_the_one_the_engine_draws(
     _, again = _post(client, path, page.submission(value__CP001="forty"))
     assert page.value("card_id") == again.value("card_id")
     assert isinstance(CardId.parse(page.value("card_id")), RequestCardId)
+
+
+def test_a_red_figure_on_the_web_form_needs_an_improvement_action_typed_there(
+    links: LinkSigner,
+) -> None:
+    council = make_linked_council(links, actions={"required_for": ["red"], "list": "KPI Actions"})
+    client = make_client(council, links)
+    path, page = _open(client, council)
+    names = {c.attrs.get("name") for c in page.controls}
+    assert {"actionwhat__CP001", "actionwho__CP001", "actionby__CP001"} <= names
+    red = {"value__CP001": "30", "comment__CP001": "Crews were short."}
+
+    status, again = _post(client, path, page.submission(**red))
+
+    assert status == 200
+    assert "Add an improvement action: one is required when the figure is red." in again.text
+    assert returns_by_key(council)["CP001"].status is ReturnStatus.AWAITING
+
+    _post(
+        client,
+        path,
+        again.submission(
+            **red, actionwhat__CP001="Two extra rounds a week.", actionby__CP001="2026-11-30"
+        ),
+    )
+    returned = returns_by_key(council)["CP001"]
+    assert returned.status is ReturnStatus.RETURNED
+    with council.store.transaction() as tx:
+        action = tx.find_action(returned.id or 0)
+    assert action is not None and action.what == "Two extra rounds a week."
+    assert action.due_on == date(2026, 11, 30)

@@ -7,6 +7,7 @@ schema check is in the tests.
 
 from __future__ import annotations
 
+from m365perf.cards.actions import ACTION_MAX_LENGTH, ACTION_NOTE_MAX_LENGTH
 from m365perf.cards.formatting import format_date, format_moment, format_time, format_value
 from m365perf.cards.render import (
     COMMENT_MAX_LENGTH,
@@ -23,7 +24,13 @@ from m365perf.cards.render import (
     render_receipt,
     render_rejection,
 )
-from m365perf.cards.submission import OwnerSubmission, SubmissionError, parse_owner_submission
+from m365perf.cards.submission import (
+    ActionUpdate,
+    OwnerSubmission,
+    SubmissionError,
+    parse_action_updates,
+    parse_owner_submission,
+)
 from m365perf.cards.summary import request_subject, summary_text
 from m365perf.cards.validation import CardSchemaError, validate_card
 from m365perf.cards.views import (
@@ -33,6 +40,7 @@ from m365perf.cards.views import (
     IndicatorRequest,
     InputError,
     InputField,
+    OpenAction,
     Outcome,
     OutcomeView,
     OwnerRequestView,
@@ -44,10 +52,13 @@ from m365perf.cards.views import (
 )
 
 __all__ = [
+    "ACTION_MAX_LENGTH",
+    "ACTION_NOTE_MAX_LENGTH",
     "COMMENT_MAX_LENGTH",
     "DEFAULT_MAX_BYTES",
     "REASON_MAX_LENGTH",
     "VALUE_MAX_LENGTH",
+    "ActionUpdate",
     "ApprovalView",
     "CardSchemaError",
     "CardTooLargeError",
@@ -56,6 +67,7 @@ __all__ = [
     "IndicatorRequest",
     "InputError",
     "InputField",
+    "OpenAction",
     "Outcome",
     "OutcomeView",
     "OwnerRequestView",
@@ -72,6 +84,7 @@ __all__ = [
     "format_time",
     "format_value",
     "outlook_card",
+    "parse_action_updates",
     "parse_owner_submission",
     "render_approval",
     "render_notice",

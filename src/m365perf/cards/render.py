@@ -15,6 +15,12 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from m365perf.cards import build as b
+from m365perf.cards.actions import (
+    action_inputs,
+    action_versions,
+    approver_actions_block,
+    open_actions_block,
+)
 from m365perf.cards.build import Style
 from m365perf.cards.build import text_run as _run
 from m365perf.cards.formatting import (
@@ -226,6 +232,10 @@ def _owner_card(
         "card_id": view.card_id,
         "versions": versions,
     }
+    # Open improvement actions ride on the first part (updated with its submit).
+    open_actions = view.actions if part is None or part[0] == 1 else ()
+    if open_actions and versions:
+        data["action_versions"] = action_versions(open_actions)
     part_line = None
     if part is not None:
         data["part"], data["parts"] = part
@@ -271,6 +281,8 @@ def _owner_card(
             )
         )
     body += [item["element"] for item in items]
+    if versions:
+        body += open_actions_block(open_actions)
     actions = []
     if versions:
         actions.append(b.execute("Submit returns", "submitReturns", data, style="positive"))
@@ -375,12 +387,14 @@ def _indicator_context(item: IndicatorRequest | ReturnedIndicator, period_label:
             b.toggle(f"confirm__{iid}", "I confirm this value is correct", on=draft.confirmed)
         )
     parts += errors_on(InputField.CONFIRM)
+    if item.action_hint:
+        parts += action_inputs(iid, item.action_hint, draft, item.action_errors)
     return {
         "id": iid,
         "version": item.version,
         "returned": False,
         "name": item.name,
-        "errors": bool(item.errors),
+        "errors": bool(item.errors or item.action_errors),
         "element": b.container(parts, separator=True, spacing="large"),
     }
 
@@ -455,7 +469,8 @@ def _split(view: OwnerRequestView, items: list[Json], max_bytes: int) -> list[li
     """
 
     def fits(start: int, count: int) -> bool:
-        card = _owner_card(view, items[start : start + count], (999, 999))
+        # The first part also carries the open improvement actions.
+        card = _owner_card(view, items[start : start + count], (1 if start == 0 else 999, 999))
         return card_size(card) <= max_bytes
 
     chunks: list[list[Json]] = []
@@ -718,6 +733,7 @@ def render_approval(view: ApprovalView, *, max_bytes: int = DEFAULT_MAX_BYTES) -
         body += [
             b.text_block("Commentary", weight="bolder", separator=True),
             b.rich_text(commentary, spacing="none"),
+            *approver_actions_block(view.actions),
             b.text_input(
                 "reason",
                 label="Reason for rejecting (needed only to reject)",

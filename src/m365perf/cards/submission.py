@@ -1,9 +1,11 @@
 """Reading an owner's submitted request card back into what they typed.
 
 The input ids ("value__{indicator_id}", "comment__…", "nodata__…", "nodatareason__…",
-"confirm__…") are made in render.py; reading them here keeps both halves of that
-naming in one package. Teams sends the action's data merged with the inputs;
-Outlook and older clients may leave out inputs nobody touched, which read as empty.
+"confirm__…", "actionwhat__…", "actionwho__…", "actionby__…", and for an open improvement
+action "actionstatus__{action_id}" and "actionnote__{action_id}") are made in render.py
+and cards/actions.py; reading them here keeps both halves of that naming in one package.
+Teams sends the action's data merged with the inputs; Outlook and older clients may leave
+out inputs nobody touched, which read as empty.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from typing import Any
 from m365perf.cards.views import Draft
 from m365perf.errors import M365PerfError
 
-__all__ = ["MAX_WHOLE", "OwnerSubmission", "SubmissionError", "parse_owner_submission"]
+__all__ = [
+    "MAX_WHOLE",
+    "ActionUpdate",
+    "OwnerSubmission",
+    "SubmissionError",
+    "parse_action_updates",
+    "parse_owner_submission",
+]
 
 MAX_WHOLE = 2**31 - 1
 """The largest whole number card data may carry: the store's ids and versions are 32-bit."""
@@ -26,7 +35,11 @@ _FIELDS = {
     "nodata": "no_data",
     "nodatareason": "no_data_reason",
     "confirm": "confirmed",
+    "actionwhat": "action_what",
+    "actionwho": "action_who",
+    "actionby": "action_by",
 }
+_ACTION_FIELDS = {"actionstatus": "status", "actionnote": "note"}
 _TOGGLES = frozenset({"nodata", "confirm"})
 
 
@@ -96,6 +109,58 @@ def parse_owner_submission(data: Mapping[str, Any]) -> OwnerSubmission:
         part=_optional_int(data, "part"),
         parts=_optional_int(data, "parts"),
     )
+
+
+@dataclass(frozen=True)
+class ActionUpdate:
+    """What an owner chose for one open improvement action shown on their card."""
+
+    action_id: int
+    version: int
+    status: str
+    note: str
+
+
+def parse_action_updates(data: Mapping[str, Any]) -> dict[int, ActionUpdate]:
+    """The open actions a request card showed (``action_versions``) and what was chosen.
+
+    An action whose inputs were left out (Outlook sends only touched inputs) reads as
+    unchanged: no status, no note. Raises SubmissionError for data no card sends.
+    """
+    versions = data.get("action_versions")
+    if versions is None:
+        return {}
+    if not isinstance(versions, Mapping):
+        raise SubmissionError("'action_versions' must map action ids to versions")
+    checked: dict[str, int] = {}
+    for action_id, version in versions.items():
+        text = str(action_id)
+        digits = text.isascii() and text.isdigit() and len(text) <= len(str(MAX_WHOLE))
+        if not (digits and _whole(int(text))) or not _whole(version):
+            raise SubmissionError(
+                f"action version {_shown(action_id)}: {_shown(version)} is not an action "
+                "id and a version"
+            )
+        checked[text] = version
+    typed: dict[str, dict[str, str]] = {action_id: {} for action_id in checked}
+    for key, raw in data.items():
+        prefix, sep, action_id = str(key).partition("__")
+        if not sep or prefix not in _ACTION_FIELDS:
+            continue
+        if action_id not in typed:
+            raise SubmissionError(f"input {_shown(key)} is for an action this card does not show")
+        if raw is not None and not isinstance(raw, str):
+            raise SubmissionError(f"input {_shown(key)} must be text, got {type(raw).__name__}")
+        typed[action_id][_ACTION_FIELDS[prefix]] = raw or ""
+    return {
+        int(action_id): ActionUpdate(
+            action_id=int(action_id),
+            version=version,
+            status=typed[action_id].get("status", ""),
+            note=typed[action_id].get("note", ""),
+        )
+        for action_id, version in checked.items()
+    }
 
 
 def _text(data: Mapping[str, Any], name: str) -> str:

@@ -142,6 +142,15 @@ def _owner_request(view: OwnerRequestView) -> list[str]:
         lines += (
             _returned_lines(item) if isinstance(item, ReturnedIndicator) else _request_lines(item)
         )
+    if view.actions:
+        lines += ["", "Your improvement actions (say where each stands on the card):"]
+        for action in view.actions:
+            overdue = ", overdue" if action.overdue else ""
+            status = action.status.replace("_", " ")
+            lines.append(
+                f"- {action.raised_for}: {action.what} ({action.who_name}, by "
+                f"{format_date(action.due)}; {status}{overdue})"
+            )
     return lines
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "IndicatorRequest",
     "InputError",
     "InputField",
+    "OpenAction",
     "Outcome",
     "OutcomeView",
     "OwnerRequestView",
@@ -59,6 +60,51 @@ class Draft:
     no_data: bool = False
     no_data_reason: str = ""
     confirmed: bool = False
+    action_what: str = ""
+    action_who: str = ""
+    action_by: str = ""
+
+
+ACTION_STATUSES: tuple[tuple[str, str], ...] = (
+    ("not_started", "Not started"),
+    ("in_progress", "In progress"),
+    ("done", "Done"),
+)
+"""An improvement action's statuses as an owner picks them: (value, words)."""
+
+
+@dataclass(frozen=True)
+class OpenAction:
+    """An improvement action still open, for its owner to update or an approver to see.
+
+    ``raised_for`` says which figure it answers ("Household waste recycled, 2026-10:
+    red"); ``overdue`` is decided by the engine (the cards never read the clock).
+    ``status`` and ``note`` are what the owner's inputs start from (a re-shown card keeps
+    what was typed); ``errors`` are shown under them.
+    """
+
+    action_id: int
+    version: int
+    raised_for: str
+    what: str
+    who_name: str
+    due: date
+    status: str = "not_started"
+    note: str = ""
+    overdue: bool = False
+    errors: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.action_id, bool) or not isinstance(self.action_id, int):
+            raise ValueError(f"action_id must be a whole number, got {self.action_id!r}")
+        _check_version(self.version)
+        for name in ("raised_for", "what", "who_name"):
+            _check_text(name, getattr(self, name))
+        if isinstance(self.due, datetime) or not isinstance(self.due, date):
+            raise ValueError(f"due must be a date, got {self.due!r}")
+        if self.status not in dict(ACTION_STATUSES):
+            raise ValueError(f"status must be one of {dict(ACTION_STATUSES)}, not {self.status!r}")
+        object.__setattr__(self, "errors", _texts("errors", self.errors))
 
 
 @dataclass(frozen=True)
@@ -161,10 +207,16 @@ class IndicatorRequest:
     errors: tuple[str | InputError, ...] = ()
     needs_confirmation: bool = False
     sent_back: SentBack | None = None
+    action_hint: str | None = None
+    """Set when the flow asks for improvement actions: the card shows the action inputs
+    under this hint ("Needed if the figure is red …")."""
+    action_errors: tuple[str, ...] = ()
+    """What is wrong with the action typed, shown next to the action inputs."""
     annual_target: float | None = None
     commentary_rule: CommentaryRule = CommentaryRule()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "action_errors", _texts("action_errors", self.action_errors))
         _check_id("indicator_id", self.indicator_id)
         _check_number("annual target", self.annual_target)
         _check_text("indicator name", self.name)
@@ -235,9 +287,12 @@ class OwnerRequestView:
     counted from the day the owner was first asked (the card says both)."""
     reminder: int | None = None
     notice: str | None = None
+    actions: tuple[OpenAction, ...] = ()
+    """The owner's improvement actions still open from earlier cycles, to update."""
 
     def __post_init__(self) -> None:
         _check_header(self)
+        object.__setattr__(self, "actions", tuple(self.actions))
         if self.reminder is not None and (
             isinstance(self.reminder, bool)
             or not isinstance(self.reminder, int)
@@ -316,12 +371,16 @@ class ApprovalView:
     late: bool = False
     submitted_at: datetime | None = None
     error: str | None = None
+    actions: tuple[OpenAction, ...] = ()
+    """Improvement actions on this indicator: the one entered with this figure, and any
+    still open from earlier periods."""
     long_trend: str | None = None
     comparator: str | None = None
     resubmission: SentBack | None = None
     annual_target: float | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "actions", tuple(self.actions))
         _check_version(self.version)
         _check_number("annual target", self.annual_target)
         if self.long_trend is not None:

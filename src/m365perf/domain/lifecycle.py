@@ -1,5 +1,6 @@
-"""The workflow's lifecycle, as data: every state of a cycle, a return and an approval step,
-and every transition allowed between them. Nothing else decides where the workflow may go.
+"""The workflow's lifecycle, as data: every state of a cycle, a return, an approval step and
+an improvement action, and every transition allowed between them. Nothing else decides
+where the workflow may go.
 
 The store refuses any change not in :data:`TRANSITIONS` (``UPDATE … WHERE status IN
 (:from) AND version = :v``); ``docs/lifecycle.md`` is generated from this table
@@ -20,6 +21,7 @@ class Machine(StrEnum):
     CYCLE = "cycle"
     RETURN = "return"
     STEP = "step"
+    ACTION = "action"
 
 
 class CycleStatus(StrEnum):
@@ -63,6 +65,17 @@ class StepStatus(StrEnum):
     """Not needed (its condition did not hold) or no longer needed (rejected earlier)."""
 
 
+class ActionStatus(StrEnum):
+    """Where an improvement action raised for a red (or special-cause) figure stands."""
+
+    NOT_STARTED = "not_started"
+    """Agreed with the figure; nothing reported done yet."""
+    IN_PROGRESS = "in_progress"
+    """Its owner reports it under way."""
+    DONE = "done"
+    """Its owner reports it done; it leaves the request cards and is not chased."""
+
+
 class Event(StrEnum):
     """What happens to a subject; each (machine, event) is one named store operation."""
 
@@ -77,9 +90,12 @@ class Event(StrEnum):
     ESCALATE = "escalate"
     REJECT = "reject"
     SKIP = "skip"
+    NOTE = "note"
+    PROGRESS = "progress"
+    COMPLETE = "complete"
 
 
-State = CycleStatus | ReturnStatus | StepStatus
+State = CycleStatus | ReturnStatus | StepStatus | ActionStatus
 
 
 @dataclass(frozen=True)
@@ -99,7 +115,7 @@ def _t(
     return Transition(machine, frozenset(sources), event, target, why)
 
 
-C, R, S = CycleStatus, ReturnStatus, StepStatus
+C, R, S, A = CycleStatus, ReturnStatus, StepStatus, ActionStatus
 
 # fmt: off
 TRANSITIONS: tuple[Transition, ...] = (
@@ -126,6 +142,12 @@ TRANSITIONS: tuple[Transition, ...] = (
        "one of its approvers rejects, with a reason"),
     _t(Machine.STEP, (S.PENDING,), Event.SKIP, S.SKIPPED,
        "its condition does not hold, or an earlier step rejected the return"),
+    _t(Machine.ACTION, (A.NOT_STARTED,), Event.NOTE, A.NOT_STARTED,
+       "its owner updates it from a request card, not started yet (with a note)"),
+    _t(Machine.ACTION, (A.NOT_STARTED, A.IN_PROGRESS), Event.PROGRESS, A.IN_PROGRESS,
+       "its owner reports it under way"),
+    _t(Machine.ACTION, (A.NOT_STARTED, A.IN_PROGRESS), Event.COMPLETE, A.DONE,
+       "its owner reports it done"),
 )
 # fmt: on
 
@@ -133,6 +155,7 @@ INITIAL: dict[Machine, State] = {
     Machine.CYCLE: C.OPEN,
     Machine.RETURN: R.AWAITING,
     Machine.STEP: S.PENDING,
+    Machine.ACTION: A.NOT_STARTED,
 }
 """The state a subject is created in."""
 
@@ -140,6 +163,7 @@ STATES: dict[Machine, tuple[State, ...]] = {
     Machine.CYCLE: tuple(CycleStatus),
     Machine.RETURN: tuple(ReturnStatus),
     Machine.STEP: tuple(StepStatus),
+    Machine.ACTION: tuple(ActionStatus),
 }
 
 #: Steps decided for good.
@@ -149,6 +173,7 @@ TERMINAL: dict[Machine, frozenset[State]] = {
     Machine.CYCLE: frozenset({C.CLOSED}),
     Machine.RETURN: frozenset(),
     Machine.STEP: DECIDED_STEP,
+    Machine.ACTION: frozenset({A.DONE}),
 }
 """States nothing leaves. A return never ends for good: an approved figure can be corrected
 and a missed one returned late."""
@@ -159,6 +184,14 @@ CURRENT_STEP = frozenset({S.ASKED, S.ESCALATED})
 PASSED_STEP = frozenset({S.APPROVED, S.SKIPPED})
 #: Returns still for their owner to (re)submit while the cycle collects.
 OPEN_FOR_OWNER = frozenset({R.AWAITING, R.REJECTED})
+#: Improvement actions still to be done: shown on request cards, chased when overdue.
+OPEN_ACTION = frozenset({A.NOT_STARTED, A.IN_PROGRESS})
+#: The event that takes an open action to each status its owner may choose.
+ACTION_EVENT: dict[ActionStatus, Event] = {
+    A.NOT_STARTED: Event.NOTE,
+    A.IN_PROGRESS: Event.PROGRESS,
+    A.DONE: Event.COMPLETE,
+}
 
 
 class NoSuchTransition(M365PerfError, LookupError):
@@ -183,7 +216,7 @@ def allowed(machine: Machine, source: State, target: State) -> bool:
 def diagram() -> str:
     """``docs/lifecycle.md``: the table and a Mermaid state diagram per machine."""
     lines = [
-        "# Lifecycle: cycles, returns and approval steps",
+        "# Lifecycle: cycles, returns, approval steps and improvement actions",
         "",
         "Generated from `src/m365perf/domain/lifecycle.py` by",
         "`python -m m365perf.domain.lifecycle > docs/lifecycle.md`; a test fails when it is",

@@ -117,7 +117,9 @@ def decide(
                 f"{REASON_MAX_LENGTH:,}: shorten it and reject again. Nothing changed."
             )
         if refusal:
-            view = approval_view(tx, ctx, cycle, ret, chain, step, card_id=card_id, error=refusal)
+            view = approval_view(
+                tx, ctx, cycle, ret, chain, step, card_id=card_id, error=refusal, now=now
+            )
             return render_approval(view, max_bytes=ctx.config.max_card_bytes)
         try:
             if verb == "approve":
@@ -138,6 +140,7 @@ def decide(
                 tx.get_step(step.id or 0),
                 card_id=card_id,
                 error="This step changed while you decided: nothing changed, try again.",
+                now=now,
             )
             return render_approval(view, max_bytes=ctx.config.max_card_bytes)
         tx.cancel_timers(SubjectType.STEP, step.id, now=now)

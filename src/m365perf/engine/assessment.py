@@ -316,4 +316,6 @@ def assess(
 
 def is_blank(draft: Draft) -> bool:
     """Nothing typed for this indicator: the owner is returning it later."""
-    return not (draft.value.strip() or draft.no_data or draft.comment.strip())
+    return not (
+        draft.value.strip() or draft.no_data or draft.comment.strip() or draft.action_what.strip()
+    )

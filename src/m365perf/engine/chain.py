@@ -262,7 +262,7 @@ def _send_one(
 ) -> bool:
     flow = ctx.flow(cycle.flow_id)
     card_id = approval_card_id(ret, step, person.id)
-    view = approval_view(tx, ctx, cycle, ret, steps, step, card_id=str(card_id))
+    view = approval_view(tx, ctx, cycle, ret, steps, step, card_id=str(card_id), now=now)
     card = render_approval(view, max_bytes=ctx.config.max_card_bytes)
     what = f"{view.indicator_name} {view.period_label} ({view.owner_name})"
     return send_card(

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from m365perf.cards import (
+    ACTION_MAX_LENGTH,
     COMMENT_MAX_LENGTH,
     REASON_MAX_LENGTH,
     VALUE_MAX_LENGTH,
@@ -21,12 +22,20 @@ from m365perf.cards import (
     ReceiptView,
     SubmissionError,
     format_date,
+    parse_action_updates,
     parse_owner_submission,
     render_owner_requests,
     render_receipt,
 )
+from m365perf.cards.actions import ACTION_WHO_MAX_LENGTH
 from m365perf.domain.approvers import Person
 from m365perf.domain.values import Bounds
+from m365perf.engine.actions import (
+    ActionEntry,
+    apply_action_updates,
+    check_action,
+    record_action,
+)
 from m365perf.engine.assessment import Assessment, assess, is_blank
 from m365perf.engine.audit import audit_transition
 from m365perf.engine.carddata import check_characters, request_card_id_from, shown, whole_number
@@ -97,6 +106,7 @@ def submit_returns_view(
     check_characters(data)
     try:
         submission = parse_owner_submission(data)
+        updates = parse_action_updates(data)
     except SubmissionError as exc:
         raise BadAction(str(exc)) from None
     cycle_id = whole_number(data, "cycle_id")
@@ -121,6 +131,7 @@ def submit_returns_view(
             {ret.id for ret in on_card if ret.id is not None},
         )
         errors: dict[str, tuple[str | InputError, ...]] = {}
+        action_errors: dict[str, tuple[str, ...]] = {}
         typed = False
         drafts: dict[str, Draft] = {}
         confirm: set[str] = set()
@@ -145,17 +156,24 @@ def submit_returns_view(
                 drafts[ret.indicator_key] = draft
                 continue
             judged = _judge(tx, ctx, cycle.flow_id, period, ret, draft)
-            if not judged.accepted:
-                errors[ret.indicator_key] = judged.input_errors
+            entry, action_problems = check_action(
+                tx, flow, ret, draft, judged, today=local_day(now)
+            )
+            if not judged.accepted or action_problems:
+                if not judged.accepted:
+                    errors[ret.indicator_key] = judged.input_errors
+                if action_problems:
+                    action_errors[ret.indicator_key] = action_problems
                 drafts[ret.indicator_key] = draft
                 if judged.needs_confirmation:
                     confirm.add(ret.indicator_key)
                 continue
-            _accept(tx, ctx, cycle_id, ret, draft, judged, caller, now=now)
+            _accept(tx, ctx, cycle_id, ret, draft, judged, caller, now=now, action=entry)
+        update_errors, updated = apply_action_updates(tx, ctx, caller, updates, now=now)
         current = [tx.get_return(ret.id or 0) for ret in on_card]
         owner = tx.find_person(caller.user_id)
         owner_name = owner.name if owner else caller.name
-        if errors or any(r.status in takes for r in current):
+        if errors or action_errors or update_errors or any(r.status in takes for r in current):
             return owner_request(
                 tx,
                 ctx,
@@ -168,7 +186,10 @@ def submit_returns_view(
                 drafts=drafts,
                 errors=errors,
                 confirm=frozenset(confirm),
-                notice=None if typed or errors else _NOTHING_TYPED,
+                action_errors=action_errors,
+                typed_actions={i: u for i, u in updates.items() if i in update_errors},
+                action_update_errors=update_errors,
+                notice=None if typed or errors or updated or update_errors else _NOTHING_TYPED,
             )
         others = [
             r
@@ -204,6 +225,9 @@ _LIMITS = (
     ("value", "The value", VALUE_MAX_LENGTH),
     ("comment", "The commentary", COMMENT_MAX_LENGTH),
     ("no_data_reason", "The reason for no data", REASON_MAX_LENGTH),
+    ("action_what", "The improvement action", ACTION_MAX_LENGTH),
+    ("action_who", "Who will do the action", ACTION_WHO_MAX_LENGTH),
+    ("action_by", "The action's date", 32),
 )
 
 
@@ -270,6 +294,7 @@ def _accept(
     caller: Caller,
     *,
     now: datetime,
+    action: ActionEntry | None = None,
 ) -> Return | None:
     cycle = tx.get_cycle(cycle_id)
     figure = ReturnFigure(
@@ -287,6 +312,8 @@ def _accept(
         updated = tx.submit_return(ret.id or 0, ret.version, figure, by=caller.user_id, now=now)
     except TransitionRefused:
         return None
+    if action is not None:  # before the chain starts, so the approver's card shows it
+        record_action(tx, ctx, cycle, updated, action, caller, now=now)
     if tx.collect_cycle(cycle_id, now=now):
         audit_transition(
             tx,

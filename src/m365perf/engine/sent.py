@@ -26,6 +26,7 @@ from m365perf.messages import (
     SendCard,
     SendMail,
     UpdateCard,
+    WriteAction,
     WriteBack,
     WrittenBack,
     parse_message,
@@ -57,6 +58,8 @@ def on_sent(
             case UpdateCard(), CardUpdated():
                 if outcome.replaced:
                     tx.mark_replaced(str(message.card_id), now=now)
+            case WriteAction(), WrittenBack():  # before WriteBack: it is one
+                _action_written_back(tx, message, outcome, now)
             case WriteBack(), WrittenBack():
                 _written_back(tx, message, outcome, now)
             case Refresh(), RefreshStarted():
@@ -92,6 +95,33 @@ def _card_sent(tx: Transaction, message: SendCard, outcome: CardSent, now: datet
         activity_id=outcome.activity_id,
         service_url=outcome.service_url,
         message_id=outcome.message_id,
+    )
+
+
+def _action_written_back(
+    tx: Transaction, message: WriteAction, outcome: WrittenBack, now: datetime
+) -> None:
+    done = [
+        e
+        for e in tx.list_audit(subject_type=SubjectType.ACTION, subject_id=message.action_id)
+        if e.action == AuditAction.ACTION_WRITTEN_BACK
+        and (e.after or {}).get("version") == message.version
+    ]
+    if done:
+        return
+    tx.audit(
+        AuditAction.ACTION_WRITTEN_BACK,
+        at=now,
+        actor=DISPATCHER,
+        subject_type=SubjectType.ACTION,
+        subject_id=message.action_id,
+        cycle_id=message.cycle_id,
+        after={
+            "version": message.version,
+            "item_id": outcome.item_id,
+            "created": outcome.created,
+            "skipped_older": outcome.skipped_older,
+        },
     )
 
 

@@ -1,5 +1,5 @@
-"""Timers firing: reminders, escalations, chases of sent-back returns, approver timeouts,
-digests, refreshes.
+"""Timers firing: reminders, escalations, chases of sent-back returns and of overdue
+improvement actions, approver timeouts, digests, refreshes.
 
 Each timer is completed first in the transaction that acts on it, so two workers
 never both act on one timer.
@@ -15,6 +15,7 @@ from m365perf.cards.summary import overdue_subject
 from m365perf.domain.approvers import Person
 from m365perf.domain.calendar import WorkingCalendar
 from m365perf.domain.lifecycle import CURRENT_STEP
+from m365perf.engine.actions import chase_action
 from m365perf.engine.audit import audit_caught_up
 from m365perf.engine.chain import send_approval_cards
 from m365perf.engine.chasing import chase_return, escalate_return, escalation_recipients
@@ -400,4 +401,5 @@ _HANDLERS: dict[TimerKind, Handler] = {
     TimerKind.CLOSE: _close,
     TimerKind.CHASE_RETURN: chase_return,
     TimerKind.ESCALATE_RETURN: escalate_return,
+    TimerKind.CHASE_ACTION: chase_action,
 }

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 
 from m365perf.cards import (
+    ActionUpdate,
     ApprovalView,
     CommentaryRule,
     Draft,
@@ -22,6 +23,7 @@ from m365perf.domain.periods import Period
 from m365perf.domain.profiling import IndicatorKind, rag_target
 from m365perf.domain.quality import probable_missing_data
 from m365perf.domain.rag import Tolerance
+from m365perf.engine.actions import action_hint, open_actions, return_actions
 from m365perf.engine.assessment import Reading, flow_tolerance, read_figure
 from m365perf.engine.closing import open_for_owner
 from m365perf.engine.context import EngineContext, local_day
@@ -139,6 +141,7 @@ def request_item(
     errors: Sequence[str | InputError] = (),
     needs_confirmation: bool = False,
     show_sent_back: bool = True,
+    action_errors: Sequence[str] = (),
 ) -> IndicatorRequest:
     """An indicator still to return; one sent back says by whom, when and why."""
     indicator = _indicator(tx, flow, ret)
@@ -161,6 +164,8 @@ def request_item(
         errors=tuple(errors),
         needs_confirmation=needs_confirmation,
         sent_back=sent_back(tx, ret) if show_sent_back else None,
+        action_hint=action_hint(flow),
+        action_errors=tuple(action_errors),
     )
 
 
@@ -268,6 +273,9 @@ def owner_request(
     drafts: Mapping[str, Draft] | None = None,
     errors: Mapping[str, Sequence[str | InputError]] | None = None,
     confirm: frozenset[str] = frozenset(),
+    action_errors: Mapping[str, Sequence[str]] | None = None,
+    typed_actions: Mapping[int, ActionUpdate] | None = None,
+    action_update_errors: Mapping[int, Sequence[str]] | None = None,
     reminder: int | None = None,
     notice: str | None = None,
 ) -> OwnerRequestView:
@@ -281,7 +289,10 @@ def owner_request(
     items: list[IndicatorRequest | ReturnedIndicator] = []
     takes = open_for_owner(flow, cycle)
     for ret in returns:
-        if ret.status in takes or ret.indicator_key in (errors or {}):
+        shown_again = ret.indicator_key in (errors or {}) or ret.indicator_key in (
+            action_errors or {}
+        )
+        if ret.status in takes or shown_again:
             items.append(
                 request_item(
                     tx,
@@ -291,6 +302,7 @@ def owner_request(
                     draft=(drafts or {}).get(ret.indicator_key),
                     errors=(errors or {}).get(ret.indicator_key, ()),
                     needs_confirmation=ret.indicator_key in confirm,
+                    action_errors=(action_errors or {}).get(ret.indicator_key, ()),
                 )
             )
         else:
@@ -307,6 +319,15 @@ def owner_request(
         indicators=tuple(items),
         late=local_day(now) > cycle.due_date,
         planned_due=_planned_due(flow, period, cycle),
+        actions=open_actions(
+            tx,
+            ctx,
+            cycle,
+            owner_id,
+            now=now,
+            typed=typed_actions,
+            errors=action_update_errors,
+        ),
         reminder=reminder,
         notice=notice,
     )
@@ -328,6 +349,7 @@ def approval_view(
     *,
     card_id: str,
     error: str | None = None,
+    now: datetime | None = None,
 ) -> ApprovalView:
     """The return in context for one approver of one step."""
     flow = ctx.flow(cycle.flow_id)
@@ -381,6 +403,7 @@ def approval_view(
         late=ret.late,
         submitted_at=ret.submitted_at,
         error=error,
+        actions=return_actions(tx, ctx, ret, now=now or ret.updated_at),
         long_trend=long_trend,
         comparator=indicator.comparator,
         resubmission=resubmission(tx, ret),

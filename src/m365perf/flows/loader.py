@@ -264,6 +264,14 @@ def _cross_checks(flow: Flow) -> Iterator[tuple[Loc, str]]:
                 Period.parse_for(flow.frequency, label)
             except PeriodError as exc:
                 yield (("rag", "suspended", index, key), str(exc))
+    if flow.actions is not None:
+        others = {flow.writeback.list_title, flow.writeback.history_list}
+        if flow.actions.list_title in others:
+            yield (
+                ("actions", "list"),
+                f"'{flow.actions.list_title}' is already the results or history list; "
+                "actions need a list of their own",
+            )
     for name, members in flow.groups.items():
         for index, member in enumerate(members):
             if "@" not in member:

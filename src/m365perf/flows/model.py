@@ -292,6 +292,33 @@ class RagRules(_Strict):
     suspended: list[Suspension] = Field(default_factory=list)
 
 
+ActionTrigger = Literal["red", "special_cause_concern"]
+
+
+class ImprovementActions(_Strict):
+    """Improvement actions an owner must enter for some results, and where they are listed."""
+
+    required_for: list[ActionTrigger] = Field(
+        min_length=1,
+        description="Results that need an action: red, special_cause_concern, or both.",
+    )
+    list_title: str = Field(
+        alias="list",
+        min_length=1,
+        description="Title of the SharePoint list actions are written to (the results' site).",
+    )
+    chase: bool = Field(
+        True, description="Chase overdue actions on the flow's reminder ladder (overdue_every)."
+    )
+
+    @field_validator("required_for")
+    @classmethod
+    def _no_repeat(cls, triggers: list[ActionTrigger]) -> list[ActionTrigger]:
+        if len(set(triggers)) != len(triggers):
+            raise ValueError("a result is listed twice")
+        return triggers
+
+
 class WriteBack(_Strict):
     """The SharePoint results list approved values are upserted into."""
 
@@ -350,6 +377,7 @@ class Flow(_Strict):
     rag: RagRules = RagRules()
     writeback: WriteBack
     powerbi: PowerBI | None = None
+    actions: ImprovementActions | None = None
     performance_team: list[str] = Field(default_factory=list)
     groups: dict[str, list[str]] = Field(default_factory=dict)
     _file: str | None = PrivateAttr(None)

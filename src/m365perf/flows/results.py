@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from m365perf.flows.model import WriteBack
 
 __all__ = [
+    "ACTION_COLUMNS",
+    "ACTION_KEY",
     "HISTORY_COLUMNS",
     "HISTORY_KEY",
     "RESULT_COLUMNS",
@@ -72,6 +74,32 @@ HISTORY_COLUMNS: tuple[ResultColumn, ...] = (
     ResultColumn("DataDate"),
 )
 """Past values by indicator, period and series, as the demo and history import read them."""
+
+
+ACTION_KEY = "ActionId"
+"""The actions list's key: one item per improvement action, updated in place."""
+
+ACTION_COLUMNS: tuple[ResultColumn, ...] = (
+    ResultColumn("Title"),
+    ResultColumn(ACTION_KEY),
+    ResultColumn("Flow"),
+    ResultColumn("IndicatorId"),
+    ResultColumn("Indicator"),
+    ResultColumn("Period"),
+    ResultColumn("RaisedFor"),
+    ResultColumn("Action", multiline=True),
+    ResultColumn("ActionBy"),
+    ResultColumn("ActionByEmail"),
+    ResultColumn("DueDate"),
+    ResultColumn("Status"),
+    ResultColumn("Note", multiline=True),
+    ResultColumn("Owner"),
+    ResultColumn("RaisedAt", "dateTime"),
+    ResultColumn("UpdatedBy"),
+    ResultColumn("UpdatedAt", "dateTime"),
+    ResultColumn("Version", "number"),
+)
+"""Every column of an actions row, its key (`ActionId`) included."""
 
 
 def result_key(writeback: WriteBack) -> tuple[str, str]:

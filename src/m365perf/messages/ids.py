@@ -456,6 +456,16 @@ class PutOffEscalateReturnKey(DedupKey):
     day: date
 
 
+@dataclass(frozen=True)
+class ChaseActionKey(DedupKey):
+    """The ``number``-th chase of an improvement action overdue since ``due_on``."""
+
+    _TEMPLATE: ClassVar[str] = "action:{action_id}:due:{due_on}:chase:{number}"
+    action_id: int
+    due_on: date
+    number: int
+
+
 # Outbox rows: one per message that must go exactly once.
 
 
@@ -588,6 +598,24 @@ class ReturnEscalationMailKey(DedupKey):
     version: int
 
 
+@dataclass(frozen=True)
+class ActionWriteKey(DedupKey):
+    """One version of an improvement action written to the actions list."""
+
+    _TEMPLATE: ClassVar[str] = "action:{action_id}:v{version}:writeback"
+    action_id: int
+    version: int
+
+
+@dataclass(frozen=True)
+class ActionChaseMailKey(DedupKey):
+    """The one e-mail on ``day`` chasing a person's overdue improvement actions."""
+
+    _TEMPLATE: ClassVar[str] = "actions_overdue:{person_id}:{day}"
+    person_id: str
+    day: date
+
+
 TIMER_KEYS: tuple[type[DedupKey], ...] = (
     ReminderKey,
     EscalateKey,
@@ -601,6 +629,7 @@ TIMER_KEYS: tuple[type[DedupKey], ...] = (
     EscalateReturnKey,
     PutOffEscalateKey,
     PutOffEscalateReturnKey,
+    ChaseActionKey,
 )
 """Every kind of timer dedup key; no text parses as two of them."""
 
@@ -620,6 +649,8 @@ OUTBOX_KEYS: tuple[type[DedupKey], ...] = (
     DigestMailKey,
     UnroutableReturnMailKey,
     ReturnEscalationMailKey,
+    ActionWriteKey,
+    ActionChaseMailKey,
 )
 """Every kind of outbox dedup key; no text parses as two of them."""
 

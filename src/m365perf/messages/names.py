@@ -19,6 +19,7 @@ class OutboxKind(StrEnum):
     WRITE_BACK = "write_back"
     REFRESH = "refresh"
     CHECK_REFRESH = "check_refresh"
+    WRITE_ACTION = "write_action"
 
 
 class TimerKind(StrEnum):
@@ -42,6 +43,8 @@ class TimerKind(StrEnum):
     """Remind the owner of a return sent back to them (its own ladder, from that day)."""
     ESCALATE_RETURN = "escalate_return"
     """Tell the owner's line manager (or the performance team) a sent-back return is not back."""
+    CHASE_ACTION = "chase_action"
+    """Chase the person doing an improvement action past its by-when date and not done."""
 
 
 class SubjectType(StrEnum):
@@ -56,6 +59,7 @@ class SubjectType(StrEnum):
     PERSON = "person"
     HISTORY = "history"
     DELEGATION = "delegation"
+    ACTION = "action"
 
 
 class AuditAction(StrEnum):
@@ -102,6 +106,12 @@ class AuditAction(StrEnum):
     POWERBI_REFRESH_FAILED = "powerbi.refresh_failed"
 
     HISTORY_IMPORTED = "history.imported"
+
+    ACTION_CREATED = "action.created"
+    ACTION_REVISED = "action.revised"
+    ACTION_UPDATED = "action.updated"
+    ACTION_CHASED = "action.chased"
+    ACTION_WRITTEN_BACK = "action.written_back"
 
     @classmethod
     def for_step(cls, status: str) -> AuditAction:

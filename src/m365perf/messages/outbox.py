@@ -326,6 +326,22 @@ class WriteBack(_Message):
         return "sharepoint"
 
 
+class WriteAction(WriteBack):
+    """Upsert one improvement action into the flow's SharePoint actions list.
+
+    Sent exactly like a results row (one read of the list's keys, ``$batch`` writes,
+    ``Version`` never older over newer); keyed on `ActionId`.
+    """
+
+    kind: Literal[OutboxKind.WRITE_ACTION] = OutboxKind.WRITE_ACTION  # type: ignore[assignment]
+    action_id: int
+    """The action written (for the audit trail)."""
+
+    def payload(self) -> dict[str, Any]:
+        """As a results row's, without `return_id` (an action is not a return)."""
+        return self.model_dump(mode="json", exclude={"kind", "return_id"})
+
+
 class Refresh(_Message):
     """Ask Power BI to refresh a flow's dataset."""
 
@@ -367,7 +383,7 @@ class CheckRefresh(_Message):
 
 
 Message = Annotated[
-    SendCard | UpdateCard | SendMail | WriteBack | Refresh | CheckRefresh,
+    SendCard | UpdateCard | SendMail | WriteBack | WriteAction | Refresh | CheckRefresh,
     Field(discriminator="kind"),
 ]
 """Any outbox message body, told apart by ``kind``."""
@@ -379,6 +395,7 @@ MESSAGE_TYPES: Mapping[OutboxKind, type[_Message]] = {
     OutboxKind.UPDATE_CARD: UpdateCard,
     OutboxKind.SEND_MAIL: SendMail,
     OutboxKind.WRITE_BACK: WriteBack,
+    OutboxKind.WRITE_ACTION: WriteAction,
     OutboxKind.REFRESH: Refresh,
     OutboxKind.CHECK_REFRESH: CheckRefresh,
 }

@@ -18,8 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from m365perf.domain.kinds import Frequency, Polarity, Unit
+from m365perf.flows.results import (
+    ACTION_COLUMNS,
+    ACTION_KEY,
+    HISTORY_KEY,
+    RESULT_COLUMNS,
+    ResultColumn,
+)
 from m365perf.flows.results import HISTORY_COLUMNS as HISTORY_COLUMN_SPECS
-from m365perf.flows.results import HISTORY_KEY, RESULT_COLUMNS, ResultColumn
 from m365perf.sandbox.core import Sandbox
 from m365perf.sandbox.store import Column, ListRow, SiteRow, UserRow
 from m365perf.sandbox.teams import teams_user_id
@@ -33,6 +39,7 @@ DEFAULT_SEED = 2025
 REGISTER_LIST = "KPI Register"
 RESULTS_LIST = "KPI Results"
 HISTORY_LIST = "KPI History"
+ACTIONS_LIST = "KPI Actions"
 WORKSPACE_NAME = "Performance"
 DATASET_NAME = "KPI Dashboard"
 
@@ -76,6 +83,9 @@ RESULTS_COLUMNS: tuple[Column, ...] = _columns(
 """The results list the example flows write back to, keyed on (IndicatorId, Period)."""
 
 HISTORY_COLUMNS: tuple[Column, ...] = _columns(HISTORY_COLUMN_SPECS, HISTORY_KEY)
+
+ACTIONS_COLUMNS: tuple[Column, ...] = _columns(ACTION_COLUMNS, (ACTION_KEY,))
+"""The improvement actions list a flow with ``actions: {list: KPI Actions}`` writes to."""
 
 
 def stable_guid(seed: int, name: str) -> str:
@@ -546,6 +556,7 @@ def seed_sandbox(sandbox: Sandbox, seed: int = DEFAULT_SEED) -> bool:
         _list(sandbox, seed, site, RESULTS_LIST, RESULTS_COLUMNS)
         history = _list(sandbox, seed, site, HISTORY_LIST, HISTORY_COLUMNS)
         _fill(sandbox, seed, history, history_rows())
+        _list(sandbox, seed, site, ACTIONS_LIST, ACTIONS_COLUMNS)
         store.set_meta("seeded", str(seed))
     return True
 

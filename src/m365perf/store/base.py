@@ -23,6 +23,7 @@ from typing import Any
 
 from m365perf.domain.kinds import Frequency
 from m365perf.store.tables import (
+    ActionStatus,
     ApprovalStep,
     AuditEvent,
     CardChannel,
@@ -32,9 +33,11 @@ from m365perf.store.tables import (
     CycleStatus,
     Delegation,
     HistoryPoint,
+    ImprovementAction,
     Indicator,
     IndicatorSpec,
     IndicatorTarget,
+    NewAction,
     NewReturn,
     OutboxMessage,
     OutboxStatus,
@@ -303,6 +306,63 @@ class Transaction(ABC):
         ``approver`` keeps the steps that list that user; ``return_ids`` those of some
         returns.
         """
+
+    # --- improvement actions -------------------------------------------------------------
+
+    @abstractmethod
+    def create_action(
+        self, spec: NewAction, *, by: str, now: datetime
+    ) -> tuple[ImprovementAction, bool]:
+        """Raise the action of a return (``not_started``), or return the one it already has.
+
+        The bool says whether this call created it: a return has at most one action.
+        """
+
+    @abstractmethod
+    def get_action(self, action_id: int) -> ImprovementAction:
+        """An improvement action by id."""
+
+    @abstractmethod
+    def find_action(self, return_id: int) -> ImprovementAction | None:
+        """The action raised for a return, if any."""
+
+    @abstractmethod
+    def list_actions(
+        self,
+        *,
+        owner_id: str | None = None,
+        flow_id: str | None = None,
+        indicator_key: str | None = None,
+        status: ActionStatus | Collection[ActionStatus] | None = None,
+    ) -> list[ImprovementAction]:
+        """Actions matching every filter given, in the order they were raised."""
+
+    @abstractmethod
+    def update_action(
+        self,
+        action_id: int,
+        expected_version: int,
+        status: ActionStatus,
+        *,
+        note: str | None,
+        by: str,
+        now: datetime,
+    ) -> ImprovementAction:
+        """An open action → ``status`` (the lifecycle's ``note``/``progress``/``complete``)."""
+
+    @abstractmethod
+    def revise_action(
+        self,
+        action_id: int,
+        expected_version: int,
+        *,
+        what: str,
+        who_id: str,
+        due_on: date,
+        by: str,
+        now: datetime,
+    ) -> ImprovementAction:
+        """Change what an open action says (a resubmitted figure); not a state change."""
 
     # --- timers ------------------------------------------------------------------------
 

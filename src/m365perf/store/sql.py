@@ -52,6 +52,7 @@ from m365perf.store.tables import (
     APPROVED_SOURCE,
     DECISIONS,
     OPEN_STEP_STATUSES,
+    ActionStatus,
     ApprovalStep,
     AuditEvent,
     CardChannel,
@@ -62,9 +63,11 @@ from m365perf.store.tables import (
     Delegation,
     HistoryPoint,
     HistoryValue,
+    ImprovementAction,
     Indicator,
     IndicatorSpec,
     IndicatorTarget,
+    NewAction,
     NewReturn,
     OutboxMessage,
     OutboxStatus,
@@ -775,6 +778,123 @@ class _SqlTransaction(Transaction):
         # Membership of a JSON list is spelt differently on each database; the open
         # steps are few, so filter here.
         return [s for s in steps if approver in s.approvers]
+
+    # --- improvement actions -------------------------------------------------------------
+
+    def create_action(
+        self, spec: NewAction, *, by: str, now: datetime
+    ) -> tuple[ImprovementAction, bool]:
+        now = _checks.aware(now)
+        by = _checks.non_empty(by, "by")
+        self.get_return(spec.return_id)
+        values = {
+            **spec.model_dump(),
+            "status": lifecycle.INITIAL[Machine.ACTION],
+            "note": None,
+            "version": 1,
+            "created_by": by,
+            "created_at": now,
+            "updated_by": by,
+            "updated_at": now,
+        }
+        created = self._insert_new(ImprovementAction, values, ("return_id",))
+        if created is not None:
+            return created, True
+        found = self.find_action(spec.return_id)
+        assert found is not None, "the conflicting action is there"
+        return found, False
+
+    def get_action(self, action_id: int) -> ImprovementAction:
+        return self._get(ImprovementAction, action_id, "improvement action")
+
+    def find_action(self, return_id: int) -> ImprovementAction | None:
+        found: ImprovementAction | None = self._first(
+            select(ImprovementAction).where(col(ImprovementAction.return_id) == return_id)
+        )
+        return found
+
+    def list_actions(
+        self,
+        *,
+        owner_id: str | None = None,
+        flow_id: str | None = None,
+        indicator_key: str | None = None,
+        status: ActionStatus | Collection[ActionStatus] | None = None,
+    ) -> list[ImprovementAction]:
+        stmt = select(ImprovementAction)
+        if owner_id is not None:
+            stmt = stmt.where(col(ImprovementAction.owner_id) == owner_id)
+        if flow_id is not None:
+            stmt = stmt.where(col(ImprovementAction.flow_id) == flow_id)
+        if indicator_key is not None:
+            stmt = stmt.where(col(ImprovementAction.indicator_key) == indicator_key)
+        wanted = _checks.statuses(status, ActionStatus)
+        if wanted is not None:
+            stmt = stmt.where(col(ImprovementAction.status).in_(sorted(wanted)))
+        return self._all(stmt.order_by(col(ImprovementAction.id)))
+
+    def update_action(
+        self,
+        action_id: int,
+        expected_version: int,
+        status: ActionStatus,
+        *,
+        note: str | None,
+        by: str,
+        now: datetime,
+    ) -> ImprovementAction:
+        updated: ImprovementAction = self._transition(
+            ImprovementAction,
+            Machine.ACTION,
+            lifecycle.ACTION_EVENT[ActionStatus(status)],
+            action_id,
+            expected_version,
+            note=_checks.optional_text(note, "note"),
+            updated_by=_checks.non_empty(by, "by"),
+            updated_at=_checks.aware(now),
+        )
+        return updated
+
+    def revise_action(
+        self,
+        action_id: int,
+        expected_version: int,
+        *,
+        what: str,
+        who_id: str,
+        due_on: date,
+        by: str,
+        now: datetime,
+    ) -> ImprovementAction:
+        table: Any = ImprovementAction
+        changed: ImprovementAction | None = self._first(
+            update(ImprovementAction)
+            .where(
+                table.id == action_id,
+                table.version == expected_version,
+                table.status.in_(sorted(lifecycle.OPEN_ACTION)),
+            )
+            .values(
+                what=_checks.non_empty(what, "what").strip(),
+                who_id=_checks.non_empty(who_id, "who_id"),
+                due_on=due_on,
+                updated_by=_checks.non_empty(by, "by"),
+                updated_at=_checks.aware(now),
+                version=table.version + 1,
+            )
+            .returning(ImprovementAction)
+        )
+        if changed is not None:
+            return changed
+        current = self.get_action(action_id)
+        raise TransitionRefused(
+            Machine.ACTION.value,
+            "revise",
+            expected_version,
+            current,
+            f"action {action_id} is {current.status} at version {current.version}; "
+            f"revise needs an open action at version {expected_version}",
+        )
 
     # --- timers ------------------------------------------------------------------------
 

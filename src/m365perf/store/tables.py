@@ -20,6 +20,7 @@ from sqlmodel import Field, SQLModel
 
 from m365perf.domain.kinds import Frequency, Polarity, Rag, Unit
 from m365perf.domain.lifecycle import CURRENT_STEP, DECIDED_STEP
+from m365perf.domain.lifecycle import ActionStatus as ActionStatus  # re-exported
 from m365perf.domain.lifecycle import CycleStatus as CycleStatus  # re-exported
 from m365perf.domain.lifecycle import ReturnStatus as ReturnStatus
 from m365perf.domain.lifecycle import StepStatus as StepStatus
@@ -258,6 +259,61 @@ class ApprovalStep(_Table, table=True):
     decided_at: datetime | None = _when(nullable=True)
     reason: str | None = None
     created_at: datetime = _when()
+
+
+# --- improvement actions ---------------------------------------------------------------
+
+
+class NewAction(pydantic.BaseModel):
+    """An improvement action as the owner entered it with a red (or special-cause) figure."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    flow_id: str = pydantic.Field(min_length=1)
+    cycle_id: int
+    return_id: int
+    indicator_key: str = pydantic.Field(min_length=1)
+    owner_id: str = pydantic.Field(min_length=1)
+    what: str = pydantic.Field(min_length=1)
+    who_id: str = pydantic.Field(min_length=1)
+    due_on: date
+    raised_for: str = pydantic.Field(min_length=1)
+    """Why it was needed: ``red``, ``special_cause_concern`` or ``offered`` (not required)."""
+
+
+class ImprovementAction(_Table, table=True):
+    """What will be done about a red figure, by whom, by when; updated on later cards.
+
+    One per return: a resubmission revises it rather than raising a second. ``owner_id``
+    is the return's owner, who updates it; ``who_id`` the person doing it.
+    """
+
+    __tablename__ = "improvement_action"
+    __table_args__ = (
+        UniqueConstraint("return_id"),
+        Index(None, "owner_id", "status"),
+        Index(None, "flow_id", "indicator_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    flow_id: str
+    cycle_id: int = Field(sa_column=Column(Integer, ForeignKey("cycle.id"), nullable=False))
+    return_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("indicator_return.id"), nullable=False)
+    )
+    indicator_key: str
+    owner_id: str
+    what: str
+    who_id: str
+    due_on: date
+    raised_for: str
+    status: ActionStatus = _enum(ActionStatus)
+    note: str | None = None
+    version: int = 1
+    created_by: str
+    created_at: datetime = _when()
+    updated_by: str
+    updated_at: datetime = _when()
 
 
 # --- timers and outbox ---------------------------------------------------------------

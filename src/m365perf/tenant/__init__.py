@@ -8,6 +8,7 @@ from m365perf.tenant.lists import (
     BUILTIN_COLUMNS,
     ColumnSpec,
     ListSpec,
+    actions_list,
     history_list,
     results_list,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "Finding",
     "ListSpec",
     "ProvisionReport",
+    "actions_list",
     "history_list",
     "provision",
     "results_list",

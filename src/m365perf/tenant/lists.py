@@ -10,7 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from m365perf.flows.model import Flow
-from m365perf.flows.results import HISTORY_COLUMNS, HISTORY_KEY, RESULT_COLUMNS, result_key
+from m365perf.flows.results import (
+    ACTION_COLUMNS,
+    ACTION_KEY,
+    HISTORY_COLUMNS,
+    HISTORY_KEY,
+    RESULT_COLUMNS,
+    result_key,
+)
 
 BUILTIN_COLUMNS = frozenset({"Title"})
 """Columns every generic list has from its template: checked, never created."""
@@ -78,3 +85,20 @@ def history_list(flow: Flow) -> ListSpec | None:
         for c in HISTORY_COLUMNS
     )
     return ListSpec(flow.writeback.site, title, columns)
+
+
+def actions_list(flow: Flow) -> ListSpec | None:
+    """The list improvement actions are upserted into, keyed on ``ActionId`` (indexed)."""
+    if flow.actions is None:
+        return None
+    columns = tuple(
+        ColumnSpec(
+            c.name,
+            c.kind,
+            indexed=c.name == ACTION_KEY,
+            required=c.name == ACTION_KEY,
+            multiline=c.multiline,
+        )
+        for c in ACTION_COLUMNS
+    )
+    return ListSpec(flow.writeback.site, flow.actions.list_title, columns)

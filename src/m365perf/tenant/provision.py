@@ -23,6 +23,7 @@ from m365perf.tenant.lists import (
     BUILTIN_COLUMNS,
     ColumnSpec,
     ListSpec,
+    actions_list,
     history_list,
     results_list,
 )
@@ -101,7 +102,7 @@ def provision(graph: GraphClient, flow: Flow, *, dry_run: bool = False) -> Provi
     """Create what the flow's results and history lists lack; check its register."""
     report = ProvisionReport(flow.id, dry_run)
     run = _Run(graph, report)
-    specs = [results_list(flow), *filter(None, [history_list(flow)])]
+    specs = [results_list(flow), *filter(None, [history_list(flow), actions_list(flow)])]
     try:
         for spec in specs:
             run.ensure(spec)

@@ -48,7 +48,17 @@ MAX_FORM_BYTES = 256 * 1024
 
 _MAX_FIELDS = 2000
 _FORM_TYPE = "application/x-www-form-urlencoded"
-_INPUTS = ("value", "comment", "nodata", "nodatareason", "confirm")
+_INPUTS = (
+    "value",
+    "comment",
+    "nodata",
+    "nodatareason",
+    "confirm",
+    "actionwhat",
+    "actionwho",
+    "actionby",
+)
+_ACTION_INPUTS = ("actionstatus", "actionnote")
 _HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
@@ -232,11 +242,18 @@ def _card_data(fields: Mapping[str, str]) -> dict[str, Any]:
         name: fields[name] for name in ("cycle_id", "owner_id", "card_id") if name in fields
     }
     versions: dict[str, int] = {}
+    action_versions: dict[str, int] = {}
     for name, value in fields.items():
         prefix, sep, indicator_id = name.partition("__")
         if not sep or not indicator_id:
             continue
-        if prefix == "version":
+        if prefix == "actionversion":
+            if not value.isascii() or not value.isdigit() or len(value) > 9 or int(value) < 1:
+                raise _Refused(400, "Not saved", "The form's version of an action is damaged.")
+            action_versions[indicator_id] = int(value)
+        elif prefix in _ACTION_INPUTS:
+            data[name] = value
+        elif prefix == "version":
             if not value.isascii() or not value.isdigit() or len(value) > 9 or int(value) < 1:
                 raise _Refused(
                     400, "Not saved", f"The form's version of {indicator_id} is damaged."
@@ -252,6 +269,8 @@ def _card_data(fields: Mapping[str, str]) -> dict[str, Any]:
             "Open the link from your e-mail again to see where your returns stand.",
         )
     data["versions"] = versions
+    if action_versions:
+        data["action_versions"] = action_versions
     return data
 
 

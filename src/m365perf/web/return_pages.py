@@ -7,9 +7,11 @@ errors next to the input they are about and summarised at the top, and every val
 escaped — indicator names are other people's text, drafts are whatever was typed.
 
 Input names are the card's input ids (``value__{id}``, ``comment__{id}``, ``nodata__{id}``,
-``nodatareason__{id}``, ``confirm__{id}``), plus a hidden ``version__{id}`` per indicator
+``nodatareason__{id}``, ``confirm__{id}``, and the improvement action's ``actionwhat__{id}``,
+``actionwho__{id}``, ``actionby__{id}``), plus a hidden ``version__{id}`` per indicator
 and hidden ``cycle_id``, ``owner_id`` and ``card_id``, so a posted form reads like a card
-click.
+click. An open action shown to update has ``actionstatus__{action}``, ``actionnote__{action}``
+and a hidden ``actionversion__{action}``.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ from datetime import datetime
 from html import escape
 
 from m365perf.cards import (
+    ACTION_MAX_LENGTH,
+    ACTION_NOTE_MAX_LENGTH,
     COMMENT_MAX_LENGTH,
     REASON_MAX_LENGTH,
     VALUE_MAX_LENGTH,
     Draft,
     IndicatorRequest,
+    OpenAction,
     OwnerRequestView,
     ReceiptView,
     ReturnedIndicator,
@@ -48,6 +53,7 @@ from m365perf.cards.formatting import (
     tolerance_text,
     unit_name,
 )
+from m365perf.cards.views import ACTION_STATUSES
 from m365perf.domain.kinds import Rag
 
 __all__ = ["STYLE_HASH", "render_form", "render_problem", "render_receipt"]
@@ -132,6 +138,7 @@ def render_form(view: OwnerRequestView, *, expires: datetime, notice: str | None
         else:
             body += _request_fieldset(n, item, view.period_label)
     if open_items:
+        body += _open_actions(view.actions)
         body += ['<button type="submit">Submit returns</button>', "</form>"]
     else:
         body.append("<p>Everything on this list has been returned. Thank you.</p>")
@@ -262,6 +269,71 @@ def _request_fieldset(n: int, item: IndicatorRequest, period_label: str) -> list
                 draft.confirmed,
             )
         )
+    if item.action_hint:
+        out += _action_inputs(pre, item, draft)
+    out.append("</fieldset>")
+    return out
+
+
+def _action_inputs(pre: str, item: IndicatorRequest, draft: Draft) -> list[str]:
+    """What will be done, by whom, by when; the action's errors right after its inputs."""
+    iid = _e(item.indicator_id)
+    out = [
+        "<p><strong>Improvement action</strong></p>",
+        f'<p class="hint">{_e(item.action_hint or "")}</p>',
+        f'<label for="{pre}-actionwhat">What will be done</label>',
+        f'<textarea id="{pre}-actionwhat" name="actionwhat__{iid}" rows="3" '
+        f'maxlength="{ACTION_MAX_LENGTH}">{_e(draft.action_what)}</textarea>',
+        f'<label for="{pre}-actionwho">By whom (e-mail address; blank: you)</label>',
+        f'<input type="email" id="{pre}-actionwho" name="actionwho__{iid}" '
+        f'maxlength="254" value="{_e(draft.action_who)}">',
+        f'<label for="{pre}-actionby">By when</label>',
+        f'<input type="date" id="{pre}-actionby" name="actionby__{iid}" '
+        f'value="{_e(draft.action_by)}">',
+    ]
+    if item.action_errors:
+        out.append(
+            f'<ul class="errors" id="{pre}-action-errors">'
+            + "".join(f"<li>{_e(error)}</li>" for error in item.action_errors)
+            + "</ul>"
+        )
+    return out
+
+
+def _open_actions(actions: Sequence[OpenAction]) -> list[str]:
+    """The owner's open improvement actions, each to update with the submit."""
+    if not actions:
+        return []
+    out = [
+        '<fieldset id="actions">',
+        "<legend>Your improvement actions</legend>",
+        "<p>Say where each action stands; they are updated when you submit.</p>",
+    ]
+    for action in actions:
+        aid = str(action.action_id)
+        pre = f"a{aid}"
+        overdue = " · <strong>Overdue</strong>" if action.overdue else ""
+        options = "".join(
+            f'<option value="{value}"{" selected" if value == action.status else ""}>'
+            f"{_e(words)}</option>"
+            for value, words in ACTION_STATUSES
+        )
+        out += [
+            f"<p><strong>{_e(action.raised_for)}</strong><br>{_e(action.what)}<br>"
+            f"{_e(action.who_name)}, by {_e(format_date(action.due))}{overdue}</p>",
+            _hidden(f"actionversion__{aid}", str(action.version)),
+            f'<label for="{pre}-status">Status</label>',
+            f'<select id="{pre}-status" name="actionstatus__{aid}">{options}</select>',
+            f'<label for="{pre}-note">Progress note</label>',
+            f'<textarea id="{pre}-note" name="actionnote__{aid}" rows="2" '
+            f'maxlength="{ACTION_NOTE_MAX_LENGTH}">{_e(action.note)}</textarea>',
+        ]
+        if action.errors:
+            out.append(
+                '<ul class="errors">'
+                + "".join(f"<li>{_e(error)}</li>" for error in action.errors)
+                + "</ul>"
+            )
     out.append("</fieldset>")
     return out
 
