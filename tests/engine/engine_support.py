@@ -159,10 +159,16 @@ def make_council(
     daily_budget: int | None = None,
     close: dict[str, Any] | None = None,
     reminders: dict[str, Any] | None = None,
+    cards: str = "per_item",
 ) -> Council:
-    """The council's October cycle, opened; on in-memory SQLite unless given a store."""
+    """The council's October cycle, opened; on in-memory SQLite unless given a store.
+
+    ``cards`` is the flow's ``approval.cards``: most engine tests drive the one-card-per-
+    return path (still a flow option); the digest tests ask for ``digest``.
+    """
     store = store or memory_store()
     flow = load_flow(MONTHLY)
+    flow = flow.model_copy(update={"approval": flow.approval.model_copy(update={"cards": cards})})
     if close is not None:
         flow = flow.model_copy(update={"close": Closing(**close)})
     if reminders is not None:
