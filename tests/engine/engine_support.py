@@ -11,7 +11,7 @@ from typing import Any
 from m365perf.domain.periods import Period
 from m365perf.engine import Caller, Engine
 from m365perf.flows import load_flow
-from m365perf.flows.model import Closing, Reminders
+from m365perf.flows.model import Closing, Flow, Reminders
 from m365perf.plan.register import read_indicators
 from m365perf.store import OutboxMessage, PersonSpec, Store
 from m365perf.store.testing import memory_store
@@ -148,6 +148,13 @@ def submit_data(card: dict[str, Any], **inputs: str) -> dict[str, Any]:
 def approval_data(card: dict[str, Any], verb: str, **inputs: str) -> dict[str, Any]:
     action = next(a for a in card["actions"] if a.get("verb") == verb)
     return {**action["data"], **inputs}
+
+
+def per_item(flow: Flow) -> Flow:
+    """``flow`` with one approval card per return, step and approver (not a digest)."""
+    return flow.model_copy(
+        update={"approval": flow.approval.model_copy(update={"cards": "per_item"})}
+    )
 
 
 def make_council(
