@@ -384,7 +384,18 @@ def send_back(
         rejected = tx.reopen_return(ret.id or 0, ret.version, by=by, reason=reason, now=now)
     else:
         rejected = tx.send_back_return(ret.id or 0, ret.version, by=by, reason=reason, now=now)
-    audit_transition(tx, action, actor=by, before=ret, after=rejected, at=now, reason=reason)
+    audit_transition(
+        tx,
+        action,
+        actor=by,
+        before=ret,
+        after=rejected,
+        at=now,
+        reason=reason,
+        # the figure sent back, for the approver's card when it comes back resubmitted
+        previous_value=ret.value,
+        previous_no_data_reason=ret.no_data_reason,
+    )
     owner = owner_person(tx, rejected)
     period = ctx.period_of(cycle)
     card_id = RejectionCardId(ret.id or 0, rejected.version)
@@ -404,6 +415,7 @@ def send_back(
         previous_commentary=ret.commentary or "",
         previous_no_data_reason=ret.no_data_reason,
         late=local_day(now) > cycle.due_date,
+        correction=action == AuditAction.RETURN_CORRECTION_REQUESTED,
     )
     card = render_rejection(view, max_bytes=ctx.config.max_card_bytes)
     link = ctx.return_link(cycle.id or 0, owner.id, now=now)

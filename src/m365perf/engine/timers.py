@@ -92,7 +92,16 @@ def _reminder(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) 
     number = int(timer.payload.get("number", 0))
     for owner_id, returns in _awaiting_by_owner(tx, cycle_id).items():
         owner = owner_person(tx, returns[0])
-        ask_owner(tx, ctx, cycle_id, owner, returns, now=now, round_name=reminder_round(number))
+        ask_owner(
+            tx,
+            ctx,
+            cycle_id,
+            owner,
+            returns,
+            now=now,
+            round_name=reminder_round(number),
+            reminder=number or None,
+        )
         tx.audit(
             AuditAction.OWNER_REMINDED,
             at=now,
