@@ -58,6 +58,7 @@ from engine_support import (
     START,
     Council,
     make_council,
+    per_item,
 )
 from hypothesis import HealthCheck, Phase, note, settings
 from hypothesis import strategies as st
@@ -78,7 +79,7 @@ from m365perf.store import AuditEvent, OutboxMessage, Store, create_store
 EXAMPLES = int(os.environ.get("M365PERF_MODEL_EXAMPLES", "200"))
 STEPS = int(os.environ.get("M365PERF_MODEL_STEPS", "30"))
 
-FLOW = load_flow(MONTHLY)
+FLOW = per_item(load_flow(MONTHLY))
 PERIOD = "2026-10"
 #: The council's three indicators and one owned by Nadia, a member of the performance team:
 #: her own return's group step is left to Ben, and her clicks on it must be refused.

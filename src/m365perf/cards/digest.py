@@ -293,7 +293,10 @@ def _item(item: DigestItem, common: Json) -> Json:
     detail: list[Json] = []
     if item.direction:
         detail += [
-            text_run(direction_word(item.direction), color=direction_colour(item.direction)),
+            text_run(
+                direction_word(item.direction).capitalize(),
+                color=direction_colour(item.direction),
+            ),
             text_run(" on the previous period"),
         ]
     if item.variation:
