@@ -4,9 +4,8 @@ Hypothesis drives the October cycle of the small council in ``engine_support`` (
 returns and one owned by Nadia of the performance team) on SQLite, once with one approval
 card per return and once with digests (each digest item clicked as such a card would be).
 The monthly flow's chain is Supervisor check → Head of service sign-off (only when red) →
-Performance team
-(a group of two). The steps are random owner submissions, approvals, rejections,
-resubmissions, corrections, timer firings (the clock moves on and due timers fire) and
+Performance team (a group of two). The steps are random owner submissions, approvals,
+rejections, resubmissions, corrections, timer firings (the clock moves on and due timers fire) and
 stale, tampered or out-of-turn clicks by owners, each step's approvers, group members
 and a stranger. A click sends back the data of a card the engine queued for (or answered
 to) that person, the way Teams does, or a tampered copy of it. After every step the
