@@ -11,6 +11,7 @@ from m365perf.cards import card_size, validate_card
 from m365perf.cards.digest import (
     APPROVE_ALL_VERB,
     APPROVE_VERB,
+    REFRESH_VERB,
     REJECT_VERB,
     DigestItem,
     DigestService,
@@ -112,6 +113,15 @@ def test_approve_all_names_only_the_unflagged_items_and_each_item_has_its_button
         reason_input_id(2),
         reason_input_id(3),
     }
+
+
+def test_the_digest_is_drawn_again_whenever_it_is_opened() -> None:
+    card = render_digest(view({"Adults": [item(1)]}), ids, max_bytes=28_000)[0]
+    validate_card(card)
+    refresh = card["refresh"]
+    assert "userIds" not in refresh, "a 1:1 chat refreshes for its member without a list"
+    assert refresh["action"]["verb"] == REFRESH_VERB
+    assert refresh["action"]["data"] == {"cycle_id": 4, "card_id": "digest-4-bob-p1"}
 
 
 def test_nothing_waiting_says_so_and_offers_no_approve_all() -> None:

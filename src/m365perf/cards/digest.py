@@ -274,10 +274,14 @@ def _card(
             )
         )
     actions.append(b.execute("Refresh", REFRESH_VERB, data_common, inputs="none"))
+    # Drawn again whenever it is opened: always in Outlook (an e-mail cannot be updated),
+    # and in Teams for everyone in the chat (no userIds: a 1:1 chat has two members).
+    refresh = {"action": {"type": "Action.Execute", "verb": REFRESH_VERB, "data": data_common}}
     return b.card(
         body,
         actions=actions,
         fallback_text=f"{title}: {count} waiting for your approval.",
+        refresh=refresh,
     )
 
 
