@@ -379,3 +379,19 @@ def test_refresh_answers_with_the_digest_as_it_stands(council: Council) -> None:
     reply = council.act(BEN, REFRESH_VERB, refresh["data"])
     assert nadia_view.items[0].indicator_name not in text_of(reply)
     assert "decided so far" in text_of(reply)
+
+
+def test_a_forged_item_of_someone_elses_names_nothing_and_changes_nothing(
+    council: Council,
+) -> None:
+    settle(council)
+    cp1 = return_id(council, "CP001")
+    item = read_digest(council.store, council.engine.ctx, 1, BOB.user_id).find(cp1)
+    assert item is not None
+    answer = approve_item(
+        council.store, council.engine.ctx, DAN, 1, ItemRef.of(item), now=council.now
+    )
+    (result,) = answer.results
+    assert not result.decided and result.indicator_name == f"Return {cp1}"
+    assert "Household waste recycled" not in " ".join(answer.view.notes)
+    assert status(council, "CP001")[1][0] is StepStatus.ASKED
