@@ -227,3 +227,16 @@ def test_a_bad_actions_block_is_named_with_its_position(
     at = text.index("\nactions:\n")
     line, column = _position(text[at:], needle)
     assert (problem.line, problem.column) == (text.count("\n", 0, at) + line, column)
+
+
+def test_approval_cards_are_a_digest_unless_the_flow_asks_for_one_per_item() -> None:
+    text = MONTHLY.read_text()
+    assert parse_flow(text, "monthly.yaml").approval.cards == "digest"
+    per_item = text.replace("cards: digest ", "cards: per_item ")
+    assert parse_flow(per_item, "monthly.yaml").approval.cards == "per_item"
+    wrong = text.replace("cards: digest ", "cards: weekly ")
+    with pytest.raises(FlowError) as caught:
+        parse_flow(wrong, "monthly.yaml")
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.column) == _position(wrong, "weekly")
+    assert "digest" in problem.message and "per_item" in problem.message

@@ -220,6 +220,7 @@ def test_names_are_the_strings_the_store_already_holds() -> None:
         "chase_return",
         "escalate_return",
         "chase_action",
+        "digest_card",
     ]
     assert AuditAction.RETURN_WRITTEN_BACK == "return.written_back"
     assert SubjectType.DATASET == "dataset"

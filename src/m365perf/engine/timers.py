@@ -22,6 +22,7 @@ from m365perf.engine.chasing import chase_return, escalate_return, escalation_re
 from m365perf.engine.closing import close_cycle
 from m365perf.engine.context import EngineContext, at_local, local_day
 from m365perf.engine.cycles import ask_owner, schedule_digest
+from m365perf.engine.digest import draw_digest
 from m365perf.engine.outbox import queue, send_mail
 from m365perf.engine.people import StoreDirectory
 from m365perf.engine.publish import refreshes_today
@@ -402,4 +403,5 @@ _HANDLERS: dict[TimerKind, Handler] = {
     TimerKind.CHASE_RETURN: chase_return,
     TimerKind.ESCALATE_RETURN: escalate_return,
     TimerKind.CHASE_ACTION: chase_action,
+    TimerKind.DIGEST_CARD: draw_digest,
 }

@@ -232,6 +232,13 @@ class Approval(_Strict):
             "or else their line manager (line_manager); or nobody does (wait)."
         ),
     )
+    cards: Literal["digest", "per_item"] = Field(
+        "digest",
+        description=(
+            "digest: each approver gets one card per cycle listing everything waiting for "
+            "them; per_item: one card per return, step and approver."
+        ),
+    )
     steps: list[ApprovalStep] = Field(min_length=1)
 
 

@@ -45,6 +45,8 @@ class TimerKind(StrEnum):
     """Tell the owner's line manager (or the performance team) a sent-back return is not back."""
     CHASE_ACTION = "chase_action"
     """Chase the person doing an improvement action past its by-when date and not done."""
+    DIGEST_CARD = "digest_card"
+    """Draw an approver's digest again (debounced): send it, or update it in place."""
 
 
 class SubjectType(StrEnum):
