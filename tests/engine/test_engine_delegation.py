@@ -43,7 +43,8 @@ CAT_EMAIL = "cat.doe@contoso.gov.uk"
 def _council(when_away: str = "delegate", **approval: Any) -> Council:
     council = make_council()
     flow = load_flow(MONTHLY)
-    changed = flow.approval.model_copy(update={"when_away": when_away, **approval})
+    update = {"when_away": when_away, "cards": "per_item", **approval}
+    changed = flow.approval.model_copy(update=update)
     flow = flow.model_copy(update={"approval": Approval.model_validate(changed.model_dump())})
     council.engine = Engine(council.store, [flow])
     return council

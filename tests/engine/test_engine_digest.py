@@ -395,3 +395,41 @@ def test_a_forged_item_of_someone_elses_names_nothing_and_changes_nothing(
     assert not result.decided and result.indicator_name == f"Return {cp1}"
     assert "Household waste recycled" not in " ".join(answer.view.notes)
     assert status(council, "CP001")[1][0] is StepStatus.ASKED
+
+
+def test_a_delegate_finds_the_away_approvers_items_on_their_own_digest(
+    council: Council,
+) -> None:
+    """Bob is away; Dan acts for him: Dan's digest lists Bob's items (not Dan's own
+    CP003), he approves one from it, and the audit names both."""
+    from datetime import timedelta
+
+    from m365perf.engine.context import local_day
+
+    today = local_day(council.now)
+    council.engine.add_delegation(
+        approver=BOB_EMAIL,
+        delegate="dan.fox@contoso.gov.uk",
+        starts_on=today,
+        ends_on=today + timedelta(days=7),
+        by=BOB_EMAIL,
+        now=council.now,
+    )
+    settle(council)
+    (dan_digest,) = digests_to(council, "dan.fox@contoso.gov.uk")
+    words = text_of(dan_digest["card"])
+    assert "Household waste recycled" in words
+    assert "Fly-tips reported" not in words, "Dan owns CP003: never his own approver"
+
+    (approve,) = [
+        a
+        for a in actions(dan_digest["card"], APPROVE_VERB)
+        if a["data"]["return_id"] == return_id(council, "CP001")
+    ]
+    council.act(DAN, APPROVE_VERB, approve["data"])
+
+    assert status(council, "CP001")[1][0] is StepStatus.APPROVED
+    with council.store.transaction() as tx:
+        (decision,) = [e for e in tx.list_audit() if e.action == "step.approved"]
+    assert decision.actor == DAN.user_id
+    assert decision.after["acting"] == "Dan Fox for Bob Ray"

@@ -219,11 +219,15 @@ def send_cover_cards(
 ) -> int:
     """Queue the step's card to everyone acting for one of its approvers today; how many new.
 
-    Each card sent under a delegation is audited with both names ("step.delegated").
+    Each card sent under a delegation is audited with both names ("step.delegated"). On
+    a digest flow the cover's digest is drawn again instead (it lists what they cover).
     """
     flow = ctx.flow(cycle.flow_id)
     sent = 0
     for cover in step_covers(tx, flow, step, ret, local_day(now)):
+        if flow.approval.cards == "digest":
+            queue_digest_update(tx, cycle.id or 0, [cover.acting.id], now=now)
+            continue
         if _send_one(
             tx,
             ctx,
