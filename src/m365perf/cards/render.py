@@ -610,6 +610,11 @@ def render_approval(view: ApprovalView, *, max_bytes: int = DEFAULT_MAX_BYTES) -
             ),
         )
         card = _render("approval.json.j2", context)
+    if view.web_link:
+        # For a client that cannot run the buttons: the approver's signed-in web page.
+        card["actions"].append(
+            {"type": "Action.OpenUrl", "title": "Open in your browser", "url": view.web_link}
+        )
     return _sized(_checked(card, "approval"), max_bytes)
 
 

@@ -255,6 +255,8 @@ class ApprovalView:
     late: bool = False
     submitted_at: datetime | None = None
     error: str | None = None
+    web_link: str | None = None
+    """The approver's web page (``/approvals/{cycle}``), for clients without card buttons."""
 
     def __post_init__(self) -> None:
         _check_version(self.version)

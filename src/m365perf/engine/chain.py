@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, time
 
 from m365perf.cards import render_approval, summary_text
@@ -179,6 +180,8 @@ def send_approval_cards(
             continue
         card_id = approval_card_id(ret, step, approver_id)
         view = approval_view(tx, ctx, cycle, ret, steps, step, card_id=str(card_id))
+        web = ctx.approvals_link(cycle.id or 0)
+        view = replace(view, web_link=web)
         card = render_approval(view, max_bytes=ctx.config.max_card_bytes)
         send_card(
             tx,
@@ -189,10 +192,9 @@ def send_approval_cards(
             fallback_email="email" in flow.channels,
             card=card,
             subject=f"Approve: {view.indicator_name} {view.period_label} ({view.owner_name})",
-            # No web link: approving on the web needs Entra sign-in, which is not built;
-            # the e-mail body carries the plain summary only.
-            summary=summary_text(view),
-            link="",
+            # The web page (sign-in) for clients that cannot run the card's buttons.
+            summary=summary_text(view, web),
+            link=web or "",
             subject_type=SubjectType.STEP,
             subject_id=step.id or 0,
             now=now,
