@@ -92,15 +92,21 @@ def waiting_for(engine: Engine, user_id: str, cycle_id: int | None = None) -> li
 
 
 def card_text(card: Mapping[str, Any]) -> list[str]:
-    """The lines of text a card shows (its TextBlocks and facts), for the page's notice."""
+    """The lines of text a card shows (text blocks, rich text, facts), for the page's notice."""
     lines: list[str] = []
 
     def walk(node: Any) -> None:
         if isinstance(node, Mapping):
             if node.get("type") == "TextBlock" and isinstance(node.get("text"), str):
                 lines.append(node["text"])
-            if node.get("type") == "Fact":
-                lines.append(f"{node.get('title', '')}: {node.get('value', '')}")
+            if node.get("type") == "RichTextBlock" and isinstance(node.get("inlines"), list):
+                lines.append(
+                    "".join(
+                        str(run.get("text", "")) if isinstance(run, Mapping) else str(run)
+                        for run in node["inlines"]
+                    )
+                )
+                return
             for key, value in node.items():
                 if key in ("actions", "selectAction"):
                     continue
