@@ -151,8 +151,8 @@ def test_errors_appear_under_their_own_indicator_and_typed_values_are_kept() -> 
     ]
     assert [block["text"] for block in red] == list(sickness.errors)
     items = sickness_box["items"]
-    last_input = max(i for i, item in enumerate(items) if item["type"].startswith("Input."))
-    assert items.index(red[0]) > last_input  # under the inputs
+    value_box = items.index(inputs(sickness_box)["value__ind-sickness"])
+    assert items.index(red[0]) == value_box + 1  # right under the value it is about
 
     calls_box = indicator_container(card, calls.name)
     assert not [b for b in elements(calls_box, "TextBlock") if b.get("color") == "attention"]

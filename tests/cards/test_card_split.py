@@ -96,9 +96,9 @@ def test_each_part_says_which_part_it_is(parts: list[dict[str, Any]]) -> None:
 
 def test_a_smaller_limit_gives_more_parts_each_under_it() -> None:
     indicators = coventry_indicators()[:12]
-    cards = render_owner_requests(owner_request(*indicators), max_bytes=12_000)
+    cards = render_owner_requests(owner_request(*indicators), max_bytes=10_000)
     assert len(cards) >= 3
-    assert all(card_size(card) <= 12_000 for card in cards)
+    assert all(card_size(card) <= 10_000 for card in cards)
     assert sum(len(card["actions"][0]["data"]["versions"]) for card in cards) == 12
 
 

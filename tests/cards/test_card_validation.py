@@ -95,6 +95,8 @@ def test_outlook_card_adds_the_originator_and_stays_valid() -> None:
     email = outlook_card(teams, originator="5d0b0e4f-provider", correlation_id="return-9/4")
     assert email["originator"] == "5d0b0e4f-provider"
     assert email["correlationId"] == "return-9/4"
+    assert email["hideOriginalBody"] is True  # Outlook shows the card, not the body too
+    validate_card(email)
     assert "originator" not in teams  # the Teams card is left as it was
     with pytest.raises(ValueError, match="originator"):
         outlook_card(teams, originator=" ")

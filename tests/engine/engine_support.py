@@ -11,7 +11,7 @@ from typing import Any
 from m365perf.domain.periods import Period
 from m365perf.engine import Caller, Engine
 from m365perf.flows import load_flow
-from m365perf.flows.model import Closing, Reminders
+from m365perf.flows.model import Closing, Flow, Reminders
 from m365perf.plan.register import read_indicators
 from m365perf.store import OutboxMessage, PersonSpec, Store
 from m365perf.store.testing import memory_store
@@ -150,6 +150,13 @@ def approval_data(card: dict[str, Any], verb: str, **inputs: str) -> dict[str, A
     return {**action["data"], **inputs}
 
 
+def per_item(flow: Flow) -> Flow:
+    """``flow`` with one approval card per return, step and approver (not a digest)."""
+    return flow.model_copy(
+        update={"approval": flow.approval.model_copy(update={"cards": "per_item"})}
+    )
+
+
 def make_council(
     store: Store | None = None,
     rows: list[list[str]] | None = None,
@@ -159,10 +166,16 @@ def make_council(
     daily_budget: int | None = None,
     close: dict[str, Any] | None = None,
     reminders: dict[str, Any] | None = None,
+    cards: str = "per_item",
 ) -> Council:
-    """The council's October cycle, opened; on in-memory SQLite unless given a store."""
+    """The council's October cycle, opened; on in-memory SQLite unless given a store.
+
+    ``cards`` is the flow's ``approval.cards``: most engine tests drive the one-card-per-
+    return path (still a flow option); the digest tests ask for ``digest``.
+    """
     store = store or memory_store()
     flow = load_flow(MONTHLY)
+    flow = flow.model_copy(update={"approval": flow.approval.model_copy(update={"cards": cards})})
     if close is not None:
         flow = flow.model_copy(update={"close": Closing(**close)})
     if reminders is not None:

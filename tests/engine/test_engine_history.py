@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from engine_support import ANN, COLUMNS, PEOPLE, card_text, submit_data
+from engine_support import ANN, COLUMNS, PEOPLE, card_text, per_item, submit_data
 
 from m365perf.domain.kinds import Frequency
 from m365perf.domain.periods import Period
@@ -69,7 +69,7 @@ def _import(
 
 
 def _open_first_cycle(store: Store, row: list[str]) -> Engine:
-    flow = load_flow(ANNUAL)
+    flow = per_item(load_flow(ANNUAL))
     engine = Engine(store, [flow])
     register = [dict(zip(COLUMNS, row + [""] * (len(COLUMNS) - len(row)), strict=True))]
     indicators, problems = read_indicators(flow, register)

@@ -70,9 +70,15 @@ def sandbox_health(sandbox: RunningSandbox) -> Json:
     return health
 
 
-def monthly_flow(health: Json) -> Flow:
-    """The example monthly flow, its Power BI dataset the sandbox's (as the demo does)."""
-    return Rehearsal._point_at_sandbox(load_flow(MONTHLY_FILE), health)
+def monthly_flow(health: Json, *, cards: str = "per_item") -> Flow:
+    """The example monthly flow, its Power BI dataset the sandbox's (as the demo does).
+
+    ``cards`` is its ``approval.cards``: the tests written for one card per return ask
+    for ``per_item`` (still a flow option); the digest tests for ``digest`` (the default).
+    """
+    flow = Rehearsal._point_at_sandbox(load_flow(MONTHLY_FILE), health)
+    approval = flow.approval.model_copy(update={"cards": cards})
+    return flow.model_copy(update={"approval": approval})
 
 
 def opening_time(flow: Flow, period: str) -> datetime:

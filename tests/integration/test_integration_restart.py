@@ -69,17 +69,19 @@ QUIET_S = 60.0
 
 
 def _flow_file(directory: Path, health: dict[str, Any]) -> Path:
-    """The example monthly flow with two changes for a run on the wall clock.
+    """The example monthly flow with three changes for a run on the wall clock.
 
-    Its Power BI dataset is the sandbox's; and it opens on the 40th working day after the
+    Its Power BI dataset is the sandbox's; it opens on the 40th working day after the
     month, so the scheduler in ``serve`` never finds a cycle due (whatever today is) and
-    the only cycle is the one the test opens by hand.
+    the only cycle is the one the test opens by hand; and it sends one approval card per
+    return (the test clicks those), not a digest.
     """
     text = MONTHLY_FILE.read_text()
     changes = {
         r"opens_on_working_day: \d+": "opens_on_working_day: 40",
         r"workspace: [0-9a-f-]+": f"workspace: {health['powerbi_workspace_id']}",
         r"dataset: [0-9a-f-]+": f"dataset: {health['powerbi_dataset_id']}",
+        r"allow_corrections: true\n": "allow_corrections: true\n  cards: per_item\n",
     }
     for pattern, replacement in changes.items():
         text, count = re.subn(pattern, replacement, text)

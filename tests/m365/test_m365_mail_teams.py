@@ -254,3 +254,19 @@ def test_actionable_html_without_a_link_has_the_summary_and_no_anchor():
 def test_actionable_html_refuses_a_link_that_is_not_http():
     with pytest.raises(ValueError, match="http"):
         actionable_html(sample_card(), originator="o", subject="s", summary="x", link="file:///x")
+
+
+def test_the_link_is_a_button_and_outlook_hides_the_body_under_the_card():
+    link = "https://kpi.council.gov.uk/returns/" + "x" * 150
+    page = actionable_html(
+        sample_card(), originator=ORIGINATOR, subject="s", summary="Due Friday.", link=link
+    )
+    parts = _Parts()
+    parts.feed(page)
+    [(_, _, text)] = parts.scripts
+    assert json.loads(text)["hideOriginalBody"] is True
+    assert parts.links == [link]
+    body = " ".join(parts.body_text)
+    assert "Open in your browser" in body
+    assert link not in body  # the address is in href only, not 170 characters of text
+    assert 'style="display:inline-block' in page

@@ -28,6 +28,7 @@ from m365perf.messages.ids import (
     DedupKey,
     DedupKeyError,
     DeferredRefreshKey,
+    DigestCardId,
     DigestKey,
     DigestMailKey,
     EscalateKey,
@@ -95,7 +96,14 @@ approval_ids = st.builds(
 rejection_ids = st.builds(
     RejectionCardId, return_id=numbers, version=numbers, by_email=st.booleans()
 )
-card_ids = st.one_of(request_ids, approval_ids, rejection_ids)
+digest_ids = st.builds(
+    DigestCardId,
+    cycle_id=numbers,
+    approver_id=approvers,
+    part=st.integers(min_value=1, max_value=99),
+    by_email=st.booleans(),
+)
+card_ids = st.one_of(request_ids, approval_ids, rejection_ids, digest_ids)
 
 offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
     lambda m: timezone(timedelta(minutes=m))
@@ -144,6 +152,9 @@ outbox_keys = st.one_of(*(_key_strategy(k) for k in OUTBOX_KEYS))
         (ApprovalCardId(7, 2, 1, GUID).as_email(), f"approval-7-v2-s1-{GUID}-mail"),
         (RejectionCardId(7, 3), "rejection-7-v3"),
         (RejectionCardId(7, 3).as_email(), "rejection-7-v3-mail"),
+        (DigestCardId(4, GUID), f"digest-4-{GUID}-p1"),
+        (DigestCardId(4, GUID, 2).as_email(), f"digest-4-{GUID}-p2-mail"),
+        (DigestCardId(4, "ann-p3@x.org", 1), "digest-4-ann-p3@x.org-p1"),
     ],
 )
 def test_card_ids_keep_the_format_stored_rows_use(card_id: CardId, text: str) -> None:
@@ -202,6 +213,10 @@ def test_a_changed_card_id_is_refused_or_read_exactly(card_id: CardId, data: st.
         (f"approval-7-v2-s1-{GUID}-x-mail-mail", "ends in '-mail'"),
         ("approval-7-v2-s1-", "approver id must be non-empty text"),
         ("approval-7-v2-s1-a:b", "holds ':' or white space"),
+        (f"digest-4-{GUID}", "expected digest-{cycle}-{approver}-p{part}"),
+        (f"digest-4-{GUID}-p0", "part must be a whole number of at least 1"),
+        (f"digest-4-{GUID}-mail-p1", "ends in '-mail'"),
+        ("digest-x-ann@x.org-p1", "the cycle id 'x' is not a whole number"),
         ("rejection-7", "expected rejection-{return}-v{version}"),
         ("rejection-7-v+3", "the version '+3' is not a whole number"),
         ("rejection-7-v3-", "the version '3-' is not a whole number"),

@@ -207,6 +207,7 @@ def test_names_are_the_strings_the_store_already_holds() -> None:
         "close",
         "chase_return",
         "escalate_return",
+        "digest_card",
     ]
     assert AuditAction.RETURN_WRITTEN_BACK == "return.written_back"
     assert SubjectType.DATASET == "dataset"

@@ -67,22 +67,57 @@ class IdpCouncil:
         return self.people[email]
 
     def submit(self) -> None:
-        """Chloe returns both her figures by card click: Marcus gets two approval cards."""
+        """Chloe returns both her figures by card click; Marcus's digest lists both."""
         (request,) = self.council.cards_to(OWNER)
         data = submit_data(request["card"], value__CP001="46.5", value__CP002="19")
         self.council.act(self.caller(OWNER), "submitReturns", data)
+        self.settle()
+
+    def settle(self) -> None:
+        """Let the digests' debounce window pass and their timers fire."""
+        self.council.tick(minutes=2)
+        self.council.engine.fire_due_timers(worker="test", now=self.council.now)
 
     def approval_cards(self, email: str) -> list[dict[str, Any]]:
-        return [p for p in self.council.cards_to(email) if "Approve" in str(p.get("subject", ""))]
+        """The approval digests (or, on a per-item flow, the approval cards) sent to ``email``."""
+        return [
+            p
+            for p in self.council.cards_to(email)
+            if str(p["card_id"]).startswith(("digest-", "approval-"))
+        ]
+
+    def digest_action(self, email: str, verb: str, return_id: int) -> dict[str, Any]:
+        """The data of ``verb``'s button for ``return_id`` on ``email``'s newest digest."""
+        card = self.approval_cards(email)[-1]["card"]
+        stack: list[Any] = [card]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                data = node.get("data")
+                if (
+                    node.get("type") == "Action.Execute"
+                    and node.get("verb") == verb
+                    and isinstance(data, dict)
+                    and str(data.get("return_id")) == str(return_id)
+                ):
+                    return dict(data)
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+        raise AssertionError(f"no {verb} button for return {return_id}")
 
 
-def make_idp_council(sandbox: RunningSandbox, base_url: str) -> IdpCouncil:
+def make_idp_council(
+    sandbox: RunningSandbox, base_url: str, *, cards: str = "digest"
+) -> IdpCouncil:
     health = requests.get(f"{sandbox.base_url}/_sandbox/health", timeout=10).json()
     users = requests.get(f"{sandbox.base_url}/_sandbox/users", timeout=10).json()["value"]
     people = [u for u in users if u["display_name"] != "Performance Team"]
     group = str(health["performance_team_group_id"])
     store = memory_store()
-    flow = load_flow(MONTHLY).model_copy(update={"staff_group": group})
+    flow = load_flow(MONTHLY)
+    approval = flow.approval.model_copy(update={"cards": cards})
+    flow = flow.model_copy(update={"staff_group": group, "approval": approval})
     engine = Engine(
         store,
         [flow],

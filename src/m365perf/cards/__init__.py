@@ -1,8 +1,8 @@
 """Adaptive cards (Teams and Outlook) and their plain-text e-mail summaries.
 
 Cards are Adaptive Cards 1.5 with Universal Actions (``Action.Execute``, an
-``Action.Submit`` fallback), rendered from the jinja2 templates in ``templates/`` and
-validated against the official schema before they are returned.
+``Action.Submit`` fallback), built as data with the typed builders in ``build``; the
+schema check is in the tests.
 """
 
 from __future__ import annotations
@@ -28,8 +28,11 @@ from m365perf.cards.summary import request_subject, summary_text
 from m365perf.cards.validation import CardSchemaError, validate_card
 from m365perf.cards.views import (
     ApprovalView,
+    CommentaryRule,
     Draft,
     IndicatorRequest,
+    InputError,
+    InputField,
     Outcome,
     OutcomeView,
     OwnerRequestView,
@@ -48,8 +51,11 @@ __all__ = [
     "ApprovalView",
     "CardSchemaError",
     "CardTooLargeError",
+    "CommentaryRule",
     "Draft",
     "IndicatorRequest",
+    "InputError",
+    "InputField",
     "Outcome",
     "OutcomeView",
     "OwnerRequestView",

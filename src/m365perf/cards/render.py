@@ -1,8 +1,10 @@
-"""Rendering the cards from the templates in ``templates/``.
+"""Drawing the cards, as data, with the builders in ``m365perf.cards.build``.
 
-Python decides what each line says (formatted numbers, dates, words); the jinja2
-templates decide which card elements show it. Every rendered card is parsed back and
-validated against the Adaptive Cards 1.5 schema before it leaves this module.
+Python decides what each line says (formatted numbers, dates, words) and which card
+elements show it; no JSON text is templated, so an officer's text can never end a
+string or add an element. Cards are not re-validated on the way out (that costs more
+than the rest of the render): the card tests render every card kind across many views
+and check each against the Adaptive Cards 1.5 schema. The size limit is checked here.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from functools import cache
 from typing import Any, TypeVar
 
-import jinja2
-
+from m365perf.cards import build as b
+from m365perf.cards.build import Style
+from m365perf.cards.build import text_run as _run
 from m365perf.cards.formatting import (
     SENT_BACK_REASON_SHOWN,
+    commentary_hint,
     direction_colour,
     direction_word,
     format_date,
@@ -35,11 +38,12 @@ from m365perf.cards.formatting import (
     tolerance_text,
     unit_name,
 )
-from m365perf.cards.validation import CardSchemaError, validate_card
 from m365perf.cards.views import (
     ApprovalView,
     Draft,
     IndicatorRequest,
+    InputError,
+    InputField,
     Outcome,
     OutcomeView,
     OwnerRequestView,
@@ -49,7 +53,7 @@ from m365perf.cards.views import (
     ReturnedIndicator,
     SentBack,
 )
-from m365perf.domain.kinds import Unit
+from m365perf.domain.kinds import Polarity, Unit
 from m365perf.errors import M365PerfError
 
 __all__ = [
@@ -103,14 +107,15 @@ def outlook_card(
 
     ``originator`` is the provider id from the Actionable Email Developer Dashboard;
     Outlook removes a card without it when sending to anyone but yourself.
+    ``hideOriginalBody`` is set: the body is for clients that show no card.
     """
     if not originator.strip():
         raise ValueError("originator must be the actionable-message provider id, not empty")
     result = dict(card)
     result["originator"] = originator
+    result["hideOriginalBody"] = True
     if correlation_id is not None:
         result["correlationId"] = correlation_id
-    validate_card(result)
     return result
 
 
@@ -130,7 +135,7 @@ def render_owner_requests(
     items = [_indicator_context(item, view.period_label) for item in view.indicators]
     whole = _owner_card(view, items, None)
     if card_size(whole) <= max_bytes:
-        return [_checked(whole, "owner_request")]
+        return [whole]
 
     chunks = _split(view, items, max_bytes)
     total = len(chunks)
@@ -139,7 +144,7 @@ def render_owner_requests(
         card = _owner_card(view, chunk, (number, total))
         if card_size(card) > max_bytes:  # only past 999 parts, where labels grow
             raise CardTooLargeError(f"part {number} of {total} is over {max_bytes} bytes")
-        cards.append(_checked(card, "owner_request"))
+        cards.append(card)
     return cards
 
 
@@ -169,14 +174,30 @@ def render_rejection(view: RejectionView, *, max_bytes: int = DEFAULT_MAX_BYTES)
     reason = view.reason
     if len(reason) > SENT_BACK_REASON_SHOWN:  # a correction asked for from the command line
         reason = shortened(reason, SENT_BACK_REASON_SHOWN)
-    rejection = [
-        [
-            _run("Returned to you: ", weight="bolder", color="attention"),
-            _run(f"rejected by {view.rejected_by} at {format_moment(view.rejected_at)}"),
-        ],
-        [_run("Reason: ", weight="bolder"), _run(reason)],
-        [_run("Please correct the return below and submit it again.")],
-    ]
+    when = format_moment(view.rejected_at)
+    previous = previous_figure_text(
+        view.previous_value, view.previous_no_data_reason, view.indicator.unit
+    )
+    if view.correction:
+        rejection = [
+            [
+                _run("Reopened for correction: ", weight="bolder", color="attention"),
+                _run(f"by {view.rejected_by} at {when}"),
+            ],
+            [_run("Reason: ", weight="bolder"), _run(reason)],
+            [_run("Figure being corrected: ", weight="bolder"), _run(previous)],
+            [_run("Please give the corrected figure below and submit it again.")],
+        ]
+    else:
+        rejection = [
+            [
+                _run("Returned to you: ", weight="bolder", color="attention"),
+                _run(f"rejected by {view.rejected_by} at {when}"),
+            ],
+            [_run("Reason: ", weight="bolder"), _run(reason)],
+            [_run("Previously returned: ", weight="bolder"), _run(previous)],
+            [_run("Please correct the return below and submit it again.")],
+        ]
 
     def card_for(item: IndicatorRequest) -> Json:
         context = _indicator_context(item, view.period_label)
@@ -185,7 +206,7 @@ def render_rejection(view: RejectionView, *, max_bytes: int = DEFAULT_MAX_BYTES)
     card = card_for(indicator)
     if card_size(card) > max_bytes:
         card = card_for(_fit_draft(indicator, lambda item: card_size(card_for(item)) <= max_bytes))
-    return _sized(_checked(card, "owner_request"), max_bytes)
+    return _sized(card, max_bytes)
 
 
 def _owner_card(
@@ -196,7 +217,7 @@ def _owner_card(
     rejection: list[list[Json]] | None = None,
 ) -> Json:
     versions = {item["id"]: item["version"] for item in items if not item["returned"]}
-    errors = sum(1 for item in items if item.get("errors"))
+    errors = sum(1 for item in items if item["errors"])
     title = f"{view.flow_name}: {view.period_label}"
     data: Json = {
         "cycle_id": view.cycle_id,
@@ -210,114 +231,156 @@ def _owner_card(
         part_line = (
             f"This is part {part[0]} of {part[1]} of your list: each part is submitted on its own."
         )
-    context: Json = {
-        "fallback_text": f"{title}. Your performance returns are due {format_date(view.due)}.",
-        "title": title,
-        "due_line": f"Due {format_date(view.due)}",
-        "late_line": (
-            f"This return is late: it was due on {format_date(view.due)}." if view.late else None
+    body: list[Json] = [b.heading(title, size="large")]
+    if view.reminder is not None:
+        body.append(
+            b.text_block(
+                f"Reminder {view.reminder} — due {format_date(view.due)}",
+                weight="bolder",
+                color="warning",
+                spacing="none",
+            )
+        )
+    else:
+        body.append(b.text_block(f"Due {format_date(view.due)}", subtle=True, spacing="none"))
+    if view.late:
+        late_line = f"This return is late: it was due on {format_date(view.due)}."
+        body.append(_banner([[_run(late_line, weight="bolder", color="attention")]], "attention"))
+    if rejection:
+        body.append(_banner(rejection, "attention"))
+    if part_line:
+        body.append(b.text_block(part_line, weight="bolder"))
+    body.append(
+        b.rich_text(
+            [
+                f"Hello {view.owner_name}. Please give a value and commentary for each "
+                "indicator, or tick “No data this period” and say why."
+            ]
+        )
+    )
+    if view.notice:
+        body.append(b.text_block(view.notice, color="attention", weight="bolder"))
+    if errors:
+        body.append(
+            b.text_block(
+                f"{_count(errors, 'indicator needs', 'indicators need')} your attention: "
+                "see the messages in red below.",
+                color="attention",
+                weight="bolder",
+            )
+        )
+    body += [item["element"] for item in items]
+    actions = []
+    if versions:
+        actions.append(b.execute("Submit returns", "submitReturns", data, style="positive"))
+    else:
+        body.append(
+            b.text_block(
+                "Everything on this card has been returned. Thank you.",
+                subtle=True,
+                separator=True,
+            )
+        )
+    return b.card(
+        body,
+        actions=actions,
+        fallback_text=(
+            f"{'' if view.reminder is None else f'Reminder {view.reminder}: '}{title}. "
+            f"Your performance returns are due {format_date(view.due)}."
         ),
-        "rejection": rejection,
-        "part_line": part_line,
-        "intro": (
-            f"Hello {view.owner_name}. Please give a value and commentary for each "
-            "indicator, or tick “No data this period” and say why."
-        ),
-        "attention_line": (
-            None
-            if not errors
-            else f"{_count(errors, 'indicator needs', 'indicators need')} your attention: "
-            "see the messages in red below."
-        ),
-        "indicators": list(items),
-        "nothing_to_submit": "Everything on this card has been returned. Thank you.",
-        "action": (
-            {
-                "title": "Submit returns",
-                "verb": "submitReturns",
-                "data": data,
-                "inputs": "auto",
-                "style": "positive",
-            }
-            if versions
-            else None
-        ),
-    }
-    return _render("owner_request.json.j2", context)
+    )
 
 
 def _indicator_context(item: IndicatorRequest | ReturnedIndicator, period_label: str) -> Json:
+    heading = b.rich_text([_run(item.name, weight="bolder")])
     if isinstance(item, ReturnedIndicator):
+        element = b.container(
+            [heading, b.rich_text(_receipt_runs(item))], separator=True, spacing="large"
+        )
         return {
             "id": item.indicator_id,
             "version": None,
             "returned": True,
             "name": item.name,
-            "receipt": _receipt_runs(item),
+            "errors": False,
+            "element": element,
         }
     draft = item.draft or Draft()
     iid = item.indicator_id
-    facts = [
-        ["Unit", unit_name(item.unit)],
-        ["Target", target_text(item.target, item.unit, item.polarity)],
-    ]
+    facts = [("Unit", unit_name(item.unit))]
+    facts += _target_facts(item.target, item.annual_target, item.unit, item.polarity, period_label)
     tolerance = tolerance_text(item.target, item.tolerance, item.unit, item.polarity)
     if tolerance:
-        facts.append(["Tolerance", tolerance])
-    history = [[p.label, format_value(p.value, item.unit)] for p in item.recent[-_RECENT_SHOWN:]]
-    if item.last_year is not None:
+        facts.append(("Tolerance", tolerance))
+    recent = item.recent[-_RECENT_SHOWN:]
+    history = [(p.label, format_value(p.value, item.unit)) for p in recent]
+    if item.last_year is not None and item.last_year.label not in {p.label for p in recent}:
+        # an annual return's previous period is the same period last year: shown once
         history.append(
-            [
+            (
                 f"{item.last_year.label} (same period last year)",
                 format_value(item.last_year.value, item.unit),
-            ]
+            )
         )
+    parts: list[Json] = [heading]
+    if item.sent_back:
+        parts.append(_banner(_sent_back_lines(item.sent_back, item.unit), "attention"))
+    parts.append(b.fact_set(facts, spacing="small"))
+    if item.comparator:
+        parts.append(b.rich_text([_run("Comparator: ", subtle=True), _run(item.comparator)]))
+    if history:
+        parts.append(b.text_block("Recent periods", weight="bolder", size="small", spacing="small"))
+        parts.append(b.fact_set(history, spacing="none"))
+    rule = item.commentary_rule
+
+    def errors_on(field: InputField) -> list[Json]:
+        """The messages about one input, to sit right under it (plain ones under the value)."""
+        return [
+            b.text_block(str(error), color="attention", spacing="small")
+            for error in item.errors
+            if (error.field if isinstance(error, InputError) else InputField.VALUE) is field
+        ]
+
+    parts += [
+        b.text_input(
+            f"value__{iid}",
+            label=f"Value for {period_label}",
+            placeholder=placeholder(item.unit),
+            value=draft.value,
+            max_length=VALUE_MAX_LENGTH,
+        ),
+        *errors_on(InputField.VALUE),
+        b.text_input(
+            f"comment__{iid}",
+            label="Commentary",
+            placeholder=commentary_hint(rule.rags, rule.special_cause_concern),
+            value=draft.comment,
+            multiline=True,
+            max_length=COMMENT_MAX_LENGTH,
+        ),
+        *errors_on(InputField.COMMENT),
+        b.toggle(f"nodata__{iid}", "No data this period", on=draft.no_data),
+        b.text_input(
+            f"nodatareason__{iid}",
+            label="Reason for no data",
+            placeholder="Only if there is no data this period",
+            value=draft.no_data_reason,
+            max_length=REASON_MAX_LENGTH,
+        ),
+        *errors_on(InputField.NO_DATA_REASON),
+    ]
+    if item.needs_confirmation:
+        parts.append(
+            b.toggle(f"confirm__{iid}", "I confirm this value is correct", on=draft.confirmed)
+        )
+    parts += errors_on(InputField.CONFIRM)
     return {
         "id": iid,
         "version": item.version,
         "returned": False,
         "name": item.name,
-        "sent_back": _sent_back_lines(item.sent_back, item.unit) if item.sent_back else None,
-        "facts": facts,
-        "comparator": item.comparator,
-        "history": history,
-        "value_input": _text_input(
-            f"value__{iid}",
-            f"Value for {period_label}",
-            placeholder=placeholder(item.unit),
-            value=draft.value,
-            max_length=VALUE_MAX_LENGTH,
-        ),
-        "comment_input": _text_input(
-            f"comment__{iid}",
-            "Commentary",
-            placeholder="What explains this figure? Needed when it is red or amber.",
-            value=draft.comment,
-            multiline=True,
-            max_length=COMMENT_MAX_LENGTH,
-        ),
-        "no_data_toggle": {
-            "id": f"nodata__{iid}",
-            "title": "No data this period",
-            "on": draft.no_data,
-        },
-        "no_data_reason_input": _text_input(
-            f"nodatareason__{iid}",
-            "Reason for no data",
-            placeholder="Only if there is no data this period",
-            value=draft.no_data_reason,
-            max_length=REASON_MAX_LENGTH,
-        ),
-        "confirm_toggle": (
-            {
-                "id": f"confirm__{iid}",
-                "title": "I confirm this value is correct",
-                "on": draft.confirmed,
-            }
-            if item.needs_confirmation
-            else None
-        ),
-        "errors": list(item.errors),
+        "errors": bool(item.errors),
+        "element": b.container(parts, separator=True, spacing="large"),
     }
 
 
@@ -338,6 +401,48 @@ def _sent_back_lines(sent_back: SentBack, unit: Unit) -> list[list[Json]]:
         )
         lines.append([_run("Previously returned: ", subtle=True), _run(previous, weight="bolder")])
     return lines
+
+
+def _resubmission_lines(earlier: SentBack, unit: Unit) -> list[list[Json]]:
+    """On an approver's card: this return was sent back before, by whom and why, and what
+    it said then (so the approver sees what changed)."""
+    what = "Resubmitted after a correction was asked for" if earlier.correction else "Resubmitted"
+    heading = sent_back_heading(
+        by_name=earlier.by_name, at=earlier.at, correction=earlier.correction
+    )
+    lines = [
+        [
+            _run(f"{what}: ", weight="bolder", color="attention"),
+            _run(heading[0].lower() + heading[1:]),
+        ],
+        [
+            _run("Reason: ", weight="bolder"),
+            _run(shortened(earlier.reason, SENT_BACK_REASON_SHOWN)),
+        ],
+    ]
+    if earlier.has_previous:
+        previous = previous_figure_text(
+            earlier.previous_value, earlier.previous_no_data_reason, unit
+        )
+        label = "Figure before the correction: " if earlier.correction else "Previously returned: "
+        lines.append([_run(label, subtle=True), _run(previous, weight="bolder")])
+    return lines
+
+
+def _target_facts(
+    target: float | None,
+    annual: float | None,
+    unit: Unit,
+    polarity: Polarity,
+    period_label: str,
+) -> list[tuple[str, str]]:
+    """The target judged against; for year to date, the profiled one and the year's."""
+    if annual is None:
+        return [("Target", target_text(target, unit, polarity))]
+    return [
+        (f"Target to {period_label} (year to date)", target_text(target, unit, polarity)),
+        ("Annual target", format_value(annual, unit)),
+    ]
 
 
 def _receipt_runs(item: ReturnedIndicator) -> list[Json]:
@@ -418,7 +523,7 @@ def _split(view: OwnerRequestView, items: list[Json], max_bytes: int) -> list[li
 def render_receipt(view: ReceiptView, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Json:
     """What an owner's submit was accepted as, and what is still to come."""
     title = f"{view.flow_name}: {view.period_label}"
-    returned = []
+    returned: list[Json] = []
     for item in view.returned:
         lines = [
             [
@@ -449,34 +554,56 @@ def render_receipt(view: ReceiptView, *, max_bytes: int = DEFAULT_MAX_BYTES) -> 
                 )
             ]
         )
-        returned.append({"name": item.name, "lines": lines})
-    action = None
+        returned.append(
+            b.container(
+                [
+                    b.rich_text([_run(item.name, weight="bolder")]),
+                    *(b.rich_text(line, spacing="none") for line in lines),
+                ],
+                separator=True,
+            )
+        )
+    body: list[Json] = [
+        b.heading(title, size="large"),
+        b.text_block(f"Due {format_date(view.due)}", subtle=True, spacing="none"),
+        b.rich_text(
+            [
+                _run(
+                    f"Thank you, {view.owner_name}. "
+                    f"{_count(len(view.returned), 'return was', 'returns were')} received.",
+                    color="good",
+                    weight="bolder",
+                )
+            ]
+        ),
+        *returned,
+    ]
+    actions = []
     if view.outstanding:
-        action = {
-            "title": "Return the remaining indicators",
-            "verb": "showRequest",
-            "data": {"cycle_id": view.cycle_id, "owner_id": view.owner_id, "card_id": view.card_id},
-            "inputs": "none",
-            "style": None,
-        }
-    context: Json = {
-        "fallback_text": f"{title}: your returns were received.",
-        "title": title,
-        "due_line": f"Due {format_date(view.due)}",
-        "intro": (
-            f"Thank you, {view.owner_name}. "
-            f"{_count(len(view.returned), 'return was', 'returns were')} received."
-        ),
-        "returned": returned,
-        "outstanding": list(view.outstanding),
-        "outstanding_title": (
-            f"Still to return by {format_date(view.due)} "
-            f"({_count(len(view.outstanding), 'indicator', 'indicators')}):"
-        ),
-        "all_done": "Everything due from you for this period has been returned.",
-        "action": action,
-    }
-    return _sized(_checked(_render("receipt.json.j2", context), "receipt"), max_bytes)
+        body.append(
+            b.text_block(
+                f"Still to return by {format_date(view.due)} "
+                f"({_count(len(view.outstanding), 'indicator', 'indicators')}):",
+                weight="bolder",
+                separator=True,
+                spacing="large",
+            )
+        )
+        body += [b.rich_text(["• ", name], spacing="none") for name in view.outstanding]
+        data = {"cycle_id": view.cycle_id, "owner_id": view.owner_id, "card_id": view.card_id}
+        actions.append(
+            b.execute("Return the remaining indicators", "showRequest", data, inputs="none")
+        )
+    else:
+        body.append(
+            b.text_block(
+                "Everything due from you for this period has been returned.",
+                separator=True,
+                spacing="large",
+            )
+        )
+    card = b.card(body, actions=actions, fallback_text=f"{title}: your returns were received.")
+    return _sized(card, max_bytes)
 
 
 # --- approval ----------------------------------------------------------------------
@@ -496,25 +623,47 @@ def render_approval(view: ApprovalView, *, max_bytes: int = DEFAULT_MAX_BYTES) -
             _run("  "),
             _run(rag_word(view.rag), color=rag_colour(view.rag), weight="bolder", size="medium"),
         ]
-    facts = [["Period", view.period_label], ["Unit", unit_name(unit)]]
-    facts.append(["Target", target_text(view.target, unit, view.polarity)])
+    facts = [("Period", view.period_label), ("Unit", unit_name(unit))]
+    facts += _target_facts(view.target, view.annual_target, unit, view.polarity, view.period_label)
     tolerance = tolerance_text(view.target, view.tolerance, unit, view.polarity)
     if tolerance:
-        facts.append(["Tolerance", tolerance])
-    facts.append(
-        [
-            "Compared with previous period",
-            _compared(view.direction_vs_previous, view.previous, unit),
-        ]
+        facts.append(("Tolerance", tolerance))
+    same_period = (
+        view.previous is not None
+        and view.last_year is not None
+        and view.previous.label == view.last_year.label
     )
-    facts.append(
-        [
-            "Compared with same period last year",
-            _compared(view.direction_vs_last_year, view.last_year, unit),
-        ]
-    )
+    if same_period:  # an annual return: the previous period is last year; say it once
+        facts.append(
+            (
+                "Compared with previous year",
+                _compared(view.direction_vs_previous, view.previous, unit),
+            )
+        )
+    else:
+        facts.append(
+            (
+                "Compared with previous period",
+                _compared(view.direction_vs_previous, view.previous, unit),
+            )
+        )
+        facts.append(
+            (
+                "Compared with same period last year",
+                _compared(view.direction_vs_last_year, view.last_year, unit),
+            )
+        )
+    if view.long_trend is not None:
+        facts.append(
+            (
+                "Long trend (against the mean of recent periods)",
+                direction_word(view.long_trend).capitalize(),
+            )
+        )
+    if view.comparator:
+        facts.append(("Comparator", view.comparator))
     if view.submitted_at is not None:
-        facts.append(["Submitted", format_moment(view.submitted_at)])
+        facts.append(("Submitted", format_moment(view.submitted_at)))
     flags = []
     if view.late:
         flags.append(
@@ -545,77 +694,86 @@ def render_approval(view: ApprovalView, *, max_bytes: int = DEFAULT_MAX_BYTES) -
         "step_index": view.step_index,
         "card_id": view.card_id,
     }
-    title = f"{view.indicator_name}"
-    context: Json = {
-        "fallback_text": f"Approval needed: {view.indicator_name}, {view.period_label}.",
-        "step_line": [
-            _run(
-                f"Step {view.step_index + 1} of {view.step_count}: ",
-                weight="bolder",
-                color="accent",
+    history = [(p.label, format_value(p.value, unit)) for p in view.history[-_HISTORY_SHOWN:]]
+
+    def draw(commentary: list[Json]) -> Json:
+        body: list[Json] = [
+            b.rich_text(
+                [
+                    _run(
+                        f"Step {view.step_index + 1} of {view.step_count}: ",
+                        weight="bolder",
+                        color="accent",
+                    ),
+                    _run(view.step_name, color="accent"),
+                ]
             ),
-            _run(view.step_name, color="accent"),
-        ],
-        "title": title,
-        "returned_by": [
-            _run(f"{view.period_label} · returned by ", subtle=True),
-            _run(view.owner_name, subtle=True),
-        ],
-        "error": view.error,
-        "value_line": value_line,
-        "facts": facts,
-        "flags": flags,
-        "variation_lines": variation_lines,
-        "history": [[p.label, format_value(p.value, unit)] for p in view.history[-_HISTORY_SHOWN:]],
-        "commentary": (
-            [_run(view.commentary)]
-            if view.commentary is not None and view.commentary.strip()
-            else [_run("No commentary given.", subtle=True, italic=True)]
-        ),
-        "reason_input": _text_input(
-            "reason",
-            "Reason for rejecting (needed only to reject)",
-            placeholder="What should the officer correct?",
-            multiline=True,
-            max_length=REASON_MAX_LENGTH,
-            required_message="Give a reason so the officer knows what to correct.",
-        ),
-        "approve": {
-            "title": "Approve",
-            "verb": "approve",
-            "data": data,
-            "inputs": "none",
-            "style": "positive",
-        },
-        "reject": {
-            "title": "Reject",
-            "verb": "reject",
-            "data": data,
-            "inputs": "auto",
-            "style": "destructive",
-        },
-    }
-    card = _render("approval.json.j2", context)
+            b.heading(view.indicator_name, size="large"),
+            b.rich_text(
+                [
+                    _run(f"{view.period_label} · returned by ", subtle=True),
+                    _run(view.owner_name, subtle=True),
+                ],
+                spacing="none",
+            ),
+        ]
+        if view.error:
+            body.append(b.text_block(view.error, color="attention", weight="bolder"))
+        if view.resubmission is not None:
+            body.append(_banner(_resubmission_lines(view.resubmission, unit), "attention"))
+        body += [b.rich_text(value_line, spacing="medium"), b.fact_set(facts)]
+        if flags:
+            body.append(_banner(flags, "warning"))
+        if variation_lines:
+            body.append(b.text_block("Statistical variation", weight="bolder", separator=True))
+            body += [b.rich_text(line, spacing="none") for line in variation_lines]
+        if history:
+            body.append(b.text_block("Recent periods", weight="bolder", separator=True))
+            body.append(b.fact_set(history, spacing="none"))
+        body += [
+            b.text_block("Commentary", weight="bolder", separator=True),
+            b.rich_text(commentary, spacing="none"),
+            b.text_input(
+                "reason",
+                label="Reason for rejecting (needed only to reject)",
+                placeholder="What should the officer correct?",
+                multiline=True,
+                max_length=REASON_MAX_LENGTH,
+                required_message="Give a reason so the officer knows what to correct.",
+            ),
+        ]
+        actions = [
+            b.execute("Approve", "approve", data, inputs="none", style="positive"),
+            b.execute("Reject", "reject", data, inputs="auto", style="destructive"),
+        ]
+        if view.web_link:
+            # For a client that cannot run the buttons: the approver's signed-in web page.
+            actions.append(b.open_url("Open in your browser", view.web_link))
+        return b.card(
+            body,
+            actions=actions,
+            fallback_text=f"Approval needed: {view.indicator_name}, {view.period_label}.",
+        )
+
     commentary = view.commentary or ""
+    card = draw(
+        [_run(commentary)]
+        if commentary.strip()
+        else [_run("No commentary given.", subtle=True, italic=True)]
+    )
     if card_size(card) > max_bytes and commentary:
         # commentary within its input's limit can still be ~24 kB once JSON-escaped
-        context["commentary"] = _cut_to_fit(
+        card = _cut_to_fit(
             commentary,
-            lambda text: [
-                _run(text),
-                _run(_cut_note("commentary", text, commentary), subtle=True, italic=True),
-            ],
-            lambda runs: (
-                card_size(_render("approval.json.j2", {**context, "commentary": runs})) <= max_bytes
+            lambda text: draw(
+                [
+                    _run(text),
+                    _run(_cut_note("commentary", text, commentary), subtle=True, italic=True),
+                ]
             ),
+            lambda drawn: card_size(drawn) <= max_bytes,
         )
-        card = _render("approval.json.j2", context)
-    if view.web_link:
-        # For a client that cannot run the buttons: the approver's signed-in web page.
-        card["actions"].append(
-            {"type": "Action.OpenUrl", "title": "Open in your browser", "url": view.web_link}
-        )
-    return _sized(_checked(card, "approval"), max_bytes)
+    return _sized(card, max_bytes)
 
 
 # --- outcome -----------------------------------------------------------------------
@@ -625,6 +783,7 @@ def render_outcome(view: OutcomeView, *, max_bytes: int = DEFAULT_MAX_BYTES) -> 
     """The decided (or out-of-date) approval card: who did what and when; no buttons."""
     when = format_moment(view.at)
     lines: list[list[Json]]
+    style: Style
     if view.outcome is Outcome.APPROVED:
         style = "good"
         lines = [
@@ -659,18 +818,21 @@ def render_outcome(view: OutcomeView, *, max_bytes: int = DEFAULT_MAX_BYTES) -> 
             _run("Value: ", subtle=True),
             _run(format_value(view.value, view.unit), weight="bolder"),
         ]
-    context: Json = {
-        "fallback_text": f"{view.indicator_name}, {view.period_label}: {_outcome_sentence(view)}",
-        "title": view.indicator_name,
-        "returned_by": [
-            _run(f"{view.period_label} · returned by ", subtle=True),
-            _run(view.owner_name, subtle=True),
-        ],
-        "value_line": value_line,
-        "outcome_lines": lines,
-        "style": style,
-    }
-    return _sized(_checked(_render("outcome.json.j2", context), "outcome"), max_bytes)
+    body = [
+        b.heading(view.indicator_name, size="large"),
+        b.rich_text(
+            [
+                _run(f"{view.period_label} · returned by ", subtle=True),
+                _run(view.owner_name, subtle=True),
+            ],
+            spacing="none",
+        ),
+    ]
+    if value_line is not None:
+        body.append(b.rich_text(value_line))
+    body.append(_banner(lines, style))
+    fallback = f"{view.indicator_name}, {view.period_label}: {_outcome_sentence(view)}"
+    return _sized(b.card(body, fallback_text=fallback), max_bytes)
 
 
 def render_notice(title: str, message: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Json:
@@ -679,15 +841,12 @@ def render_notice(title: str, message: str, *, max_bytes: int = DEFAULT_MAX_BYTE
     For a caller who may not see the return (a stranger, a tampered card): it names no
     value, owner or indicator beyond what the caller's own card already showed.
     """
-    context: Json = {
-        "fallback_text": f"{title}: {message}",
-        "title": title,
-        "returned_by": [_run("m365perf", subtle=True)],
-        "value_line": None,
-        "outcome_lines": [[_run(message)], [_run("Nothing was changed.", subtle=True)]],
-        "style": "attention",
-    }
-    return _sized(_checked(_render("outcome.json.j2", context), "notice"), max_bytes)
+    body = [
+        b.heading(title, size="large"),
+        b.rich_text([_run("m365perf", subtle=True)], spacing="none"),
+        _banner([[_run(message)], [_run("Nothing was changed.", subtle=True)]], "attention"),
+    ]
+    return _sized(b.card(body, fallback_text=f"{title}: {message}"), max_bytes)
 
 
 def _outcome_sentence(view: OutcomeView) -> str:
@@ -703,45 +862,9 @@ def _outcome_sentence(view: OutcomeView) -> str:
 # --- shared pieces -----------------------------------------------------------------
 
 
-def _run(
-    text: str,
-    *,
-    weight: str | None = None,
-    color: str | None = None,
-    size: str | None = None,
-    subtle: bool = False,
-    italic: bool = False,
-) -> Json:
-    """One TextRun's worth of text, every key present (the templates are strict)."""
-    return {
-        "text": text,
-        "weight": weight,
-        "color": color,
-        "size": size,
-        "subtle": subtle,
-        "italic": italic,
-    }
-
-
-def _text_input(
-    input_id: str,
-    label: str,
-    *,
-    placeholder: str | None = None,
-    value: str = "",
-    multiline: bool = False,
-    max_length: int | None = None,
-    required_message: str | None = None,
-) -> Json:
-    return {
-        "id": input_id,
-        "label": label,
-        "placeholder": placeholder,
-        "value": value,
-        "multiline": multiline,
-        "max_length": max_length,
-        "required_message": required_message,
-    }
+def _banner(lines: Sequence[Sequence[Json]], style: Style) -> Json:
+    """A coloured box of lines, each a list of runs."""
+    return b.container([b.rich_text(line) for line in lines], style=style)
 
 
 def _compared(direction: str | None, against: PeriodValue | None, unit: Unit) -> str:
@@ -770,19 +893,6 @@ def _travel_runs(vs_previous: str | None, vs_last_year: str | None) -> list[Json
 
 def _count(n: int, one: str, many: str) -> str:
     return f"1 {one}" if n == 1 else f"{n} {many}"
-
-
-@cache
-def _environment() -> jinja2.Environment:
-    """Strict jinja2 for JSON: no HTML escaping, and a missing name is an error, not ""."""
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("m365perf.cards", "templates"),
-        autoescape=False,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=False,
-    )
-    env.globals["run"] = _run
-    return env
 
 
 def _cut_to_fit(text: str, draw: Callable[[str], _T], fits: Callable[[_T], bool]) -> _T:
@@ -824,28 +934,6 @@ def _fit_draft(
         return replace(item, draft=replace(draft, comment=text), errors=(*item.errors, note))
 
     return _cut_to_fit(whole, cut, fits) if whole else item
-
-
-def _render(template: str, context: Mapping[str, Any]) -> Json:
-    text = _environment().get_template(template).render(**context)
-    try:
-        card = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise CardSchemaError(
-            [f"the template did not produce JSON: {error.msg} at line {error.lineno}"],
-            source=template,
-        ) from error
-    if not isinstance(card, dict):
-        raise CardSchemaError(["$: the template did not produce a JSON object"], source=template)
-    return card
-
-
-def _checked(card: Json, source: str) -> Json:
-    try:
-        validate_card(card)
-    except CardSchemaError as error:
-        raise CardSchemaError(list(error.problems), source=source) from error
-    return card
 
 
 def _sized(card: Json, max_bytes: int) -> Json:

@@ -1,8 +1,9 @@
 """Plain-text versions of the cards, for the body of the e-mail.
 
 Outlook on the desktop without actionable messages, phones' mail apps and gateways that
-strip cards all still show the body, so it says everything the card says and ends with
-a link to the web form. The text is plain: whoever puts it into HTML must escape it.
+strip cards all still show the body, so it says everything the card says and points to
+the web form, whose link the e-mail draws as a button under the text (a raw address is
+some 170 characters of noise). The text is plain: whoever puts it into HTML must escape it.
 """
 
 from __future__ import annotations
@@ -34,15 +35,18 @@ from m365perf.cards.views import (
     ReturnedIndicator,
     SentBack,
 )
-from m365perf.domain.kinds import Unit
+from m365perf.domain.kinds import Polarity, Unit
 
-__all__ = ["request_subject", "summary_text"]
+__all__ = ["BROWSER_LINE", "request_subject", "summary_text"]
+
+BROWSER_LINE = "Can’t use the card? Open this in your browser with the button below."
 
 View = OwnerRequestView | ReceiptView | ApprovalView | OutcomeView | RejectionView
 
 
 def summary_text(view: View, link: str | None = None) -> str:
-    """The card's content as plain text; ``link`` (the web form) is added at the end."""
+    """The card's content as plain text; with a ``link`` (the web form) it ends by
+    pointing to the button the e-mail draws for it (the address is not repeated here)."""
     if isinstance(view, OwnerRequestView):
         lines = _owner_request(view)
     elif isinstance(view, RejectionView):
@@ -56,7 +60,7 @@ def summary_text(view: View, link: str | None = None) -> str:
     else:
         raise TypeError(f"no summary for {type(view).__name__}")
     if link:
-        lines += ["", f"Open in your browser: {link}"]
+        lines += ["", BROWSER_LINE]
     return "\n".join(lines) + "\n"
 
 
@@ -89,7 +93,12 @@ def request_subject(view: OwnerRequestView, *, reminder: bool) -> str:
 
 
 def _owner_request(view: OwnerRequestView) -> list[str]:
-    lines = [f"{view.flow_name}: {view.period_label}", f"Due {format_date(view.due)}"]
+    due = f"Due {format_date(view.due)}"
+    if view.reminder is not None:
+        due = f"Reminder {view.reminder} — due {format_date(view.due)}"
+    lines = [f"{view.flow_name}: {view.period_label}", due]
+    if view.notice:
+        lines.append(view.notice)
     if view.late:
         lines.append(f"This return is late: it was due on {format_date(view.due)}.")
     lines += ["", f"Hello {view.owner_name}. Please return these indicators:"]
@@ -102,15 +111,25 @@ def _owner_request(view: OwnerRequestView) -> list[str]:
 
 
 def _rejection(view: RejectionView) -> list[str]:
+    when = format_moment(view.rejected_at)
+    previous = previous_figure_text(
+        view.previous_value, view.previous_no_data_reason, view.indicator.unit
+    )
+    if view.correction:
+        what = f"Reopened for correction by {view.rejected_by} at {when}."
+        figure = f"  Figure being corrected: {previous}"
+    else:
+        what = f"Returned to you: rejected by {view.rejected_by} at {when}."
+        figure = f"  Your previous value: {previous}"
     return [
         f"{view.flow_name}: {view.period_label}",
         f"Due {format_date(view.due)}",
         "",
-        f"Returned to you: rejected by {view.rejected_by} at {format_moment(view.rejected_at)}.",
+        what,
         f"Reason: {view.reason}",
         "",
         *_request_lines(view.indicator),
-        f"  Your previous value: {format_value(view.previous_value, view.indicator.unit)}",
+        figure,
     ]
 
 
@@ -118,11 +137,12 @@ def _request_lines(item: IndicatorRequest) -> list[str]:
     lines = [f"- {item.name}"]
     if item.sent_back is not None:
         lines += _sent_back_lines(item.sent_back, item.unit)
-    lines.append(f"  Target: {target_text(item.target, item.unit, item.polarity)}")
+    lines += _target_lines(item.target, item.annual_target, item.unit, item.polarity, "  ")
     if item.comparator:
         lines.append(f"  Comparator: {item.comparator}")
-    recent = [_period(p, item.unit) for p in item.recent[-3:]]
-    if item.last_year is not None:
+    shown = item.recent[-3:]
+    recent = [_period(p, item.unit) for p in shown]
+    if item.last_year is not None and item.last_year.label not in {p.label for p in shown}:
         recent.append(f"{_period(item.last_year, item.unit)} (same period last year)")
     if recent:
         lines.append("  Recent: " + "; ".join(recent))
@@ -190,18 +210,41 @@ def _approval(view: ApprovalView) -> list[str]:
         f"Step {view.step_index + 1} of {view.step_count}: {view.step_name}",
         f"Approval needed: {view.indicator_name}, {view.period_label}",
         f"Returned by {view.owner_name}",
+    ]
+    if view.resubmission is not None:
+        earlier = view.resubmission
+        heading = sent_back_heading(
+            by_name=earlier.by_name, at=earlier.at, correction=earlier.correction
+        )
+        lines.append(f"Resubmitted: {heading[0].lower()}{heading[1:]}.")
+        lines.append(f"Reason: {shortened(earlier.reason, SENT_BACK_REASON_SHOWN)}")
+        if earlier.has_previous:
+            previous = previous_figure_text(
+                earlier.previous_value, earlier.previous_no_data_reason, view.unit
+            )
+            lines.append(f"Previously returned: {previous}")
+    lines += [
         "",
         f"Value: {value}" + (f" ({rag_word(view.rag)})" if view.value is not None else ""),
     ]
     if view.target is not None:
-        lines.append(f"Target: {target_text(view.target, view.unit, view.polarity)}")
-    for label, direction, against in (
+        lines += _target_lines(view.target, view.annual_target, view.unit, view.polarity, "")
+    comparisons = [
         ("previous period", view.direction_vs_previous, view.previous),
         ("same period last year", view.direction_vs_last_year, view.last_year),
-    ):
+    ]
+    previous_period, last_year = view.previous, view.last_year
+    if previous_period and last_year and previous_period.label == last_year.label:
+        # annual: the previous period is the same period last year; compare once
+        comparisons = [("previous year", view.direction_vs_previous, view.previous)]
+    for label, direction, against in comparisons:
         if direction is not None:
             where = f" ({_period(against, view.unit)})" if against is not None else ""
             lines.append(f"Compared with {label}: {direction_word(direction)}{where}")
+    if view.long_trend is not None:
+        lines.append(f"Long trend: {direction_word(view.long_trend)}")
+    if view.comparator:
+        lines.append(f"Comparator: {view.comparator}")
     if view.variation:
         lines.append(f"Variation: {view.variation}")
     if view.assurance:
@@ -234,6 +277,18 @@ def _outcome(view: OutcomeView) -> list[str]:
         by = f" by {view.by}" if view.by else ""
         lines.append(f"This card is out of date: a newer version was submitted at {when}{by}.")
     return lines
+
+
+def _target_lines(
+    target: float | None, annual: float | None, unit: Unit, polarity: Polarity, indent: str
+) -> list[str]:
+    """The target judged against; a year-to-date one with the year's beside it."""
+    if annual is None:
+        return [f"{indent}Target: {target_text(target, unit, polarity)}"]
+    return [
+        f"{indent}Target (year to date): {target_text(target, unit, polarity)}",
+        f"{indent}Annual target: {format_value(annual, unit)}",
+    ]
 
 
 def _period(period: PeriodValue, unit: Unit) -> str:

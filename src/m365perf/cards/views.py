@@ -19,8 +19,11 @@ from m365perf.domain.kinds import Polarity, Rag, Unit
 
 __all__ = [
     "ApprovalView",
+    "CommentaryRule",
     "Draft",
     "IndicatorRequest",
+    "InputError",
+    "InputField",
     "Outcome",
     "OutcomeView",
     "OwnerRequestView",
@@ -93,6 +96,41 @@ class SentBack:
         return self.previous_value is not None or bool((self.previous_no_data_reason or "").strip())
 
 
+class InputField(StrEnum):
+    """The input of an indicator's card an error is about (it is shown right under it)."""
+
+    VALUE = "value"
+    COMMENT = "comment"
+    NO_DATA_REASON = "nodatareason"
+    CONFIRM = "confirm"
+
+
+@dataclass(frozen=True)
+class InputError:
+    """A problem with one input; as text (``str()``) it is just the message."""
+
+    field: InputField
+    message: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "field", InputField(self.field))
+        _check_text("error message", self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class CommentaryRule:
+    """When the flow requires commentary: for these RAG colours, and/or special cause."""
+
+    rags: tuple[Rag, ...] = (Rag.RED, Rag.AMBER)
+    special_cause_concern: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rags", tuple(as_rag(rag) for rag in self.rags))
+
+
 @dataclass(frozen=True)
 class IndicatorRequest:
     """An indicator still to be returned: its context, and its inputs on the card.
@@ -100,10 +138,13 @@ class IndicatorRequest:
     ``version`` is the return's version the card is drawn for (stale-click detection).
     ``tolerance`` is the width of the amber band in the indicator's unit (percentage
     points for a percentage). ``recent`` is the last periods, oldest first (three are
-    shown). ``errors`` are shown under the inputs; ``needs_confirmation`` adds the
-    "I confirm this value is correct" toggle after an outlier was flagged. ``sent_back``
-    is set when the return was sent back (rejected, or reopened for correction): the
-    card says who sent it back, when and why, under the indicator's name.
+    shown). ``errors`` are shown under the input each is about (an :class:`InputError`)
+    or under the value (plain text); ``needs_confirmation`` adds the "I confirm this
+    value is correct" toggle after an outlier was flagged. ``sent_back`` is set when the
+    return was sent back (rejected, or reopened for correction): the card says who sent
+    it back, when and why, under the indicator's name. For a year-to-date indicator
+    ``target`` is the profiled target for the period (the one RAG judges against) and
+    ``annual_target`` the year's. ``commentary_rule`` is the flow's, for the hint.
     """
 
     indicator_id: str
@@ -117,12 +158,15 @@ class IndicatorRequest:
     recent: tuple[PeriodValue, ...] = ()
     last_year: PeriodValue | None = None
     draft: Draft | None = None
-    errors: tuple[str, ...] = ()
+    errors: tuple[str | InputError, ...] = ()
     needs_confirmation: bool = False
     sent_back: SentBack | None = None
+    annual_target: float | None = None
+    commentary_rule: CommentaryRule = CommentaryRule()
 
     def __post_init__(self) -> None:
         _check_id("indicator_id", self.indicator_id)
+        _check_number("annual target", self.annual_target)
         _check_text("indicator name", self.name)
         object.__setattr__(self, "unit", as_unit(self.unit))
         object.__setattr__(self, "polarity", as_polarity(self.polarity))
@@ -132,7 +176,7 @@ class IndicatorRequest:
         if self.tolerance is not None and self.tolerance < 0:
             raise ValueError(f"tolerance must be 0 or more, got {self.tolerance!r}")
         object.__setattr__(self, "recent", tuple(self.recent))
-        object.__setattr__(self, "errors", _texts("errors", self.errors))
+        object.__setattr__(self, "errors", _errors(self.errors))
         if self.sent_back is not None and not isinstance(self.sent_back, SentBack):
             raise ValueError(f"sent_back must be a SentBack or None, got {self.sent_back!r}")
 
@@ -172,7 +216,9 @@ class ReturnedIndicator:
 class OwnerRequestView:
     """One owner's request for a cycle: every indicator due from them, in their order.
 
-    ``late`` is decided by the engine (the cards never read the clock).
+    ``late`` is decided by the engine (the cards never read the clock). ``reminder``
+    is the reminder's number when the card is one ("Reminder 2 — due …"). ``notice``
+    is a message about the whole card (an empty submit: what is missing).
     """
 
     cycle_id: str
@@ -184,9 +230,17 @@ class OwnerRequestView:
     due: date
     indicators: tuple[IndicatorRequest | ReturnedIndicator, ...]
     late: bool = False
+    reminder: int | None = None
+    notice: str | None = None
 
     def __post_init__(self) -> None:
         _check_header(self)
+        if self.reminder is not None and (
+            isinstance(self.reminder, bool)
+            or not isinstance(self.reminder, int)
+            or self.reminder < 1
+        ):
+            raise ValueError(f"reminder must be a number from 1, got {self.reminder!r}")
         object.__setattr__(self, "indicators", tuple(self.indicators))
         if not self.indicators:
             raise ValueError(f"owner {self.owner_id!r} has no indicators to ask for")
@@ -223,7 +277,11 @@ class ApprovalView:
     shows "Step {step_index + 1} of {step_count}: {step_name}". ``history`` is the last
     periods before this one, oldest first (six are shown). ``variation`` and
     ``assurance`` are the SPC texts, e.g. "special cause — concern: 7 points below the
-    mean" and "hit and miss".
+    mean" and "hit and miss". ``long_trend`` is a direction of travel against the mean of
+    the last periods; ``comparator`` the register's comparator text. ``resubmission``
+    is set when this return was sent back before (who, when, why, and the figure then).
+    For a year-to-date indicator ``target`` is the profiled one and ``annual_target``
+    the year's.
     """
 
     return_id: str
@@ -255,11 +313,18 @@ class ApprovalView:
     late: bool = False
     submitted_at: datetime | None = None
     error: str | None = None
+    long_trend: str | None = None
+    comparator: str | None = None
+    resubmission: SentBack | None = None
+    annual_target: float | None = None
     web_link: str | None = None
     """The approver's web page (``/approvals/{cycle}``), for clients without card buttons."""
 
     def __post_init__(self) -> None:
         _check_version(self.version)
+        _check_number("annual target", self.annual_target)
+        if self.long_trend is not None:
+            check_direction(self.long_trend)
         for name in ("return_id", "card_id", "step_name", "indicator_name", "owner_name"):
             _check_text(name, getattr(self, name))
         _check_text("period label", self.period_label)
@@ -333,7 +398,8 @@ class RejectionView:
 
     Unless ``indicator.draft`` is given (a re-shown card), the inputs are pre-filled
     with the previous return: ``previous_value``, ``previous_commentary`` and
-    ``previous_no_data_reason``.
+    ``previous_no_data_reason``. ``correction`` is True when the performance team
+    reopened an approved figure (the card names the figure being corrected).
     """
 
     cycle_id: str
@@ -351,6 +417,7 @@ class RejectionView:
     previous_commentary: str = ""
     previous_no_data_reason: str | None = None
     late: bool = False
+    correction: bool = False
 
     def __post_init__(self) -> None:
         _check_header(self)
@@ -387,6 +454,14 @@ def _texts(name: str, values: Iterable[str]) -> tuple[str, ...]:
     items = () if isinstance(values, str) else tuple(values)
     if isinstance(values, str) or not all(isinstance(value, str) for value in items):
         raise ValueError(f"{name} must be a list of texts, got {values!r}")
+    return items
+
+
+def _errors(values: Iterable[str | InputError]) -> tuple[str | InputError, ...]:
+    """Errors as texts or :class:`InputError` (a lone string is refused, as for texts)."""
+    items = () if isinstance(values, str) else tuple(values)
+    if isinstance(values, str) or not all(isinstance(v, str | InputError) for v in items):
+        raise ValueError(f"errors must be a list of texts or InputErrors, got {values!r}")
     return items
 
 

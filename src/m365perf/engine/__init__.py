@@ -18,6 +18,7 @@ from m365perf.engine.carddata import shown
 from m365perf.engine.closing import CycleClosing, close_cycle, keep_closing
 from m365perf.engine.context import Caller, EngineConfig, EngineContext
 from m365perf.engine.cycles import CycleOpening, open_cycle
+from m365perf.engine.digest import DIGEST_VERBS, handle_digest_action
 from m365perf.engine.errors import (
     ActionError,
     BadAction,
@@ -143,6 +144,8 @@ class Engine:
             return submit_returns(self.store, self.ctx, caller, data, now=now)
         if verb in ("approve", "reject"):
             return decide(self.store, self.ctx, caller, verb, data, now=now)
+        if verb in DIGEST_VERBS:
+            return handle_digest_action(self.store, self.ctx, caller, verb, data, now=now)
         if verb == "showRequest":
             return show_request(self.store, self.ctx, caller, data, now=now)
         raise BadAction(f"unknown verb {shown(verb)}")

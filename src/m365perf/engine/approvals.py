@@ -7,7 +7,9 @@ replaced with who decided what and when. Nobody approves their own return.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from m365perf.cards import (
@@ -24,7 +26,13 @@ from m365perf.cards import (
 from m365perf.domain.lifecycle import CURRENT_STEP, DECIDED_STEP
 from m365perf.engine.audit import audit_step, audit_transition
 from m365perf.engine.carddata import approval_card_id_from, check_characters, text, whole_number
-from m365perf.engine.chain import SYSTEM, advance, approval_card_id, current_step
+from m365perf.engine.chain import (
+    SYSTEM,
+    advance,
+    approval_card_id,
+    current_step,
+    queue_digest_update,
+)
 from m365perf.engine.chasing import schedule_chase
 from m365perf.engine.context import Caller, EngineContext, local_day
 from m365perf.engine.errors import BadAction, UnknownSubject
@@ -52,6 +60,145 @@ _NOT_AN_APPROVER = (
 )
 
 
+class Refusal(StrEnum):
+    """Why a decision on one step changed nothing."""
+
+    NOT_APPROVER = "not_approver"
+    """The caller is not an approver of the return (nothing about it may be shown)."""
+    SUPERSEDED = "superseded"
+    """A newer version of the return was submitted (or it is no longer in approval)."""
+    DECIDED = "decided"
+    """The step was decided already (by the caller or a colleague): the first stands."""
+    REFUSED = "refused"
+    """Not the caller's turn, their own return, a missing or too long reason."""
+    CHANGED = "changed"
+    """The step changed while the caller decided (escalated): nothing changed."""
+
+
+@dataclass(frozen=True)
+class StepRefused:
+    """A decision that changed nothing, and why, in words for the approver."""
+
+    refusal: Refusal
+    message: str
+    step: ApprovalStep | None = None
+
+
+@dataclass(frozen=True)
+class StepDecided:
+    """A step decided by the caller (the chain has moved on or ended)."""
+
+    step: ApprovalStep
+    ret: Return
+
+
+def decide_step(
+    tx: Transaction,
+    ctx: EngineContext,
+    caller: Caller,
+    verb: str,
+    *,
+    return_id: int,
+    version: int,
+    index: int,
+    reason: str,
+    now: datetime,
+) -> StepDecided | StepRefused:
+    """Approve or reject step ``index`` of a return's chain for ``version``, exactly once.
+
+    The one decision path, for the per-item card, the digest and the web page alike: the
+    store decides from the verified caller and the current state, never from the card.
+    A step that is not the current one, a stale version, a second click or a caller who
+    is not the step's approver changes nothing and says why.
+    """
+    try:
+        ret = tx.get_return(return_id)
+        cycle = tx.get_cycle(ret.cycle_id)
+    except NotFound:
+        raise UnknownSubject(f"return {return_id} does not exist") from None
+    chain = tx.list_steps(return_id)
+    if not chain or chain[0].return_version != version:
+        mine = tx.list_steps(return_id, version)
+        if caller.user_id not in {a for s in [*chain, *mine] for a in s.approvers}:
+            return StepRefused(Refusal.NOT_APPROVER, _NOT_AN_APPROVER)
+        return StepRefused(Refusal.SUPERSEDED, "A newer version of this return was submitted.")
+    own = caller.user_id in (ret.owner_id, ret.submitted_by)
+    if not own and caller.user_id not in {a for s in chain for a in s.approvers}:
+        return StepRefused(Refusal.NOT_APPROVER, _NOT_AN_APPROVER)
+    if not 0 <= index < len(chain):
+        return StepRefused(
+            Refusal.REFUSED, f"Step {index} is not part of this return's approval chain."
+        )
+    step = chain[index]
+    if step.status in DECIDED_STEP:
+        return StepRefused(Refusal.DECIDED, _decided_words(tx, step), step)
+    if ret.status is not ReturnStatus.RETURNED or ret.version != version:
+        return StepRefused(Refusal.SUPERSEDED, "This return is no longer waiting for approval.")
+    current = current_step(chain)
+    refusal = None
+    if own:
+        refusal = "You cannot approve or reject your own return."
+    elif current is None or current.id != step.id:
+        waiting = current.name if current else "nobody"
+        refusal = f"This return is waiting for {waiting}, not for you yet: nothing changed."
+    elif caller.user_id not in step.approvers:
+        refusal = "This step is waiting for someone else: you are not one of its approvers."
+    elif verb == "reject" and not reason:
+        refusal = "Give a reason for rejecting, so the owner knows what to fix."
+    elif len(reason) > REASON_MAX_LENGTH:
+        refusal = (
+            f"The reason is {len(reason):,} characters long, and a reason can be at most "
+            f"{REASON_MAX_LENGTH:,}: shorten it and reject again. Nothing changed."
+        )
+    if refusal:
+        return StepRefused(Refusal.REFUSED, refusal, step)
+    try:
+        if verb == "approve":
+            decided = tx.approve_step(step.id or 0, step.version, by=caller.user_id, at=now)
+        else:
+            decided = tx.reject_step(
+                step.id or 0, step.version, by=caller.user_id, at=now, reason=reason
+            )
+    except AlreadyDecided as exc:
+        return StepRefused(Refusal.DECIDED, _decided_words(tx, exc.step), exc.step)
+    except TransitionRefused:  # escalated while this card was open
+        return StepRefused(
+            Refusal.CHANGED,
+            "This step changed while you decided: nothing changed, try again.",
+            tx.get_step(step.id or 0),
+        )
+    tx.cancel_timers(SubjectType.STEP, step.id, now=now)
+    tx.audit(
+        AuditAction.STEP_APPROVED if verb == "approve" else AuditAction.STEP_REJECTED,
+        at=now,
+        actor=caller.user_id,
+        subject_type=SubjectType.RETURN,
+        subject_id=return_id,
+        cycle_id=cycle.id,
+        before={"step": step.name, "status": step.status.value, "version": version},
+        after={"step": step.name, "status": decided.status.value, "reason": reason or None},
+    )
+    chain = tx.list_steps(return_id, version)
+    if verb == "approve":
+        change = change_percent(tx, ctx, cycle, ret)
+        advance(tx, ctx, cycle, ret, chain, change_percent=change, now=now)
+    else:
+        _reject(tx, ctx, cycle, ret, decided, reason, now=now)
+    flow = ctx.flow(cycle.flow_id)
+    if flow.approval.cards == "digest":
+        queue_digest_update(tx, cycle.id or 0, decided.approvers, now=now)
+    return StepDecided(decided, tx.get_return(return_id))
+
+
+def _decided_words(tx: Transaction, step: ApprovalStep) -> str:
+    who = _name(tx, step.decided_by)
+    if step.status is StepStatus.APPROVED:
+        return f"Already approved by {who}."
+    if step.status is StepStatus.REJECTED:
+        return f"Already rejected by {who}: {step.reason or 'no reason given'}."
+    return f"No longer needed ({step.status.value})."
+
+
 def decide(
     store: Store,
     ctx: EngineContext,
@@ -63,9 +210,8 @@ def decide(
 ) -> Json:
     """Approve or reject the current step of a return's chain; the reply replaces the card.
 
-    The store decides, from the verified caller and the current state, never from the
-    card: a step that is not the current one, a stale version, a second click or a caller
-    who is not the step's approver changes nothing and is answered on the card.
+    The per-item approval card's click: :func:`decide_step` decides; this draws the card
+    that answers it and replaces the other approvers' cards with the outcome.
     """
     if verb not in ("approve", "reject"):
         raise BadAction(f"unknown verb {verb!r}")
@@ -74,86 +220,37 @@ def decide(
     index = whole_number(data, "step_index", least=0)
     reason = text(data, "reason").strip() if verb == "reject" else ""
     with store.transaction() as tx:
-        try:
-            ret = tx.get_return(return_id)
-            cycle = tx.get_cycle(ret.cycle_id)
-        except NotFound:
-            raise UnknownSubject(f"return {return_id} does not exist") from None
-        chain = tx.list_steps(return_id)
-        if not chain or chain[0].return_version != version:
-            mine = tx.list_steps(return_id, version)
-            if caller.user_id not in {a for s in [*chain, *mine] for a in s.approvers}:
-                return _notice(ctx, _NOT_AN_APPROVER)
-            return _superseded(tx, ctx, cycle, ret)
-        own = caller.user_id in (ret.owner_id, ret.submitted_by)
-        if not own and caller.user_id not in {a for s in chain for a in s.approvers}:
-            return _notice(ctx, _NOT_AN_APPROVER)
-        if not 0 <= index < len(chain):
-            return _notice(ctx, f"Step {index} is not part of this return's approval chain.")
-        step = chain[index]
-        if step.status in DECIDED_STEP:
-            return _outcome_card(tx, ctx, cycle, ret, step)
-        if ret.status is not ReturnStatus.RETURNED or ret.version != version:
-            return _superseded(tx, ctx, cycle, ret)
-        card_id = approval_card_id_from(data, approval_card_id(ret, step, caller.user_id))
-        current = current_step(chain)
-        refusal = None
-        if own:
-            refusal = "You cannot approve or reject your own return."
-        elif current is None or current.id != step.id:
-            waiting = current.name if current else "nobody"
-            refusal = f"This return is waiting for {waiting}, not for you yet: nothing changed."
-        elif caller.user_id not in step.approvers:
-            refusal = "This step is waiting for someone else: you are not one of its approvers."
-        elif verb == "reject" and not reason:
-            refusal = "Give a reason for rejecting, so the owner knows what to fix."
-        elif len(reason) > REASON_MAX_LENGTH:
-            refusal = (
-                f"The reason is {len(reason):,} characters long, and a reason can be at most "
-                f"{REASON_MAX_LENGTH:,}: shorten it and reject again. Nothing changed."
-            )
-        if refusal:
-            view = approval_view(tx, ctx, cycle, ret, chain, step, card_id=card_id, error=refusal)
-            return render_approval(view, max_bytes=ctx.config.max_card_bytes)
-        try:
-            if verb == "approve":
-                decided = tx.approve_step(step.id or 0, step.version, by=caller.user_id, at=now)
-            else:
-                decided = tx.reject_step(
-                    step.id or 0, step.version, by=caller.user_id, at=now, reason=reason
-                )
-        except AlreadyDecided as exc:
-            return _outcome_card(tx, ctx, cycle, ret, exc.step)
-        except TransitionRefused:  # escalated while this card was open: draw it again
-            view = approval_view(
-                tx,
-                ctx,
-                cycle,
-                ret,
-                chain,
-                tx.get_step(step.id or 0),
-                card_id=card_id,
-                error="This step changed while you decided: nothing changed, try again.",
-            )
-            return render_approval(view, max_bytes=ctx.config.max_card_bytes)
-        tx.cancel_timers(SubjectType.STEP, step.id, now=now)
-        tx.audit(
-            AuditAction.STEP_APPROVED if verb == "approve" else AuditAction.STEP_REJECTED,
-            at=now,
-            actor=caller.user_id,
-            subject_type=SubjectType.RETURN,
-            subject_id=return_id,
-            cycle_id=cycle.id,
-            before={"step": step.name, "status": step.status.value, "version": version},
-            after={"step": step.name, "status": decided.status.value, "reason": reason or None},
+        result = decide_step(
+            tx,
+            ctx,
+            caller,
+            verb,
+            return_id=return_id,
+            version=version,
+            index=index,
+            reason=reason,
+            now=now,
         )
-        chain = tx.list_steps(return_id, version)
-        if verb == "approve":
-            change = change_percent(tx, ctx, cycle, ret)
-            advance(tx, ctx, cycle, ret, chain, change_percent=change, now=now)
-        else:
-            _reject(tx, ctx, cycle, ret, decided, reason, now=now)
-        outcome = _outcome_card(tx, ctx, cycle, tx.get_return(return_id), decided)
+        ret = tx.get_return(return_id)
+        cycle = tx.get_cycle(ret.cycle_id)
+        if isinstance(result, StepRefused):
+            if result.refusal is Refusal.NOT_APPROVER:
+                return _notice(ctx, result.message)
+            if result.refusal is Refusal.SUPERSEDED:
+                return _superseded(tx, ctx, cycle, ret)
+            if result.refusal is Refusal.DECIDED and result.step is not None:
+                return _outcome_card(tx, ctx, cycle, ret, result.step)
+            if result.step is None:
+                return _notice(ctx, result.message)
+            step = result.step
+            chain = tx.list_steps(return_id)
+            card_id = approval_card_id_from(data, approval_card_id(ret, step, caller.user_id))
+            view = approval_view(
+                tx, ctx, cycle, ret, chain, step, card_id=card_id, error=result.message
+            )
+            return render_approval(view, max_bytes=ctx.config.max_card_bytes)
+        decided = result.step
+        outcome = _outcome_card(tx, ctx, cycle, result.ret, decided)
         for other in decided.approvers:
             if other != caller.user_id:
                 update_card(
@@ -287,7 +384,18 @@ def send_back(
         rejected = tx.reopen_return(ret.id or 0, ret.version, by=by, reason=reason, now=now)
     else:
         rejected = tx.send_back_return(ret.id or 0, ret.version, by=by, reason=reason, now=now)
-    audit_transition(tx, action, actor=by, before=ret, after=rejected, at=now, reason=reason)
+    audit_transition(
+        tx,
+        action,
+        actor=by,
+        before=ret,
+        after=rejected,
+        at=now,
+        reason=reason,
+        # the figure sent back, for the approver's card when it comes back resubmitted
+        previous_value=ret.value,
+        previous_no_data_reason=ret.no_data_reason,
+    )
     owner = owner_person(tx, rejected)
     period = ctx.period_of(cycle)
     card_id = RejectionCardId(ret.id or 0, rejected.version)
@@ -307,6 +415,7 @@ def send_back(
         previous_commentary=ret.commentary or "",
         previous_no_data_reason=ret.no_data_reason,
         late=local_day(now) > cycle.due_date,
+        correction=action == AuditAction.RETURN_CORRECTION_REQUESTED,
     )
     card = render_rejection(view, max_bytes=ctx.config.max_card_bytes)
     link = ctx.return_link(cycle.id or 0, owner.id, now=now)

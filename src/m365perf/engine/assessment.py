@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from m365perf.cards.views import Draft
+from m365perf.cards.views import Draft, InputError, InputField
 from m365perf.domain.direction import Direction, direction, long_trend
 from m365perf.domain.kinds import Polarity, Rag, Unit
 from m365perf.domain.periods import Period, PeriodError
@@ -41,12 +41,17 @@ class Assessment:
     special_cause_concern: bool
     outlier_reason: str | None
     missing_data_reason: str | None
-    errors: tuple[str, ...]
+    input_errors: tuple[InputError, ...]
     needs_confirmation: bool
 
     @property
+    def errors(self) -> tuple[str, ...]:
+        """The messages alone (``input_errors`` also says which input each is about)."""
+        return tuple(error.message for error in self.input_errors)
+
+    @property
     def accepted(self) -> bool:
-        return not self.errors
+        return not self.input_errors
 
     @property
     def data_quality_flag(self) -> bool:
@@ -218,19 +223,25 @@ def assess(
     profile: Sequence[float] | None = None,
 ) -> Assessment:
     """Judge the officer's draft for one indicator against its target and history."""
-    errors: list[str] = []
+    errors: list[InputError] = []
     raw = draft.value.strip()
     reason = draft.no_data_reason.strip() if draft.no_data else None
     value: float | None = None
     if draft.no_data and not reason:
-        errors.append("Say why there is no data this period.")
+        errors.append(
+            InputError(InputField.NO_DATA_REASON, "Say why there is no data this period.")
+        )
     elif draft.no_data and raw:
-        errors.append("Either enter a value or tick 'no data this period', not both.")
+        errors.append(
+            InputError(
+                InputField.VALUE, "Either enter a value or tick 'no data this period', not both."
+            )
+        )
     elif not draft.no_data:
         try:
             value = parse_value(raw, unit, bounds).value
         except ValueProblem as problem:
-            errors.append(problem.message)
+            errors.append(InputError(InputField.VALUE, problem.message))
 
     reading = (
         read_figure(
@@ -260,15 +271,28 @@ def assess(
         if (outlier_reason or missing_reason) and not draft.confirmed:
             needs_confirmation = True
             errors.append(
-                (missing_reason or outlier_reason or "")
-                + " Check the figure, or tick 'I confirm this value is correct'."
+                InputError(
+                    InputField.CONFIRM,
+                    (missing_reason or outlier_reason or "")
+                    + " Check the figure, or tick 'I confirm this value is correct'.",
+                )
             )
     commentary = draft.comment.strip()
     if not commentary and value is not None:
         if colour in flow.rag.commentary_required_for:
-            errors.append(f"Add a comment: commentary is required when the figure is {colour}.")
+            errors.append(
+                InputError(
+                    InputField.COMMENT,
+                    f"Add a comment: commentary is required when the figure is {colour}.",
+                )
+            )
         elif concern and flow.rag.commentary_on_special_cause_concern:
-            errors.append("Add a comment: the figure shows a special cause of concern.")
+            errors.append(
+                InputError(
+                    InputField.COMMENT,
+                    "Add a comment: the figure shows a special cause of concern.",
+                )
+            )
     return Assessment(
         value=value,
         raw_value=raw,
@@ -285,7 +309,7 @@ def assess(
         special_cause_concern=concern,
         outlier_reason=outlier_reason,
         missing_data_reason=missing_reason,
-        errors=tuple(errors),
+        input_errors=tuple(errors),
         needs_confirmation=needs_confirmation,
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, time
+from datetime import UTC, datetime, time, timedelta
 
 from m365perf.cards import render_approval, summary_text
 from m365perf.domain.approvers import (
@@ -28,6 +28,7 @@ from m365perf.flows.model import Flow
 from m365perf.messages.ids import (
     ApprovalCardId,
     CardRoundKey,
+    DigestCardKey,
     StepTimeoutKey,
     UnroutableReturnMailKey,
 )
@@ -44,6 +45,8 @@ from m365perf.store import (
 
 SYSTEM = "m365perf"
 TIMEOUT_AT = time(9, 0)
+DIGEST_DEBOUNCE = timedelta(minutes=1)
+"""How long a digest waits for more changes before it is drawn again."""
 
 
 def flow_step(flow: Flow, name: str) -> FlowStep | None:
@@ -172,8 +175,15 @@ def send_approval_cards(
     now: datetime,
     round_name: str = "ask",
 ) -> None:
-    """Queue the approval card to every approver of the (current) step."""
+    """Queue the approval card to every approver of the (current) step.
+
+    A flow on digests (the default) queues no card here: each approver's digest is drawn
+    again a moment later, with this return on it (see :func:`queue_digest_update`).
+    """
     flow = ctx.flow(cycle.flow_id)
+    if flow.approval.cards == "digest":
+        queue_digest_update(tx, cycle.id or 0, step.approvers, now=now)
+        return
     for approver_id in step.approvers:
         person = StoreDirectory(tx, flow).find(approver_id)
         if person is None:
@@ -199,6 +209,34 @@ def send_approval_cards(
             subject_id=step.id or 0,
             now=now,
             dedup_key=CardRoundKey(card_id, round_name),
+        )
+
+
+def digest_due(now: datetime) -> datetime:
+    """When a digest changed at ``now`` is drawn again: the end of its debounce window.
+
+    Windows are whole periods of :data:`DIGEST_DEBOUNCE` from the epoch, so every change in
+    one window (a burst of 50 returns) makes one update, and one digest is updated at most
+    once a window: far inside Teams' limit per conversation (7 a second, 60 in 30 s).
+    """
+    step = DIGEST_DEBOUNCE.total_seconds()
+    return datetime.fromtimestamp((now.timestamp() // step + 1) * step, tz=UTC)
+
+
+def queue_digest_update(
+    tx: Transaction, cycle_id: int, approver_ids: Sequence[str], *, now: datetime
+) -> None:
+    """Draw these approvers' digests of the cycle again once the debounce window ends."""
+    due = digest_due(now)
+    for approver_id in dict.fromkeys(approver_ids):
+        tx.schedule_timer(
+            TimerKind.DIGEST_CARD,
+            due_at=due,
+            dedup_key=DigestCardKey(cycle_id, approver_id, due).format(),
+            subject_type=SubjectType.CYCLE,
+            subject_id=cycle_id,
+            payload={"approver_id": approver_id},
+            now=now,
         )
 
 

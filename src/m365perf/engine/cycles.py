@@ -193,13 +193,19 @@ def ask_owner(
     *,
     now: datetime,
     round_name: str,
+    reminder: int | None = None,
 ) -> int:
-    """Queue the owner's request card(s) for these returns; how many cards were queued."""
+    """Queue the owner's request card(s) for these returns; how many cards were queued.
+
+    ``reminder`` is the reminder's number when this ask is one (the card says so).
+    """
     cycle = tx.get_cycle(cycle_id)
     flow = ctx.flow(cycle.flow_id)
     request_id = RequestCardId(cycle_id, owner.id, round_name)
     base_id = str(request_id)
-    view = owner_request(tx, ctx, cycle, owner.id, owner.name, returns, card_id=base_id, now=now)
+    view = owner_request(
+        tx, ctx, cycle, owner.id, owner.name, returns, card_id=base_id, now=now, reminder=reminder
+    )
     cards = render_owner_requests(view, max_bytes=ctx.config.max_card_bytes)
     link = ctx.return_link(cycle_id, owner.id, now=now)
     first_ask = round_name == ROUND_OPEN or round_name.startswith("resync")

@@ -16,6 +16,7 @@ from m365perf.cards import (
     REASON_MAX_LENGTH,
     VALUE_MAX_LENGTH,
     Draft,
+    InputError,
     OwnerRequestView,
     ReceiptView,
     SubmissionError,
@@ -119,7 +120,8 @@ def submit_returns_view(
             RequestCardId(cycle_id, caller.user_id, ROUND_SHOWN),
             {ret.id for ret in on_card if ret.id is not None},
         )
-        errors: dict[str, tuple[str, ...]] = {}
+        errors: dict[str, tuple[str | InputError, ...]] = {}
+        typed = False
         drafts: dict[str, Draft] = {}
         confirm: set[str] = set()
         takes = open_for_owner(flow, cycle)
@@ -132,6 +134,7 @@ def submit_returns_view(
                 continue
             if ret.status not in takes or is_blank(draft):
                 continue
+            typed = True
             too_long = _too_long(draft)
             if too_long:  # no card input takes this much: say so, and show what fits
                 errors[ret.indicator_key] = too_long
@@ -143,7 +146,7 @@ def submit_returns_view(
                 continue
             judged = _judge(tx, ctx, cycle.flow_id, period, ret, draft)
             if not judged.accepted:
-                errors[ret.indicator_key] = judged.errors
+                errors[ret.indicator_key] = judged.input_errors
                 drafts[ret.indicator_key] = draft
                 if judged.needs_confirmation:
                     confirm.add(ret.indicator_key)
@@ -165,6 +168,7 @@ def submit_returns_view(
                 drafts=drafts,
                 errors=errors,
                 confirm=frozenset(confirm),
+                notice=None if typed or errors else _NOTHING_TYPED,
             )
         others = [
             r
@@ -190,6 +194,11 @@ def submit_returns_view(
             outstanding=tuple(outstanding),
         )
 
+
+_NOTHING_TYPED = (
+    "Nothing was submitted: the boxes were empty. For each indicator below give a value "
+    "(and commentary where it is needed), or tick “No data this period” and say why."
+)
 
 _LIMITS = (
     ("value", "The value", VALUE_MAX_LENGTH),

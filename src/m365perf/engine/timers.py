@@ -19,6 +19,7 @@ from m365perf.engine.chasing import chase_return, escalate_return, escalation_re
 from m365perf.engine.closing import close_cycle
 from m365perf.engine.context import EngineContext, at_local, local_day
 from m365perf.engine.cycles import ask_owner, schedule_digest
+from m365perf.engine.digest import draw_digest
 from m365perf.engine.outbox import queue, send_mail
 from m365perf.engine.people import StoreDirectory
 from m365perf.engine.publish import refreshes_today
@@ -91,7 +92,16 @@ def _reminder(tx: Transaction, ctx: EngineContext, timer: Timer, now: datetime) 
     number = int(timer.payload.get("number", 0))
     for owner_id, returns in _awaiting_by_owner(tx, cycle_id).items():
         owner = owner_person(tx, returns[0])
-        ask_owner(tx, ctx, cycle_id, owner, returns, now=now, round_name=reminder_round(number))
+        ask_owner(
+            tx,
+            ctx,
+            cycle_id,
+            owner,
+            returns,
+            now=now,
+            round_name=reminder_round(number),
+            reminder=number or None,
+        )
         tx.audit(
             AuditAction.OWNER_REMINDED,
             at=now,
@@ -303,4 +313,5 @@ _HANDLERS: dict[TimerKind, Handler] = {
     TimerKind.CLOSE: _close,
     TimerKind.CHASE_RETURN: chase_return,
     TimerKind.ESCALATE_RETURN: escalate_return,
+    TimerKind.DIGEST_CARD: draw_digest,
 }

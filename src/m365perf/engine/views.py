@@ -7,8 +7,10 @@ from datetime import datetime
 
 from m365perf.cards import (
     ApprovalView,
+    CommentaryRule,
     Draft,
     IndicatorRequest,
+    InputError,
     OwnerRequestView,
     PeriodValue,
     ReturnedIndicator,
@@ -17,13 +19,14 @@ from m365perf.cards import (
 from m365perf.domain.kinds import Rag
 from m365perf.domain.lifecycle import CURRENT_STEP, StepStatus
 from m365perf.domain.periods import Period
-from m365perf.domain.profiling import IndicatorKind
+from m365perf.domain.profiling import IndicatorKind, rag_target
 from m365perf.domain.quality import probable_missing_data
 from m365perf.domain.rag import Tolerance
 from m365perf.engine.assessment import Reading, flow_tolerance, read_figure
 from m365perf.engine.closing import open_for_owner
 from m365perf.engine.context import EngineContext, local_day
 from m365perf.flows.model import Flow
+from m365perf.messages.names import AuditAction, SubjectType
 from m365perf.plan.register import kind_and_profile
 from m365perf.store import (
     ApprovalStep,
@@ -48,6 +51,32 @@ def indicator_target(
             return found.value, Tolerance("absolute", found.tolerance_amount)
         return found.value, Tolerance("percent", found.tolerance_amount)
     return found.value, flow_tolerance(flow)
+
+
+def judged_target(
+    tx: Transaction, flow: Flow, indicator: Indicator, period: Period
+) -> tuple[float | None, float | None, float | None]:
+    """The target a figure is judged against, the annual one if that differs, the band.
+
+    A year-to-date indicator is judged against its profiled share of the annual target
+    (``domain.profiling.rag_target``), so that is what a card shows as its target, with
+    the annual target beside it; the amber band is the tolerance at the profiled target.
+    """
+    target, tolerance = indicator_target(tx, flow, indicator, period)
+    kind, profile = indicator_kind(flow, indicator)
+    annual = None
+    if target is not None and kind is IndicatorKind.CUMULATIVE:
+        annual, target = target, rag_target(kind, target, period, profile)
+    band = tolerance.band(target) if tolerance and target is not None else None
+    return target, annual, band
+
+
+def commentary_rule(flow: Flow) -> CommentaryRule:
+    """When this flow requires commentary, for the hint on the commentary box."""
+    return CommentaryRule(
+        rags=tuple(flow.rag.commentary_required_for),
+        special_cause_concern=flow.rag.commentary_on_special_cause_concern,
+    )
 
 
 def indicator_kind(
@@ -106,13 +135,13 @@ def request_item(
     ret: Return,
     *,
     draft: Draft | None = None,
-    errors: Sequence[str] = (),
+    errors: Sequence[str | InputError] = (),
     needs_confirmation: bool = False,
     show_sent_back: bool = True,
 ) -> IndicatorRequest:
     """An indicator still to return; one sent back says by whom, when and why."""
     indicator = _indicator(tx, flow, ret)
-    target, tolerance = indicator_target(tx, flow, indicator, period)
+    target, annual, band = judged_target(tx, flow, indicator, period)
     history = history_before(tx, flow, ret.indicator_key, period)
     return IndicatorRequest(
         indicator_id=ret.indicator_key,
@@ -121,7 +150,9 @@ def request_item(
         version=ret.version,
         polarity=indicator.polarity,
         target=target,
-        tolerance=tolerance.band(target) if tolerance and target is not None else None,
+        tolerance=band,
+        annual_target=annual,
+        commentary_rule=commentary_rule(flow),
         comparator=indicator.comparator,
         recent=_recent(history, period, 3),
         last_year=_last_year(history, period),
@@ -146,6 +177,43 @@ def sent_back(tx: Transaction, ret: Return) -> SentBack | None:
         correction=not rejected,
         previous_value=ret.value,
         previous_no_data_reason=ret.no_data_reason,
+    )
+
+
+_SUBMITTED = (AuditAction.RETURN_SUBMITTED, AuditAction.RETURN_SUBMITTED_LATE)
+
+
+def resubmission(tx: Transaction, ret: Return) -> SentBack | None:
+    """For a return submitted again after being sent back: who sent it back, when, why,
+    and the figure it held then (from the audit trail: the submit's "before")."""
+    if ret.sent_back_at is None or ret.status is ReturnStatus.REJECTED or ret.id is None:
+        return None
+    sent_back_as: AuditAction | None = None
+    figure: dict[str, object] | None = None
+    for event in tx.list_audit(subject_type=SubjectType.RETURN, subject_id=ret.id):
+        if event.action in (AuditAction.RETURN_REJECTED, AuditAction.RETURN_CORRECTION_REQUESTED):
+            sent_back_as = AuditAction(event.action)
+            after = event.after or {}
+            figure = None
+            if "previous_value" in after:  # kept with the send-back since issue 9
+                figure = {
+                    "value": after.get("previous_value"),
+                    "no_data_reason": after.get("previous_no_data_reason"),
+                }
+        elif event.action in _SUBMITTED and sent_back_as is not None and figure is None:
+            figure = event.before or {}  # older trails: the resubmission's "before"
+    if sent_back_as is None:
+        return None
+    by = tx.find_person(ret.sent_back_by or "") if ret.sent_back_by else None
+    value = (figure or {}).get("value")
+    reason = (figure or {}).get("no_data_reason")
+    return SentBack(
+        by_name=by.name if by else (ret.sent_back_by or "the performance team"),
+        at=ret.sent_back_at,
+        reason=ret.sent_back_reason or "no reason was given",
+        correction=sent_back_as is AuditAction.RETURN_CORRECTION_REQUESTED,
+        previous_value=float(value) if isinstance(value, int | float) else None,
+        previous_no_data_reason=reason if isinstance(reason, str) else None,
     )
 
 
@@ -197,10 +265,16 @@ def owner_request(
     card_id: str,
     now: datetime,
     drafts: Mapping[str, Draft] | None = None,
-    errors: Mapping[str, Sequence[str]] | None = None,
+    errors: Mapping[str, Sequence[str | InputError]] | None = None,
     confirm: frozenset[str] = frozenset(),
+    reminder: int | None = None,
+    notice: str | None = None,
 ) -> OwnerRequestView:
-    """One owner's card: inputs for what is still due, receipt lines for the rest."""
+    """One owner's card: inputs for what is still due, receipt lines for the rest.
+
+    ``reminder`` is the reminder's number when this card is one; ``notice`` a message
+    about the whole card (what an empty submit is missing).
+    """
     flow = ctx.flow(cycle.flow_id)
     period = ctx.period_of(cycle)
     items: list[IndicatorRequest | ReturnedIndicator] = []
@@ -231,6 +305,8 @@ def owner_request(
         due=cycle.due_date,
         indicators=tuple(items),
         late=local_day(now) > cycle.due_date,
+        reminder=reminder,
+        notice=notice,
     )
 
 
@@ -249,14 +325,14 @@ def approval_view(
     flow = ctx.flow(cycle.flow_id)
     period = ctx.period_of(cycle)
     indicator = _indicator(tx, flow, ret)
-    target, tolerance = indicator_target(tx, flow, indicator, period)
+    target, annual, band = judged_target(tx, flow, indicator, period)
     history = history_before(tx, flow, ret.indicator_key, period)
     owner = tx.find_person(ret.owner_id or "") if ret.owner_id else None
     variation = assurance = None
     missing_data = False
     recent = _recent(history, period, 6)
     last_year = _last_year(history, period)
-    vs_last_year = None
+    vs_last_year = long_trend = None
     if ret.value is not None:
         reading = read_return(tx, flow, indicator, period, ret.value)
         if reading.spc is not None:
@@ -265,6 +341,7 @@ def approval_view(
             found = probable_missing_data(reading.current, list(reading.comparable))
             missing_data = found is not None
         vs_last_year = reading.vs_last_year.value
+        long_trend = reading.long_trend.value
     return ApprovalView(
         return_id=str(ret.id),
         version=step.return_version,
@@ -280,7 +357,8 @@ def approval_view(
         polarity=indicator.polarity,
         no_data_reason=ret.no_data_reason,
         target=target,
-        tolerance=tolerance.band(target) if tolerance and target is not None else None,
+        tolerance=band,
+        annual_target=annual,
         rag=ret.rag or Rag.NONE,
         previous=recent[-1] if recent else None,
         last_year=last_year,
@@ -295,4 +373,7 @@ def approval_view(
         late=ret.late,
         submitted_at=ret.submitted_at,
         error=error,
+        long_trend=long_trend,
+        comparator=indicator.comparator,
+        resubmission=resubmission(tx, ret),
     )

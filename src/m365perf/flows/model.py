@@ -216,6 +216,13 @@ class Approval(_Strict):
     on_self_approval: Literal["next", "fallback"] = "next"
     fallback: str | None = None
     allow_corrections: bool = True
+    cards: Literal["digest", "per_item"] = Field(
+        "digest",
+        description=(
+            "digest: each approver gets one card per cycle listing everything waiting for "
+            "them; per_item: one card per return, step and approver."
+        ),
+    )
     steps: list[ApprovalStep] = Field(min_length=1)
 
 

@@ -4,7 +4,10 @@ An actionable message is an HTML e-mail whose ``<head>`` carries the adaptive ca
 as ``<script type="application/adaptivecard+json">``; Outlook drops the card unless
 its ``originator`` is the provider id registered on the Actionable Email Developer
 Dashboard. The body always carries a plain summary and a link, because many clients
-(and every forwarded copy) show the body, not the card.
+(and every forwarded copy) show the body, not the card. The card sets
+``hideOriginalBody`` so that Outlook, when it shows the card, does not show that body
+under it as well; the link is a button (its address in ``href`` only, never as a long
+line of text).
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ def actionable_html(
 ) -> str:
     """The HTML of an actionable e-mail: card in the head, summary and link in the body.
 
-    ``summary`` is plain text (escaped here; blank lines separate paragraphs). Without a
-    ``link`` (no web form for this card, or no link key configured) the body is the
-    summary alone.
+    ``summary`` is plain text (escaped here; blank lines separate paragraphs). The link
+    is drawn as a button (a styled table cell, which every mail client lays out).
+    Without a ``link`` (no web form for this card, or no link key configured) the body
+    is the summary alone.
     """
     if not originator:
         raise ValueError(
@@ -46,15 +50,12 @@ def actionable_html(
         raise ValueError("the card must be an AdaptiveCard")
     embedded = dict(card)
     embedded["originator"] = originator
+    embedded["hideOriginalBody"] = True
     # "</" inside the JSON would end the script element early; "<\/" is the same JSON.
     card_json = json.dumps(embedded, ensure_ascii=False).replace("</", "<\\/")
     paragraphs = [p.strip() for p in summary.split("\n\n") if p.strip()]
     body = "\n".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
-    anchor = (
-        f'<p><a href="{html.escape(link, quote=True)}">{html.escape(link_text)}</a></p>\n'
-        if link
-        else ""
-    )
+    anchor = _button(link, link_text) if link else ""
     return (
         "<html>\n<head>\n"
         '<meta http-equiv="Content-Type" content="text/html; charset=utf-8">\n'
@@ -64,6 +65,25 @@ def actionable_html(
         f"{body}\n"
         f"{anchor}"
         "</body>\n</html>\n"
+    )
+
+
+_BUTTON_CELL = "border-radius:4px;background-color:#0f6cbd"
+_BUTTON_LINK = (
+    "display:inline-block;padding:10px 20px;border-radius:4px;color:#ffffff;"
+    "background-color:#0f6cbd;font-family:'Segoe UI',Arial,sans-serif;font-size:15px;"
+    "font-weight:600;text-decoration:none"
+)
+
+
+def _button(link: str, text: str) -> str:
+    """A link that looks like a button in Outlook, Gmail and phone mail apps alike."""
+    return (
+        '<table role="presentation" border="0" cellspacing="0" cellpadding="0" '
+        'style="margin:16px 0"><tr>'
+        f'<td style="{_BUTTON_CELL}">'
+        f'<a href="{html.escape(link, quote=True)}" style="{_BUTTON_LINK}">'
+        f"{html.escape(text)}</a></td></tr></table>\n"
     )
 
 

@@ -13,6 +13,8 @@ directory, an e-mail address. So that card ids stay unambiguous with ``-`` insid
   ``-p{part}`` when the request was split, then ``-mail`` for the e-mail copy. A round
   is lower-case letters and digits (``open``, ``reminder2``, ``shown``) and never
   ``mail`` or ``p{n}``, so the owner id is whatever is left and may hold any ``-``;
+- an approver's digest reads from the right too: ``digest-{cycle}-{approver}-p{part}``,
+  then ``-mail`` for the e-mail copy;
 - an approval card ends with the approver's id: ``approval-{return}-v{version}-s{step}-
   {approver}``; an approver id that itself ends in ``-mail`` is refused, because its
   card would read as the e-mail copy of another's;
@@ -280,10 +282,64 @@ class RejectionCardId(CardId):
         )
 
 
-_CARD_KINDS: tuple[type[RequestCardId] | type[ApprovalCardId] | type[RejectionCardId], ...] = (
+@dataclass(frozen=True)
+class DigestCardId(CardId):
+    """One part of an approver's digest for a cycle: ``digest-{cycle}-{approver}-p{part}``.
+
+    Everything waiting for the approver in the cycle is on the digest, so one approver
+    has one card per cycle (split into parts when it would be too large); it is updated
+    in place as items arrive and are decided. Read from the right, like a request id.
+    """
+
+    _PREFIX: ClassVar[str] = "digest-"
+    _WHAT: ClassVar[str] = "an approver digest card id"
+    _SHAPE: ClassVar[str] = "digest-{cycle}-{approver}-p{part}[-mail]"
+
+    cycle_id: int
+    approver_id: str
+    part: int = 1
+    by_email: bool = False
+
+    def __post_init__(self) -> None:
+        _whole(self.cycle_id, "cycle id", CardIdError)
+        _text(self.approver_id, "approver id", CardIdError)
+        _whole(self.part, "part", CardIdError, least=1)
+        if self.approver_id.endswith(MAIL_SUFFIX):
+            raise CardIdError(
+                f"approver id {self.approver_id!r} ends in {MAIL_SUFFIX!r}: its card id "
+                "would read as the e-mail copy of another approver's card"
+            )
+
+    def format(self) -> str:
+        return f"{self._PREFIX}{self.cycle_id}-{self.approver_id}-p{self.part}{self._suffix()}"
+
+    def as_email(self) -> DigestCardId:
+        return dataclasses.replace(self, by_email=True)
+
+    def with_part(self, part: int) -> DigestCardId:
+        """The id of part ``part`` of this digest (its Teams copy)."""
+        return dataclasses.replace(self, part=part, by_email=False)
+
+    @classmethod
+    def parse(cls, text: str) -> DigestCardId:
+        body, by_email = cls._body(text)
+        rest, _, last = body.rpartition("-")
+        cycle, _, approver = rest.partition("-")
+        if not _is_part(last) or not cycle or not approver:
+            raise cls._misshapen(text)
+        return cls._built(
+            text,
+            lambda: cls(_number(cycle, "cycle id"), approver, _number(last[1:], "part"), by_email),
+        )
+
+
+_CARD_KINDS: tuple[
+    type[RequestCardId] | type[ApprovalCardId] | type[RejectionCardId] | type[DigestCardId], ...
+] = (
     RequestCardId,
     ApprovalCardId,
     RejectionCardId,
+    DigestCardId,
 )
 
 
@@ -391,6 +447,16 @@ class StepTimeoutKey(DedupKey):
 
 
 @dataclass(frozen=True)
+class DigestCardKey(DedupKey):
+    """An approver's digest drawn again at ``due`` (one per debounce window and approver)."""
+
+    _TEMPLATE: ClassVar[str] = "digest_card:{cycle_id}:{approver_id}:{due}"
+    cycle_id: int
+    approver_id: str
+    due: datetime
+
+
+@dataclass(frozen=True)
 class RefreshKey(DedupKey):
     """A dataset's debounced refresh timer, due at ``due`` (one per debounce window)."""
 
@@ -463,6 +529,15 @@ class CardOutcomeKey(DedupKey):
     _TEMPLATE: ClassVar[str] = "outcome:{step_id}:{approver_id}"
     step_id: int
     approver_id: str
+
+
+@dataclass(frozen=True)
+class DigestUpdateKey(DedupKey):
+    """One part of a digest updated in place when its timer (``timer``) fired."""
+
+    _TEMPLATE: ClassVar[str] = "digest_update:{card_id}:{timer}"
+    card_id: CardId
+    timer: DigestCardKey
 
 
 @dataclass(frozen=True)
@@ -570,6 +645,7 @@ TIMER_KEYS: tuple[type[DedupKey], ...] = (
     RefreshPollKey,
     ChaseReturnKey,
     EscalateReturnKey,
+    DigestCardKey,
 )
 """Every kind of timer dedup key; no text parses as two of them."""
 
@@ -577,6 +653,7 @@ OUTBOX_KEYS: tuple[type[DedupKey], ...] = (
     CardSendKey,
     CardRoundKey,
     CardOutcomeKey,
+    DigestUpdateKey,
     WriteBackKey,
     RefreshRequestKey,
     CheckRefreshKey,

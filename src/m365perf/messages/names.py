@@ -42,6 +42,8 @@ class TimerKind(StrEnum):
     """Remind the owner of a return sent back to them (its own ladder, from that day)."""
     ESCALATE_RETURN = "escalate_return"
     """Tell the owner's line manager (or the performance team) a sent-back return is not back."""
+    DIGEST_CARD = "digest_card"
+    """Draw an approver's digest again (debounced): send it, or update it in place."""
 
 
 class SubjectType(StrEnum):

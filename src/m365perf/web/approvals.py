@@ -1,12 +1,14 @@
 """``/approvals``: the signed-in approver's web page, for clients that show no cards.
 
-What waits for the signed-in person at the current step of each return's chain, in each
-open cycle, drawn from the engine's own approval view (the card's content and checks);
-each item can be approved, or rejected with a reason, and "approve all items without
-flags" approves the unflagged ones. Every decision is :meth:`Engine.handle_action` with
-the verbs and data a card click carries, for the signed-in person (never someone named
-in the form): the engine refuses exactly what it refuses on a card (not your step, your
-own return, a stale version, a second click) and its answer is shown at the top.
+The page is the approver's digest (:mod:`m365perf.engine.digest`): what waits for the
+signed-in person at the current step of each return's chain in a cycle, grouped by
+service, each item with its value, RAG, target, direction, variation, flags and
+commentary. It acts through the digest's own entry points, the ones the digest card's
+buttons call: approve one item, reject one with a reason, approve all items without
+flags (the items the page showed; a flag that appeared since leaves the item alone).
+Always for the signed-in person, never someone named in the form: the engine refuses
+what it refuses on a card (not your step, your own return, a stale version, decided
+already) and its notes are shown at the top.
 
 Nobody signed in: ``GET`` goes to sign-in and back; ``POST`` is refused (401) and changes
 nothing. Every ``POST`` carries the session's CSRF token.
@@ -15,25 +17,32 @@ nothing. Every ``POST`` carries the session's CSRF token.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from html import escape
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from m365perf.cards import ApprovalView, summary_text
-from m365perf.engine import ActionError, Caller, Engine
-from m365perf.engine.chain import approval_card_id, current_step
-from m365perf.engine.views import approval_view
-from m365perf.store import CycleStatus, ReturnStatus
+from m365perf.cards import format_value
+from m365perf.cards.digest import DigestItem, DigestView
+from m365perf.cards.formatting import direction_word, rag_word, target_text
+from m365perf.engine import Caller, Engine
+from m365perf.engine.digest import (
+    ItemRef,
+    approve_item,
+    approve_unflagged,
+    read_digest,
+    reject_item,
+)
+from m365perf.engine.errors import ActionError
+from m365perf.store import CycleStatus
 from m365perf.web.return_pages import _page, render_problem
 from m365perf.web.signin import SignIn, WebSession, read_form
 
-__all__ = ["WaitingItem", "add_approvals", "card_text", "is_flagged", "waiting_for"]
+__all__ = ["add_approvals", "digests_for", "parse_refs", "refs_text"]
 
 log = logging.getLogger(__name__)
 
@@ -43,87 +52,43 @@ _FRESH = {
     "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
 }
-_VERBS = ("approve", "reject")
-_APPROVE_UNFLAGGED = "approve_unflagged"
+_APPROVE, _REJECT, _APPROVE_UNFLAGGED = "approve", "reject", "approve_unflagged"
+_MAX_REFS = 500
 
 
-@dataclass(frozen=True)
-class WaitingItem:
-    """One return waiting for the approver, as its approval card would show it."""
-
-    cycle_id: int
-    view: ApprovalView
-
-
-def is_flagged(view: ApprovalView) -> bool:
-    """A return an approver should look at on its own: what the card flags."""
-    return bool(
-        view.outlier_confirmed
-        or view.probable_missing_data
-        or view.late
-        or (view.variation and "concern" in view.variation)
-        or view.value is None
-    )
-
-
-def waiting_for(engine: Engine, user_id: str, cycle_id: int | None = None) -> list[WaitingItem]:
-    """Returns at a step where ``user_id`` is an approver and it is that step's turn."""
-    items: list[WaitingItem] = []
+def digests_for(engine: Engine, user_id: str) -> list[DigestView]:
+    """The person's digest in every cycle not closed where something waits for them."""
     with engine.store.transaction() as tx:
-        cycles = [c for c in tx.list_cycles() if c.status is not CycleStatus.CLOSED]
-        for cycle in cycles:
-            if cycle_id is not None and cycle.id != cycle_id:
-                continue
-            if cycle.flow_id not in engine.flows:
-                continue
-            for ret in tx.list_returns(cycle_id=cycle.id):
-                if ret.status is not ReturnStatus.RETURNED:
-                    continue
-                if user_id in (ret.owner_id, ret.submitted_by):
-                    continue
-                chain = tx.list_steps(ret.id or 0)
-                step = current_step(chain)
-                if step is None or user_id not in step.approvers:
-                    continue
-                card_id = str(approval_card_id(ret, step, user_id))
-                view = approval_view(tx, engine.ctx, cycle, ret, chain, step, card_id=card_id)
-                items.append(WaitingItem(cycle.id or 0, view))
-    return items
+        cycles = [
+            c.id or 0
+            for c in tx.list_cycles()
+            if c.status is not CycleStatus.CLOSED and c.flow_id in engine.flows
+        ]
+    views = [read_digest(engine.store, engine.ctx, cycle_id, user_id) for cycle_id in cycles]
+    return [v for v in views if v.items]
 
 
-def card_text(card: Mapping[str, Any]) -> list[str]:
-    """The lines of text a card shows (text blocks, rich text, facts), for the page's notice."""
-    lines: list[str] = []
+def refs_text(items: Sequence[DigestItem]) -> str:
+    """The items a page showed, as one form field: ``return.version.step`` joined by spaces."""
+    return " ".join(f"{i.return_id}.{i.version}.{i.step_index}" for i in items)
 
-    def walk(node: Any) -> None:
-        if isinstance(node, Mapping):
-            if node.get("type") == "TextBlock" and isinstance(node.get("text"), str):
-                lines.append(node["text"])
-            if node.get("type") == "RichTextBlock" and isinstance(node.get("inlines"), list):
-                lines.append(
-                    "".join(
-                        str(run.get("text", "")) if isinstance(run, Mapping) else str(run)
-                        for run in node["inlines"]
-                    )
-                )
-                return
-            for key, value in node.items():
-                if key in ("actions", "selectAction"):
-                    continue
-                if key == "facts" and isinstance(value, list):
-                    lines.extend(
-                        f"{f.get('title', '')}: {f.get('value', '')}"
-                        for f in value
-                        if isinstance(f, Mapping)
-                    )
-                    continue
-                walk(value)
-        elif isinstance(node, list):
-            for child in node:
-                walk(child)
 
-    walk(card.get("body", []))
-    return [line for line in lines if line.strip()]
+def parse_refs(text: str) -> list[ItemRef] | None:
+    """The items named by :func:`refs_text`; None for anything else."""
+    refs = []
+    for part in text.split()[: _MAX_REFS + 1]:
+        pieces = part.split(".")
+        if len(pieces) != 3 or not all(p.isascii() and p.isdigit() and len(p) < 10 for p in pieces):
+            return None
+        refs.append(ItemRef(int(pieces[0]), int(pieces[1]), int(pieces[2])))
+    return refs if len(refs) <= _MAX_REFS else None
+
+
+def _ref(form: Mapping[str, str]) -> ItemRef | None:
+    found = parse_refs(
+        f"{form.get('return_id', '')}.{form.get('version', '')}.{form.get('step_index', '')}"
+    )
+    return found[0] if found and len(found) == 1 else None
 
 
 def add_approvals(
@@ -139,16 +104,21 @@ def add_approvals(
         session = signed_in(request)
         if session is None:
             return RedirectResponse(signin.signin_url("/approvals"), status_code=302)
-        items = await run_in_threadpool(waiting_for, engine, session.user_id)
-        return _html(_render(session, items, None, []))
+        views = await run_in_threadpool(digests_for, engine, session.user_id)
+        return _html(_overview(session, views))
 
     @app.get("/approvals/{cycle_id}", response_class=HTMLResponse)
     async def cycle_page(cycle_id: int, request: Request) -> Response:
         session = signed_in(request)
         if session is None:
             return RedirectResponse(signin.signin_url(f"/approvals/{cycle_id}"), status_code=302)
-        items = await run_in_threadpool(waiting_for, engine, session.user_id, cycle_id)
-        return _html(_render(session, items, cycle_id, []))
+        try:
+            view = await run_in_threadpool(
+                read_digest, engine.store, engine.ctx, cycle_id, session.user_id
+            )
+        except ActionError as unknown:
+            return _html(render_problem("Not found", unknown.message), 404)
+        return _html(_render(session, view))
 
     @app.post("/approvals/{cycle_id}", response_class=HTMLResponse)
     async def decide(cycle_id: int, request: Request) -> Response:
@@ -173,9 +143,11 @@ def add_approvals(
                 ),
                 403,
             )
-        notices = await run_in_threadpool(_act, engine, session, cycle_id, form, clock)
-        items = await run_in_threadpool(waiting_for, engine, session.user_id, cycle_id)
-        return _html(_render(session, items, cycle_id, notices))
+        try:
+            view = await run_in_threadpool(_act, engine, session, cycle_id, form, clock)
+        except ActionError as refused:
+            return _html(render_problem("Nothing changed", refused.message), refused.status)
+        return _html(_render(session, view))
 
 
 def _act(
@@ -184,47 +156,27 @@ def _act(
     cycle_id: int,
     form: Mapping[str, str],
     clock: Callable[[], datetime],
-) -> list[str]:
-    """The decisions the form asks for, through the card's entry point; what each said."""
+) -> DigestView:
+    """The decision the form asks for, through the digest's entry points; the digest after."""
     who = Caller(session.user_id, session.name)
-    verb = form.get("verb", "")
+    store, ctx, verb = engine.store, engine.ctx, form.get("verb", "")
     if verb == _APPROVE_UNFLAGGED:
-        targets = [
-            item.view
-            for item in waiting_for(engine, session.user_id, cycle_id)
-            if not is_flagged(item.view)
-        ]
-        if not targets:
-            return ["Nothing without flags waits for you here: nothing changed."]
-        notices = []
-        for view in targets:
-            data = {
-                "return_id": view.return_id,
-                "version": str(view.version),
-                "step_index": str(view.step_index),
-                "card_id": view.card_id,
-            }
-            notices.append(_one(engine, who, "approve", data, clock))
-        return notices
-    if verb not in _VERBS:
-        return ["That is not something this page can do: nothing changed."]
-    data = {name: form.get(name, "") for name in ("return_id", "version", "step_index", "card_id")}
-    if verb == "reject":
-        data["reason"] = form.get("reason", "")
-    return [_one(engine, who, verb, data, clock)]
+        refs = parse_refs(form.get("items", ""))
+        if refs is not None:
+            return approve_unflagged(store, ctx, who, cycle_id, refs, now=clock()).view
+    elif verb in (_APPROVE, _REJECT):
+        ref = _ref(form)
+        if ref is not None and verb == _APPROVE:
+            return approve_item(store, ctx, who, cycle_id, ref, now=clock()).view
+        if ref is not None:
+            reason = form.get("reason", "")
+            return reject_item(store, ctx, who, cycle_id, ref, reason, now=clock()).view
+    view = read_digest(store, ctx, cycle_id, who.user_id)
+    return _with_note(view, "That is not something this page can do: nothing changed.")
 
 
-def _one(
-    engine: Engine, who: Caller, verb: str, data: Mapping[str, str], clock: Callable[[], datetime]
-) -> str:
-    try:
-        card = engine.handle_action(who, verb, dict(data), now=clock())
-    except ActionError as refused:
-        return refused.message
-    except Exception:  # an engine bug must not show a traceback; nothing is half-done
-        log.exception("web decision %r by %s failed", verb, who.user_id)
-        return "Something went wrong on our side. Please try again in a few minutes."
-    return " ".join(card_text(card))
+def _with_note(view: DigestView, note: str) -> DigestView:
+    return replace(view, notes=(*view.notes, note))
 
 
 def _html(body: str, status: int = 200) -> HTMLResponse:
@@ -235,78 +187,109 @@ def _e(text: object) -> str:
     return escape(str(text), quote=True)
 
 
-def _render(
-    session: WebSession,
-    items: Sequence[WaitingItem],
-    cycle_id: int | None,
-    notices: Iterable[str],
-) -> str:
-    title = "Approvals waiting for you"
-    body = [
+def _header(session: WebSession, title: str) -> list[str]:
+    return [
         f"<h1>{_e(title)}</h1>",
         f"<p>Signed in as {_e(session.name)} ({_e(session.username)}).</p>",
         '<form method="post" action="/signout">'
         f'<input type="hidden" name="csrf" value="{_e(session.csrf)}">'
         '<button type="submit">Sign out</button></form>',
     ]
-    for notice in notices:
-        body.append(f'<p class="notice" role="status">{_e(notice)}</p>')
-    if not items:
-        body.append("<p>Nothing is waiting for your approval here.</p>")
+
+
+def _overview(session: WebSession, views: Sequence[DigestView]) -> str:
+    title = "Approvals waiting for you"
+    body = _header(session, title)
+    if not views:
+        body.append("<p>Nothing is waiting for your approval.</p>")
         return _page(title, body)
-    if cycle_id is None:
-        cycles = sorted({item.cycle_id for item in items})
-        body.append("<ul>")
-        for cid in cycles:
-            mine = [i for i in items if i.cycle_id == cid]
-            label = mine[0].view.period_label
-            body.append(f'<li><a href="/approvals/{cid}">{_e(label)}: {len(mine)} waiting</a></li>')
-        body.append("</ul>")
-        return _page(title, body)
-    unflagged = [i for i in items if not is_flagged(i.view)]
-    if unflagged:
+    body.append("<ul>")
+    for view in views:
+        count = len(view.items)
         body.append(
-            f'<form method="post" action="/approvals/{cycle_id}">'
-            f'<input type="hidden" name="csrf" value="{_e(session.csrf)}">'
-            f'<input type="hidden" name="verb" value="{_APPROVE_UNFLAGGED}">'
-            f'<button type="submit">Approve all {len(unflagged)} items without flags'
-            "</button></form>"
+            f'<li><a href="/approvals/{view.cycle_id}">{_e(view.flow_name)} '
+            f"{_e(view.period_label)}: {count} {'item' if count == 1 else 'items'} waiting"
+            "</a></li>"
         )
-    for n, item in enumerate(items):
-        body.extend(_item(n, item, cycle_id, session))
+    body.append("</ul>")
     return _page(title, body)
 
 
-def _item(n: int, item: WaitingItem, cycle_id: int, session: WebSession) -> list[str]:
-    view = item.view
-    lines = [line for line in summary_text(view).splitlines()]
-    heading = f"{view.indicator_name} ({view.owner_name})"
+def _render(session: WebSession, view: DigestView) -> str:
+    title = f"Approvals waiting: {view.flow_name}, {view.period_label}"
+    body = _header(session, title)
+    for note in view.notes:
+        body.append(f'<p class="notice" role="status">{_e(note)}</p>')
+    items = view.items
+    if not items:
+        body.append("<p>Nothing is waiting for your approval here.</p>")
+        return _page(title, body)
+    count = len(items)
+    body.append(f"<p>{count} {'item' if count == 1 else 'items'} waiting for you.</p>")
+    unflagged = [i for i in items if not i.flagged]
+    if unflagged:
+        body.append(
+            f'<form method="post" action="/approvals/{view.cycle_id}">'
+            f'<input type="hidden" name="csrf" value="{_e(session.csrf)}">'
+            f'<input type="hidden" name="verb" value="{_APPROVE_UNFLAGGED}">'
+            f'<input type="hidden" name="items" value="{_e(refs_text(unflagged))}">'
+            f'<button type="submit">Approve all {len(unflagged)} without flags'
+            "</button></form>"
+        )
+    n = 0
+    for service in view.services:
+        body.append(f"<h2>{_e(service.name)}</h2>")
+        for item in service.items:
+            body.extend(_item(n, item, view.cycle_id, session))
+            n += 1
+    return _page(title, body)
+
+
+def _item_lines(item: DigestItem) -> list[str]:
+    if item.value is None:
+        value = f"No data — {item.no_data_reason or 'no reason given'}"
+    else:
+        value = f"{format_value(item.value, item.unit)} ({rag_word(item.rag)})"
+    lines = [f"Step {item.step_index + 1} of {item.step_count}: {item.step_name}"]
+    lines.append(f"Value: {value}")
+    if item.target is not None:
+        lines.append(f"Target: {target_text(item.target, item.unit, item.polarity)}")
+    if item.direction:
+        lines.append(f"{direction_word(item.direction)} on the previous period")
+    if item.variation:
+        lines.append(f"Variation: {item.variation}")
+    if item.flags:
+        lines.append(f"Flags: {'; '.join(item.flags)}")
+    commentary = (item.commentary or "").strip()
+    lines.append(f"Commentary: {commentary or 'none given'}")
+    return lines
+
+
+def _item(n: int, item: DigestItem, cycle_id: int, session: WebSession) -> list[str]:
+    heading = f"{item.indicator_name} ({item.owner_name})"
     out = [f'<section class="returned" aria-labelledby="item-{n}">']
-    out.append(f'<h2 id="item-{n}">{_e(heading)}</h2>')
-    out.extend(f"<p>{_e(line)}</p>" for line in lines if line.strip())
-    if is_flagged(view):
-        out.append('<p class="notice">Flagged: look at this one before approving.</p>')
+    out.append(f'<h3 id="item-{n}">{_e(heading)}</h3>')
+    out.extend(f"<p>{_e(line)}</p>" for line in _item_lines(item))
     hidden = "".join(
         f'<input type="hidden" name="{k}" value="{_e(v)}">'
         for k, v in (
             ("csrf", session.csrf),
-            ("return_id", view.return_id),
-            ("version", view.version),
-            ("step_index", view.step_index),
-            ("card_id", view.card_id),
+            ("return_id", item.return_id),
+            ("version", item.version),
+            ("step_index", item.step_index),
         )
     )
     out.append(
         f'<form method="post" action="/approvals/{cycle_id}">{hidden}'
-        '<input type="hidden" name="verb" value="approve">'
-        f'<button type="submit" aria-describedby="item-{n}">Approve</button></form>'
+        f'<input type="hidden" name="verb" value="{_APPROVE}">'
+        '<button type="submit">Approve</button></form>'
     )
     out.append(
         f'<form method="post" action="/approvals/{cycle_id}">{hidden}'
-        '<input type="hidden" name="verb" value="reject">'
-        f'<label for="reason-{n}">Reason for rejecting {_e(view.indicator_name)}</label>'
+        f'<input type="hidden" name="verb" value="{_REJECT}">'
+        f'<label for="reason-{n}">Reason for rejecting {_e(item.indicator_name)}</label>'
         f'<textarea id="reason-{n}" name="reason"></textarea>'
-        f'<button type="submit" aria-describedby="item-{n}">Reject</button></form>'
+        '<button type="submit">Reject</button></form>'
     )
     out.append("</section>")
     return out

@@ -1,0 +1,450 @@
+"""An approver's digest: everything waiting for them in a cycle, on one card.
+
+The engine fills a :class:`DigestView` (``m365perf.engine.digest``); this module draws
+it, grouped by service, with Approve and Reject per item and "Approve all items without
+flags" for the lot, split into parts when one card would be over the size limit. Like
+the other cards it reads no store and no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from m365perf.cards.formatting import (
+    as_rag,
+    as_unit,
+    check_direction,
+    direction_colour,
+    direction_word,
+    format_value,
+    rag_colour,
+    rag_word,
+    shortened,
+    target_text,
+)
+from m365perf.cards.render import REASON_MAX_LENGTH, CardTooLargeError, card_size
+from m365perf.domain.kinds import Polarity, Rag, Unit
+
+__all__ = [
+    "APPROVE_ALL_VERB",
+    "APPROVE_VERB",
+    "REFRESH_VERB",
+    "REJECT_VERB",
+    "DigestItem",
+    "DigestService",
+    "DigestView",
+    "digest_summary",
+    "reason_input_id",
+    "render_digest",
+]
+
+APPROVE_VERB = "digestApprove"
+"""Approve one item of a digest (its data names the return, version and step)."""
+REJECT_VERB = "digestReject"
+"""Reject one item of a digest, with the reason typed under it."""
+APPROVE_ALL_VERB = "digestApproveAll"
+"""Approve every item without flags shown on the clicked part."""
+REFRESH_VERB = "digestRefresh"
+"""Draw the digest again as it stands (Outlook's and Teams' card refresh)."""
+
+COMMENTARY_SHOWN = 600
+"""Characters of commentary shown per item: the digest is a list, the web page has it all."""
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    """One return waiting for the approver at one step of its chain.
+
+    ``flags`` are what an approver should look at before approving (late, an unusual
+    value the officer confirmed, probable missing data, no data); "approve all" leaves
+    flagged items alone. ``direction`` is the direction of travel on the previous period.
+    """
+
+    return_id: int
+    version: int
+    step_index: int
+    step_count: int
+    step_name: str
+    indicator_key: str
+    indicator_name: str
+    owner_name: str
+    service: str
+    unit: Unit
+    value: float | None
+    polarity: Polarity = Polarity.NONE
+    no_data_reason: str | None = None
+    target: float | None = None
+    rag: Rag = Rag.NONE
+    variation: str | None = None
+    direction: str | None = None
+    flags: tuple[str, ...] = ()
+    commentary: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "unit", as_unit(self.unit))
+        object.__setattr__(self, "rag", as_rag(self.rag))
+        object.__setattr__(self, "flags", tuple(self.flags))
+        if self.direction is not None:
+            check_direction(self.direction)
+        if not 0 <= self.step_index < self.step_count:
+            raise ValueError(f"step {self.step_index} is not below {self.step_count}")
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.flags)
+
+    @property
+    def ref(self) -> Json:
+        """What a click on this item carries back: which return, version and step."""
+        return {
+            "return_id": self.return_id,
+            "version": self.version,
+            "step_index": self.step_index,
+        }
+
+
+@dataclass(frozen=True)
+class DigestService:
+    """The items of one service (the register's service column; "Other" when blank)."""
+
+    name: str
+    items: tuple[DigestItem, ...]
+
+
+@dataclass(frozen=True)
+class DigestView:
+    """One approver's digest for one cycle, in the order it is shown.
+
+    ``notes`` report what became of the approver's last click, item by item (approved,
+    decided by a colleague first, out of date); ``done`` counts the items this
+    approver's steps have had decided this cycle, by anyone.
+    """
+
+    cycle_id: int
+    approver_id: str
+    approver_name: str
+    flow_name: str
+    period_label: str
+    services: tuple[DigestService, ...]
+    notes: tuple[str, ...] = ()
+    done: int = 0
+    link: str = ""
+    refresh_user_ids: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def items(self) -> tuple[DigestItem, ...]:
+        return tuple(item for service in self.services for item in service.items)
+
+    @property
+    def unflagged(self) -> tuple[DigestItem, ...]:
+        return tuple(item for item in self.items if not item.flagged)
+
+    def find(self, return_id: int) -> DigestItem | None:
+        return next((i for i in self.items if i.return_id == return_id), None)
+
+
+def reason_input_id(return_id: int) -> str:
+    """The id of the reason box under an item (sent with every click on the card)."""
+    return f"reason__{return_id}"
+
+
+# --- drawing ---------------------------------------------------------------------------
+
+
+def render_digest(view: DigestView, card_id_for: Any, *, max_bytes: int) -> list[Json]:
+    """The digest as one card, or as parts each under ``max_bytes``.
+
+    ``card_id_for(part)`` names part ``part`` (1, 2, …); every item is on exactly one part,
+    in the view's order, and each part's "approve all" covers only the items it shows.
+    """
+    entries = [(service.name, item) for service in view.services for item in service.items]
+    whole = _card(view, entries, 1, 1, card_id_for(1))
+    if card_size(whole) <= max_bytes:
+        return [whole]
+    chunks: list[list[tuple[str, DigestItem]]] = [[]]
+    for entry in entries:
+        trial = [*chunks[-1], entry]
+        # Measured as a part "999 of 999" so the labels can only shrink afterwards.
+        if chunks[-1] and card_size(_card(view, trial, 999, 999, card_id_for(999))) > max_bytes:
+            chunks.append([entry])
+        else:
+            chunks[-1] = trial
+    total = len(chunks)
+    cards = [_card(view, chunk, n, total, card_id_for(n)) for n, chunk in enumerate(chunks, 1)]
+    for number, card in enumerate(cards, 1):
+        if card_size(card) > max_bytes:
+            raise CardTooLargeError(f"part {number} of the digest is over {max_bytes} bytes")
+    return cards
+
+
+def digest_summary(view: DigestView) -> str:
+    """The e-mail's plain body: what waits, and where to act without a card."""
+    items = view.items
+    lines = [
+        f"{view.flow_name} {view.period_label}: {len(items)} "
+        f"{'item waits' if len(items) == 1 else 'items wait'} for your approval.",
+    ]
+    for service in view.services:
+        lines.append("")
+        lines.append(service.name)
+        for item in service.items:
+            flags = f" [{'; '.join(item.flags)}]" if item.flags else ""
+            lines.append(
+                f"- {item.indicator_name}: {_value_text(item)} ({rag_word(item.rag)}){flags}"
+            )
+    if view.link:
+        lines += ["", f"Open your approvals: {view.link}"]
+    return "\n".join(lines)
+
+
+def _card(
+    view: DigestView,
+    entries: Sequence[tuple[str, DigestItem]],
+    part: int,
+    parts: int,
+    card_id: str,
+) -> Json:
+    items = [item for _, item in entries]
+    unflagged = [item for item in items if not item.flagged]
+    title = f"Approvals waiting: {view.flow_name}, {view.period_label}"
+    if parts > 1:
+        title += f" (part {part} of {parts})"
+    count = len(view.items)
+    flagged = count - len(view.unflagged)
+    body: list[Json] = [
+        _text(title, weight="bolder", size="medium"),
+        _runs(
+            [
+                _run(f"For {view.approver_name}: ", subtle=True),
+                _run(
+                    f"{count} {'item' if count == 1 else 'items'} waiting"
+                    + (f", {flagged} flagged" if flagged else "")
+                    + (f"; {view.done} decided so far" if view.done else ""),
+                    subtle=True,
+                ),
+            ],
+            spacing="none",
+        ),
+    ]
+    for note in view.notes:
+        body.append(_runs([_run(note, color="attention")]))
+    if not items:
+        body.append(
+            _runs(
+                [
+                    _run(
+                        "Nothing is waiting for you on this card."
+                        if count
+                        else "Nothing is waiting for you: you are up to date."
+                    )
+                ],
+                spacing="medium",
+            )
+        )
+    data_common = {"cycle_id": view.cycle_id, "card_id": card_id}
+    current = None
+    for service, item in entries:
+        if service != current:
+            current = service
+            body.append(_text(service, weight="bolder", separator=True, spacing="large"))
+        body.append(_item(item, data_common))
+    if view.link:
+        body.append(
+            _runs(
+                [_run("Prefer the web? Open in your browser, sign in and decide there.")],
+                spacing="medium",
+            )
+        )
+    actions: list[Json] = []
+    if unflagged:
+        actions.append(
+            _execute(
+                f"Approve all {len(unflagged)} without flags",
+                APPROVE_ALL_VERB,
+                {**data_common, "items": [i.ref for i in unflagged]},
+                inputs="none",
+                style="positive",
+            )
+        )
+    actions.append(_execute("Refresh", REFRESH_VERB, data_common, inputs="none"))
+    if view.link:
+        # The approver's signed-in web page, for a client that cannot run the buttons.
+        actions.append(
+            {"type": "Action.OpenUrl", "title": "Open in your browser", "url": view.link}
+        )
+    card: Json = {
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": "1.5",
+        "fallbackText": f"{title}: {count} waiting for your approval.",
+        "body": body,
+        "actions": actions,
+    }
+    if view.refresh_user_ids:
+        card["refresh"] = {
+            "action": {
+                "type": "Action.Execute",
+                "verb": REFRESH_VERB,
+                "data": data_common,
+            },
+            "userIds": list(view.refresh_user_ids),
+        }
+    return card
+
+
+def _item(item: DigestItem, common: Json) -> Json:
+    value_runs = [_run(_value_text(item), weight="bolder")]
+    if item.value is not None:
+        value_runs += [
+            _run("  "),
+            _run(rag_word(item.rag), color=rag_colour(item.rag), weight="bolder"),
+        ]
+    if item.target is not None:
+        value_runs.append(_run(f"  · {target_text(item.target, item.unit, item.polarity)}"))
+    detail: list[Json] = []
+    if item.direction:
+        detail += [
+            _run(direction_word(item.direction), color=direction_colour(item.direction)),
+            _run(" on the previous period"),
+        ]
+    if item.variation:
+        if detail:
+            detail.append(_run(" · "))
+        detail.append(_run(f"Variation: {item.variation}", subtle=True))
+    lines: list[Json] = [
+        _runs(
+            [
+                _run(item.indicator_name, weight="bolder"),
+                _run(f" — {item.owner_name}", subtle=True),
+            ]
+        ),
+        _runs(
+            [
+                _run(
+                    f"Step {item.step_index + 1} of {item.step_count}: {item.step_name}",
+                    subtle=True,
+                )
+            ],
+            spacing="none",
+        ),
+        _runs(value_runs, spacing="none"),
+    ]
+    if detail:
+        lines.append(_runs(detail, spacing="none"))
+    if item.flags:
+        lines.append(
+            {
+                "type": "Container",
+                "style": "warning",
+                "items": [_runs([_run("Flags: ", weight="bolder"), _run("; ".join(item.flags))])],
+            }
+        )
+    commentary = (item.commentary or "").strip()
+    lines.append(
+        _runs(
+            [_run(shortened(commentary, COMMENTARY_SHOWN))]
+            if commentary
+            else [_run("No commentary given.", subtle=True, italic=True)],
+            spacing="small",
+        )
+    )
+    reason_id = reason_input_id(item.return_id)
+    data = {**common, **item.ref}
+    lines.append(
+        {
+            "type": "Input.Text",
+            "id": reason_id,
+            "label": "Reason, to reject",
+            "placeholder": "What should the officer correct?",
+            "maxLength": REASON_MAX_LENGTH,
+        }
+    )
+    lines.append(
+        {
+            "type": "ActionSet",
+            "actions": [
+                _execute("Approve", APPROVE_VERB, data, inputs="none", style="positive"),
+                _execute("Reject", REJECT_VERB, data, inputs="auto", style="destructive"),
+            ],
+        }
+    )
+    return {"type": "Container", "separator": True, "items": lines}
+
+
+def _value_text(item: DigestItem) -> str:
+    if item.value is None:
+        return f"No data — {item.no_data_reason or 'no reason given'}"
+    return format_value(item.value, item.unit)
+
+
+def _text(
+    text: str,
+    *,
+    weight: str | None = None,
+    size: str | None = None,
+    separator: bool = False,
+    spacing: str | None = None,
+) -> Json:
+    block: Json = {"type": "TextBlock", "text": text, "wrap": True}
+    if weight:
+        block["weight"] = weight
+    if size:
+        block["size"] = size
+    if separator:
+        block["separator"] = True
+    if spacing:
+        block["spacing"] = spacing
+    return block
+
+
+def _run(
+    text: str,
+    *,
+    weight: str | None = None,
+    color: str | None = None,
+    subtle: bool = False,
+    italic: bool = False,
+) -> Json:
+    run: Json = {"type": "TextRun", "text": text}
+    if weight:
+        run["weight"] = weight
+    if color:
+        run["color"] = color
+    if subtle:
+        run["isSubtle"] = True
+    if italic:
+        run["italic"] = True
+    return run
+
+
+def _runs(runs: list[Json], *, spacing: str | None = None) -> Json:
+    block: Json = {"type": "RichTextBlock", "inlines": runs}
+    if spacing:
+        block["spacing"] = spacing
+    return block
+
+
+def _execute(title: str, verb: str, data: Json, *, inputs: str, style: str | None = None) -> Json:
+    """A Universal Action with an ``Action.Submit`` fallback that carries its verb."""
+    action: Json = {
+        "type": "Action.Execute",
+        "title": title,
+        "verb": verb,
+        "data": data,
+        "associatedInputs": inputs,
+    }
+    fallback: Json = {
+        "type": "Action.Submit",
+        "title": title,
+        "data": {**data, "verb": verb},
+        "associatedInputs": inputs,
+    }
+    if style:
+        action["style"] = style
+        fallback["style"] = style
+    action["fallback"] = fallback
+    return action
