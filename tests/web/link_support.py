@@ -35,11 +35,21 @@ def make_linked_council(
     rows: list[list[str]] | None = None,
     history: dict[str, list[tuple[str, float]]] | None = None,
     start: datetime = START,
+    cards: str = "per_item",
+    approvals_base_url: str | None = None,
 ) -> Council:
-    """The engine tests' council and its October cycle, with links signed by ``links``."""
+    """The engine tests' council and its October cycle, with links signed by ``links``.
+
+    ``cards`` is the flow's ``approval.cards`` (the engine tests' default: one per return);
+    ``approvals_base_url`` turns on the approvals page's link (web sign-in).
+    """
     store = memory_store()
     flow = load_flow(MONTHLY)
-    engine = Engine(store, [flow], EngineConfig(public_base_url=BASE_URL, return_links=links))
+    flow = flow.model_copy(update={"approval": flow.approval.model_copy(update={"cards": cards})})
+    config = EngineConfig(
+        public_base_url=BASE_URL, return_links=links, approvals_base_url=approvals_base_url
+    )
+    engine = Engine(store, [flow], config)
     with store.transaction() as tx:
         tx.upsert_people(
             [PersonSpec(id=i, name=n, email=e, line_manager_id=m) for i, n, e, m in PEOPLE],

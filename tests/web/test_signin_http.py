@@ -28,6 +28,7 @@ from idp_support import (
 )
 from link_support import snapshot
 
+from m365perf.cards import validate_card
 from m365perf.engine.digest import read_digest
 from m365perf.sandbox.testing import RunningSandbox, running_sandbox
 from m365perf.store import ApprovalStep, Return, StepStatus
@@ -56,6 +57,7 @@ def _approvals_link(idp: IdpCouncil, email: str = SUPERVISOR) -> str:
     assert {"type": "Action.OpenUrl", "title": "Open in your browser", "url": link} in first[
         "card"
     ]["actions"]
+    validate_card(first["card"])  # Adaptive Cards 1.5, with the link
     return link
 
 
