@@ -54,6 +54,11 @@ _FRESH = {
 }
 _APPROVE, _REJECT, _APPROVE_UNFLAGGED = "approve", "reject", "approve_unflagged"
 _MAX_REFS = 500
+_SORRY = (
+    "Something went wrong",
+    "Something went wrong on our side. Please try again in a few minutes.",
+    "Open the approvals page again to see where things stand.",
+)
 
 
 def digests_for(engine: Engine, user_id: str) -> list[DigestView]:
@@ -118,6 +123,9 @@ def add_approvals(
             )
         except ActionError as unknown:
             return _html(render_problem("Not found", unknown.message), 404)
+        except Exception:  # the store cannot be read: say so, not a traceback
+            log.exception("approvals page for %s could not be drawn", session.user_id)
+            return _html(render_problem(*_SORRY), 503)
         return _html(_render(session, view))
 
     @app.post("/approvals/{cycle_id}", response_class=HTMLResponse)
@@ -147,6 +155,9 @@ def add_approvals(
             view = await run_in_threadpool(_act, engine, session, cycle_id, form, clock)
         except ActionError as refused:
             return _html(render_problem("Nothing changed", refused.message), refused.status)
+        except Exception:  # an engine or store failure must not show a traceback
+            log.exception("approvals page decision by %s failed", session.user_id)
+            return _html(render_problem(*_SORRY), 503)
         return _html(_render(session, view))
 
 
