@@ -234,7 +234,12 @@ def serve_apps(listeners: list[tuple[FastAPI, str, int]]) -> None:
     servers = [uvicorn.Server(uvicorn.Config(a, host=h, port=p)) for a, h, p in listeners]
 
     async def _all() -> None:
-        await asyncio.gather(*(server.serve() for server in servers))
+        # A signal reaches one server's handler; when one stops, stop them all.
+        tasks = [asyncio.create_task(server.serve()) for server in servers]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*tasks)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_all())
