@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,11 +28,20 @@ from typing import Any
 
 import requests
 
+from m365perf.cards.digest import APPROVE_ALL_VERB, APPROVE_VERB, REJECT_VERB, reason_input_id
 from m365perf.domain.periods import Period
 from m365perf.engine.context import at_local
 from m365perf.errors import M365PerfError
 from m365perf.flows.model import Flow
-from m365perf.messages.ids import ROUND_OPEN, CardId, CardIdError, RejectionCardId, RequestCardId
+from m365perf.messages.ids import (
+    ROUND_OPEN,
+    ApprovalCardId,
+    CardId,
+    CardIdError,
+    DigestCardId,
+    RejectionCardId,
+    RequestCardId,
+)
 from m365perf.messages.names import AuditAction, OutboxKind
 from m365perf.plan.timetable import timetable
 from m365perf.settings import load_settings
@@ -294,6 +304,9 @@ class Rehearsal:
         acted = 0
         for user in self._users():
             for where, card in list(self._cards(user)):
+                if _action(card, APPROVE_VERB) is not None:
+                    acted += self._decide_digest(user, where, card, reject_first=reject_first)
+                    continue
                 action = _action(card, "approve")
                 if action is None:
                     continue
@@ -307,6 +320,36 @@ class Rehearsal:
                 else:
                     self._act(user, where, "approve", {})
                 acted += 1
+        return acted
+
+    def _decide_digest(
+        self,
+        user: dict[str, Any],
+        where: dict[str, Any],
+        card: dict[str, Any],
+        *,
+        reject_first: bool,
+    ) -> int:
+        """Work through one digest as an approver would: reject one item (the first
+        rejection of the rehearsal), approve all without flags, then each flagged item."""
+        acted = 0
+        current: dict[str, Any] | None = card
+        while current is not None and _action(current, APPROVE_VERB) is not None:
+            if reject_first and self.tally.rejected == 0:
+                reject = _action(current, REJECT_VERB) or {}
+                data = dict(reject.get("data") or {})
+                data[reason_input_id(int(data["return_id"]))] = REJECT_REASON
+                verb = REJECT_VERB
+                self.tally.rejected += 1
+            elif (every := _action(current, APPROVE_ALL_VERB)) is not None:
+                verb, data = APPROVE_ALL_VERB, dict(every.get("data") or {})
+            else:
+                one = _action(current, APPROVE_VERB) or {}
+                verb, data = APPROVE_VERB, dict(one.get("data") or {})
+            report = self._act(user, where, verb, data)
+            acted += 1
+            reply = (report.get("body") or {}).get("value")
+            current = reply if isinstance(reply, dict) and reply != current else None
         return acted
 
     # --- the cycle --------------------------------------------------------------------
@@ -444,11 +487,36 @@ class Rehearsal:
                 )
                 refreshes = max(refreshes, len(history))
         return {
+            "most_approval_messages_per_approver_cycle_step": self._most_approval_messages(),
             "results_rows": len(rows),
             "distinct_keys": len(keys),
             "powerbi_refresh_history": refreshes,
             "request_cards": len(self.tally.request_cards),
         }
+
+    def _most_approval_messages(self) -> int:
+        """The most approval cards and e-mails one approver holds for one cycle and step.
+
+        Read from the sandbox's chats and mailboxes; each part of a split digest counts on
+        its own (a digest covers every step of the approver's in the cycle).
+        """
+        with self.service.store.transaction() as tx:
+            cycle_of = {
+                r.id: r.cycle_id for c in tx.list_cycles() for r in tx.list_returns(cycle_id=c.id)
+            }
+        counts: Counter[tuple[Any, ...]] = Counter()
+        for user in self._users():
+            for _where, card in self._cards(user):
+                keys: set[tuple[Any, ...]] = set()
+                for text in _card_ids(card):
+                    card_id = _card_id(text)
+                    if isinstance(card_id, DigestCardId):
+                        keys.add((user["upn"], card_id.cycle_id, "digest", card_id.part))
+                    elif isinstance(card_id, ApprovalCardId):
+                        cycle = cycle_of.get(card_id.return_id)
+                        keys.add((user["upn"], cycle, "step", card_id.step_index))
+                counts.update(keys)
+        return max(counts.values(), default=0)
 
 
 def _nodes(card: Any) -> Iterator[dict[str, Any]]:

@@ -74,6 +74,9 @@ def test_demo_runs_a_full_cycle_and_matches_the_sandbox(demo_run: DemoRun) -> No
     assert sandbox["powerbi_refresh_history"] == summary["powerbi_refreshes"] >= 1
     # every owner's request is in their Teams chat or mailbox
     assert sandbox["request_cards"] == summary["requests_sent"]
+    # one digest per approver: nobody holds two approval cards or e-mails for one cycle
+    # and step (a split digest's parts aside), however many returns they approved
+    assert sandbox["most_approval_messages_per_approver_cycle_step"] == 1
 
 
 @pytest.mark.slow

@@ -12,10 +12,11 @@ import pytest
 from engine_support import ANN, BEN, BOB, DAN, NADIA, Council, make_council, submit_data
 from engine_support import card_text as raw_text
 
-from m365perf.cards import validate_card
+from m365perf.cards import card_size, validate_card
 from m365perf.cards.digest import (
     APPROVE_ALL_VERB,
     APPROVE_VERB,
+    REFRESH_VERB,
     REJECT_VERB,
     reason_input_id,
 )
@@ -26,6 +27,7 @@ from m365perf.engine.digest import (
     read_digest,
     reject_item,
 )
+from m365perf.messages import CardSent
 from m365perf.messages.ids import CardId, DigestCardId
 from m365perf.store import ReturnStatus, StepStatus
 
@@ -272,45 +274,124 @@ def test_only_the_digests_approver_may_click_it(council: Council) -> None:
     assert status(council, "CP001")[1][0] is StepStatus.ASKED
 
 
-def test_a_long_digest_is_split_into_parts_under_the_size_limit() -> None:
-    rows = []
-    for n in range(1, 31):
-        rows.append(
-            [
-                f"LP{n:03d}",
-                f"Long indicator number {n} with a descriptive title",
-                "number",
-                "lower_is_better",
-                "Monthly",
-                "",
-                "",
-                "",
-                "",
-                "ann.lee@contoso.gov.uk",
-                "bob.ray@contoso.gov.uk",
-                "cat.doe@contoso.gov.uk",
-                f"Service {n % 3}",
-                "Yes",
-            ]
-        )
-    council = make_council(rows=rows, cards="digest")
-    card = council.cards_to("ann.lee@contoso.gov.uk")
-    inputs: dict[str, str] = {}
-    for payload in card:
+def _long_rows(count: int) -> list[list[str]]:
+    """``count`` indicators of Ann's, all supervised by Bob, spread over three services."""
+    return [
+        [
+            f"LP{n:03d}",
+            f"Long indicator number {n} with a descriptive title",
+            "number",
+            "lower_is_better",
+            "Monthly",
+            "",
+            "",
+            "",
+            "",
+            "ann.lee@contoso.gov.uk",
+            "bob.ray@contoso.gov.uk",
+            "cat.doe@contoso.gov.uk",
+            f"Service {n % 3}",
+            "Yes",
+        ]
+        for n in range(1, count + 1)
+    ]
+
+
+def _return_all(council: Council) -> None:
+    """Ann returns every figure on every part of her request, with long commentary."""
+    for payload in council.cards_to("ann.lee@contoso.gov.uk"):
         action = actions(payload["card"], "submitReturns")
-        for key in action[0]["data"]["versions"] if action else []:
+        if not action:
+            continue
+        inputs: dict[str, str] = {}
+        for key in action[0]["data"]["versions"]:
             inputs[f"value__{key}"] = "12"
             inputs[f"comment__{key}"] = "Commentary " * 40
-        if action:
-            council.act(ANN, "submitReturns", {**action[0]["data"], **inputs})
-            inputs = {}
+        council.act(ANN, "submitReturns", {**action[0]["data"], **inputs})
+
+
+def test_a_long_digest_is_split_into_parts_under_the_size_limit() -> None:
+    council = make_council(rows=_long_rows(30), cards="digest")
+    _return_all(council)
     settle(council)
     parts = digests_to(council, BOB_EMAIL)
     assert len(parts) > 1
     seen: list[str] = []
     for number, payload in enumerate(parts, 1):
         validate_card(payload["card"])
-        assert len(str(payload["card"]).encode()) < 28_000 * 1.2
+        assert card_size(payload["card"]) <= council.engine.ctx.config.max_card_bytes
         assert f"part {number} of {len(parts)}" in text_of(payload["card"])
         seen += [str(a["data"]["return_id"]) for a in actions(payload["card"], APPROVE_VERB)]
     assert len(seen) == 30 and len(set(seen)) == 30, "every item on exactly one part"
+
+
+def _delivered(council: Council) -> None:
+    """The dispatcher reports every queued card as posted in Teams."""
+    for row in council.outbox("send_card"):
+        council.engine.on_sent(
+            row,
+            CardSent(
+                conversation_id="a:chat", activity_id=f"act-{row.id}", service_url="https://x"
+            ),
+            council.now,
+        )
+
+
+def test_a_digest_that_shrinks_updates_the_parts_left_over() -> None:
+    council = make_council(rows=_long_rows(24), cards="digest")
+    _return_all(council)
+    settle(council)
+    parts = digests_to(council, BOB_EMAIL)
+    assert len(parts) >= 2
+    _delivered(council)
+    view = read_digest(council.store, council.engine.ctx, 1, BOB.user_id)
+    answer = approve_unflagged(
+        council.store,
+        council.engine.ctx,
+        BOB,
+        1,
+        [ItemRef.of(i) for i in view.items],
+        now=council.now,
+    )
+    assert all(r.decided for r in answer.results)
+    settle(council)
+    assert len(digests_to(council, BOB_EMAIL)) == len(parts), "no part is sent twice"
+    first = updates_of(council, parts[0]["card_id"])[-1]["card"]
+    assert "Nothing is waiting for you: you are up to date." in text_of(first)
+    last = updates_of(council, parts[-1]["card_id"])[-1]["card"]
+    assert actions(last, APPROVE_VERB) == [] and actions(last, APPROVE_ALL_VERB) == []
+    validate_card(last)
+
+
+def test_refresh_answers_with_the_digest_as_it_stands(council: Council) -> None:
+    _to_performance_team(council)
+    ben = digests_to(council, "ben.foster@contoso.gov.uk")[0]
+    nadia_view = read_digest(council.store, council.engine.ctx, 1, NADIA.user_id)
+    approve_item(
+        council.store,
+        council.engine.ctx,
+        NADIA,
+        1,
+        ItemRef.of(nadia_view.items[0]),
+        now=council.now,
+    )
+    (refresh,) = actions(ben["card"], REFRESH_VERB)
+    reply = council.act(BEN, REFRESH_VERB, refresh["data"])
+    assert nadia_view.items[0].indicator_name not in text_of(reply)
+    assert "decided so far" in text_of(reply)
+
+
+def test_a_forged_item_of_someone_elses_names_nothing_and_changes_nothing(
+    council: Council,
+) -> None:
+    settle(council)
+    cp1 = return_id(council, "CP001")
+    item = read_digest(council.store, council.engine.ctx, 1, BOB.user_id).find(cp1)
+    assert item is not None
+    answer = approve_item(
+        council.store, council.engine.ctx, DAN, 1, ItemRef.of(item), now=council.now
+    )
+    (result,) = answer.results
+    assert not result.decided and result.indicator_name == f"Return {cp1}"
+    assert "Household waste recycled" not in " ".join(answer.view.notes)
+    assert status(council, "CP001")[1][0] is StepStatus.ASKED

@@ -1,10 +1,11 @@
 """The engine against a model: random clicks by random people, checked after every step.
 
 Hypothesis drives the October cycle of the small council in ``engine_support`` (its three
-returns and one owned by Nadia of the performance team) on SQLite. The monthly flow's
-chain is Supervisor check → Head of service sign-off (only when red) → Performance team
-(a group of two). The steps are random owner submissions, approvals, rejections,
-resubmissions, corrections, timer firings (the clock moves on and due timers fire) and
+returns and one owned by Nadia of the performance team) on SQLite, once with one approval
+card per return and once with digests (each digest item clicked as such a card would be).
+The monthly flow's chain is Supervisor check → Head of service sign-off (only when red) →
+Performance team (a group of two). The steps are random owner submissions, approvals,
+rejections, resubmissions, corrections, timer firings (the clock moves on and due timers fire) and
 stale, tampered or out-of-turn clicks by owners, each step's approvers, group members
 and a stranger. A click sends back the data of a card the engine queued for (or answered
 to) that person, the way Teams does, or a tampered copy of it. After every step the
@@ -58,6 +59,7 @@ from engine_support import (
     START,
     Council,
     make_council,
+    per_item,
 )
 from hypothesis import HealthCheck, Phase, note, settings
 from hypothesis import strategies as st
@@ -69,16 +71,19 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from m365perf.cards.digest import APPROVE_VERB, REJECT_VERB
 from m365perf.domain.lifecycle import CURRENT_STEP, DECIDED_STEP, TRANSITIONS, Machine
 from m365perf.domain.lifecycle import INITIAL as LIFECYCLE_INITIAL
 from m365perf.engine import ActionError, Caller, Engine
 from m365perf.flows import load_flow
+from m365perf.messages.ids import DigestCardId
 from m365perf.store import AuditEvent, OutboxMessage, Store, create_store
 
 EXAMPLES = int(os.environ.get("M365PERF_MODEL_EXAMPLES", "200"))
 STEPS = int(os.environ.get("M365PERF_MODEL_STEPS", "30"))
 
-FLOW = load_flow(MONTHLY)
+FLOW = per_item(load_flow(MONTHLY))
+DIGEST_FLOW = load_flow(MONTHLY)  # approval.cards: digest (the default)
 PERIOD = "2026-10"
 #: The council's three indicators and one owned by Nadia, a member of the performance team:
 #: her own return's group step is left to Ben, and her clicks on it must be refused.
@@ -285,6 +290,21 @@ def _action(card: Row, verb: str) -> Row | None:
     return next((a for a in actions if isinstance(a, dict) and a.get("verb") == verb), None)
 
 
+def _digest_items(card: Row) -> list[Row]:
+    """The data of each item's Approve button on a digest card, in the card's order."""
+    found: list[Row] = []
+    stack: list[Any] = [card]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("type") == "Action.Execute" and node.get("verb") == APPROVE_VERB:
+                found.append(dict(node["data"]))
+            stack.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+    return found
+
+
 @dataclass(frozen=True)
 class Seen:
     """A card as one person has it: queued for them, or the engine's answer to their click."""
@@ -348,6 +368,7 @@ class Ledger:
     versions: dict[int, set[int]] = field(default_factory=dict)
     cards: list[Seen] = field(default_factory=list)
     holder: dict[str, str] = field(default_factory=dict)  # card id → user id
+    subject: dict[str, tuple[str, int] | None] = field(default_factory=dict)  # card id →
     outbox_read: int = 0
     approved: dict[tuple[int, int], str | None] = field(default_factory=dict)  # → ApprovedBy
 
@@ -355,12 +376,14 @@ class Ledger:
 class EngineModel(RuleBasedStateMachine):
     """One council, one cycle; rules are what people (and the clock) do to it."""
 
-    def __init__(self, template: Path, workdir: Path, number: int) -> None:
+    def __init__(self, template: Path, workdir: Path, number: int, cards: str) -> None:
         super().__init__()
         self.path = workdir / f"council-{number}.db"
         shutil.copyfile(template, self.path)
         store = create_store(f"sqlite:///{self.path}")
-        self.council = Council(Engine(store, [FLOW]), store, START)
+        self.digest = cards == "digest"
+        flow = DIGEST_FLOW if self.digest else FLOW
+        self.council = Council(Engine(store, [flow]), store, START)
         self.table = allowed_transitions()
         self.ledger = Ledger()
         self.expect: Expectation = None
@@ -402,20 +425,50 @@ class EngineModel(RuleBasedStateMachine):
                     if subject_type and subject_number is not None
                     else None
                 )
-                self.ledger.cards.append(Seen(user_id, payload["card"], subject))
+                self.ledger.subject[str(payload["card_id"])] = subject
+                self._hand(user_id, payload["card"], subject)
             elif message.kind == "update_card":
                 holder = self.ledger.holder.get(str(payload["card_id"]))
                 if holder is not None:
-                    self.ledger.cards.append(Seen(holder, payload["card"]))
+                    # a digest is updated in place: what it shows now is as good as a send
+                    subject = self.ledger.subject.get(str(payload["card_id"]))
+                    self._hand(holder, payload["card"], subject if self.digest else None)
             self.ledger.outbox_read = max(self.ledger.outbox_read, message.id or 0)
+
+    def _hand(self, user_id: str, card: Row, subject: tuple[str, int] | None) -> None:
+        """Give a card to its person; a digest as one approval card per item it lists.
+
+        Each item of a digest carries the data of one return, version and step, as a
+        one-return card does; so the rules below click digest items and single cards alike.
+        """
+        if not self.digest or not _digest_items(card):
+            self.ledger.cards.append(Seen(user_id, card, subject))
+            return
+        for data in _digest_items(card):
+            item = {
+                "actions": [
+                    {"type": "Action.Execute", "verb": "approve", "data": data},
+                    {"type": "Action.Execute", "verb": "reject", "data": data},
+                ]
+            }
+            self.ledger.cards.append(Seen(user_id, item, subject))
 
     def _act(self, caller: Caller, verb: str, data: Row) -> str:
         self.council.tick(minutes=1)
+        if self.digest and verb in ("approve", "reject") and "cycle_id" in data:
+            # The click on the caller's own digest showing this item (the card id is the
+            # client's to send: the engine decides from the store, not from the card).
+            data = dict(data)
+            data["card_id"] = str(DigestCardId(int(data["cycle_id"]), caller.user_id))
+            if "reason" in data:
+                data[f"reason__{data.get('return_id')}"] = data.pop("reason")
+            verb = APPROVE_VERB if verb == "approve" else REJECT_VERB
         try:
             reply = self.council.act(caller, verb, data)
         except ActionError as exc:
             return f"refused with {type(exc).__name__}: {exc.message}"
-        self.ledger.cards.append(Seen(caller.user_id, reply))
+        # the answer to a click on a digest is the digest as it stands: live data too
+        self._hand(caller.user_id, reply, ("cycle", 1) if self.digest else None)
         return "answered with a card"
 
     # --- rules ----------------------------------------------------------------------
@@ -721,6 +774,13 @@ class EngineModel(RuleBasedStateMachine):
     def _live_data(self, step: Row) -> tuple[int | None, ...] | None:
         """(return id, version, step index) on the newest card the engine queued for a step."""
         queued = self._queued_for(step)
+        if self.digest:
+            # a digest is redrawn after its debounce window: until then the newest one may
+            # still show the return's older version, which no click can decide
+            version = self.last.returns[step["return_id"]]["version"]
+            queued = [
+                c for c in queued if _whole((c.data("approve") or {}).get("version")) == version
+            ]
         if not queued:
             return None
         data = queued[0].data("approve") or {}
@@ -898,7 +958,10 @@ TIMEOUT = 600 + EXAMPLES * STEPS // 5
 
 
 @pytest.mark.timeout(TIMEOUT)
-def test_random_clicks_keep_the_approval_rules(tmp_path_factory: pytest.TempPathFactory) -> None:
+@pytest.mark.parametrize("cards", ["per_item", "digest"])
+def test_random_clicks_keep_the_approval_rules(
+    tmp_path_factory: pytest.TempPathFactory, cards: str
+) -> None:
     check_model_matches_flow()
     workdir = tmp_path_factory.mktemp("model")
     template = workdir / "template.db"
@@ -907,7 +970,7 @@ def test_random_clicks_keep_the_approval_rules(tmp_path_factory: pytest.TempPath
     made = iter(range(10**9))
 
     def machine() -> EngineModel:
-        return EngineModel(template, workdir, next(made))
+        return EngineModel(template, workdir, next(made), cards)
 
     run_state_machine_as_test(
         machine,  # type: ignore[arg-type]

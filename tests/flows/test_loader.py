@@ -162,3 +162,16 @@ def test_empty_directory_is_an_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["validate", str(tmp_path)])
     assert result.exit_code == 2
     assert "no flow files" in result.stdout
+
+
+def test_approval_cards_are_a_digest_unless_the_flow_asks_for_one_per_item() -> None:
+    text = MONTHLY.read_text()
+    assert parse_flow(text, "monthly.yaml").approval.cards == "digest"
+    per_item = text.replace("cards: digest ", "cards: per_item ")
+    assert parse_flow(per_item, "monthly.yaml").approval.cards == "per_item"
+    wrong = text.replace("cards: digest ", "cards: weekly ")
+    with pytest.raises(FlowError) as caught:
+        parse_flow(wrong, "monthly.yaml")
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.column) == _position(wrong, "weekly")
+    assert "digest" in problem.message and "per_item" in problem.message

@@ -81,7 +81,7 @@ def _flow_file(directory: Path, health: dict[str, Any]) -> Path:
         r"opens_on_working_day: \d+": "opens_on_working_day: 40",
         r"workspace: [0-9a-f-]+": f"workspace: {health['powerbi_workspace_id']}",
         r"dataset: [0-9a-f-]+": f"dataset: {health['powerbi_dataset_id']}",
-        r"allow_corrections: true\n": "allow_corrections: true\n  cards: per_item\n",
+        r"cards: digest ": "cards: per_item ",
     }
     for pattern, replacement in changes.items():
         text, count = re.subn(pattern, replacement, text)

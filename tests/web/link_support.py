@@ -35,17 +35,19 @@ def make_linked_council(
     rows: list[list[str]] | None = None,
     history: dict[str, list[tuple[str, float]]] | None = None,
     start: datetime = START,
-    cards: str = "per_item",
+    cards: str | None = None,
     approvals_base_url: str | None = None,
 ) -> Council:
     """The engine tests' council and its October cycle, with links signed by ``links``.
 
-    ``cards`` is the flow's ``approval.cards`` (the engine tests' default: one per return);
+    ``cards`` overrides the flow's ``approval.cards`` (its own: one digest per approver);
     ``approvals_base_url`` turns on the approvals page's link (web sign-in).
     """
     store = memory_store()
     flow = load_flow(MONTHLY)
-    flow = flow.model_copy(update={"approval": flow.approval.model_copy(update={"cards": cards})})
+    if cards is not None:
+        approval = flow.approval.model_copy(update={"cards": cards})
+        flow = flow.model_copy(update={"approval": approval})
     config = EngineConfig(
         public_base_url=BASE_URL, return_links=links, approvals_base_url=approvals_base_url
     )

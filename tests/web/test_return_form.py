@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from engine_support import ROWS, Council, monthly
@@ -171,9 +172,12 @@ def test_a_valid_return_is_received_and_goes_to_the_approver(
     assert returns["CP001"].commentary == "Garden waste up after a wet October"
     assert returns["CP001"].submitted_by == "11111111-0000-0000-0000-000000000001"
     assert returns["CP002"].no_data_reason == "System migration: no October extract"
+    # both returns reach Bob on one digest, once its debounce window has passed
+    assert council.cards_to("bob.ray@contoso.gov.uk") == []
+    council.engine.fire_due_timers(worker="test", now=council.tick(minutes=2))
     approvals = council.cards_to("bob.ray@contoso.gov.uk")
-    assert {a["card_id"].split("-")[0] for a in approvals} == {"approval"}
-    assert len(approvals) == 2
+    assert [a["card_id"].split("-")[0] for a in approvals] == ["digest"]
+    assert "2 items wait for your approval" in approvals[0]["summary"]
     # this council has no web sign-in set up: no link to the approvals page is sent
     assert all(a["link"] == "" and "Open in your browser" not in a["summary"] for a in approvals)
 
@@ -209,18 +213,33 @@ def test_an_out_of_date_page_changes_nothing_and_shows_how_things_stand(
 def test_the_rejection_sent_back_to_the_owner_carries_a_working_link(
     client: TestClient, council: Council
 ) -> None:
-    from engine_support import BOB, approval_data
+    from engine_support import BOB
+
+    from m365perf.cards.digest import REJECT_VERB, reason_input_id
 
     path, page = _open(client, council)
     _post(client, path, page.submission(value__CP001="46"))
-    approval = council.cards_to("bob.ray@contoso.gov.uk")[0]["card"]
+    council.engine.fire_due_timers(worker="test", now=council.tick(minutes=2))
+    digest = council.cards_to("bob.ray@contoso.gov.uk")[0]["card"]
+    (reject,) = [a for a in _actions(digest) if a.get("verb") == REJECT_VERB]
     council.tick(days=2)
-    council.act(BOB, "reject", approval_data(approval, "reject", reason="That is September's"))
+    reason = {reason_input_id(int(reject["data"]["return_id"])): "That is September's"}
+    council.act(BOB, REJECT_VERB, {**reject["data"], **reason})
     rejection = council.cards_to(ANN)[-1]
     assert isinstance(CardId.parse(rejection["card_id"]), RejectionCardId)
     answer = client.get(path_of(rejection["link"]))
     form = FormPage.read(answer.text)
     assert answer.status_code == 200 and form.has("value__CP001")
+
+
+def _actions(node: Any) -> list[dict[str, Any]]:
+    """Every Action.Execute in a card."""
+    if isinstance(node, dict):
+        own = [node] if node.get("type") == "Action.Execute" else []
+        return own + [a for value in node.values() for a in _actions(value)]
+    if isinstance(node, list):
+        return [a for value in node for a in _actions(value)]
+    return []
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,11 @@ the other cards it reads no store and no clock.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from m365perf.cards import build as b
+from m365perf.cards.build import Json, text_run
 from m365perf.cards.formatting import (
     as_rag,
     as_unit,
@@ -51,8 +53,6 @@ REFRESH_VERB = "digestRefresh"
 
 COMMENTARY_SHOWN = 600
 """Characters of commentary shown per item: the digest is a list, the web page has it all."""
-
-Json = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,6 @@ class DigestView:
     notes: tuple[str, ...] = ()
     done: int = 0
     link: str = ""
-    refresh_user_ids: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def items(self) -> tuple[DigestItem, ...]:
@@ -216,11 +215,11 @@ def _card(
     count = len(view.items)
     flagged = count - len(view.unflagged)
     body: list[Json] = [
-        _text(title, weight="bolder", size="medium"),
-        _runs(
+        b.text_block(title, weight="bolder", size="medium"),
+        b.rich_text(
             [
-                _run(f"For {view.approver_name}: ", subtle=True),
-                _run(
+                text_run(f"For {view.approver_name}: ", subtle=True),
+                text_run(
                     f"{count} {'item' if count == 1 else 'items'} waiting"
                     + (f", {flagged} flagged" if flagged else "")
                     + (f"; {view.done} decided so far" if view.done else ""),
@@ -231,12 +230,12 @@ def _card(
         ),
     ]
     for note in view.notes:
-        body.append(_runs([_run(note, color="attention")]))
+        body.append(b.rich_text([text_run(note, color="attention")]))
     if not items:
         body.append(
-            _runs(
+            b.rich_text(
                 [
-                    _run(
+                    text_run(
                         "Nothing is waiting for you on this card."
                         if count
                         else "Nothing is waiting for you: you are up to date."
@@ -250,19 +249,19 @@ def _card(
     for service, item in entries:
         if service != current:
             current = service
-            body.append(_text(service, weight="bolder", separator=True, spacing="large"))
+            body.append(b.text_block(service, weight="bolder", separator=True, spacing="large"))
         body.append(_item(item, data_common))
     if view.link:
         body.append(
-            _runs(
-                [_run("Prefer the web? Open in your browser, sign in and decide there.")],
+            b.rich_text(
+                [text_run("Prefer the web? Open in your browser, sign in and decide there.")],
                 spacing="medium",
             )
         )
     actions: list[Json] = []
     if unflagged:
         actions.append(
-            _execute(
+            b.execute(
                 f"Approve all {len(unflagged)} without flags",
                 APPROVE_ALL_VERB,
                 {**data_common, "items": [i.ref for i in unflagged]},
@@ -270,181 +269,105 @@ def _card(
                 style="positive",
             )
         )
-    actions.append(_execute("Refresh", REFRESH_VERB, data_common, inputs="none"))
+    actions.append(b.execute("Refresh", REFRESH_VERB, data_common, inputs="none"))
     if view.link:
         # The approver's signed-in web page, for a client that cannot run the buttons.
-        actions.append(
-            {"type": "Action.OpenUrl", "title": "Open in your browser", "url": view.link}
-        )
-    card: Json = {
-        "type": "AdaptiveCard",
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "version": "1.5",
-        "fallbackText": f"{title}: {count} waiting for your approval.",
-        "body": body,
-        "actions": actions,
-    }
-    if view.refresh_user_ids:
-        card["refresh"] = {
-            "action": {
-                "type": "Action.Execute",
-                "verb": REFRESH_VERB,
-                "data": data_common,
-            },
-            "userIds": list(view.refresh_user_ids),
-        }
-    return card
+        actions.append(b.open_url("Open in your browser", view.link))
+    # Drawn again whenever it is opened: always in Outlook (an e-mail cannot be updated),
+    # and in Teams for everyone in the chat (no userIds: a 1:1 chat has two members).
+    refresh = {"action": {"type": "Action.Execute", "verb": REFRESH_VERB, "data": data_common}}
+    return b.card(
+        body,
+        actions=actions,
+        fallback_text=f"{title}: {count} waiting for your approval.",
+        refresh=refresh,
+    )
 
 
 def _item(item: DigestItem, common: Json) -> Json:
-    value_runs = [_run(_value_text(item), weight="bolder")]
+    value_runs = [text_run(_value_text(item), weight="bolder")]
     if item.value is not None:
         value_runs += [
-            _run("  "),
-            _run(rag_word(item.rag), color=rag_colour(item.rag), weight="bolder"),
+            text_run("  "),
+            text_run(rag_word(item.rag), color=rag_colour(item.rag), weight="bolder"),
         ]
     if item.target is not None:
-        value_runs.append(_run(f"  · {target_text(item.target, item.unit, item.polarity)}"))
+        value_runs.append(text_run(f"  · {target_text(item.target, item.unit, item.polarity)}"))
     detail: list[Json] = []
     if item.direction:
         detail += [
-            _run(direction_word(item.direction), color=direction_colour(item.direction)),
-            _run(" on the previous period"),
+            text_run(
+                direction_word(item.direction).capitalize(),
+                color=direction_colour(item.direction),
+            ),
+            text_run(" on the previous period"),
         ]
     if item.variation:
         if detail:
-            detail.append(_run(" · "))
-        detail.append(_run(f"Variation: {item.variation}", subtle=True))
+            detail.append(text_run(" · "))
+        detail.append(text_run(f"Variation: {item.variation}", subtle=True))
     lines: list[Json] = [
-        _runs(
+        b.rich_text(
             [
-                _run(item.indicator_name, weight="bolder"),
-                _run(f" — {item.owner_name}", subtle=True),
+                text_run(item.indicator_name, weight="bolder"),
+                text_run(f" — {item.owner_name}", subtle=True),
             ]
         ),
-        _runs(
+        b.rich_text(
             [
-                _run(
+                text_run(
                     f"Step {item.step_index + 1} of {item.step_count}: {item.step_name}",
                     subtle=True,
                 )
             ],
             spacing="none",
         ),
-        _runs(value_runs, spacing="none"),
+        b.rich_text(value_runs, spacing="none"),
     ]
     if detail:
-        lines.append(_runs(detail, spacing="none"))
+        lines.append(b.rich_text(detail, spacing="none"))
     if item.flags:
         lines.append(
-            {
-                "type": "Container",
-                "style": "warning",
-                "items": [_runs([_run("Flags: ", weight="bolder"), _run("; ".join(item.flags))])],
-            }
+            b.container(
+                [
+                    b.rich_text(
+                        [text_run("Flags: ", weight="bolder"), text_run("; ".join(item.flags))]
+                    )
+                ],
+                style="warning",
+            )
         )
     commentary = (item.commentary or "").strip()
     lines.append(
-        _runs(
-            [_run(shortened(commentary, COMMENTARY_SHOWN))]
+        b.rich_text(
+            [text_run(shortened(commentary, COMMENTARY_SHOWN))]
             if commentary
-            else [_run("No commentary given.", subtle=True, italic=True)],
+            else [text_run("No commentary given.", subtle=True, italic=True)],
             spacing="small",
         )
     )
     reason_id = reason_input_id(item.return_id)
     data = {**common, **item.ref}
     lines.append(
-        {
-            "type": "Input.Text",
-            "id": reason_id,
-            "label": "Reason, to reject",
-            "placeholder": "What should the officer correct?",
-            "maxLength": REASON_MAX_LENGTH,
-        }
+        b.text_input(
+            reason_id,
+            label="Reason, to reject",
+            placeholder="What should the officer correct?",
+            max_length=REASON_MAX_LENGTH,
+        )
     )
     lines.append(
-        {
-            "type": "ActionSet",
-            "actions": [
-                _execute("Approve", APPROVE_VERB, data, inputs="none", style="positive"),
-                _execute("Reject", REJECT_VERB, data, inputs="auto", style="destructive"),
-            ],
-        }
+        b.action_set(
+            [
+                b.execute("Approve", APPROVE_VERB, data, inputs="none", style="positive"),
+                b.execute("Reject", REJECT_VERB, data, inputs="auto", style="destructive"),
+            ]
+        )
     )
-    return {"type": "Container", "separator": True, "items": lines}
+    return b.container(lines, separator=True)
 
 
 def _value_text(item: DigestItem) -> str:
     if item.value is None:
         return f"No data — {item.no_data_reason or 'no reason given'}"
     return format_value(item.value, item.unit)
-
-
-def _text(
-    text: str,
-    *,
-    weight: str | None = None,
-    size: str | None = None,
-    separator: bool = False,
-    spacing: str | None = None,
-) -> Json:
-    block: Json = {"type": "TextBlock", "text": text, "wrap": True}
-    if weight:
-        block["weight"] = weight
-    if size:
-        block["size"] = size
-    if separator:
-        block["separator"] = True
-    if spacing:
-        block["spacing"] = spacing
-    return block
-
-
-def _run(
-    text: str,
-    *,
-    weight: str | None = None,
-    color: str | None = None,
-    subtle: bool = False,
-    italic: bool = False,
-) -> Json:
-    run: Json = {"type": "TextRun", "text": text}
-    if weight:
-        run["weight"] = weight
-    if color:
-        run["color"] = color
-    if subtle:
-        run["isSubtle"] = True
-    if italic:
-        run["italic"] = True
-    return run
-
-
-def _runs(runs: list[Json], *, spacing: str | None = None) -> Json:
-    block: Json = {"type": "RichTextBlock", "inlines": runs}
-    if spacing:
-        block["spacing"] = spacing
-    return block
-
-
-def _execute(title: str, verb: str, data: Json, *, inputs: str, style: str | None = None) -> Json:
-    """A Universal Action with an ``Action.Submit`` fallback that carries its verb."""
-    action: Json = {
-        "type": "Action.Execute",
-        "title": title,
-        "verb": verb,
-        "data": data,
-        "associatedInputs": inputs,
-    }
-    fallback: Json = {
-        "type": "Action.Submit",
-        "title": title,
-        "data": {**data, "verb": verb},
-        "associatedInputs": inputs,
-    }
-    if style:
-        action["style"] = style
-        fallback["style"] = style
-    action["fallback"] = fallback
-    return action

@@ -127,7 +127,9 @@ def _text(
             f"  {s['requests_sent']} requests sent to owners for {s['indicators']} indicators; "
             f"{s['returns']} returned ({s['late']} late), "
             f"self-return rate {s['self_return_rate']:.0%}",
-            f"  {s['approved']} approved; {s['rejected']} rejected and resubmitted",
+            f"  {s['approved']} approved; {s['rejected']} rejected and resubmitted; "
+            f"at most {box['most_approval_messages_per_approver_cycle_step']} approval "
+            "card(s) per approver per cycle and step",
             f"  {s['written_back']} rows upserted into SharePoint 'KPI Results' "
             f"(the list holds {box['results_rows']}, {box['distinct_keys']} distinct keys)",
             f"  {s['powerbi_refreshes']} Power BI refreshes (the dataset's history shows "

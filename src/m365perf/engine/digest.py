@@ -33,7 +33,7 @@ from m365perf.cards.digest import (
     render_digest,
 )
 from m365perf.domain.lifecycle import DECIDED_STEP
-from m365perf.engine.approvals import StepDecided, decide_step
+from m365perf.engine.approvals import Refusal, StepDecided, decide_step
 from m365perf.engine.carddata import check_characters, text, whole_number
 from m365perf.engine.context import Caller, EngineContext
 from m365perf.engine.errors import BadAction, UnknownSubject
@@ -344,6 +344,8 @@ def _decide(
         if isinstance(result, StepDecided):
             said = "approved" if verb == "approve" else "rejected and sent back to its owner"
             return ItemResult(ref, name, True, said)
+        if result.refusal is Refusal.NOT_APPROVER:  # name nothing of a return not theirs
+            return ItemResult(ref, f"Return {ref.return_id}", False, result.message)
         return ItemResult(ref, name, False, result.message)
 
 
