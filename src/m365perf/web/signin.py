@@ -59,8 +59,11 @@ __all__ = [
     "WebSession",
     "add_signin",
     "is_local_http",
+    "local_path",
+    "nonce_hash",
     "read_form",
     "signin_from_settings",
+    "staff_groups",
 ]
 
 log = logging.getLogger(__name__)
