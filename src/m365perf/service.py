@@ -68,7 +68,7 @@ def engine_config(settings: Settings, links: LinkSigner | None = None) -> Engine
 
     Approval cards and e-mails link to the approvals page only when web sign-in is set up.
     """
-    signin = settings.session_secret is not None and settings.has_tenant
+    signin = settings.has_web_signin
     return EngineConfig(
         public_base_url=settings.public_base_url,
         service_mailbox=settings.service_mailbox or "performance@localhost",

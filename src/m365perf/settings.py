@@ -174,6 +174,12 @@ class Settings(BaseSettings):
         return (self.staff_base_url or self.public_base_url).rstrip("/")
 
     @property
+    def has_web_signin(self) -> bool:
+        """True when people can sign in on the web: a session key and an app credential."""
+        credential = self.client_secret is not None or self.certificate_path is not None
+        return self.session_secret is not None and self.has_tenant and credential
+
+    @property
     def has_tenant(self) -> bool:
         """True when credentials for a tenant (or the sandbox) are configured."""
         return bool(self.tenant_id and self.client_id)

@@ -411,9 +411,7 @@ def staff_groups(flows: Collection[Flow]) -> frozenset[str]:
 
 def signin_from_settings(settings: Settings, flows: Collection[Flow]) -> SignIn | None:
     """Web sign-in as configured; None without a session key or an app registration."""
-    if settings.session_secret is None or not settings.has_tenant:
-        return None
-    if settings.client_secret is None and settings.certificate_path is None:
+    if not settings.has_web_signin or settings.session_secret is None:
         return None
     base = settings.staff_url
     login = login_authority(
