@@ -289,3 +289,25 @@ def test_the_public_listener_serves_no_staff_page(sandbox: RunningSandbox) -> No
         assert requests.get(f"{base}/health", timeout=20).status_code == 200
         for path in ("/status", "/status.json", "/approvals/1", "/signin"):
             assert requests.get(base + path, timeout=20).status_code == 404, path
+
+
+def test_the_overview_lists_each_cycle_with_something_waiting(idp: IdpCouncil) -> None:
+    http = requests.Session()
+
+    page = sign_in(http, f"{idp.base_url}/approvals", SUPERVISOR)
+
+    assert page.url == f"{idp.base_url}/approvals"
+    assert '<a href="/approvals/1">Monthly corporate KPIs 2026-10: 2 items waiting</a>' in page.text
+
+
+def test_a_refusal_from_the_identity_provider_signs_nobody_in(idp: IdpCouncil) -> None:
+    http = requests.Session()
+    start = http.get(f"{idp.base_url}/signin", timeout=20, allow_redirects=False)
+    state = dict(parse_qsl(urlsplit(start.headers["location"]).query))["state"]
+    query = {"error": "access_denied", "error_description": "AADSTS65004", "state": state}
+
+    answer = http.get(f"{idp.base_url}/signin/callback?{urlencode(query)}", timeout=20)
+
+    assert answer.status_code == 400
+    assert "Sign-in failed" in answer.text
+    assert "m365perf_session" not in http.cookies
