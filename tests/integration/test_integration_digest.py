@@ -55,6 +55,14 @@ def sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
         yield running
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'm365perf.db'}"
+    url: str = request.getfixturevalue("postgres_schema_url")
+    return url
+
+
 def _digest_id(posted: Posted) -> DigestCardId | None:
     for action in find_actions(posted.card):
         try:
@@ -129,12 +137,12 @@ def _return_of(council: Bench, cycle_id: int, key: str) -> int:
 
 
 def test_a_mixed_digest_is_decided_item_by_item_and_reaches_sharepoint(
-    sandbox: RunningSandbox, tmp_path: Path
+    sandbox: RunningSandbox, database_url: str
 ) -> None:
     health = sandbox_health(sandbox)
     flow = monthly_flow(health, cards="digest")
     start = opening_time(flow, PERIOD)
-    with bench(sandbox, f"sqlite:///{tmp_path / 'm365perf.db'}", start=start, flow=flow) as council:
+    with bench(sandbox, database_url, start=start, flow=flow) as council:
         (opened,) = council.service.open_due_cycles()
         council.service.settle()
         cycle_id = opened.cycle_id

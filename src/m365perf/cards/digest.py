@@ -8,9 +8,8 @@ the other cards it reads no store and no clock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from m365perf.cards import build as b
 from m365perf.cards.build import Json, text_run
@@ -154,7 +153,9 @@ def reason_input_id(return_id: int) -> str:
 # --- drawing ---------------------------------------------------------------------------
 
 
-def render_digest(view: DigestView, card_id_for: Any, *, max_bytes: int) -> list[Json]:
+def render_digest(
+    view: DigestView, card_id_for: Callable[[int], str], *, max_bytes: int
+) -> list[Json]:
     """The digest as one card, or as parts each under ``max_bytes``.
 
     ``card_id_for(part)`` names part ``part`` (1, 2, …); every item is on exactly one part,
