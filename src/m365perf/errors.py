@@ -70,6 +70,9 @@ checks this drawing against the code, so it cannot go stale::
     │   ├── BadActivity
     │   ├── UnknownCaller
     │   └── KeysUnavailable            our outage, not the caller's (503)
+    ├── SignInError                    web: a sign-in that proves nobody; .reason
+    │   ├── BadState                   not the sign-in this browser started
+    │   └── BadIdToken                 not our tenant's, not for us, stale, or wrong nonce
     ├── LinkError                      web: a return link that opens nothing; .status
     │   ├── MalformedLink              not a link we make (400)
     │   ├── BadSignature               not signed with our key (403)

@@ -39,6 +39,7 @@ from m365perf.sync import EntraPeople, PeopleSource, RegisterSource, SharePointR
 from m365perf.web.app import create_app
 from m365perf.web.bot_auth import BotTokenVerifier
 from m365perf.web.links import LinkSigner
+from m365perf.web.signin import signin_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,16 @@ def links_from_settings(settings: Settings) -> LinkSigner | None:
 
 
 def engine_config(settings: Settings, links: LinkSigner | None = None) -> EngineConfig:
-    """What the engine puts in what it sends, from settings (also for the CLI)."""
+    """What the engine puts in what it sends, from settings (also for the CLI).
+
+    Approval cards and e-mails link to the approvals page only when web sign-in is set up.
+    """
+    signin = settings.has_web_signin
     return EngineConfig(
         public_base_url=settings.public_base_url,
         service_mailbox=settings.service_mailbox or "performance@localhost",
         return_links=links if links is not None else links_from_settings(settings),
+        approvals_base_url=settings.staff_url if signin else None,
     )
 
 
@@ -118,12 +124,21 @@ class Service:
             clock=clock,
         )
         self.verifier = verifier or BotTokenVerifier.from_settings(settings)
+        self.signin = signin_from_settings(settings, flows)
+        split = settings.staff_port is not None
         self.app = create_app(
             self.engine,
             self.verifier,
             clock=clock,
             links=self.links,
             contact=settings.service_mailbox,
+            signin=self.signin,
+            part="public" if split else "all",
+        )
+        self.staff_app = (
+            create_app(self.engine, self.verifier, clock=clock, signin=self.signin, part="staff")
+            if split
+            else None
         )
         self._tick_lock = threading.Lock()
 
@@ -272,7 +287,7 @@ class Service:
         from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
 
-        from m365perf.web.app import serve_app
+        from m365perf.web.app import serve_apps
 
         scheduler = BackgroundScheduler(
             timezone=LONDON,
@@ -290,7 +305,12 @@ class Service:
         scheduler.start()
         try:
             self.start()
-            serve_app(self.app, host, port)
+            listeners = [(self.app, host, port)]
+            if self.staff_app is not None and self.settings.staff_port is not None:
+                listeners.append(
+                    (self.staff_app, self.settings.staff_host, self.settings.staff_port)
+                )
+            serve_apps(listeners)
         finally:
             scheduler.shutdown(wait=False)
             self.store.release_advisory_lock(CLOCK_LOCK)

@@ -32,6 +32,7 @@ _URL_SETTINGS = (
     "login_base_url",
     "openid_metadata_url",
     "bot_token_issuer",
+    "staff_base_url",
 )
 
 
@@ -73,6 +74,22 @@ class Settings(BaseSettings):
         30, ge=1, le=366, description="Days a web-form link works after it is sent."
     )
 
+    # Sign-in on the web (Entra ID) and the staff listener
+    session_secret: SecretStr | None = Field(
+        None, description="Key sealing sign-in cookies; none set means no sign-in, no staff pages."
+    )
+    session_hours: int = Field(8, ge=1, le=24, description="Hours a web sign-in lasts.")
+    staff_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve sign-in, approvals and status on this second port only.",
+    )
+    staff_host: str = Field("127.0.0.1", description="Address the staff listener binds.")
+    staff_base_url: str | None = Field(
+        None, description="Where staff reach the staff listener (default: public_base_url)."
+    )
+
     # Store
     database_url: str = Field(
         "sqlite:///m365perf.db", description="SQLAlchemy URL; PostgreSQL in production."
@@ -112,7 +129,9 @@ class Settings(BaseSettings):
 
     @field_validator(*_URL_SETTINGS)
     @classmethod
-    def _an_http_url(cls, value: str) -> str:
+    def _an_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"must be an http(s) URL such as https://host/path, not {value!r}")
@@ -135,7 +154,7 @@ class Settings(BaseSettings):
             raise ValueError(f"no file at {value}: give the PEM holding the key and certificate")
         return value
 
-    @field_validator("link_secret")
+    @field_validator("link_secret", "session_secret")
     @classmethod
     def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < MIN_LINK_SECRET_CHARS:
@@ -154,6 +173,17 @@ class Settings(BaseSettings):
                 "the app signs in with one of them, so leave the other blank"
             )
         return self
+
+    @property
+    def staff_url(self) -> str:
+        """Where staff open the sign-in, approvals and status pages."""
+        return (self.staff_base_url or self.public_base_url).rstrip("/")
+
+    @property
+    def has_web_signin(self) -> bool:
+        """True when people can sign in on the web: a session key and an app credential."""
+        credential = self.client_secret is not None or self.certificate_path is not None
+        return self.session_secret is not None and self.has_tenant and credential
 
     @property
     def has_tenant(self) -> bool:

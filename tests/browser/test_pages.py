@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
-from engine_support import ANN, Council, card_text, make_council, submit_data
+from engine_support import ANN, NADIA, Council, card_text, make_council, submit_data
+from signin_support import STAFF_GROUP, offline_signin, sealed, session_cookie
 from web_support import BOT_APP_ID, ISSUER, METADATA_URL, KeyDirectory
 
 from m365perf.cards import render_approval
@@ -55,7 +56,8 @@ def council() -> Council:
 
 
 @pytest.fixture
-def status_url(council: Council) -> Iterator[str]:
+def status_site(council: Council) -> Iterator[tuple[str, dict[str, str]]]:
+    """The served address, and the session cookie of Nadia (performance team) for it."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     verifier = BotTokenVerifier(
         openid_metadata_url=METADATA_URL,
@@ -63,17 +65,26 @@ def status_url(council: Council) -> Iterator[str]:
         bot_app_id=BOT_APP_ID,
         fetch_json=KeyDirectory(key),
     )
-    app = create_app(council.engine, verifier, clock=lambda: council.now)
-    yield from _serve(app)
+    signin = offline_signin()
+    app = create_app(council.engine, verifier, clock=lambda: council.now, signin=signin)
+    name, session = session_cookie(signin, NADIA.user_id, NADIA.name, (STAFF_GROUP,))
+    for url in _serve(app):
+        yield url, {"name": name, "value": sealed(signin, session), "url": url}
 
 
 def test_status_page_shows_the_cycle_and_escapes_register_text(
-    browser: Any, council: Council, status_url: str, tmp_path: Path
+    browser: Any, council: Council, status_site: tuple[str, dict[str, str]], tmp_path: Path
 ) -> None:
+    status_url, staff_cookie = status_site
     card = council.cards_to("ann.lee@contoso.gov.uk")[0]["card"]
     council.act(ANN, "submitReturns", submit_data(card, value__CP001="46"))
     council.tick(days=10)  # past the due date: Dan's fly-tips are late
-    page = browser.new_page()
+    anonymous = browser.new_page()
+    anonymous.goto(f"{status_url}/status.json")
+    assert "sign in first" in anonymous.inner_text("body")  # nobody signed in: 401
+    context = browser.new_context()
+    context.add_cookies([staff_cookie])
+    page = context.new_page()
     page.goto(f"{status_url}/status")
     text = page.inner_text("body")
     assert "Monthly corporate KPIs" in text and "2026-10" in text

@@ -147,3 +147,16 @@ def test_an_outcome_needs_who_decided_and_a_rejection_its_reason() -> None:
         outcome(Outcome.REJECTED, reason="  ")
     with pytest.raises(ValueError, match="time zone"):
         outcome(Outcome.APPROVED, at=datetime(2026, 11, 3, 14, 5))
+
+
+def test_an_approval_card_links_to_the_approvers_web_page_when_sign_in_is_set_up() -> None:
+    link = "https://performance.contoso.gov.uk/approvals/7"
+
+    card = render_approval(approval(web_link=link))
+    without = render_approval(approval())
+
+    validate_card(card)
+    assert {"type": "Action.OpenUrl", "title": "Open in your browser", "url": link} in card[
+        "actions"
+    ]
+    assert all(a["type"] != "Action.OpenUrl" for a in without["actions"])

@@ -146,6 +146,18 @@ def test_power_bi_dataset_must_be_an_id() -> None:
     assert "must be a Power BI id (no spaces or ':'), not 'KPI results: live'" in problem.message
 
 
+def test_staff_group_must_be_an_entra_object_id() -> None:
+    text = MONTHLY.read_text()
+    good = parse_flow(text + "staff_group: 3F2A9C1E-0B7D-4E5F-8A6B-1C2D3E4F5A6B\n", "f.yaml")
+    with pytest.raises(FlowError) as caught:
+        parse_flow(text + "staff_group: Performance team\n", "f.yaml")
+    (problem,) = caught.value.problems
+    assert good.staff_group == "3f2a9c1e-0b7d-4e5f-8a6b-1c2d3e4f5a6b"
+    assert problem.message.startswith("staff_group:")
+    assert "the Entra group's object id" in problem.message
+    assert problem.line == text.count("\n") + 1
+
+
 def test_empty_directory_is_an_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["validate", str(tmp_path)])
     assert result.exit_code == 2

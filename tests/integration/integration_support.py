@@ -283,12 +283,44 @@ def replied_card(report: Json) -> Json:
     return card
 
 
-def sandbox_settings(health: Json, database_url: str, port: int) -> Settings:
+SESSION_SECRET = "an-integration-test-key-for-sign-in-cookies"
+
+
+def sandbox_settings(
+    health: Json, database_url: str, port: int, extra: Mapping[str, str] | None = None
+) -> Settings:
     """The sandbox's ``M365PERF_*`` settings, with this store and this web address."""
     overrides = dict(health["settings"])
     overrides["database_url"] = database_url
     overrides["public_base_url"] = f"http://127.0.0.1:{port}"
+    overrides.update(extra or {})
     return load_settings(**overrides)
+
+
+def signed_in(base_url: str, path: str, upn: str) -> requests.Session:
+    """A browser-like session signed in as ``upn`` at the sandbox's identity provider."""
+    import html
+    import re
+    from urllib.parse import urljoin
+
+    http = requests.Session()
+    picker = http.get(base_url + path, timeout=WAIT_S)
+    assert "Pick an account" in picker.text, picker.text[:300]
+    fields = {
+        k: html.unescape(v)
+        for k, v in re.findall(r"<input type='hidden' name='([^']+)' value='([^']*)'>", picker.text)
+    }
+    users = {
+        html.unescape(mail): value
+        for value, mail in re.findall(
+            r"name='user' value='([^']+)'>[^<]*<small>([^<]+)</small>", picker.text
+        )
+    }
+    (action,) = re.findall(r'<form method="post" action="([^"]+)">', picker.text)
+    fields["user"] = users[upn]
+    back = http.post(urljoin(picker.url, html.unescape(action)), data=fields, timeout=WAIT_S)
+    assert back.status_code == 200, back.text[:300]
+    return http
 
 
 @contextlib.contextmanager
@@ -301,17 +333,19 @@ def bench(
     serve: bool = True,
     flow: Flow | None = None,
     own_cards_only: bool = False,
+    settings: Mapping[str, str] | None = None,
 ) -> Iterator[Bench]:
     """A service on ``database_url`` at simulated time ``start``, its web app listening.
 
     ``flow`` replaces the example monthly flow (a copy with one setting changed);
-    ``own_cards_only`` is for benches sharing a sandbox (see :meth:`Bench.chat_cards`).
+    ``own_cards_only`` is for benches sharing a sandbox (see :meth:`Bench.chat_cards`);
+    ``settings`` adds ``M365PERF_*`` values (lower-case names), e.g. ``session_secret``.
     """
     health = sandbox_health(sandbox)
     port = free_port()
     clock = SimulatedClock(start)
     service = Service(
-        sandbox_settings(health, database_url, port),
+        sandbox_settings(health, database_url, port, settings),
         [flow or monthly_flow(health)],
         clock=clock,
         worker_id=worker_id,

@@ -28,6 +28,7 @@ import requests
 from integration_support import (
     MONTHLY,
     PERFORMANCE_TEAM,
+    SESSION_SECRET,
     Bench,
     Json,
     Posted,
@@ -38,6 +39,7 @@ from integration_support import (
     replied_card,
     results_rows,
     sandbox_health,
+    signed_in,
 )
 
 from m365perf.domain.kinds import Rag
@@ -101,8 +103,17 @@ class Scene:
 
 @contextlib.contextmanager
 def _scene(sandbox: RunningSandbox, database_url: str) -> Iterator[Scene]:
-    flow = monthly_flow(sandbox_health(sandbox))
-    with bench(sandbox, database_url, start=opening_time(flow, PERIOD), flow=flow) as council:
+    health = sandbox_health(sandbox)
+    flow = monthly_flow(health).model_copy(
+        update={"staff_group": health["performance_team_group_id"]}
+    )
+    with bench(
+        sandbox,
+        database_url,
+        start=opening_time(flow, PERIOD),
+        flow=flow,
+        settings={"session_secret": SESSION_SECRET},
+    ) as council:
         opened = council.service.open_cycle(
             flow, Period.parse_for(flow.frequency, PERIOD), actor="test"
         )
@@ -565,7 +576,9 @@ def _assert_status(scene: Scene, step: str | None, approvers: set[str]) -> None:
     """
     council = scene.council
     base = council.endpoint.removesuffix("/api/messages")
-    answer = requests.get(f"{base}/status.json", timeout=10)
+    assert requests.get(f"{base}/status.json", timeout=10).status_code == 401  # anonymous
+    staff = signed_in(base, "/status", NADIA)  # in the performance team's group
+    answer = staff.get(f"{base}/status.json", timeout=10)
     assert answer.status_code == 200
     cycles = [
         c for c in answer.json()["cycles"] if (c["flow_id"], c["period"]) == (MONTHLY, PERIOD)
@@ -573,7 +586,7 @@ def _assert_status(scene: Scene, step: str | None, approvers: set[str]) -> None:
     assert len(cycles) == 1, f"/status.json shows no cycle for {PERIOD}: {answer.json()}"
     (cycle,) = cycles
     waiting = [w for w in cycle["awaiting_approval"] if w["indicator_key"] == HOMELESSNESS]
-    page = requests.get(f"{base}/status", timeout=10)
+    page = staff.get(f"{base}/status", timeout=10)
     assert page.status_code == 200
     rows = [unescape(row) for row in page.text.split("<tr>") if f"{HOMELESSNESS}:" in row]
     if step is None:

@@ -37,13 +37,25 @@ def make_linked_council(
     history: dict[str, list[tuple[str, float]]] | None = None,
     start: datetime = START,
     actions: dict[str, Any] | None = None,
+    cards: str | None = None,
+    approvals_base_url: str | None = None,
 ) -> Council:
-    """The engine tests' council and its October cycle, with links signed by ``links``."""
+    """The engine tests' council and its October cycle, with links signed by ``links``.
+
+    ``cards`` overrides the flow's ``approval.cards`` (its own: one digest per approver);
+    ``approvals_base_url`` turns on the approvals page's link (web sign-in).
+    """
     store = memory_store()
     flow = load_flow(MONTHLY)
     if actions is not None:
         flow = flow.model_copy(update={"actions": ImprovementActions.model_validate(actions)})
-    engine = Engine(store, [flow], EngineConfig(public_base_url=BASE_URL, return_links=links))
+    if cards is not None:
+        approval = flow.approval.model_copy(update={"cards": cards})
+        flow = flow.model_copy(update={"approval": approval})
+    config = EngineConfig(
+        public_base_url=BASE_URL, return_links=links, approvals_base_url=approvals_base_url
+    )
+    engine = Engine(store, [flow], config)
     with store.transaction() as tx:
         tx.upsert_people(
             [PersonSpec(id=i, name=n, email=e, line_manager_id=m) for i, n, e, m in PEOPLE],

@@ -302,7 +302,9 @@ def hostile_site(signing_key: rsa.RSAPrivateKey) -> Site:
     """A register whose fly-tipping indicator is named by someone with bad intent."""
     rows = [list(r) for r in ROWS]
     rows[2][COLUMNS.index("Title")] = HOSTILE_NAME
-    return make_site(make_council(rows=rows), signing_key)
+    site = make_site(make_council(rows=rows), signing_key)
+    site.sign_in(NADIA.user_id, NADIA.name, staff=True)
+    return site
 
 
 def test_status_page_counts_returns_and_lists_who_owes_what(hostile_site: Site) -> None:
@@ -359,9 +361,39 @@ def test_status_json_carries_the_same_counts(hostile_site: Site) -> None:
     assert [w["indicator_key"] for w in cycle["awaiting_approval"]] == ["CP001"]
 
 
+def test_status_refuses_an_anonymous_visitor(site: Site) -> None:
+    page = site.client.get("/status", follow_redirects=False)
+    report = site.client.get("/status.json")
+
+    assert page.status_code == 302
+    assert page.headers["location"] == "/signin?next=%2Fstatus"
+    assert report.status_code == 401
+    assert "cycles" not in report.text
+
+
+def test_status_refuses_someone_signed_in_outside_the_staff_group(site: Site) -> None:
+    site.sign_in(BOB.user_id, BOB.name)
+
+    page = site.client.get("/status", follow_redirects=False)
+    report = site.client.get("/status.json")
+
+    assert page.status_code == 403
+    assert "signed in as Bob Ray" in page.text and "Monthly corporate" not in page.text
+    assert report.status_code == 403 and "cycles" not in report.text
+
+
+def test_a_forged_session_cookie_signs_nobody_in(site: Site) -> None:
+    site.sign_in(NADIA.user_id, NADIA.name, staff=True)
+    sealed = site.client.cookies["m365perf_session"]
+    site.client.cookies.set("m365perf_session", sealed[:-4] + "AAAA")
+
+    assert site.client.get("/status.json").status_code == 401
+
+
 def test_returns_still_owed_after_the_due_date_are_late(site: Site) -> None:
     site.post(ann_submits(site, value__CP001="46.5"))
     site.council.now = site.council.now + timedelta(days=7)  # past Wednesday 11 November
+    site.sign_in(NADIA.user_id, NADIA.name, staff=True)
 
     (cycle,) = site.client.get("/status.json").json()["cycles"]
 
@@ -373,6 +405,7 @@ def test_parked_messages_are_shown_with_their_errors_escaped(site: Site) -> None
     store = site.council.store
     (claimed,) = store.claim_outbox(site.council.now, 1, "test-worker")
     store.park(claimed.id or 0, "403 <b>MessageWritesBlocked</b>", now=site.council.now)
+    site.sign_in(NADIA.user_id, NADIA.name, staff=True)
 
     html = site.client.get("/status").text
     parked = site.client.get("/status.json").json()["parked"]
@@ -401,6 +434,7 @@ def test_health_reports_the_outbox(site: Site) -> None:
 def test_unreadable_store_is_unhealthy(signing_key: rsa.RSAPrivateKey, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}"
     site = make_site(make_council(create_store(url, migrate=True)), signing_key)
+    site.sign_in(NADIA.user_id, NADIA.name, staff=True)
     broken = sqlalchemy.create_engine(url)
     with broken.begin() as conn:
         conn.execute(sqlalchemy.text("DROP TABLE outbox"))

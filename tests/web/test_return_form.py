@@ -188,7 +188,7 @@ def test_a_valid_return_is_received_and_goes_to_the_approver(
     approvals = council.cards_to("bob.ray@contoso.gov.uk")
     assert [a["card_id"].split("-")[0] for a in approvals] == ["digest"]
     assert "2 items wait for your approval" in approvals[0]["summary"]
-    # approving on the web needs Entra sign-in, which does not exist: no link is sent
+    # this council has no web sign-in set up: no link to the approvals page is sent
     assert all(a["link"] == "" and "Open in your browser" not in a["summary"] for a in approvals)
 
 

@@ -14,10 +14,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from engine_support import Council
 from fastapi.testclient import TestClient
 from jwt.algorithms import RSAAlgorithm
+from signin_support import STAFF_GROUP, offline_signin, sealed, session_cookie
 
 from m365perf.store import AuditEvent, ConversationRef, OutboxMessage, Return
 from m365perf.web.app import create_app
 from m365perf.web.bot_auth import BotTokenVerifier
+from m365perf.web.signin import SignIn
 
 BOT_APP_ID = "0b8e4b5c-6a1d-4d8e-9f3a-2c7b1e5d9a40"
 ISSUER = "https://api.botframework.com"
@@ -54,6 +56,15 @@ class Site:
     client: TestClient
     key: rsa.RSAPrivateKey
     directory: KeyDirectory
+    signin: SignIn
+
+    def sign_in(self, user_id: str, name: str, *, staff: bool = False) -> str:
+        """Sign ``user_id`` in on this client (a performance team member if ``staff``)."""
+        cookie, session = session_cookie(
+            self.signin, user_id, name, (STAFF_GROUP,) if staff else ()
+        )
+        self.client.cookies.set(cookie, sealed(self.signin, session))
+        return session.csrf
 
     def token(self, key: rsa.RSAPrivateKey | None = None, **claims: Any) -> str:
         """A Bot Framework token for this bot, valid for an hour from the council's now."""
@@ -90,8 +101,9 @@ def make_site(council: Council, key: rsa.RSAPrivateKey) -> Site:
         now=lambda: council.now.timestamp(),
         fetch_json=directory,
     )
-    app = create_app(council.engine, verifier, clock=lambda: council.now)
-    return Site(council, TestClient(app), key, directory)
+    signin = offline_signin()
+    app = create_app(council.engine, verifier, clock=lambda: council.now, signin=signin)
+    return Site(council, TestClient(app), key, directory, signin)
 
 
 def click(

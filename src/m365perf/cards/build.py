@@ -60,6 +60,7 @@ __all__ = [
     "fact_set",
     "heading",
     "number_input",
+    "open_url",
     "refresh",
     "rich_text",
     "text_block",
@@ -334,6 +335,11 @@ def execute(
         fallback["style"] = style
     result["fallback"] = fallback
     return result
+
+
+def open_url(title: str, url: str) -> Json:
+    """An Action.OpenUrl: a web page for a client that cannot run the card's buttons."""
+    return {"type": "Action.OpenUrl", "title": title, "url": url}
 
 
 def action_set(

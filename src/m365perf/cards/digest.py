@@ -255,11 +255,7 @@ def _card(
     if view.link:
         body.append(
             b.rich_text(
-                [
-                    text_run(
-                        "Prefer the web? Open your approvals page from the link in your e-mail."
-                    )
-                ],
+                [text_run("Prefer the web? Open in your browser, sign in and decide there.")],
                 spacing="medium",
             )
         )
@@ -275,6 +271,9 @@ def _card(
             )
         )
     actions.append(b.execute("Refresh", REFRESH_VERB, data_common, inputs="none"))
+    if view.link:
+        # The approver's signed-in web page, for a client that cannot run the buttons.
+        actions.append(b.open_url("Open in your browser", view.link))
     # Drawn again whenever it is opened: always in Outlook (an e-mail cannot be updated),
     # and in Teams for everyone in the chat (no userIds: a 1:1 chat has two members).
     refresh = {"action": {"type": "Action.Execute", "verb": REFRESH_VERB, "data": data_common}}

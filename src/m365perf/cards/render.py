@@ -747,6 +747,9 @@ def render_approval(view: ApprovalView, *, max_bytes: int = DEFAULT_MAX_BYTES) -
             b.execute("Approve", "approve", data, inputs="none", style="positive"),
             b.execute("Reject", "reject", data, inputs="auto", style="destructive"),
         ]
+        if view.web_link:
+            # For a client that cannot run the buttons: the approver's signed-in web page.
+            actions.append(b.open_url("Open in your browser", view.web_link))
         return b.card(
             body,
             actions=actions,

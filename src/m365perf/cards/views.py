@@ -378,6 +378,8 @@ class ApprovalView:
     comparator: str | None = None
     resubmission: SentBack | None = None
     annual_target: float | None = None
+    web_link: str | None = None
+    """The approver's web page (``/approvals/{cycle}``), for clients without card buttons."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "actions", tuple(self.actions))

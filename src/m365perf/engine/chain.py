@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 
 from m365perf.cards import render_approval, summary_text
@@ -277,6 +278,8 @@ def _send_one(
     flow = ctx.flow(cycle.flow_id)
     card_id = approval_card_id(ret, step, person.id)
     view = approval_view(tx, ctx, cycle, ret, steps, step, card_id=str(card_id), now=now)
+    web = ctx.approvals_link(cycle.id or 0)
+    view = replace(view, web_link=web)
     card = render_approval(view, max_bytes=ctx.config.max_card_bytes)
     what = f"{view.indicator_name} {view.period_label} ({view.owner_name})"
     return send_card(
@@ -288,10 +291,9 @@ def _send_one(
         fallback_email="email" in flow.channels,
         card=card,
         subject=f"Approve for {acting_for}: {what}" if acting_for else f"Approve: {what}",
-        # No web link: approving on the web needs Entra sign-in, which is not built;
-        # the e-mail body carries the plain summary only.
-        summary=summary_text(view),
-        link="",
+        # The web page (sign-in) for clients that cannot run the card's buttons.
+        summary=summary_text(view, web),
+        link=web or "",
         subject_type=SubjectType.STEP,
         subject_id=step.id or 0,
         now=now,

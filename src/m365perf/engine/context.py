@@ -44,6 +44,8 @@ class EngineConfig:
     service_mailbox: str = "performance@contoso.gov.uk"
     max_card_bytes: int = 28_000
     return_links: ReturnLinkSigner | None = None
+    approvals_base_url: str | None = None
+    """Where approvers sign in to decide on the web; None when web sign-in is off."""
 
 
 @dataclass
@@ -64,6 +66,11 @@ class EngineContext:
 
     def link(self, path: str) -> str:
         return self.config.public_base_url.rstrip("/") + path
+
+    def approvals_link(self, cycle_id: int) -> str | None:
+        """The approver's signed-in web page for a cycle; None when web sign-in is off."""
+        base = self.config.approvals_base_url
+        return f"{base.rstrip('/')}/approvals/{cycle_id}" if base else None
 
     def return_link(self, cycle_id: int, owner_id: str, *, now: datetime) -> str | None:
         """The owner's signed web form for their returns in this cycle; None when links are off."""

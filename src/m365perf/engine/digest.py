@@ -195,6 +195,7 @@ def digest_view(
         services=services,
         notes=tuple(notes),
         done=_done(tx, returns.values(), approver_id),
+        link=ctx.approvals_link(cycle.id or 0) or "",
     )
 
 

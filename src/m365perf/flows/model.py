@@ -7,6 +7,7 @@ than a setting silently ignored.
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import time
 from typing import Annotated, Literal
 
@@ -387,6 +388,8 @@ class Flow(_Strict):
     actions: ImprovementActions | None = None
     performance_team: list[str] = Field(default_factory=list)
     groups: dict[str, list[str]] = Field(default_factory=dict)
+    staff_group: str | None = None
+    """The Entra group (object id) whose members may open the staff pages (``/status``)."""
     _file: str | None = PrivateAttr(None)
 
     @property
@@ -407,6 +410,19 @@ class Flow(_Strict):
         if self.collect_from is None:
             return None
         return Period.parse_for(self.frequency, self.collect_from)
+
+    @field_validator("staff_group")
+    @classmethod
+    def _group_id(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(uuid.UUID(value.strip()))
+        except ValueError:
+            raise ValueError(
+                "staff_group must be the Entra group's object id, a GUID such as "
+                f"3f2a9c1e-0b7d-4e5f-8a6b-1c2d3e4f5a6b, not {value!r}"
+            ) from None
 
     @field_validator("channels")
     @classmethod

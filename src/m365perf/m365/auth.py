@@ -207,6 +207,55 @@ def _auth_error(result: object) -> AuthError:
     return AuthError(text, transient=code in _TRANSIENT_AUTH_ERRORS)
 
 
+@dataclass(frozen=True)
+class LoginAuthority:
+    """The tenant's authority as MSAL must see it, and how MSAL's requests reach it.
+
+    For a plain-http loopback sandbox MSAL is shown ``https``; :meth:`browser_url` turns an
+    address MSAL made (the sign-in page's) back into the one a browser can open.
+    """
+
+    authority: str
+    http_client: Any
+    microsoft: bool
+    wire_base: str | None = None
+
+    def msal_options(self) -> dict[str, Any]:
+        """MSAL's keyword arguments: no authority validation off Microsoft's hosts."""
+        options: dict[str, Any] = {"authority": self.authority, "http_client": self.http_client}
+        if not self.microsoft:
+            options.update(validate_authority=False, instance_discovery=False)
+        return options
+
+    def browser_url(self, url: str) -> str:
+        if self.wire_base is None:
+            return url
+        shown = "https://" + self.wire_base.removeprefix("http://")
+        return self.wire_base + url[len(shown) :] if url.startswith(shown) else url
+
+    def get_json(self, url: str) -> Any:
+        """GET a JSON document (discovery, keys) through the same client MSAL uses."""
+        response = self.http_client.get(url)
+        response.raise_for_status()
+        return response.json()
+
+
+def login_authority(
+    login_base_url: str,
+    tenant_id: str,
+    session: requests.Session | None = None,
+    timeout: tuple[float, float] = (5.0, 30.0),
+) -> LoginAuthority:
+    """The authority of ``tenant_id`` under ``login_base_url`` (Entra, or the sandbox)."""
+    authority, client, microsoft = _authority_for(
+        login_base_url, tenant_id, session or requests.Session(), timeout
+    )
+    wire = None
+    if isinstance(client, _LoopbackScheme):
+        wire = client._http
+    return LoginAuthority(authority, client, microsoft, wire)
+
+
 def _authority_for(
     login_base_url: str, tenant_id: str, session: requests.Session, timeout: tuple[float, float]
 ) -> tuple[str, Any, bool]:

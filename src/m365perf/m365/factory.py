@@ -130,6 +130,11 @@ def clients_from_settings(
     )
 
 
+def credential_from_settings(settings: Settings) -> ClientCredential:
+    """The app registration's credential (secret or certificate) from settings."""
+    return _credential(settings)
+
+
 def _credential(settings: Settings) -> ClientCredential:
     if not settings.has_tenant:
         raise ValueError("set M365PERF_TENANT_ID and M365PERF_CLIENT_ID to talk to Microsoft 365")

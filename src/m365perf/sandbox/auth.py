@@ -1,6 +1,7 @@
 """The sandbox's token issuer (Entra-style) and the Bot Framework-style key publication.
 
-Only the client-credentials grant exists here: the service is a daemon. Tokens are
+The service is a daemon (client credentials) and signs people in on the web
+(authorisation code with PKCE, :mod:`m365perf.sandbox.signin`). Tokens are
 RS256 JWTs signed with the sandbox's own key; every emulated API checks them
 (signature, issuer, expiry, audience) exactly as a resource server would.
 """
@@ -22,6 +23,7 @@ from m365perf.sandbox.config import SandboxApp
 from m365perf.sandbox.core import Sandbox, sandbox_of
 from m365perf.sandbox.keys import SigningKey, certificate_public_key, certificate_thumbprints
 from m365perf.sandbox.replies import Reply, aad_error
+from m365perf.sandbox.signin import code_reply
 
 router = APIRouter()
 
@@ -162,14 +164,14 @@ def _token_reply(sandbox: Sandbox, tenant: str, form: dict[str, str]) -> Reply:
             "and are signing into the correct cloud.",
         )
     grant = form.get("grant_type", "")
-    if grant != "client_credentials":
+    if grant not in ("client_credentials", "authorization_code"):
         return aad_error(
             400,
             "unsupported_grant_type",
             70003,
             f"The app requested an unsupported grant type '{grant}'.",
         )
-    for name in ("client_id", "scope"):
+    for name in ("client_id", "scope") if grant == "client_credentials" else ("client_id", "code"):
         if not form.get(name):
             return aad_error(
                 400,
@@ -189,8 +191,8 @@ def _token_reply(sandbox: Sandbox, tenant: str, form: dict[str, str]) -> Reply:
             "administrator of the tenant or consented to by any user in the tenant. You may "
             "have sent your authentication request to the wrong tenant.",
         )
-    scopes = [s for s in form["scope"].split() if s not in _RESERVED_SCOPES]
-    if len(scopes) != 1 or not scopes[0].endswith("/.default"):
+    scopes = [s for s in form.get("scope", "").split() if s not in _RESERVED_SCOPES]
+    if grant == "client_credentials" and (len(scopes) != 1 or not scopes[0].endswith("/.default")):
         return aad_error(
             400,
             "invalid_scope",
@@ -199,7 +201,6 @@ def _token_reply(sandbox: Sandbox, tenant: str, form: dict[str, str]) -> Reply:
             "flows must have a scope value with /.default suffixed to the resource identifier "
             "(application ID URI).",
         )
-    resource = scopes[0][: -len("/.default")]
     if "client_secret" in form:
         if app.client_secret is None or form["client_secret"] != app.client_secret:
             return aad_error(
@@ -231,6 +232,9 @@ def _token_reply(sandbox: Sandbox, tenant: str, form: dict[str, str]) -> Reply:
             "The request body must contain the following parameter: 'client_assertion' or "
             "'client_secret'.",
         )
+    if grant == "authorization_code":
+        return code_reply(sandbox, app, form)
+    resource = scopes[0][: -len("/.default")]
     lifetime = config.token_lifetime_s
     token = issue_access_token(sandbox, app, resource, credential_kind=kind)
     return Reply(

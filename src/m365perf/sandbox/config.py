@@ -108,6 +108,8 @@ class SandboxApp(BaseModel):
     client_secret: str | None = None
     certificate_pem: str | None = None
     roles: tuple[str, ...] = ALL_APP_ROLES
+    redirect_uris: tuple[str, ...] = ()
+    """Where sign-in may send a code back; none registered means any loopback address."""
     powerbi: bool = True
     """False: Power BI refuses the app (401), as when the tenant setting for service
     principals leaves it out or it is not a member of the workspace. Entra still issues

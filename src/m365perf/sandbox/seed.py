@@ -27,6 +27,7 @@ from m365perf.flows.results import (
 )
 from m365perf.flows.results import HISTORY_COLUMNS as HISTORY_COLUMN_SPECS
 from m365perf.sandbox.core import Sandbox
+from m365perf.sandbox.signin import put_group
 from m365perf.sandbox.store import Column, ListRow, SiteRow, UserRow
 from m365perf.sandbox.teams import teams_user_id
 
@@ -515,6 +516,11 @@ def site_id(sandbox: Sandbox, seed: int = DEFAULT_SEED) -> str:
     )
 
 
+def performance_team_group(seed: int = DEFAULT_SEED) -> str:
+    """The Entra group of the performance team: what a flow's ``staff_group`` names."""
+    return stable_guid(seed, "group/performance-team")
+
+
 def workspace_and_dataset(seed: int = DEFAULT_SEED) -> tuple[str, str]:
     return stable_guid(seed, "powerbi/workspace"), stable_guid(seed, "powerbi/dataset")
 
@@ -557,6 +563,8 @@ def seed_sandbox(sandbox: Sandbox, seed: int = DEFAULT_SEED) -> bool:
         history = _list(sandbox, seed, site, HISTORY_LIST, HISTORY_COLUMNS)
         _fill(sandbox, seed, history, history_rows())
         _list(sandbox, seed, site, ACTIONS_LIST, ACTIONS_COLUMNS)
+        team = [_upn(*person, config.mail_domain) for person in PERFORMANCE_TEAM]
+        put_group(sandbox, performance_team_group(seed), "Performance team", team)
         store.set_meta("seeded", str(seed))
     return True
 
@@ -571,5 +579,6 @@ def describe(sandbox: Sandbox, seed: int = DEFAULT_SEED) -> dict[str, Any]:
         "powerbi_workspace_id": workspace,
         "powerbi_dataset_id": dataset,
         "service_mailbox": f"performance@{sandbox.config.mail_domain}",
+        "performance_team_group_id": performance_team_group(seed),
         "seeded": sandbox.store.get_meta("seeded") is not None,
     }

@@ -16,8 +16,16 @@ JSON only because the check needs the activity's ``serviceUrl`` and ``channelId`
 * ``conversationUpdate`` in a 1:1 Teams chat — remember where to reach the user.
 * anything else — 200 and nothing done: the bot does not chat.
 
-``GET /health`` and ``GET /status`` (``/status.json``) read the store only and stay
-internal; ``GET /about`` is the public page the Teams app's privacy and terms links name.
+``GET /health`` reads the store only. The staff pages, ``GET /status`` (``/status.json``),
+need a person signed in with Entra ID (:mod:`m365perf.web.signin`) who is a member of a
+group a flow names (``staff_group``); anyone else is sent to sign in (HTML), answered
+401 (JSON) or 403 (signed in, not staff). ``/approvals`` is the approvers' web page
+(:mod:`m365perf.web.approvals`).
+
+``part`` splits the routes between two listeners: ``"public"`` is what Microsoft and
+partners must reach (``/api/messages``, ``/returns/…``, ``/health``); ``"staff"`` is
+sign-in, approvals and status (and ``/health``); ``"all"`` (one listener) is both.
+``GET /about`` is the public page the Teams app's privacy and terms links name.
 """
 
 from __future__ import annotations
@@ -28,15 +36,16 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from m365perf.engine import ActionError, Caller, Engine
 from m365perf.store import OutboxStatus
 from m365perf.web.about import add_about_page
+from m365perf.web.approvals import add_approvals
 from m365perf.web.bot_auth import (
     BotAuthError,
     BotTokenVerifier,
@@ -46,7 +55,11 @@ from m365perf.web.bot_auth import (
 )
 from m365perf.web.links import LinkSigner
 from m365perf.web.return_form import add_return_form
+from m365perf.web.return_pages import render_problem
+from m365perf.web.signin import SignIn, add_signin
 from m365perf.web.status import gather_status, render_status_html
+
+AppPart = Literal["all", "public", "staff"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +73,11 @@ _TEAMS = "msteams"
 _PERSONAL = "personal"
 _FRESH = {"Cache-Control": "no-store"}
 _SORRY = "Something went wrong on our side. Please try again in a few minutes."
+_NO_SIGNIN = (
+    "Sign-in is not set up",
+    "This page needs sign-in with Entra ID, which this service has not been configured "
+    "for (M365PERF_SESSION_SECRET with the app registration's client id and credential).",
+)
 
 
 class _BodyTooLarge(Exception):
@@ -73,13 +91,16 @@ def create_app(
     clock: Callable[[], datetime],
     links: LinkSigner | None = None,
     contact: str = "",
+    signin: SignIn | None = None,
+    part: AppPart = "all",
 ) -> FastAPI:
     """The web application over one engine; ``clock`` gives "now" for every action.
 
     ``contact`` (the service mailbox) is who the public ``/about`` page says to ask.
 
     ``links`` checks the signed links to the owners' web form (``/returns/{token}``);
-    without it those links are refused.
+    without it those links are refused. ``signin`` is web sign-in; without it the staff
+    pages and the approvals page refuse everyone.
     """
     app = FastAPI(
         title="m365perf",
@@ -87,6 +108,35 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
     )
+
+    @app.get("/health")
+    def health() -> JSONResponse:
+        try:
+            with engine.store.transaction() as tx:
+                counts = tx.outbox_counts()
+        except Exception:  # any failure to read the store means "not healthy"
+            log.exception("health check could not read the store")
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        outbox = {str(status): counts.get(status, 0) for status in OutboxStatus}
+        return JSONResponse({"status": "ok", "outbox": outbox})
+
+    if part in ("all", "public"):
+        _add_public(app, engine, verifier, clock, links, contact)
+    if part in ("all", "staff"):
+        _add_staff(app, engine, clock, signin)
+    return app
+
+
+def _add_public(
+    app: FastAPI,
+    engine: Engine,
+    verifier: BotTokenVerifier,
+    clock: Callable[[], datetime],
+    links: LinkSigner | None,
+    contact: str,
+) -> None:
+    """What Microsoft (the Bot Framework), partners (the web form) and the Teams app's
+    privacy and terms links (``/about``) must reach."""
     bot = _Bot(engine, verifier, clock)
     add_return_form(app, engine, links, clock=clock)
     add_about_page(app, contact=contact)
@@ -103,19 +153,51 @@ def create_app(
         authorization = request.headers.get("authorization")
         return await run_in_threadpool(bot.handle, authorization, activity)
 
-    @app.get("/health")
-    def health() -> JSONResponse:
-        try:
-            with engine.store.transaction() as tx:
-                counts = tx.outbox_counts()
-        except Exception:  # any failure to read the store means "not healthy"
-            log.exception("health check could not read the store")
-            return JSONResponse({"status": "unavailable"}, status_code=503)
-        outbox = {str(status): counts.get(status, 0) for status in OutboxStatus}
-        return JSONResponse({"status": "ok", "outbox": outbox})
+
+def _add_staff(
+    app: FastAPI, engine: Engine, clock: Callable[[], datetime], signin: SignIn | None
+) -> None:
+    """Sign-in, the approvers' page and the staff pages, all behind Entra sign-in."""
+    if signin is not None:
+        add_signin(app, signin)
+        add_approvals(app, engine, signin, clock=clock)
+    else:
+
+        @app.get("/approvals", response_class=HTMLResponse)
+        @app.get("/approvals/{cycle_id}", response_class=HTMLResponse)
+        def no_signin() -> Response:
+            return HTMLResponse(render_problem(*_NO_SIGNIN), status_code=503, headers=_FRESH)
+
+    def refused(request: Request, json: bool) -> Response | None:
+        """None for a signed-in member of a staff group; else the refusal to send."""
+        if signin is None:
+            if json:
+                return _problem(403, _NO_SIGNIN[1])
+            return HTMLResponse(render_problem(*_NO_SIGNIN), status_code=403, headers=_FRESH)
+        session = signin.current(request)
+        if session is None:
+            if json:
+                return _problem(401, "sign in first: open /status in a browser")
+            return RedirectResponse(signin.signin_url(request.url.path), status_code=302)
+        if not signin.is_staff(session):
+            message = (
+                f"You are signed in as {session.name}, who is not a member of the "
+                "performance team's group, so the staff pages are not open to you."
+            )
+            if json:
+                return _problem(403, message)
+            return HTMLResponse(
+                render_problem("Not for you", message, "Ask the performance team to add you."),
+                status_code=403,
+                headers=_FRESH,
+            )
+        return None
 
     @app.get("/status", response_class=HTMLResponse)
-    def status_page() -> Response:
+    def status_page(request: Request) -> Response:
+        refusal = refused(request, json=False)
+        if refusal is not None:
+            return refusal
         try:
             report = gather_status(engine.store, engine.flows, now=clock())
         except Exception:  # the page cannot be drawn without the store
@@ -124,15 +206,16 @@ def create_app(
         return HTMLResponse(render_status_html(report), headers=_FRESH)
 
     @app.get("/status.json")
-    def status_json() -> JSONResponse:
+    def status_json(request: Request) -> Response:
+        refusal = refused(request, json=True)
+        if refusal is not None:
+            return refusal
         try:
             report = gather_status(engine.store, engine.flows, now=clock())
         except Exception:  # the report cannot be made without the store
             log.exception("status report could not read the store")
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse(report.as_json(), headers=_FRESH)
-
-    return app
 
 
 def serve_app(app: FastAPI, host: str, port: int) -> None:
@@ -144,6 +227,33 @@ def serve_app(app: FastAPI, host: str, port: int) -> None:
     import uvicorn
 
     uvicorn.run(app, host=host, port=port)
+
+
+def serve_apps(listeners: list[tuple[FastAPI, str, int]]) -> None:
+    """Run each (app, host, port) with uvicorn in one event loop until interrupted.
+
+    One listener is :func:`serve_app`; two are the public and the staff listener.
+    """
+    if len(listeners) == 1:
+        serve_app(*listeners[0])
+        return
+    import asyncio
+    import contextlib
+
+    import uvicorn
+
+    servers = [uvicorn.Server(uvicorn.Config(a, host=h, port=p)) for a, h, p in listeners]
+
+    async def _all() -> None:
+        # A signal reaches one server's handler; when one stops, stop them all.
+        tasks = [asyncio.create_task(server.serve()) for server in servers]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*tasks)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_all())
 
 
 # --------------------------------------------------------------------------- the bot
