@@ -8,9 +8,7 @@ Hussain", on the card sent to Kieran and on the decision.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -27,7 +25,7 @@ from integration_support import (
 from m365perf.cli import main
 from m365perf.domain.lifecycle import CURRENT_STEP
 from m365perf.engine.context import local_day
-from m365perf.sandbox.testing import RunningSandbox, running_sandbox
+from m365perf.sandbox.testing import RunningSandbox
 from m365perf.store import ReturnStatus, StepStatus
 
 pytestmark = pytest.mark.slow
@@ -38,20 +36,6 @@ SUPERVISOR = "imran.hussain@contoso.gov.uk"
 DELEGATE = "kieran.murphy@contoso.gov.uk"
 INDICATOR = "COV-003"
 BOTH = "Kieran Murphy for Imran Hussain"
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
-    with running_sandbox(tmp_path) as running:
-        yield running
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'm365perf.db'}"
-    url: str = request.getfixturevalue("postgres_schema_url")
-    return url
 
 
 def test_the_delegate_of_an_away_approver_decides_and_the_audit_names_both(

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,7 +37,7 @@ from m365perf.domain.kinds import Frequency
 from m365perf.engine.digest import read_digest
 from m365perf.messages.ids import CardId, CardIdError, DigestCardId
 from m365perf.sandbox.act import find_actions
-from m365perf.sandbox.testing import RunningSandbox, running_sandbox
+from m365perf.sandbox.testing import RunningSandbox
 from m365perf.store import ApprovalStep, ReturnStatus, StepStatus
 
 pytestmark = pytest.mark.slow
@@ -47,20 +46,6 @@ PERIOD = "2026-10"
 SUPERVISOR = "sian.roberts@contoso.gov.uk"
 NO_DATA_OWNER = "owen.walsh@contoso.gov.uk"
 REASON = "The tonnage does not match the weighbridge report: please check it."
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
-    with running_sandbox(tmp_path) as running:
-        yield running
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'm365perf.db'}"
-    url: str = request.getfixturevalue("postgres_schema_url")
-    return url
 
 
 def _digest_id(posted: Posted) -> DigestCardId | None:

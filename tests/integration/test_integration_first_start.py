@@ -10,7 +10,6 @@ down; what each person received is read back from the sandbox. Each start is
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from m365perf.domain.periods import Period
 from m365perf.flows import Flow, load_flow
 from m365perf.plan.catchup import ladder_at_opening
 from m365perf.plan.timetable import timetable
-from m365perf.sandbox.testing import RunningSandbox, running_sandbox
+from m365perf.sandbox.testing import RunningSandbox
 
 pytestmark = pytest.mark.slow
 
@@ -30,12 +29,6 @@ ANNUAL_FILE = ROOT / "flows" / "annual-statutory-returns.yaml"
 PERFORMANCE_MAILBOX = "performance@contoso.gov.uk"
 # Tuesday 1 December 2026, 09:30 in London: the day the review started the service.
 FIRST_START = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
-    with running_sandbox(tmp_path) as running:
-        yield running
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -8,8 +8,6 @@ and SharePoint gets one results row.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +27,7 @@ from integration_support import (
 
 from m365perf.domain.lifecycle import CURRENT_STEP
 from m365perf.sandbox.act import find_actions
-from m365perf.sandbox.testing import RunningSandbox, running_sandbox
+from m365perf.sandbox.testing import RunningSandbox
 from m365perf.store import ReturnStatus, StepStatus
 
 pytestmark = pytest.mark.slow
@@ -37,20 +35,6 @@ pytestmark = pytest.mark.slow
 PERIOD = "2026-10"
 OWNER = "zoe.turner@contoso.gov.uk"
 INDICATOR = "COV-003"  # Visitor trips: no target, so no head-of-service step
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
-    with running_sandbox(tmp_path) as running:
-        yield running
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'm365perf.db'}"
-    url: str = request.getfixturevalue("postgres_schema_url")
-    return url
 
 
 def _open_and_return(council: Bench) -> int:

@@ -70,14 +70,6 @@ def sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
         yield running
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'm365perf.db'}"
-    url: str = request.getfixturevalue("postgres_schema_url")
-    return url
-
-
 # --------------------------------------------------------------------------- the scene
 
 

@@ -25,18 +25,12 @@ from integration_support import (
     sandbox_health,
 )
 
-from m365perf.sandbox.testing import RunningSandbox, running_sandbox
+from m365perf.sandbox.testing import RunningSandbox
 from m365perf.store.sql import advisory_lock_id
 
 pytestmark = pytest.mark.slow
 
 PERIOD = "2026-10"
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
-    with running_sandbox(tmp_path) as running:
-        yield running
 
 
 @contextlib.contextmanager
