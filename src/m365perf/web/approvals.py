@@ -31,6 +31,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from m365perf.cards import format_value
+from m365perf.cards.actions import action_text
 from m365perf.cards.digest import DigestItem, DigestView
 from m365perf.cards.formatting import direction_word, rag_word, target_text
 from m365perf.engine import Caller, Engine
@@ -343,6 +344,7 @@ def _item_lines(item: DigestItem) -> list[str]:
         lines.append(f"Flags: {'; '.join(item.flags)}")
     commentary = (item.commentary or "").strip()
     lines.append(f"Commentary: {commentary or 'none given'}")
+    lines += [f"Improvement action: {action_text(a, limit=1000)}" for a in item.actions]
     return lines
 
 
