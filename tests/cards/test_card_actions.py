@@ -25,6 +25,7 @@ from m365perf.cards import (
     render_owner_requests,
     validate_card,
 )
+from m365perf.cards.actions import action_text
 
 HINT = "Needed if the figure is red: what will be done, by whom and by when."
 
@@ -117,3 +118,13 @@ def test_the_approver_sees_the_actions_without_inputs() -> None:
 def test_an_open_action_needs_a_known_status(status: str) -> None:
     with pytest.raises(ValueError, match="status must be one of"):
         _open(status=status)
+
+
+def test_an_action_on_one_plain_line_for_the_approvals_web_page() -> None:
+    assert action_text(_open()) == (
+        "Recruit two agents for the peak hours. — Dan Fox, by Friday 18 December 2026, "
+        "in progress, overdue"
+    )
+    assert action_text(_open(overdue=False, status="not_started", what="x " * 300), limit=20) == (
+        "x x x x x x x x x x… — Dan Fox, by Friday 18 December 2026, not started"
+    )

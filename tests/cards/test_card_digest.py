@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import date
 from typing import Any
 
 from card_support import texts as text_lines
@@ -20,6 +22,7 @@ from m365perf.cards.digest import (
     reason_input_id,
     render_digest,
 )
+from m365perf.cards.views import OpenAction
 from m365perf.domain.kinds import Polarity, Rag, Unit
 
 
@@ -155,3 +158,56 @@ def test_the_email_body_lists_everything_by_service() -> None:
     text = digest_summary(view({"Adults": [item(1, flags=("late return",))]}))
     assert "1 item waits for your approval" in text
     assert "- Indicator 1: 87.5% (Amber) [late return]" in text
+
+
+def _action(n: int, *, overdue: bool = False, what: str = "Two extra rounds a week.") -> OpenAction:
+    return OpenAction(
+        action_id=n,
+        version=1,
+        raised_for="Indicator 1, 2026-09: red",
+        what=what,
+        who_name="Dan Fox",
+        due=date(2026, 11, 30),
+        status="in_progress",
+        overdue=overdue,
+    )
+
+
+def test_an_items_actions_show_what_who_by_when_status_and_overdue() -> None:
+    with_actions = replace(item(1), actions=(_action(7, overdue=True), _action(8)))
+    (card,) = render_digest(view({"Adults": [with_actions, item(2)]}), ids, max_bytes=28_000)
+
+    validate_card(card)
+    lines = text_lines(card)
+    assert (
+        lines.count(
+            "Action: Two extra rounds a week. — Dan Fox, by Monday 30 November 2026 · In progress"
+            " · Overdue"
+        )
+        == 1
+    )
+    assert (
+        lines.count(
+            "Action: Two extra rounds a week. — Dan Fox, by Monday 30 November 2026 · In progress"
+        )
+        == 1
+    )
+    overdue = [n for n in walk(card) if n.get("text") == " · Overdue"]
+    assert [n["color"] for n in overdue] == ["attention"]
+
+
+def test_many_long_actions_keep_every_part_valid_and_under_the_limit() -> None:
+    long = "Rework the rota. " * 58  # nearly the 1,000 characters a card takes
+    heavy = [
+        replace(item(n), actions=tuple(_action(n * 10 + k, what=long) for k in range(5)))
+        for n in range(1, 41)
+    ]
+    cards = render_digest(view({"Adults": heavy}), ids, max_bytes=20_000)
+
+    assert len(cards) > 1
+    for card in cards:
+        validate_card(card)
+        assert card_size(card) <= 20_000
+    shown = texts(cards[0])
+    assert "and 2 more improvement actions" in shown
+    assert long.strip() not in shown  # each "what" is cut short on the digest

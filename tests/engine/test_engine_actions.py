@@ -328,3 +328,30 @@ def test_a_special_cause_of_concern_needs_an_action_even_when_not_red() -> None:
     assert ret.rag.value == "amber"
     action = _action(council, ret)
     assert action is not None and action.raised_for == "special_cause_concern"
+
+
+def test_the_approvers_digest_shows_an_open_action_from_the_previous_cycle() -> None:
+    council = _council(cards="digest")
+    _enter_red_with_action(council, actionwho__CP001=DAN_MAIL)  # by Monday 30 November
+    council.tick(days=28)  # Thursday 3 December: the action is overdue
+    open_period(council.engine, "2026-11", now=council.now)
+    council.act(
+        ANN,
+        "submitReturns",
+        submit_data(_request(council, cycle=2), value__CP001="47", comment__CP001="Recovered."),
+    )
+    council.tick(minutes=2)  # the digest's debounce window
+    council.engine.fire_due_timers(worker="test", now=council.now)
+
+    digests = [
+        c
+        for c in council.cards_to("bob.ray@contoso.gov.uk")
+        if c["card_id"].startswith("digest-2-")
+    ]
+    assert digests, "Bob's digest for 2026-11 was sent"
+    card = digests[-1]["card"]
+    validate_card(card)
+    assert (
+        "Action: Two extra collection rounds a week until March. — Dan Fox, by Monday 30 "
+        "November 2026 · Not started · Overdue"
+    ) in card_text(card).replace("\n", "")  # one line of text runs

@@ -13,17 +13,21 @@ from collections.abc import Sequence
 
 from m365perf.cards import build
 from m365perf.cards.build import Json
-from m365perf.cards.formatting import format_date
+from m365perf.cards.formatting import format_date, shortened
 from m365perf.cards.views import ACTION_STATUSES, Draft, OpenAction
 
 __all__ = [
     "ACTION_MAX_LENGTH",
     "ACTION_NOTE_MAX_LENGTH",
     "ACTION_WHO_MAX_LENGTH",
+    "DIGEST_ACTIONS_SHOWN",
+    "DIGEST_ACTION_SHOWN",
     "action_inputs",
     "action_lines",
+    "action_text",
     "action_versions",
     "approver_actions_block",
+    "digest_actions_block",
     "open_actions_block",
 ]
 
@@ -33,6 +37,11 @@ ACTION_WHO_MAX_LENGTH = 254
 """The longest e-mail address there is."""
 ACTION_NOTE_MAX_LENGTH = 1000
 """The longest progress note a card takes."""
+
+DIGEST_ACTIONS_SHOWN = 3
+"""Actions listed per digest item (the rest counted): the digest is a list."""
+DIGEST_ACTION_SHOWN = 200
+"""Characters of an action's "what" on a digest item; its approval card has it all."""
 
 _STATUS_WORDS = dict(ACTION_STATUSES)
 
@@ -88,17 +97,10 @@ def action_inputs(indicator_id: str, hint: str, draft: Draft, errors: Sequence[s
 
 def action_lines(action: OpenAction) -> list[Json]:
     """An action as text: what, who, by when, where it stands (and overdue, if it is)."""
-    status = _STATUS_WORDS[action.status]
-    runs = [
-        build.text_run(f"{action.who_name}, by {format_date(action.due)}", subtle=True),
-        build.text_run(f" · {status}"),
-    ]
-    if action.overdue:
-        runs.append(build.text_run(" · Overdue", color="attention", weight="bolder"))
     lines = [
         build.rich_text([build.text_run(action.raised_for, weight="bolder")]),
         build.rich_text([build.text_run(action.what)], spacing="none"),
-        build.rich_text(runs, spacing="none"),
+        build.rich_text(_standing_runs(action), spacing="none"),
     ]
     if action.note:
         lines.append(
@@ -108,6 +110,49 @@ def action_lines(action: OpenAction) -> list[Json]:
             )
         )
     return lines
+
+
+def _standing_runs(action: OpenAction, *, lead: str = "") -> list[Json]:
+    """Who, by when, the status and (in the attention colour) overdue."""
+    runs = [
+        build.text_run(f"{lead}{action.who_name}, by {format_date(action.due)}", subtle=True),
+        build.text_run(f" · {_STATUS_WORDS[action.status]}"),
+    ]
+    if action.overdue:
+        runs.append(build.text_run(" · Overdue", color="attention", weight="bolder"))
+    return runs
+
+
+def action_text(action: OpenAction, *, limit: int = DIGEST_ACTION_SHOWN) -> str:
+    """An action on one plain line, for the approvals web page and e-mail bodies."""
+    overdue = ", overdue" if action.overdue else ""
+    return (
+        f"{shortened(action.what, limit)} — {action.who_name}, by {format_date(action.due)}, "
+        f"{_STATUS_WORDS[action.status].lower()}{overdue}"
+    )
+
+
+def digest_actions_block(actions: Sequence[OpenAction]) -> list[Json]:
+    """A digest item's actions, one short line each: what, who, by when, status, overdue."""
+    if not actions:
+        return []
+    lines: list[Json] = []
+    for action in actions[:DIGEST_ACTIONS_SHOWN]:
+        runs = [
+            build.text_run("Action: ", weight="bolder"),
+            build.text_run(shortened(action.what, DIGEST_ACTION_SHOWN)),
+            *_standing_runs(action, lead=" — "),
+        ]
+        lines.append(build.rich_text(runs, spacing="none"))
+    more = len(actions) - DIGEST_ACTIONS_SHOWN
+    if more > 0:
+        lines.append(
+            build.rich_text(
+                [build.text_run(f"and {more} more improvement actions", subtle=True)],
+                spacing="none",
+            )
+        )
+    return [build.container(lines, spacing="small")]
 
 
 def open_actions_block(actions: Sequence[OpenAction]) -> list[Json]:

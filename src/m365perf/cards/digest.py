@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from m365perf.cards import build as b
+from m365perf.cards.actions import digest_actions_block
 from m365perf.cards.build import Json, text_run
 from m365perf.cards.formatting import (
     as_rag,
@@ -26,6 +27,7 @@ from m365perf.cards.formatting import (
     target_text,
 )
 from m365perf.cards.render import REASON_MAX_LENGTH, CardTooLargeError, card_size
+from m365perf.cards.views import OpenAction
 from m365perf.domain.kinds import Polarity, Rag, Unit
 
 __all__ = [
@@ -61,6 +63,8 @@ class DigestItem:
     ``flags`` are what an approver should look at before approving (late, an unusual
     value the officer confirmed, probable missing data, no data); "approve all" leaves
     flagged items alone. ``direction`` is the direction of travel on the previous period.
+    ``actions`` are the improvement actions the approver's card shows for it: the one
+    entered with this figure and the indicator's open ones (overdue decided by the engine).
     """
 
     return_id: int
@@ -82,9 +86,11 @@ class DigestItem:
     direction: str | None = None
     flags: tuple[str, ...] = ()
     commentary: str | None = None
+    actions: tuple[OpenAction, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "unit", as_unit(self.unit))
+        object.__setattr__(self, "actions", tuple(self.actions))
         object.__setattr__(self, "rag", as_rag(self.rag))
         object.__setattr__(self, "flags", tuple(self.flags))
         if self.direction is not None:
@@ -347,6 +353,7 @@ def _item(item: DigestItem, common: Json) -> Json:
             spacing="small",
         )
     )
+    lines += digest_actions_block(item.actions)
     reason_id = reason_input_id(item.return_id)
     data = {**common, **item.ref}
     lines.append(

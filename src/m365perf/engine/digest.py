@@ -176,7 +176,7 @@ def digest_view(
         if ret.version != step.return_version or approver_id in (ret.owner_id, ret.submitted_by):
             continue
         chain = tx.list_steps(ret.id or 0, step.return_version)
-        item = _item(tx, ctx, cycle, ret, chain, step)
+        item = _item(tx, ctx, cycle, ret, chain, step, now=now)
         indicator = tx.find_indicator(flow.id, ret.indicator_key)
         raw = indicator.raw if indicator else {}
         service = str(raw.get(column) or "").strip() if column else ""
@@ -206,8 +206,10 @@ def _item(
     ret: Return,
     chain: Sequence[ApprovalStep],
     step: ApprovalStep,
+    *,
+    now: datetime | None,
 ) -> DigestItem:
-    view = approval_view(tx, ctx, cycle, ret, chain, step, card_id="digest")
+    view = approval_view(tx, ctx, cycle, ret, chain, step, card_id="digest", now=now)
     flags = []
     if view.value is None:
         flags.append("no data this period")
@@ -237,6 +239,7 @@ def _item(
         direction=view.direction_vs_previous,
         flags=tuple(flags),
         commentary=view.commentary,
+        actions=view.actions,
     )
 
 
@@ -329,7 +332,7 @@ def _current_item(
     step = chain[ref.step_index]
     if approver_id not in step.approvers or step.status in DECIDED_STEP:
         return None
-    return _item(tx, ctx, _cycle(tx, cycle_id), ret, chain, step)
+    return _item(tx, ctx, _cycle(tx, cycle_id), ret, chain, step, now=None)
 
 
 def _decide(

@@ -10,6 +10,10 @@ Always for the signed-in person, never someone named in the form: the engine ref
 what it refuses on a card (not your step, your own return, a stale version, decided
 already) and its notes are shown at the top.
 
+The overview also has an "Away? Name a delegate" section (:mod:`m365perf.web.delegates`):
+the person's delegations still to come, a form to name one and a button to end one,
+through the engine's delegation calls, as ``m365perf delegate`` makes them.
+
 Nobody signed in: ``GET`` goes to sign-in and back; ``POST`` is refused (401) and changes
 nothing. Every ``POST`` carries the session's CSRF token.
 """
@@ -27,6 +31,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from m365perf.cards import format_value
+from m365perf.cards.actions import action_text
 from m365perf.cards.digest import DigestItem, DigestView
 from m365perf.cards.formatting import direction_word, rag_word, target_text
 from m365perf.engine import Caller, Engine
@@ -39,6 +44,14 @@ from m365perf.engine.digest import (
 )
 from m365perf.engine.errors import ActionError
 from m365perf.store import CycleStatus
+from m365perf.web.delegates import (
+    ADD_PATH,
+    END_PATH,
+    add_from_form,
+    delegation_section,
+    end_from_form,
+    my_delegations,
+)
 from m365perf.web.return_pages import _page, render_problem
 from m365perf.web.signin import SignIn, WebSession, read_form
 
@@ -109,8 +122,50 @@ def add_approvals(
         session = signed_in(request)
         if session is None:
             return RedirectResponse(signin.signin_url("/approvals"), status_code=302)
-        views = await run_in_threadpool(digests_for, engine, session.user_id)
-        return _html(_overview(session, views))
+        return _html(await run_in_threadpool(_overview_page, engine, session, clock(), ()))
+
+    async def delegate_post(
+        request: Request, act: Callable[[Engine, WebSession, Mapping[str, str], datetime], str]
+    ) -> Response:
+        session = signed_in(request)
+        form = await read_form(request)
+        if session is None:
+            return _html(
+                render_problem(
+                    "Please sign in",
+                    "You are not signed in, so no delegate was named or ended.",
+                    f"Sign in at {signin.base_url}/approvals and try again.",
+                ),
+                401,
+            )
+        if not signin.csrf_ok(request, session, form.get("csrf")):
+            return _html(
+                render_problem(
+                    "Nothing changed",
+                    "This form did not come from your page here, so no delegate was named "
+                    "or ended.",
+                    "Open the approvals page again and try there.",
+                ),
+                403,
+            )
+        status = 200
+        try:
+            note = await run_in_threadpool(act, engine, session, form, clock())
+        except ActionError as refused:
+            note, status = f"Nothing changed: {refused.message}", refused.status
+        except Exception:  # an engine or store failure must not show a traceback
+            log.exception("delegation on the approvals page by %s failed", session.user_id)
+            return _html(render_problem(*_SORRY), 503)
+        page = await run_in_threadpool(_overview_page, engine, session, clock(), (note,))
+        return _html(page, status)
+
+    @app.post(ADD_PATH, response_class=HTMLResponse)
+    async def add_delegate(request: Request) -> Response:
+        return await delegate_post(request, add_from_form)
+
+    @app.post(END_PATH, response_class=HTMLResponse)
+    async def end_delegate(request: Request) -> Response:
+        return await delegate_post(request, end_from_form)
 
     @app.get("/approvals/{cycle_id}", response_class=HTMLResponse)
     async def cycle_page(cycle_id: int, request: Request) -> Response:
@@ -208,21 +263,37 @@ def _header(session: WebSession, title: str) -> list[str]:
     ]
 
 
-def _overview(session: WebSession, views: Sequence[DigestView]) -> str:
+def _overview_page(engine: Engine, session: WebSession, now: datetime, notes: Sequence[str]) -> str:
+    """The overview with the delegation section, read afresh (after any change)."""
+    views = digests_for(engine, session.user_id)
+    mine = my_delegations(engine, session.user_id, now)
+    flows = [(f.id, f.name) for f in engine.flows.values()]
+    return _overview(session, views, delegation_section(session, mine, flows), notes)
+
+
+def _overview(
+    session: WebSession,
+    views: Sequence[DigestView],
+    delegates: Sequence[str] = (),
+    notes: Sequence[str] = (),
+) -> str:
     title = "Approvals waiting for you"
     body = _header(session, title)
+    for note in notes:
+        body.append(f'<p class="notice" role="status">{_e(note)}</p>')
     if not views:
         body.append("<p>Nothing is waiting for your approval.</p>")
-        return _page(title, body)
-    body.append("<ul>")
-    for view in views:
-        count = len(view.items)
-        body.append(
-            f'<li><a href="/approvals/{view.cycle_id}">{_e(view.flow_name)} '
-            f"{_e(view.period_label)}: {count} {'item' if count == 1 else 'items'} waiting"
-            "</a></li>"
-        )
-    body.append("</ul>")
+    else:
+        body.append("<ul>")
+        for view in views:
+            count = len(view.items)
+            body.append(
+                f'<li><a href="/approvals/{view.cycle_id}">{_e(view.flow_name)} '
+                f"{_e(view.period_label)}: {count} {'item' if count == 1 else 'items'} waiting"
+                "</a></li>"
+            )
+        body.append("</ul>")
+    body.extend(delegates)
     return _page(title, body)
 
 
@@ -273,6 +344,7 @@ def _item_lines(item: DigestItem) -> list[str]:
         lines.append(f"Flags: {'; '.join(item.flags)}")
     commentary = (item.commentary or "").strip()
     lines.append(f"Commentary: {commentary or 'none given'}")
+    lines += [f"Improvement action: {action_text(a, limit=1000)}" for a in item.actions]
     return lines
 
 
