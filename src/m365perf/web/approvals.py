@@ -24,6 +24,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from html import escape
 
 from fastapi import FastAPI, Request
@@ -74,15 +75,18 @@ _SORRY = (
 )
 
 
-def digests_for(engine: Engine, user_id: str) -> list[DigestView]:
-    """The person's digest in every cycle not closed where something waits for them."""
+def digests_for(engine: Engine, user_id: str, now: datetime) -> list[DigestView]:
+    """The person's digest in every cycle not closed where something waits for them
+    (what they cover for an away approver today included)."""
     with engine.store.transaction() as tx:
         cycles = [
             c.id or 0
             for c in tx.list_cycles()
             if c.status is not CycleStatus.CLOSED and c.flow_id in engine.flows
         ]
-    views = [read_digest(engine.store, engine.ctx, cycle_id, user_id) for cycle_id in cycles]
+    views = [
+        read_digest(engine.store, engine.ctx, cycle_id, user_id, now=now) for cycle_id in cycles
+    ]
     return [v for v in views if v.items]
 
 
@@ -174,7 +178,11 @@ def add_approvals(
             return RedirectResponse(signin.signin_url(f"/approvals/{cycle_id}"), status_code=302)
         try:
             view = await run_in_threadpool(
-                read_digest, engine.store, engine.ctx, cycle_id, session.user_id
+                partial(read_digest, now=clock()),
+                engine.store,
+                engine.ctx,
+                cycle_id,
+                session.user_id,
             )
         except ActionError as unknown:
             return _html(render_problem("Not found", unknown.message), 404)
@@ -237,7 +245,7 @@ def _act(
         if ref is not None:
             reason = form.get("reason", "")
             return reject_item(store, ctx, who, cycle_id, ref, reason, now=clock()).view
-    view = read_digest(store, ctx, cycle_id, who.user_id)
+    view = read_digest(store, ctx, cycle_id, who.user_id, now=clock())
     return _with_note(view, "That is not something this page can do: nothing changed.")
 
 
@@ -265,7 +273,7 @@ def _header(session: WebSession, title: str) -> list[str]:
 
 def _overview_page(engine: Engine, session: WebSession, now: datetime, notes: Sequence[str]) -> str:
     """The overview with the delegation section, read afresh (after any change)."""
-    views = digests_for(engine, session.user_id)
+    views = digests_for(engine, session.user_id, now)
     mine = my_delegations(engine, session.user_id, now)
     flows = [(f.id, f.name) for f in engine.flows.values()]
     return _overview(session, views, delegation_section(session, mine, flows), notes)
