@@ -433,3 +433,35 @@ def test_a_delegate_finds_the_away_approvers_items_on_their_own_digest(
         (decision,) = [e for e in tx.list_audit() if e.action == "step.approved"]
     assert decision.actor == DAN.user_id
     assert decision.after["acting"] == "Dan Fox for Bob Ray"
+
+
+def test_a_delegates_approve_all_leaves_flagged_items_like_the_approvers(
+    council: Council,
+) -> None:
+    """Ben acts for Bob: his digest says whose items they are, and "approve all" with
+    every ref (a forged or stale click naming the flagged CP003 too) leaves CP003."""
+    from datetime import timedelta
+
+    from m365perf.engine.context import local_day
+
+    today = local_day(council.now)
+    council.engine.add_delegation(
+        approver=BOB_EMAIL,
+        delegate="ben.foster@contoso.gov.uk",
+        starts_on=today,
+        ends_on=today + timedelta(days=7),
+        by=BOB_EMAIL,
+        now=council.now,
+    )
+    settle(council)
+    view = read_digest(council.store, council.engine.ctx, 1, BEN.user_id, now=council.now)
+    assert {i.indicator_key for i in view.items} == {"CP001", "CP002", "CP003"}
+    assert {i.acting_for for i in view.items} == {"Bob Ray"}
+    (ben_digest,) = digests_to(council, "ben.foster@contoso.gov.uk")
+    assert "Supervisor check, for Bob Ray" in text_of(ben_digest["card"])
+
+    every = [ItemRef.of(i) for i in view.items]
+    approve_unflagged(council.store, council.engine.ctx, BEN, 1, every, now=council.now)
+
+    assert status(council, "CP001")[1][0] is StepStatus.APPROVED
+    assert status(council, "CP003")[1][0] is StepStatus.ASKED, "flagged: left for a person"

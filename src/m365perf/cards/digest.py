@@ -87,6 +87,8 @@ class DigestItem:
     flags: tuple[str, ...] = ()
     commentary: str | None = None
     actions: tuple[OpenAction, ...] = ()
+    acting_for: str | None = None
+    """The away approver this item is decided for (a delegation), or None: the approver's own."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "unit", as_unit(self.unit))
@@ -202,8 +204,8 @@ def digest_summary(view: DigestView) -> str:
             lines.append(
                 f"- {item.indicator_name}: {_value_text(item)} ({rag_word(item.rag)}){flags}"
             )
-    if view.link:
-        lines += ["", f"Open your approvals: {view.link}"]
+    # The link to the approvals page goes beside this text as the e-mail's button
+    # (``m365.mail.actionable_html``), never as a long line of text.
     return "\n".join(lines)
 
 
@@ -323,7 +325,8 @@ def _item(item: DigestItem, common: Json) -> Json:
         b.rich_text(
             [
                 text_run(
-                    f"Step {item.step_index + 1} of {item.step_count}: {item.step_name}",
+                    f"Step {item.step_index + 1} of {item.step_count}: {item.step_name}"
+                    + (f", for {item.acting_for}" if item.acting_for else ""),
                     subtle=True,
                 )
             ],

@@ -15,7 +15,7 @@ updated in place after that (:func:`draw_digest`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -158,15 +158,17 @@ def digest_view(
     open_steps = [
         s for s in tx.list_open_steps(approver=approver_id, return_ids=list(returns)) if s.id
     ]
+    covering: dict[int, str] = {}  # step id -> whom the approver acts for on it
     if now is not None:
         day, own = local_day(now), {s.id for s in open_steps}
-        open_steps += [
-            s
-            for s in tx.list_open_steps(return_ids=list(returns))
-            if s.id not in own
-            and s.return_id in returns
-            and may_decide(tx, flow, s, returns[s.return_id], approver_id, day) is not None
-        ]
+        for s in tx.list_open_steps(return_ids=list(returns)):
+            if s.id in own or s.id is None or s.return_id not in returns:
+                continue
+            decider = may_decide(tx, flow, s, returns[s.return_id], approver_id, day)
+            if decider is not None:
+                open_steps.append(s)
+                if decider.cover is not None:
+                    covering[s.id] = decider.cover.approver.name
     column = flow.source.column_for("service")
     groups: dict[str, list[DigestItem]] = {}
     for step in open_steps:
@@ -177,6 +179,8 @@ def digest_view(
             continue
         chain = tx.list_steps(ret.id or 0, step.return_version)
         item = _item(tx, ctx, cycle, ret, chain, step, now=now)
+        if step.id in covering:
+            item = replace(item, acting_for=covering[step.id])
         indicator = tx.find_indicator(flow.id, ret.indicator_key)
         raw = indicator.raw if indicator else {}
         service = str(raw.get(column) or "").strip() if column else ""
@@ -306,7 +310,7 @@ def approve_unflagged(
     results = []
     for ref in dict.fromkeys(refs):
         with store.transaction() as tx:
-            item = _current_item(tx, ctx, caller.user_id, cycle_id, ref)
+            item = _current_item(tx, ctx, caller.user_id, cycle_id, ref, now=now)
         if item is not None and item.flagged:
             results.append(
                 ItemResult(ref, item.indicator_name, False, "has flags: left for you to decide")
@@ -317,7 +321,13 @@ def approve_unflagged(
 
 
 def _current_item(
-    tx: Transaction, ctx: EngineContext, approver_id: str, cycle_id: int, ref: ItemRef
+    tx: Transaction,
+    ctx: EngineContext,
+    approver_id: str,
+    cycle_id: int,
+    ref: ItemRef,
+    *,
+    now: datetime,
 ) -> DigestItem | None:
     """The item as it reads now, if the step is still waiting for this approver."""
     try:
@@ -330,9 +340,15 @@ def _current_item(
     if not 0 <= ref.step_index < len(chain):
         return None
     step = chain[ref.step_index]
-    if approver_id not in step.approvers or step.status in DECIDED_STEP:
+    if step.status in DECIDED_STEP:
         return None
-    return _item(tx, ctx, _cycle(tx, cycle_id), ret, chain, step, now=None)
+    cycle = _cycle(tx, cycle_id)
+    flow = ctx.flow(cycle.flow_id)
+    # The approver or whoever acts for one today: a delegate's "approve all" must see the
+    # same flags as the approver's.
+    if may_decide(tx, flow, step, ret, approver_id, local_day(now)) is None:
+        return None
+    return _item(tx, ctx, cycle, ret, chain, step, now=now)
 
 
 def _decide(

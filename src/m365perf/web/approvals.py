@@ -340,7 +340,10 @@ def _item_lines(item: DigestItem) -> list[str]:
         value = f"No data — {item.no_data_reason or 'no reason given'}"
     else:
         value = f"{format_value(item.value, item.unit)} ({rag_word(item.rag)})"
-    lines = [f"Step {item.step_index + 1} of {item.step_count}: {item.step_name}"]
+    lines = [
+        f"Step {item.step_index + 1} of {item.step_count}: {item.step_name}"
+        + (f", for {item.acting_for}" if item.acting_for else "")
+    ]
     lines.append(f"Value: {value}")
     if item.target is not None:
         lines.append(f"Target: {target_text(item.target, item.unit, item.polarity)}")
