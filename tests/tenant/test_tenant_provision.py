@@ -222,3 +222,25 @@ def test_a_misspelt_register_column_in_the_flow_is_reported_with_the_likely_one(
     assert "did you mean 'Supervisor'" in supervisor
     assert "did you mean 'Service'" in service
     assert report.complete  # the lists provision makes are fine; the register is not its to fix
+
+
+def test_a_flow_with_improvement_actions_gets_its_actions_list(
+    tenant: Tenant, tmp_path: Path
+) -> None:
+    flow_file = tmp_path / "monthly.yaml"
+    flow_file.write_text(
+        MONTHLY.read_text(encoding="utf-8")
+        + "\nactions:\n  required_for: [red]\n  list: KPI Actions\n",
+        encoding="utf-8",
+    )
+    tenant.admin("DELETE", "/lists/KPI Actions")
+    assert "KPI Actions" not in tenant.lists()
+
+    report = provision(tenant.m365.graph, load_flow(flow_file))
+
+    assert report.complete, report.to_dict()
+    assert ("create_list", "KPI Actions") in [(a.kind, a.list_title) for a in report.actions]
+    columns = tenant.columns("KPI Actions")
+    assert columns["ActionId"].indexed
+    again = provision(tenant.m365.graph, load_flow(flow_file))
+    assert again.to_dict()["nothing_to_do"], again.to_dict()
