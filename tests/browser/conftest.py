@@ -43,3 +43,6 @@ def browser() -> Iterator[Any]:
         browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
         yield browser
         browser.close()
+
+
+from idp_support import idp, idp_sandbox  # noqa: E402, F401  (fixtures, shared)

@@ -8,7 +8,6 @@ presses the page's buttons. The outcome is compared with a card click on the twi
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,33 +16,14 @@ from engine_support import card_text
 from idp_support import (
     SUPERVISOR,
     IdpCouncil,
-    free_port,
-    make_idp_council,
-    serving,
 )
 from link_support import snapshot
 
-from m365perf.sandbox.testing import RunningSandbox, running_sandbox
 from m365perf.store import Return, StepStatus
 
 pytestmark = pytest.mark.browser
 
 WASTE = "Household waste recycled (Chloe Evans)"
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    with running_sandbox(tmp_path_factory.mktemp("idp"), throttle=False) as running:
-        yield running
-
-
-@pytest.fixture
-def idp(sandbox: RunningSandbox) -> Iterator[IdpCouncil]:
-    port = free_port()
-    council = make_idp_council(sandbox, f"http://127.0.0.1:{port}")
-    council.submit()
-    with serving(council, port):
-        yield council
 
 
 def _link(idp: IdpCouncil) -> str:

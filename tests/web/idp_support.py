@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
 
+import pytest
 import requests
 import uvicorn
 from engine_support import COLUMNS, MONTHLY, ROWS, START, Council, submit_data
@@ -30,7 +31,7 @@ from m365perf.flows import load_flow
 from m365perf.m365.auth import ClientCredential, login_authority
 from m365perf.plan.register import read_indicators
 from m365perf.sandbox.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
-from m365perf.sandbox.testing import RunningSandbox
+from m365perf.sandbox.testing import RunningSandbox, running_sandbox
 from m365perf.store import PersonSpec
 from m365perf.store.testing import memory_store
 from m365perf.web.app import create_app
@@ -249,3 +250,23 @@ def page_form(text: str, verb: str, return_id: str | None = None) -> dict[str, s
         ):
             return fields
     raise AssertionError(f"no {verb} form for return {return_id} on the page")
+
+
+# --- fixtures (the conftests of tests/web and tests/browser import these) ------------
+
+
+@pytest.fixture(scope="module")
+def idp_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
+    """One sandbox per module, the identity provider of the tests in it."""
+    with running_sandbox(tmp_path_factory.mktemp("idp"), throttle=False) as running:
+        yield running
+
+
+@pytest.fixture
+def idp(idp_sandbox: RunningSandbox) -> Iterator[IdpCouncil]:
+    """A council whose owners have returned, served with sign-in on a free port."""
+    port = free_port()
+    council = make_idp_council(idp_sandbox, f"http://127.0.0.1:{port}")
+    council.submit()
+    with serving(council, port):
+        yield council

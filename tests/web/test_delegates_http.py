@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 import requests
 from idp_support import (
     HEAD,
@@ -19,31 +17,12 @@ from idp_support import (
     SUPERVISOR,
     IdpCouncil,
     csrf_of,
-    free_port,
-    make_idp_council,
-    serving,
     sign_in,
 )
 
 from m365perf.engine.context import local_day
 from m365perf.messages.names import AuditAction, SubjectType
-from m365perf.sandbox.testing import RunningSandbox, running_sandbox
 from m365perf.store import AuditEvent, Delegation
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    with running_sandbox(tmp_path_factory.mktemp("idp"), throttle=False) as running:
-        yield running
-
-
-@pytest.fixture
-def idp(sandbox: RunningSandbox) -> Iterator[IdpCouncil]:
-    port = free_port()
-    council = make_idp_council(sandbox, f"http://127.0.0.1:{port}")
-    council.submit()
-    with serving(council, port):
-        yield council
 
 
 def _form(text: str, action: str) -> dict[str, str]:

@@ -6,10 +6,8 @@ account picker, the callback, the session cookie.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-import pytest
 import requests
 from engine_support import card_text
 from idp_support import (
@@ -30,23 +28,8 @@ from link_support import snapshot
 
 from m365perf.cards import validate_card
 from m365perf.engine.digest import read_digest
-from m365perf.sandbox.testing import RunningSandbox, running_sandbox
+from m365perf.sandbox.testing import RunningSandbox
 from m365perf.store import ApprovalStep, Return, StepStatus
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    with running_sandbox(tmp_path_factory.mktemp("idp"), throttle=False) as running:
-        yield running
-
-
-@pytest.fixture
-def idp(sandbox: RunningSandbox) -> Iterator[IdpCouncil]:
-    port = free_port()
-    council = make_idp_council(sandbox, f"http://127.0.0.1:{port}")
-    council.submit()
-    with serving(council, port):
-        yield council
 
 
 def _approvals_link(idp: IdpCouncil, email: str = SUPERVISOR) -> str:
@@ -266,9 +249,9 @@ def test_signing_out_ends_the_session(idp: IdpCouncil) -> None:
     assert http.get(page.url, timeout=20, allow_redirects=False).status_code == 302
 
 
-def test_a_per_item_approval_card_links_to_the_same_page(sandbox: RunningSandbox) -> None:
+def test_a_per_item_approval_card_links_to_the_same_page(idp_sandbox: RunningSandbox) -> None:
     port = free_port()
-    council = make_idp_council(sandbox, f"http://127.0.0.1:{port}", cards="per_item")
+    council = make_idp_council(idp_sandbox, f"http://127.0.0.1:{port}", cards="per_item")
     council.submit()
     with serving(council, port):
         cards = council.approval_cards(SUPERVISOR)
@@ -281,9 +264,9 @@ def test_a_per_item_approval_card_links_to_the_same_page(sandbox: RunningSandbox
     assert "2 items approved." in answer.text
 
 
-def test_the_public_listener_serves_no_staff_page(sandbox: RunningSandbox) -> None:
+def test_the_public_listener_serves_no_staff_page(idp_sandbox: RunningSandbox) -> None:
     port = free_port()
-    council = make_idp_council(sandbox, f"http://127.0.0.1:{port}")
+    council = make_idp_council(idp_sandbox, f"http://127.0.0.1:{port}")
     with serving(council, port, part="public"):
         base = f"http://127.0.0.1:{port}"
         assert requests.get(f"{base}/health", timeout=20).status_code == 200
