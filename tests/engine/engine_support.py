@@ -114,6 +114,26 @@ ROWS = [
     ],
 ]
 
+#: A year-to-date (cumulative) indicator, judged against its profiled target.
+YTD_ROW = [
+    "CP009",
+    "Affordable homes delivered (year to date)",
+    "number",
+    "higher_is_better",
+    "Monthly",
+    "1200",
+    "5%",
+    "",
+    "",
+    "ann.lee@contoso.gov.uk",
+    "bob.ray@contoso.gov.uk",
+    "cat.doe@contoso.gov.uk",
+    "Housing",
+    "Yes",
+    "cumulative",
+    "",
+]
+
 #: Thursday 5 November 2026, 10:00 UK (GMT): the October cycle opened the day before.
 START = datetime(2026, 11, 5, 10, 0, tzinfo=UTC)
 

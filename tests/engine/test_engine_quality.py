@@ -7,6 +7,7 @@ from engine_support import (
     BEN,
     BOB,
     ROWS,
+    YTD_ROW,
     Council,
     approval_data,
     card_text,
@@ -16,25 +17,6 @@ from engine_support import (
 )
 
 from m365perf.store import ReturnStatus
-
-YTD_ROW = [
-    "CP009",
-    "Affordable homes delivered (year to date)",
-    "number",
-    "higher_is_better",
-    "Monthly",
-    "1200",
-    "5%",
-    "",
-    "",
-    "ann.lee@contoso.gov.uk",
-    "bob.ray@contoso.gov.uk",
-    "cat.doe@contoso.gov.uk",
-    "Housing",
-    "Yes",
-    "cumulative",
-    "",
-]
 
 
 def _return(council: Council, key: str) -> object:

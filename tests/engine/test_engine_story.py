@@ -11,6 +11,7 @@ from engine_support import (
     BOB,
     NADIA,
     ROWS,
+    YTD_ROW,
     Council,
     approval_data,
     make_council,
@@ -80,26 +81,6 @@ def test_a_correction_names_the_reason_and_the_figure_being_corrected() -> None:
     approver = card_text(_last(council, BOB_MAIL))
     assert "Resubmitted after a correction was asked for" in approver
     assert "Figure before the correction: 46%" in approver
-
-
-YTD_ROW = [
-    "CP009",
-    "Affordable homes delivered (year to date)",
-    "number",
-    "higher_is_better",
-    "Monthly",
-    "1200",
-    "5%",
-    "",
-    "",
-    "ann.lee@contoso.gov.uk",
-    "bob.ray@contoso.gov.uk",
-    "cat.doe@contoso.gov.uk",
-    "Housing",
-    "Yes",
-    "cumulative",
-    "",
-]
 
 
 def test_a_year_to_date_indicator_shows_the_profiled_target_it_is_judged_against() -> None:
