@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import submit_first_card
 from click.testing import CliRunner, Result
 
 from m365perf.cli import main
 from m365perf.domain.periods import Period
-from m365perf.engine import Caller, Engine
 from m365perf.flows import load_flow
 from m365perf.plan.catchup import ladder_at_opening
-from m365perf.store import ReturnStatus, create_store
+from m365perf.store import ReturnStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTER = ROOT / "config" / "demo-register.csv"
@@ -138,23 +138,8 @@ def _json(result: Result) -> Any:
 
 
 def _submit_first_card(database_url: str) -> str:
-    """The first owner asked submits every figure on their card; their indicator ids."""
-    store = create_store(database_url)
-    try:
-        engine = Engine(store, [load_flow(ROOT / "flows" / f"{FLOW_ID}.yaml")])
-        with store.transaction() as tx:
-            message = tx.list_outbox(kind="send_card")[0]
-        card, user = message.payload["card"], message.payload["user"]
-        action = next(a for a in card["actions"] if a.get("verb") == "submitReturns")
-        data = dict(action["data"])
-        for key in data["versions"]:
-            data |= {f"value__{key}": "1", f"comment__{key}": "Checked.", f"confirm__{key}": "true"}
-        engine.handle_action(
-            Caller(user["id"], user["name"]), "submitReturns", data, now=datetime.now(UTC)
-        )
-        return str(next(iter(data["versions"])))
-    finally:
-        store.close()
+    """The first owner asked submits every figure on their card; their first indicator id."""
+    return submit_first_card(database_url)[1]
 
 
 def test_a_bad_id_is_a_problem_row_and_the_rest_open(runner: CliRunner, tmp_path: Path) -> None:

@@ -7,13 +7,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cli_support import submit_first_card
 from click.testing import CliRunner, Result
 
 from m365perf.cli import main
-from m365perf.engine import Caller, Engine
 from m365perf.engine.context import local_day
-from m365perf.flows import load_flow
-from m365perf.store import create_store
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTER = ROOT / "config" / "demo-register.csv"
@@ -177,22 +175,7 @@ def test_correct_by_someone_outside_the_performance_team_is_refused(
 
 def test_audit_shows_names_next_to_ids(runner: CliRunner, tmp_path: Path) -> None:
     _open(runner)
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    store = create_store(url)
-    try:
-        engine = Engine(store, [load_flow(ROOT / "flows" / f"{FLOW_ID}.yaml")])
-        with store.transaction() as tx:
-            message = tx.list_outbox(kind="send_card")[0]
-        card, user = message.payload["card"], message.payload["user"]
-        action = next(a for a in card["actions"] if a.get("verb") == "submitReturns")
-        data = dict(action["data"])
-        for key in data["versions"]:
-            data |= {f"value__{key}": "1", f"comment__{key}": "Checked.", f"confirm__{key}": "true"}
-        engine.handle_action(
-            Caller(user["id"], user["name"]), "submitReturns", data, now=datetime.now(UTC)
-        )
-    finally:
-        store.close()
+    user, _ = submit_first_card(f"sqlite:///{tmp_path / 'cli.db'}")
     text = _run(runner, "audit", "--cycle", f"{FLOW_ID}:2026-10")
     assert text.exit_code == 0, text.output
     submitted = [line for line in text.output.splitlines() if "return.submitted" in line]
