@@ -32,9 +32,7 @@ def describe(violations: list[dict[str, Any]]) -> str:
     lines = []
     for violation in violations:
         targets = [" ".join(node["target"]) for node in violation["nodes"][:3]]
-        lines.append(
-            f"{violation['impact']}: {violation['id']} ({violation['help']}) at {targets}"
-        )
+        lines.append(f"{violation['impact']}: {violation['id']} ({violation['help']}) at {targets}")
     return "\n".join(lines)
 
 
