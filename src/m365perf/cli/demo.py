@@ -17,8 +17,12 @@ from m365perf.domain.periods import Period, PeriodError
 from m365perf.examples import FLOWS_DIR
 from m365perf.flows import Flow, flow_files
 
-# The packaged examples rehearsed by default: one by e-mail, one by Teams.
-DEFAULT_FLOWS = ("annual-statutory-returns.yaml", "monthly-corporate-kpis.yaml")
+# The packaged examples rehearsed by default: all three (e-mail, Teams and both).
+DEFAULT_FLOWS = (
+    "annual-statutory-returns.yaml",
+    "quarterly-service-standards.yaml",
+    "monthly-corporate-kpis.yaml",
+)
 # A period of each frequency the sandbox's seeded register and history can rehearse.
 DEFAULT_PERIODS = {
     frequency: Period.containing(frequency, day).label
@@ -37,8 +41,9 @@ DEFAULT_PERIODS = {
     "--flows",
     "flows_dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Rehearse every flow in this folder (default: two of the packaged examples, "
-    "annual statutory returns and monthly KPIs, wherever you run this).",
+    help="Rehearse every flow in this folder (default: the three packaged examples, "
+    "annual statutory returns, quarterly service standards and monthly KPIs, over the "
+    "whole register, wherever you run this).",
 )
 @click.option(
     "--period",
@@ -68,6 +73,7 @@ def demo(
     Power BI is refreshed. Every click goes through the real bot endpoint.
     """
     from m365perf.demo import DemoError, run_demo
+    from m365perf.progress import reporting
 
     if not auto:
         raise click.UsageError("only --auto is available for now: the simulated people click")
@@ -78,12 +84,13 @@ def demo(
         if not flows:
             raise click.BadParameter(f"no *.yaml flow files in {flows_dir}", param_hint="--flows")
     periods = _periods(flows, period_choices)
+    progress = reporting(quiet=as_json, lines_elsewhere=True)
     try:
         if workdir is None:
             with tempfile.TemporaryDirectory(prefix="m365perf-demo-") as tmp:
-                summary = run_demo(flows, Path(tmp), periods=periods)
+                summary = run_demo(flows, Path(tmp), periods=periods, progress=progress)
         else:
-            summary = run_demo(flows, workdir, periods=periods)
+            summary = run_demo(flows, workdir, periods=periods, progress=progress)
     except DemoError as exc:
         click.echo(f"demo failed: {exc}", err=True)
         sys.exit(1)
@@ -121,12 +128,18 @@ def _text(
         if workdir is not None
         else "Use --json for the machine-readable summary, --workdir DIR to keep the database."
     )
+    per_flow = [
+        f"  {f['name']} {f['period']}: {f['indicators']} indicators asked, {f['returns']} "
+        f"returned, {f['approved']} approved; {f['unroutable']} could not be routed"
+        for f in s["flows"]
+    ]
     return "\n".join(
         [
             f"Rehearsal finished ({cycles}):",
+            *per_flow,
             f"  {s['requests_sent']} requests sent to owners for {s['indicators']} indicators; "
             f"{s['returns']} returned ({s['late']} late), "
-            f"self-return rate {s['self_return_rate']:.0%}",
+            f"self-return rate {s['self_return_rate']:.1%}",
             f"  {s['approved']} approved; {s['rejected']} rejected and resubmitted; "
             f"at most {box['most_approval_messages_per_approver_cycle_step']} approval "
             "card(s) per approver per cycle and step",
