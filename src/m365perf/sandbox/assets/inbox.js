@@ -62,13 +62,16 @@
     return "";
   }
 
-  async function execute(item, action, note) {
+  async function execute(item, action, note, slot) {
     if (action instanceof AC.OpenUrlAction) {
       window.open(action.url, "_blank", "noopener");
       return;
     }
     const click = clicked(action);
     if (!click || !click.verb) return;
+    // One click at a time per card, as Teams does while an invoke is in flight.
+    const buttons = Array.from(slot.querySelectorAll("button:not([disabled])"));
+    for (const button of buttons) button.disabled = true;
     busy += 1;
     note.textContent = "Sending…";
     note.removeAttribute("role");
@@ -95,6 +98,7 @@
       busy -= 1;
     }
     await refresh();
+    for (const button of buttons) button.disabled = false; // the card was kept, not redrawn
   }
 
   // --- drawing ---------------------------------------------------------------------
@@ -102,7 +106,7 @@
   function drawCard(item, slot, note) {
     const card = new AC.AdaptiveCard();
     card.hostConfig = hostConfigs[item.channel];
-    card.onExecuteAction = (action) => execute(item, action, note);
+    card.onExecuteAction = (action) => execute(item, action, note, slot);
     try {
       card.parse(item.card);
       slot.replaceChildren(card.render());
