@@ -144,7 +144,9 @@ class Rehearsal:
         port: int,
         *,
         start: datetime,
+        settings: dict[str, Any] | None = None,
     ) -> None:
+        """``settings``: more overrides on top of the sandbox's (the live demo's sign-in)."""
         from m365perf.service import Service
 
         self.sandbox = health["http_base_url"]
@@ -154,6 +156,7 @@ class Rehearsal:
         # A fresh key per rehearsal: the e-mails carry working web-form links, and no
         # link from a rehearsal works anywhere else.
         overrides["link_secret"] = secrets.token_urlsafe(32)
+        overrides.update(settings or {})
         self.settings = load_settings(**overrides)
         self.flows = [self._point_at_sandbox(f, health) for f in flows]
         self.clock = SimulatedClock(start)

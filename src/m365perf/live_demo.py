@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -63,12 +64,17 @@ class InboxLink:
 @dataclass(frozen=True)
 class LiveRehearsal:
     sandbox_url: str
+    status_url: str
+    """The performance team's status page (sign in at the sandbox as one of ``staff``)."""
+    staff: list[str]
     cycles: list[str]
     links: list[InboxLink]
 
     def as_json(self) -> dict[str, Any]:
         return {
             "sandbox": self.sandbox_url,
+            "status": self.status_url,
+            "staff": self.staff,
             "cycles": self.cycles,
             "officers": [dataclasses.asdict(link) for link in self.officers],
             "approvers": [dataclasses.asdict(link) for link in self.approvers],
@@ -141,6 +147,15 @@ def _links(rehearsal: Rehearsal) -> list[InboxLink]:
     ]
 
 
+def _staff(rehearsal: Rehearsal, group: str) -> list[str]:
+    """The names of the sandbox's performance team: who may open the status page."""
+    http, sandbox = rehearsal.http, rehearsal.sandbox
+    groups = http.get(f"{sandbox}/_sandbox/groups", timeout=10).json()["value"]
+    users = http.get(f"{sandbox}/_sandbox/users", timeout=10).json()["value"]
+    names = {u["id"]: u["display_name"] for u in users}
+    return sorted(names.get(m, m) for m in groups.get(group, {}).get("members", []))
+
+
 def _tick_until(rehearsal: Rehearsal, stop: threading.Event, tick_s: float) -> None:
     """Move the service's clock (``SPEED`` times the wall clock) and send what is due."""
     started, at = rehearsal.clock.now, time.monotonic()
@@ -176,7 +191,17 @@ def live_rehearsal(
             raise DemoError(problem)
         chosen = {f.id: Period.parse_for(f.frequency, periods[f.id]) for f in flows}
         start = max(_opening(f, chosen[f.id]) for f in flows)
-        rehearsal = Rehearsal(health, list(flows), workdir, port, start=start)
+        # Staff sign in at the sandbox (its seeded performance team is the staff group), so
+        # the status page and the approvers' web page work in the rehearsal too.
+        staff = str(health["performance_team_group_id"])
+        rehearsal = Rehearsal(
+            health,
+            [f.model_copy(update={"staff_group": staff}) for f in flows],
+            workdir,
+            port,
+            start=start,
+            settings={"session_secret": secrets.token_urlsafe(32)},
+        )
         stop = threading.Event()
         ticker = threading.Thread(
             target=_tick_until, args=(rehearsal, stop, tick_s), name="demo-ticker", daemon=True
@@ -191,6 +216,8 @@ def live_rehearsal(
                 try:
                     yield LiveRehearsal(
                         sandbox_url=str(health["http_base_url"]),
+                        status_url=f"{rehearsal.settings.staff_url}/status",
+                        staff=_staff(rehearsal, staff),
                         cycles=[f"{f.name} {chosen[f.id].label}" for f in rehearsal.flows],
                         links=_links(rehearsal),
                     )

@@ -1,4 +1,5 @@
-"""Playing officer and approver in the sandbox inbox, in Chromium, on ``m365perf demo``.
+"""Playing officer and approver in the sandbox inbox, in Chromium, on ``m365perf demo``;
+the status page, signed in as the performance team, follows each step.
 
 ``m365perf demo`` (without ``--auto``) runs as a user would run it: its own process, the
 sandbox in another, the links printed. Chromium opens the printed inbox pages, where
@@ -113,6 +114,33 @@ def _item(page: Any, section: str, text: str) -> Any:
     return page.locator(f"article[data-key='{newest.get_attribute('data-key')}']")
 
 
+def _status_row(page: Any, *texts: str) -> str:
+    """The status page, reloaded: the text of the first table row holding every one of
+    ``texts`` ('' when none does)."""
+    page.reload()
+    rows = page.get_by_role("row")
+    for text in texts:
+        rows = rows.filter(has_text=text)
+    return str(rows.first.inner_text()) if rows.count() else ""
+
+
+def _signed_in_status(browser: Any, demo: Demo) -> Any:
+    """The status page, signed in at the sandbox as one of the performance team."""
+    page = browser.new_context().new_page()
+    page.goto(demo.links["status"])
+    page.wait_for_url(re.compile(r".*/oauth2/v2\.0/authorize.*"))
+    page.get_by_role("button", name=re.compile(f"^{demo.links['staff'][0]}")).click()
+    page.wait_for_url(demo.links["status"])
+    return page
+
+
+def receipt_indicator(item: Any) -> str:
+    """The indicator a one-return receipt names (the bold line under the thanks)."""
+    text = str(item.locator(".card").inner_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[lines.index(next(x for x in lines if x.startswith("Thank you"))) + 1]
+
+
 def test_the_demo_prints_an_inbox_link_for_every_officer_and_approver(demo: Demo) -> None:
     links = demo.links
     assert links["cycles"] == ["Annual statutory returns 2025/26", "Monthly corporate KPIs 2026-10"]
@@ -157,8 +185,12 @@ def test_an_approver_rejects_with_a_reason_and_the_officer_sees_it(
     receipt = request.get_by_text("Thank you, Emma Doyle. 1 return was received.")
     receipt.wait_for(timeout=CARD_WAIT_MS)
     officer.screenshot(path=str(artefacts() / "inbox-officer-receipt-teams.png"), full_page=True)
+    indicator = receipt_indicator(request)
 
     approver_link = demo.person(emma["first_approvers"][0])
+    status = _signed_in_status(browser, demo)
+    assert approver_link["name"] in _status_row(status, indicator)  # waiting for them
+    status.screenshot(path=str(artefacts() / "status-awaiting-approval.png"), full_page=True)
     approver = _open(browser, approver_link["url"])
     digest = _item(approver, "Teams", "Emma Doyle")  # the approval card arrives by itself
     approver.screenshot(path=str(artefacts() / "inbox-approver-digest.png"), full_page=True)
@@ -178,6 +210,8 @@ def test_an_approver_rejects_with_a_reason_and_the_officer_sees_it(
     assert approver_link["name"] in sent_back.inner_text()
     assert sent_back.get_by_role("button", name="Submit returns").count() == 1
     officer.screenshot(path=str(artefacts() / "inbox-officer-sent-back.png"), full_page=True)
+    assert "rejected" in _status_row(status, indicator, "Emma Doyle").lower()
+    status.screenshot(path=str(artefacts() / "status-after-rejection.png"), full_page=True)
     assert officer.errors == [] and approver.errors == []
 
 

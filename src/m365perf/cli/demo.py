@@ -147,7 +147,13 @@ def _live_text(live: LiveRehearsal) -> str:
     ):
         lines += ["", f"{title}:"]
         lines += [f"  {link.name}: {link.url}\n      {link.does}" for link in links]
-    lines += ["", f"Everyone in the sandbox: {live.sandbox_url}/_sandbox/", "Press Ctrl-C to stop."]
+    lines += [
+        "",
+        f"The status page: {live.status_url} (sign in as the performance team: "
+        f"{', '.join(live.staff)})",
+        f"Everyone in the sandbox: {live.sandbox_url}/_sandbox/",
+        "Press Ctrl-C to stop.",
+    ]
     return "\n".join(lines)
 
 
