@@ -114,7 +114,7 @@ def _live(
     flows: list[Flow], periods: dict[str, str], workdir: Path | None, *, as_json: bool
 ) -> None:
     """Open the cycles, print whose inbox to open, and keep everything running until Ctrl-C."""
-    from m365perf.demo import DemoError
+    from m365perf.errors import M365PerfError
     from m365perf.live_demo import live_rehearsal
 
     with contextlib.ExitStack() as stack:
@@ -123,7 +123,7 @@ def _live(
         )
         try:
             live = stack.enter_context(live_rehearsal(flows, folder, periods=periods))
-        except DemoError as exc:
+        except M365PerfError as exc:  # the renderer missing, a cycle that cannot open
             click.echo(f"demo failed: {exc}", err=True)
             sys.exit(1)
         if as_json:
