@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+# One rehearsal of the whole register (shared by the module) takes minutes, not seconds.
+pytestmark = pytest.mark.timeout(1800)
+
 ROOT = Path(__file__).resolve().parents[2]
 # The console script pip installed beside this interpreter, as a user would run it.
 M365PERF = Path(sys.executable).parent / "m365perf"
