@@ -75,14 +75,14 @@ def register_options(command: F) -> F:
     )(command)
 
 
-def period_or_exit(flow: Flow, label: str) -> Period:
+def period_or_exit(flow: Flow, label: str, option: str = "--period") -> Period:
     """The period for the flow's frequency, or a usage error saying what works."""
     from m365perf.domain.periods import Period, PeriodError
 
     try:
         return Period.parse_for(flow.frequency, label)
     except PeriodError as exc:
-        raise click.BadParameter(str(exc), param_hint="--period") from None
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 def sources(

@@ -57,8 +57,8 @@ def export(
     from m365perf.settings import load_settings
 
     flow = load_flow_or_exit(flow_ref, flows_dir)
-    first = period_or_exit(flow, first_label)
-    last = period_or_exit(flow, last_label)
+    first = period_or_exit(flow, first_label, "--from")
+    last = period_or_exit(flow, last_label, "--to")
     if last.start < first.start:
         raise click.BadParameter(f"{last.label} comes before {first.label}", param_hint="--to")
     store = open_store(load_settings())

@@ -67,14 +67,18 @@ COLUMNS: tuple[ExportColumn, ...] = (
     ExportColumn("value", "Value", "The approved value; empty when no data was returned."),
     ExportColumn("value_text", "ValueText", "The value as the officer typed it."),
     ExportColumn("no_data_reason", "NoDataReason", "Why there is no value, when there is none."),
-    ExportColumn("unit", "Unit", "percentage, number, currency, days, ratio…"),
+    ExportColumn("unit", "Unit", "count, percentage, currency, days or ratio."),
     ExportColumn(
         "target",
         "Target",
         "The target the value was judged against (a year-to-date indicator's profiled "
         "target for the period); empty when there is none.",
     ),
-    ExportColumn("comparator", "Comparator", "How the value compares with the target, if stated."),
+    ExportColumn(
+        "comparator",
+        "Comparator",
+        "The group the council benchmarks against (e.g. Statistical Neighbours).",
+    ),
     ExportColumn("rag", "Rag", "red, amber, green, or none (no target, or RAG suspended)."),
     ExportColumn(
         "direction",
