@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from report_support import COMMENT_RED, reported_council
 
@@ -21,8 +22,10 @@ def _run(database_url: str, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def _council_db(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'm365perf.db'}"
+@pytest.fixture(scope="module")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One reported cycle in a SQLite file for the module; the commands only read it."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('reports') / 'm365perf.db'}"
     store = create_store(url, migrate=True)
     try:
         reported_council(store)
@@ -31,8 +34,8 @@ def _council_db(tmp_path: Path) -> str:
     return url
 
 
-def test_the_exceptions_report_in_each_format(tmp_path: Path) -> None:
-    url = _council_db(tmp_path)
+def test_the_exceptions_report_in_each_format(database_url: str, tmp_path: Path) -> None:
+    url = database_url
     cycle = "monthly-corporate-kpis:2026-10"
     code, out, err = _run(
         url,
@@ -76,8 +79,8 @@ def test_the_exceptions_report_in_each_format(tmp_path: Path) -> None:
     assert code == 0 and out.splitlines()[0].startswith("section,indicator_id,indicator")
 
 
-def test_an_unknown_cycle_or_a_bad_date_is_refused_in_words(tmp_path: Path) -> None:
-    url = _council_db(tmp_path)
+def test_an_unknown_cycle_or_a_bad_date_is_refused_in_words(database_url: str) -> None:
+    url = database_url
     code, _out, err = _run(
         url, "report", "exceptions", "--cycle", "monthly-corporate-kpis:2019-01", "--flows", FLOWS
     )
@@ -92,8 +95,8 @@ def test_an_unknown_cycle_or_a_bad_date_is_refused_in_words(tmp_path: Path) -> N
     assert code == 2 and "--big-change" in err
 
 
-def test_a_cycle_of_a_flow_not_in_the_folder_is_refused(tmp_path: Path) -> None:
-    url = _council_db(tmp_path)
+def test_a_cycle_of_a_flow_not_in_the_folder_is_refused(database_url: str, tmp_path: Path) -> None:
+    url = database_url
     empty = tmp_path / "other-flows"
     empty.mkdir()
     (empty / "annual.yaml").write_text(
@@ -103,9 +106,9 @@ def test_a_cycle_of_a_flow_not_in_the_folder_is_refused(tmp_path: Path) -> None:
     assert code == 2 and "not among the flows in" in err and "Traceback" not in err
 
 
-def test_export_of_a_cycle_not_yet_written_back_is_empty(tmp_path: Path) -> None:
+def test_export_of_a_cycle_not_yet_written_back_is_empty(database_url: str) -> None:
     """Nothing is approved, so nothing is in SharePoint: the export says so with no rows."""
-    url = _council_db(tmp_path)
+    url = database_url
     code, out, err = _run(
         url,
         "export",
