@@ -52,6 +52,7 @@ def export(
     import json
 
     from m365perf.flows.results import result_key
+    from m365perf.progress import reporting
     from m365perf.reports.gather import written_results
     from m365perf.reports.opendata import open_data_rows, render_csv, render_json
     from m365perf.settings import load_settings
@@ -61,12 +62,15 @@ def export(
     last = period_or_exit(flow, last_label, "--to")
     if last.start < first.start:
         raise click.BadParameter(f"{last.label} comes before {first.label}", param_hint="--to")
+    progress = reporting(quiet=as_json)
+    progress.say(f"Reading the approved results of {flow.name} written to SharePoint")
     store = open_store(load_settings())
     try:
         with store.transaction() as tx:
             results = written_results(tx, flow)
     finally:
         store.close()
+    progress.say(f"{len(results)} results held; keeping {first.label} to {last.label}")
     rows = open_data_rows(
         results,
         key=result_key(flow.writeback),
