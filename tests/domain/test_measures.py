@@ -134,7 +134,9 @@ hours = st.one_of(st.none(), st.integers(min_value=0, max_value=24 * 40))
 
 
 @given(st.lists(st.tuples(hours, hours, st.integers(0, 3)), max_size=30))
-def test_rates_are_shares_of_their_own_counts(specs: list[tuple[int | None, int | None, int]]) -> None:
+def test_rates_are_shares_of_their_own_counts(
+    specs: list[tuple[int | None, int | None, int]],
+) -> None:
     items = [
         item(
             returned_after=None if r is None else timedelta(hours=r),
