@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
-from m365perf.domain.measures import MeasureGroup, ReturnHistory, measure_groups
+from m365perf.domain.measures import (
+    MeasureGroup,
+    Measures,
+    ReturnHistory,
+    measure,
+    measure_groups,
+)
 from m365perf.engine.context import local_day
 from m365perf.flows.model import Flow
 from m365perf.messages.names import AuditAction
@@ -110,7 +116,10 @@ def gather_measures(
     *,
     now: datetime,
     cycles: Sequence[Cycle] | None = None,
-) -> list[MeasureGroup]:
-    """The measures per flow, cycle and service of ``cycles`` (default: every cycle)."""
+) -> tuple[Measures, list[MeasureGroup]]:
+    """The measures of ``cycles`` (default: every cycle) taken together, then per flow,
+    cycle and service."""
     chosen = list(cycles) if cycles is not None else tx.list_cycles()
-    return measure_groups(return_histories(tx, flows, chosen), today=local_day(now))
+    histories = return_histories(tx, flows, chosen)
+    today = local_day(now)
+    return measure(histories, today=today), measure_groups(histories, today=today)
