@@ -51,7 +51,7 @@ a:focus,button:focus{outline:3px solid #fd0;outline-offset:0}
 form.inline{display:inline;margin:0}
 @media (max-width:40rem){
 main{padding:.75rem}
-table,thead,tbody,tr,th,td{display:block}
+table,caption,thead,tbody,tr,th,td{display:block}
 thead tr{position:absolute;left:-9999px;top:-9999px}
 tr{border:1px solid #767676;margin-bottom:.75rem}
 td{border:none;border-bottom:1px solid #d0d0d0;text-align:left}
@@ -289,7 +289,7 @@ def _powerbi(report: StatusReport) -> list[str]:
     for r in report.powerbi:
         out.append(
             "<tr>"
-            + _td("Flow", f"{r.flow_name} (dataset {r.dataset})")
+            + _td("Flow", r.flow_name)
             + _num("Asked by the service", r.asked_today)
             + _num("Scheduled in Power BI", r.scheduled_per_day)
             + _num("Used", r.used)
