@@ -3,43 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
 from cli_support import submit_first_card
 from click.testing import CliRunner
 
 from m365perf.cli import main
-
-ROOT = Path(__file__).resolve().parents[2]
-REGISTER = ROOT / "config" / "demo-register.csv"
-DIRECTORY = ROOT / "config" / "demo-directory.csv"
-
-
-@pytest.fixture
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The monthly cycle opened from the demo register, its first owner's card returned."""
-    monkeypatch.chdir(ROOT)
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    monkeypatch.setenv("M365PERF_DATABASE_URL", url)
-    for name in ("TENANT_ID", "CLIENT_ID"):
-        monkeypatch.delenv(f"M365PERF_{name}", raising=False)
-    opened = CliRunner().invoke(
-        main,
-        [
-            "cycle",
-            "open",
-            "monthly-corporate-kpis",
-            "--period",
-            "2026-10",
-            "--register",
-            str(REGISTER),
-            "--directory",
-            str(DIRECTORY),
-        ],
-    )
-    assert opened.exit_code == 0, opened.output
-    return url
 
 
 def test_report_json_counts_what_came_back_before_any_chase(database: str) -> None:
@@ -77,3 +45,20 @@ def test_report_for_a_flow_with_no_cycle_says_so(database: str) -> None:
 
     assert result.exit_code == 2
     assert "no cycle of a flow 'no-such-flow'" in result.output
+
+
+def test_the_audit_trail_names_people_and_indicators_not_only_ids(database: str) -> None:
+    user, indicator_key = submit_first_card(database)
+
+    text = CliRunner().invoke(main, ["audit", "--cycle", "monthly-corporate-kpis:2026-10"])
+    rows = json.loads(
+        CliRunner()
+        .invoke(main, ["audit", "--cycle", "monthly-corporate-kpis:2026-10", "--format", "json"])
+        .stdout
+    )
+
+    (submitted, *_) = [r for r in rows if r["action"] == "return.submitted"]
+    assert submitted["actor_name"] == user["name"]
+    assert submitted["subject_name"].startswith(f"{indicator_key} ")
+    assert len(submitted["subject_name"]) > len(indicator_key) + 1  # the indicator's name
+    assert f"return {submitted['subject_id']} {submitted['subject_name']}" in text.stdout
