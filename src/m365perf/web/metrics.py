@@ -32,7 +32,7 @@ from prometheus_client.registry import Collector
 from m365perf.domain.measures import MeasureGroup
 from m365perf.flows.model import Flow
 from m365perf.m365.traffic import Traffic
-from m365perf.store import OutboxStatus, Store
+from m365perf.store import Store
 from m365perf.web.status import StatusReport, gather_status
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -44,10 +44,8 @@ def render_metrics(
 ) -> bytes:
     """The Prometheus text exposition of everything above, read now."""
     report = gather_status(store, flows, now=now)
-    with store.transaction() as tx:
-        depth = tx.outbox_depth()
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_StoreFigures(report, depth))
+    registry.register(_StoreFigures(report))
     for collector in traffic.collectors() if traffic is not None else []:
         registry.register(collector)
     return generate_latest(registry)
@@ -56,9 +54,8 @@ def render_metrics(
 class _StoreFigures(Collector):
     """Gauges of one reading of the store."""
 
-    def __init__(self, report: StatusReport, depth: Mapping[tuple[str, OutboxStatus], int]):
+    def __init__(self, report: StatusReport) -> None:
         self._report = report
-        self._depth = depth
 
     def collect(self) -> Iterator[Metric]:
         yield from _measure_families(self._groups())
@@ -67,8 +64,9 @@ class _StoreFigures(Collector):
             "Outbox rows by kind and status (pending and in flight: the queue's depth).",
             labels=["kind", "status"],
         )
-        for (kind, status), count in sorted(self._depth.items()):
-            outbox.add_metric([kind, str(status)], count)
+        for kind, statuses in self._report.outbox_by_kind.items():
+            for status, count in statuses.items():
+                outbox.add_metric([kind, status], count)
         yield outbox
         yield GaugeMetricFamily(
             "m365perf_parked_messages",

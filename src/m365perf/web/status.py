@@ -182,6 +182,9 @@ class StatusReport:
     approval_queue: tuple[ApproverQueue, ...]
     parked: tuple[ParkedMessage, ...]
     outbox: dict[str, int]
+    """Rows by status (every status, zero included)."""
+    outbox_by_kind: dict[str, dict[str, int]]
+    """Rows by kind, then status (only those there are)."""
     powerbi: tuple[RefreshBudget, ...]
     measures: tuple[MeasureGroup, ...]
     """Per flow, over every cycle (open and closed)."""
@@ -247,12 +250,19 @@ def _gather(tx: Transaction, flows: Mapping[str, Flow], now: datetime) -> Status
         ]
         reports.append(_cycle_report(flows, cycle, items, groups, today))
     parked = tx.list_outbox(status=OutboxStatus.PARKED)
+    depth = tx.outbox_depth()
+    by_status = {str(s): 0 for s in OutboxStatus}
+    by_kind: dict[str, dict[str, int]] = {}
+    for (kind, status), count in sorted(depth.items()):
+        by_status[str(status)] += count
+        by_kind.setdefault(kind, {})[str(status)] = count
     return StatusReport(
         generated_at=now,
         cycles=tuple(reports),
         approval_queue=_queues(reports, people, current),
         parked=tuple(_parked(m, people) for m in parked),
-        outbox={str(s): n for s, n in tx.outbox_counts().items()},
+        outbox=by_status,
+        outbox_by_kind=by_kind,
         powerbi=_refreshes(tx, flows, now),
         measures=tuple(g for g in groups if g.scope == "flow"),
         flow_names={f.id: f.name for f in flows.values()},

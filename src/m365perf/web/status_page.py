@@ -305,10 +305,16 @@ def _powerbi(report: StatusReport) -> list[str]:
 
 def _parked(report: StatusReport, csrf: str) -> list[str]:
     queued = ", ".join(f"{s.replace('_', ' ')} {n}" for s, n in report.outbox.items())
+    kinds = "; ".join(
+        f"{kind.replace('_', ' ')}: "
+        + ", ".join(f"{s.replace('_', ' ')} {n}" for s, n in statuses.items())
+        for kind, statuses in report.outbox_by_kind.items()
+    )
     out = [
         '<section aria-labelledby="parked">',
         '<h2 id="parked">Messages the service could not send</h2>',
         f"<p>Outbox: {_e(queued)}.</p>",
+        *([f"<p>By kind: {_e(kinds)}.</p>"] if kinds else []),
     ]
     if not report.parked:
         out += ["<p>None: nothing is parked.</p>", "</section>"]
