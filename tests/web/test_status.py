@@ -193,7 +193,11 @@ def test_parked_messages_show_their_error_escaped_and_whom_they_were_for(site: S
 
     assert "403 &lt;b&gt;MessageWritesBlocked&lt;/b&gt;" in html and "<b>" not in html
     assert parked["id"] == message_id and parked["last_error"] == "403 <b>MessageWritesBlocked</b>"
-    assert parked["about"].startswith("card by e-mail for ") or " for " in parked["about"]
+    assert parked["about"] == (
+        "Teams card for Ann Lee: Monthly corporate KPIs 2026-10: returns due Wednesday "
+        "11 November 2026"
+    )
+    assert "Teams card for Ann Lee" in html
     assert f'action="/status/parked/{message_id}/retry"' in html
 
 
@@ -215,9 +219,7 @@ def test_retry_requeues_a_parked_message_and_the_audit_names_who(site: Site) -> 
     assert again.status_code == 400 and "is not parked" in again.text
 
 
-def test_retry_without_the_pages_token_or_sign_in_changes_nothing(
-    site: Site, signing_key: rsa.RSAPrivateKey
-) -> None:
+def test_retry_without_the_pages_token_or_sign_in_changes_nothing(site: Site) -> None:
     message_id = park_one(site)
 
     forged = site.client.post(f"/status/parked/{message_id}/retry", data={"csrf": "guess"})
