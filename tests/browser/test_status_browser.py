@@ -165,8 +165,35 @@ def test_the_status_page_reflects_each_step_of_a_cycle(browser: Any, served: Ser
     assert "Monthly corporate KPIs" in measures.inner_text()
     assert "Rejection rate" in measures.inner_text()
 
+    council.tick(days=8)  # past the due date: what is still owed is late
+    assert "late" in _row(page, "CP002: Days to process new benefit claims")
+
     page.screenshot(path=str(artefact("status.png")), full_page=True)
     assert_no_serious_violations(page)
+    context.close()
+
+
+def test_a_parked_message_is_retried_from_its_button(browser: Any, served: Served) -> None:
+    council = served.council
+    (claimed,) = council.store.claim_outbox(council.now, 1, "test-worker")
+    council.store.park(claimed.id or 0, "403 MessageWritesBlocked", now=council.now)
+    context = browser.new_context()
+    context.add_cookies([served.cookie(NADIA, staff=True)])
+    page = context.new_page()
+    page.goto(f"{served.url}/status")
+
+    parked = page.get_by_role("region", name="Messages the service could not send")
+    assert "403 MessageWritesBlocked" in parked.inner_text()
+    parked.get_by_role("button", name=f"Retry message {claimed.id}").click()
+    page.wait_for_load_state()
+
+    assert page.get_by_role("status").inner_text() == (
+        f"Message {claimed.id} will be sent again at the next tick."
+    )
+    assert "None: nothing is parked." in page.inner_text("main")
+    with council.store.transaction() as tx:
+        (event,) = tx.list_audit(subject_type="outbox")
+    assert (event.action, event.actor) == ("outbox.retried", NADIA.user_id)
     context.close()
 
 
