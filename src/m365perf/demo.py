@@ -57,17 +57,22 @@ class DemoError(M365PerfError, RuntimeError):
     """The rehearsal could not run (the sandbox did not start, a click failed)."""
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
-def running_sandbox(data_dir: Path, bot_endpoint: str, *, log: Path) -> Iterator[dict[str, Any]]:
-    """Start ``m365perf sandbox --seed`` as its own process; yield its health document."""
-    port = _free_port()
-    tls_port = _free_port()
+def running_sandbox(
+    data_dir: Path, bot_endpoint: str, *, log: Path, page_size: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """Start ``m365perf sandbox --seed`` as its own process; yield its health document.
+
+    ``page_size``: items per Graph page (the sandbox's default is small, to exercise paging).
+    """
+    port = free_port()
+    tls_port = free_port()
     command = [
         sys.executable,
         "-m",
@@ -83,6 +88,7 @@ def running_sandbox(data_dir: Path, bot_endpoint: str, *, log: Path) -> Iterator
         str(data_dir),
         "--bot-endpoint",
         bot_endpoint,
+        *(["--page-size", str(page_size)] if page_size else []),
     ]
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
@@ -138,7 +144,9 @@ class Rehearsal:
         port: int,
         *,
         start: datetime,
+        settings: dict[str, Any] | None = None,
     ) -> None:
+        """``settings``: more overrides on top of the sandbox's (the live demo's sign-in)."""
         from m365perf.service import Service
 
         self.sandbox = health["http_base_url"]
@@ -148,6 +156,7 @@ class Rehearsal:
         # A fresh key per rehearsal: the e-mails carry working web-form links, and no
         # link from a rehearsal works anywhere else.
         overrides["link_secret"] = secrets.token_urlsafe(32)
+        overrides.update(settings or {})
         self.settings = load_settings(**overrides)
         self.flows = [self._point_at_sandbox(f, health) for f in flows]
         self.clock = SimulatedClock(start)
@@ -591,7 +600,7 @@ def _opening_request(text: str) -> str | None:
 def run_demo(flows: list[Flow], workdir: Path, *, periods: dict[str, str]) -> dict[str, Any]:
     """Rehearse a cycle of each flow against a fresh seeded sandbox; return the summary."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     bot_endpoint = f"http://127.0.0.1:{port}/api/messages"
     with running_sandbox(workdir / "sandbox", bot_endpoint, log=workdir / "sandbox.log") as health:
         ordered = sorted(flows, key=lambda f: Period.parse_for(f.frequency, periods[f.id]).end)

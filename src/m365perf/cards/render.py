@@ -188,7 +188,7 @@ def render_rejection(view: RejectionView, *, max_bytes: int = DEFAULT_MAX_BYTES)
     if view.correction:
         rejection = [
             [
-                _run("Reopened for correction: ", weight="bolder", color="attention"),
+                _run("Reopened for correction: ", weight="bolder"),
                 _run(f"by {view.rejected_by} at {when}"),
             ],
             [_run("Reason: ", weight="bolder"), _run(reason)],
@@ -198,7 +198,7 @@ def render_rejection(view: RejectionView, *, max_bytes: int = DEFAULT_MAX_BYTES)
     else:
         rejection = [
             [
-                _run("Returned to you: ", weight="bolder", color="attention"),
+                _run("Returned to you: ", weight="bolder"),
                 _run(f"rejected by {view.rejected_by} at {when}"),
             ],
             [_run("Reason: ", weight="bolder"), _run(reason)],
@@ -256,7 +256,7 @@ def _owner_card(
         body.append(b.text_block(f"Due {format_date(view.due)}", subtle=True, spacing="none"))
     late_line = late_notice(view)
     if late_line:
-        body.append(_banner([[_run(late_line, weight="bolder", color="attention")]], "attention"))
+        body.append(_banner([[_run(late_line, weight="bolder")]], "attention"))
     if rejection:
         body.append(_banner(rejection, "attention"))
     if part_line:
@@ -406,7 +406,7 @@ def _sent_back_lines(sent_back: SentBack, unit: Unit) -> list[list[Json]]:
     )
     lines = [
         [
-            _run(f"{heading}: ", weight="bolder", color="attention"),
+            _run(f"{heading}: ", weight="bolder"),
             _run(shortened(sent_back.reason, SENT_BACK_REASON_SHOWN)),
         ]
     ]
@@ -427,7 +427,7 @@ def _resubmission_lines(earlier: SentBack, unit: Unit) -> list[list[Json]]:
     )
     lines = [
         [
-            _run(f"{what}: ", weight="bolder", color="attention"),
+            _run(f"{what}: ", weight="bolder"),
             _run(heading[0].lower() + heading[1:]),
         ],
         [
@@ -864,7 +864,11 @@ def _outcome_sentence(view: OutcomeView) -> str:
 
 
 def _banner(lines: Sequence[Sequence[Json]], style: Style) -> Json:
-    """A coloured box of lines, each a list of runs."""
+    """A coloured box of lines, each a list of runs.
+
+    Its text keeps the default colour: red text on the red box fails WCAG contrast
+    (axe-core, in Teams' and Outlook's host configs), and the box already says it.
+    """
     return b.container([b.rich_text(line) for line in lines], style=style)
 
 
