@@ -188,7 +188,7 @@ def test_a_parked_message_is_retried_from_its_button(browser: Any, served: Serve
     page.wait_for_load_state()
 
     assert page.get_by_role("status").inner_text() == (
-        f"Message {claimed.id} will be sent again at the next tick."
+        f"Message {claimed.id} is back in the queue: it will be sent again shortly."
     )
     assert "None: nothing is parked." in page.inner_text("main")
     with council.store.transaction() as tx:

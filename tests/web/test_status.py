@@ -209,7 +209,7 @@ def test_retry_requeues_a_parked_message_and_the_audit_names_who(site: Site) -> 
     again = site.client.post(f"/status/parked/{message_id}/retry", data={"csrf": csrf})
 
     assert page.status_code == 200
-    assert f"Message {message_id} will be sent again" in page.text
+    assert f"Message {message_id} is back in the queue" in page.text
     row = outbox_row(site, message_id)
     assert (row.status, row.attempts) == (OutboxStatus.PENDING, 0)
     with site.council.store.transaction() as tx:

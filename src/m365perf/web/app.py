@@ -268,15 +268,13 @@ def _add_staff(
             await run_in_threadpool(
                 partial(engine.retry_parked, message_id, by=session.user_id, now=clock())
             )
-            note = f"Message {message_id} will be sent again at the next tick."
+            note = f"Message {message_id} is back in the queue: it will be sent again shortly."
         except ActionError as refused_retry:
             note, status = f"Nothing changed: {refused_retry.message}", refused_retry.status
         except Exception:  # a store failure must not show a traceback
             log.exception("retrying outbox message %s failed", message_id)
             return HTMLResponse(_UNAVAILABLE_HTML, status_code=503)
-        page = await run_in_threadpool(_status_html, engine, clock, session, (note,))
-        page.status_code = status if page.status_code == 200 else page.status_code
-        return page
+        return await run_in_threadpool(_status_html, engine, clock, session, (note,), status)
 
 
 def _session(signin: SignIn | None, request: Request) -> WebSession | None:
@@ -288,7 +286,9 @@ def _status_html(
     clock: Callable[[], datetime],
     session: WebSession | None,
     notes: tuple[str, ...],
+    status: int = 200,
 ) -> HTMLResponse:
+    """The status page read now (503 when the store cannot be read)."""
     try:
         report = gather_status(engine.store, engine.flows, now=clock())
     except Exception:  # the page cannot be drawn without the store
@@ -300,7 +300,7 @@ def _status_html(
         csrf=session.csrf if session else "",
         notes=notes,
     )
-    return HTMLResponse(html, headers={**_FRESH, **_STATUS_HEADERS})
+    return HTMLResponse(html, status_code=status, headers={**_FRESH, **_STATUS_HEADERS})
 
 
 def _add_metrics(
