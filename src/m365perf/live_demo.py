@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from m365perf.demo import DemoError, Rehearsal, free_port, running_sandbox
+from m365perf.demo import PAGE_SIZE, DemoError, Rehearsal, free_port, running_sandbox
 from m365perf.domain.approvers import Unroutable
 from m365perf.domain.periods import Period
 from m365perf.engine.context import at_local
@@ -41,9 +41,6 @@ log = logging.getLogger(__name__)
 TICK_S = 1.0
 #: How much faster than the wall clock the service's clock runs.
 SPEED = 10
-#: Graph's own default page for list items: people wait for the history to be read, and
-#: paging is what the automatic demo and the tests exercise, not this one.
-PAGE_SIZE = 200
 
 
 @dataclass(frozen=True)

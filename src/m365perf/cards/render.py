@@ -67,6 +67,7 @@ __all__ = [
     "COMMENT_MAX_LENGTH",
     "DEFAULT_MAX_BYTES",
     "REASON_MAX_LENGTH",
+    "SHOW_REQUEST_VERB",
     "VALUE_MAX_LENGTH",
     "CardTooLargeError",
     "card_size",
@@ -77,6 +78,9 @@ __all__ = [
     "render_receipt",
     "render_rejection",
 ]
+
+SHOW_REQUEST_VERB = "showRequest"
+"""A receipt's "Return the remaining indicators": answered with the owner's open request."""
 
 DEFAULT_MAX_BYTES = 28_000
 """Teams refuses a message over about 28 KB; a card must leave room for the envelope."""
@@ -592,7 +596,7 @@ def render_receipt(view: ReceiptView, *, max_bytes: int = DEFAULT_MAX_BYTES) -> 
         body += [b.rich_text(["• ", name], spacing="none") for name in view.outstanding]
         data = {"cycle_id": view.cycle_id, "owner_id": view.owner_id, "card_id": view.card_id}
         actions.append(
-            b.execute("Return the remaining indicators", "showRequest", data, inputs="none")
+            b.execute("Return the remaining indicators", SHOW_REQUEST_VERB, data, inputs="none")
         )
     else:
         body.append(

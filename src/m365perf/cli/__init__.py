@@ -40,6 +40,7 @@ def _register() -> None:
     from m365perf.cli.delegate import away, delegate
     from m365perf.cli.demo import demo
     from m365perf.cli.doctor import doctor
+    from m365perf.cli.export import export
     from m365perf.cli.health import health
     from m365perf.cli.history import history
     from m365perf.cli.plan import plan
@@ -69,6 +70,7 @@ def _register() -> None:
     main.add_command(delegate)
     main.add_command(away)
     main.add_command(report)
+    main.add_command(export)
 
 
 _register()

@@ -23,8 +23,12 @@ from m365perf.flows import Flow, flow_files
 if TYPE_CHECKING:
     from m365perf.live_demo import LiveRehearsal
 
-# The packaged examples rehearsed by default: one by e-mail, one by Teams.
-DEFAULT_FLOWS = ("annual-statutory-returns.yaml", "monthly-corporate-kpis.yaml")
+# The packaged examples rehearsed by default: all three (e-mail, Teams and both).
+DEFAULT_FLOWS = (
+    "annual-statutory-returns.yaml",
+    "quarterly-service-standards.yaml",
+    "monthly-corporate-kpis.yaml",
+)
 # A period of each frequency the sandbox's seeded register and history can rehearse.
 DEFAULT_PERIODS = {
     frequency: Period.containing(frequency, day).label
@@ -48,8 +52,9 @@ DEFAULT_PERIODS = {
     "--flows",
     "flows_dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Rehearse every flow in this folder (default: two of the packaged examples, "
-    "annual statutory returns and monthly KPIs, wherever you run this).",
+    help="Rehearse every flow in this folder (default: the three packaged examples, "
+    "annual statutory returns, quarterly service standards and monthly KPIs, over the "
+    "whole register, wherever you run this).",
 )
 @click.option(
     "--period",
@@ -84,6 +89,7 @@ def demo(
     (--json: the links as one JSON document).
     """
     from m365perf.demo import DemoError, run_demo
+    from m365perf.progress import reporting
 
     if flows_dir is None:
         flows = [load_flow_or_exit(str(FLOWS_DIR / name)) for name in DEFAULT_FLOWS]
@@ -95,12 +101,13 @@ def demo(
     if not auto:
         _live(flows, periods, workdir, as_json=as_json)
         return
+    progress = reporting(quiet=as_json, lines_elsewhere=True)
     try:
         if workdir is None:
             with tempfile.TemporaryDirectory(prefix="m365perf-demo-") as tmp:
-                summary = run_demo(flows, Path(tmp), periods=periods)
+                summary = run_demo(flows, Path(tmp), periods=periods, progress=progress)
         else:
-            summary = run_demo(flows, workdir, periods=periods)
+            summary = run_demo(flows, workdir, periods=periods, progress=progress)
     except DemoError as exc:
         click.echo(f"demo failed: {exc}", err=True)
         sys.exit(1)
@@ -185,12 +192,18 @@ def _text(
         if workdir is not None
         else "Use --json for the machine-readable summary, --workdir DIR to keep the database."
     )
+    per_flow = [
+        f"  {f['name']} {f['period']}: {f['indicators']} indicators asked, {f['returns']} "
+        f"returned, {f['approved']} approved; {f['unroutable']} could not be routed"
+        for f in s["flows"]
+    ]
     return "\n".join(
         [
             f"Rehearsal finished ({cycles}):",
+            *per_flow,
             f"  {s['requests_sent']} requests sent to owners for {s['indicators']} indicators; "
             f"{s['returns']} returned ({s['late']} late), "
-            f"self-return rate {s['self_return_rate']:.0%}",
+            f"self-return rate {s['self_return_rate']:.1%}",
             f"  {s['approved']} approved; {s['rejected']} rejected and resubmitted; "
             f"at most {box['most_approval_messages_per_approver_cycle_step']} approval "
             "card(s) per approver per cycle and step",

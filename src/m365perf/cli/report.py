@@ -2,7 +2,8 @@
 
 A group: on its own it prints the process measures of every cycle in the database —
 taken together, then per flow, per cycle and per service within a cycle — as a table,
-or as JSON with ``--json``. Further reports are its subcommands.
+or as JSON with ``--json``. Further reports are its subcommands, each in its own module
+(``report exceptions``: :mod:`m365perf.cli.report_exceptions`).
 """
 
 from __future__ import annotations
@@ -129,3 +130,12 @@ def _pair(median: float | None, p90: float | None) -> str:
     if median is None or p90 is None:
         return "-"
     return f"{median:.1f} / {p90:.1f}"
+
+
+def _register() -> None:
+    from m365perf.cli.report_exceptions import exceptions
+
+    report.add_command(exceptions)
+
+
+_register()
