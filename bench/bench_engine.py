@@ -78,11 +78,21 @@ def main() -> None:
             inputs.update({f"comment__{key[7:]}": "ok" for key in list(inputs)})
             council.act(Caller(person_id, email), "submitReturns", submit_data(card, **inputs))
         returned = time.perf_counter()
+        from m365perf.web.metrics import render_metrics
+        from m365perf.web.status import gather_status
+        from m365perf.web.status_page import render_status_html
+
+        render_status_html(gather_status(store, council.engine.flows, now=council.now))
+        status = time.perf_counter()
+        render_metrics(store, council.engine.flows, None, now=council.now)
+        metrics = time.perf_counter()
         store.close()
     total = args.owners * args.per_owner
     print(f"{args.db}: {total} indicators, {args.owners} owners")
     print(f"  open cycle (render and queue every card): {opened - start:6.2f} s")
     print(f"  every owner returns (judge, chain, cards): {returned - opened:6.2f} s")
+    print(f"  the status page (gather and draw):         {status - returned:6.2f} s")
+    print(f"  one /metrics scrape:                       {metrics - status:6.2f} s")
 
 
 def _now():  # type: ignore[no-untyped-def]

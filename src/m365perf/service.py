@@ -126,6 +126,7 @@ class Service:
         self.verifier = verifier or BotTokenVerifier.from_settings(settings)
         self.signin = signin_from_settings(settings, flows)
         split = settings.staff_port is not None
+        token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
         self.app = create_app(
             self.engine,
             self.verifier,
@@ -134,9 +135,19 @@ class Service:
             contact=settings.service_mailbox,
             signin=self.signin,
             part="public" if split else "all",
+            traffic=self.clients.traffic,
+            metrics_token=token,
         )
         self.staff_app = (
-            create_app(self.engine, self.verifier, clock=clock, signin=self.signin, part="staff")
+            create_app(
+                self.engine,
+                self.verifier,
+                clock=clock,
+                signin=self.signin,
+                part="staff",
+                traffic=self.clients.traffic,
+                metrics_token=token,
+            )
             if split
             else None
         )

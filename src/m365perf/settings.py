@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     staff_base_url: str | None = Field(
         None, description="Where staff reach the staff listener (default: public_base_url)."
     )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token a Prometheus scraper sends for /metrics; none set means "
+        "only signed-in staff may read it.",
+    )
 
     # Store
     database_url: str = Field(
@@ -154,7 +159,7 @@ class Settings(BaseSettings):
             raise ValueError(f"no file at {value}: give the PEM holding the key and certificate")
         return value
 
-    @field_validator("link_secret", "session_secret")
+    @field_validator("link_secret", "session_secret", "metrics_token")
     @classmethod
     def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < MIN_LINK_SECRET_CHARS:

@@ -12,7 +12,6 @@ the service answers with. Screenshots land in ``tests/artefacts/`` (or
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -25,6 +24,7 @@ from typing import Any
 
 import pytest
 import requests
+from artefacts_support import artefact
 from axe_support import assert_no_serious_violations
 
 pytestmark = pytest.mark.browser
@@ -35,12 +35,6 @@ CARD_WAIT_MS = 30_000
 MONTHLY = "Monthly corporate KPIs: 2026-10"
 ANNUAL = "Annual statutory returns: 2025/26"
 REASON = "The October figure leaves out the temporary accommodation cases: please add them."
-
-
-def artefacts() -> Path:
-    folder = Path(os.environ.get("M365PERF_ARTEFACTS") or ROOT / "tests" / "artefacts")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @dataclass
@@ -195,7 +189,7 @@ def test_an_officer_submits_the_mail_card_and_sees_the_receipt(demo: Demo, brows
     receipt.wait_for(timeout=CARD_WAIT_MS)
     assert card.get_by_role("button", name="Submit returns").count() == 0  # the card replaced
     assert "86.1%" in mail.inner_text()
-    page.screenshot(path=str(artefacts() / "inbox-officer-receipt-outlook.png"), full_page=True)
+    page.screenshot(path=str(artefact("inbox-officer-receipt-outlook.png")), full_page=True)
     assert page.errors == []
 
 
@@ -211,16 +205,16 @@ def test_an_approver_rejects_with_a_reason_and_the_officer_sees_it(
     card.get_by_role("button", name="Submit returns").click()
     receipt = request.get_by_text("Thank you, Emma Doyle. 1 return was received.")
     receipt.wait_for(timeout=CARD_WAIT_MS)
-    officer.screenshot(path=str(artefacts() / "inbox-officer-receipt-teams.png"), full_page=True)
+    officer.screenshot(path=str(artefact("inbox-officer-receipt-teams.png")), full_page=True)
     indicator = receipt_indicator(request)
 
     approver_link = demo.person(emma["first_approvers"][0])
     status = _signed_in_status(browser, demo)
     assert approver_link["name"] in _status_row(status, indicator)  # waiting for them
-    status.screenshot(path=str(artefacts() / "status-awaiting-approval.png"), full_page=True)
+    status.screenshot(path=str(artefact("status-awaiting-approval.png")), full_page=True)
     approver = _open(browser, approver_link["url"])
     digest = _item(approver, "Teams", "Emma Doyle")  # the approval card arrives by itself
-    approver.screenshot(path=str(artefacts() / "inbox-approver-digest.png"), full_page=True)
+    approver.screenshot(path=str(artefact("inbox-approver-digest.png")), full_page=True)
     item = (
         digest.locator(".ac-container")
         .filter(has_text="Emma Doyle")
@@ -230,15 +224,15 @@ def test_an_approver_rejects_with_a_reason_and_the_officer_sees_it(
     item.last.get_by_role("button", name="Reject").click()
     decided = digest.get_by_text(re.compile("rejected and sent back to its owner"))
     decided.wait_for(timeout=CARD_WAIT_MS)
-    approver.screenshot(path=str(artefacts() / "inbox-approver-rejected.png"), full_page=True)
+    approver.screenshot(path=str(artefact("inbox-approver-rejected.png")), full_page=True)
 
     # The officer's page, left open, shows the card sent back with the approver's reason.
     sent_back = _item(officer, "Teams", REASON)
     assert approver_link["name"] in sent_back.inner_text()
     assert sent_back.get_by_role("button", name="Submit returns").count() == 1
-    officer.screenshot(path=str(artefacts() / "inbox-officer-sent-back.png"), full_page=True)
+    officer.screenshot(path=str(artefact("inbox-officer-sent-back.png")), full_page=True)
     assert "rejected" in _status_row(status, indicator, "Emma Doyle").lower()
-    status.screenshot(path=str(artefacts() / "status-after-rejection.png"), full_page=True)
+    status.screenshot(path=str(artefact("status-after-rejection.png")), full_page=True)
     assert officer.errors == [] and approver.errors == []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,17 +25,22 @@ M365PERF = Path(sys.executable).parent / "m365perf"
 @dataclass
 class DemoRun:
     cwd: Path
+    workdir: Path
     summary: dict[str, Any]
     stderr: str
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
-    """One rehearsal per module, run from an empty folder outside the repository."""
+    """One rehearsal per module, run from an empty folder outside the repository.
+
+    Its database is kept in a folder of its own (``--workdir``), for ``m365perf report``.
+    """
     cwd = tmp_path_factory.mktemp("elsewhere")
+    workdir = tmp_path_factory.mktemp("kept") / "demo"
     assert not cwd.resolve().is_relative_to(ROOT)
     result = subprocess.run(
-        [str(M365PERF), "demo", "--auto", "--json"],
+        [str(M365PERF), "demo", "--auto", "--json", "--workdir", str(workdir)],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -42,7 +48,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    yield DemoRun(cwd, json.loads(result.stdout), result.stderr)
+    yield DemoRun(cwd, workdir, json.loads(result.stdout), result.stderr)
 
 
 @pytest.mark.slow
@@ -82,6 +88,44 @@ def test_demo_runs_a_full_cycle_and_matches_the_sandbox(demo_run: DemoRun) -> No
     # one digest per approver: nobody holds two approval cards or e-mails for one cycle
     # and step (a split digest's parts aside), however many returns they approved
     assert sandbox["most_approval_messages_per_approver_cycle_step"] == 1
+
+
+@pytest.mark.slow
+def test_report_after_the_demo_gives_the_demos_own_self_return_rate(
+    demo_run: DemoRun, tmp_path: Path
+) -> None:
+    """`m365perf report --json` reads the rehearsal's database and agrees with its summary."""
+    from m365perf.examples import FLOWS_DIR
+
+    env = {**os.environ, "M365PERF_DATABASE_URL": f"sqlite:///{demo_run.workdir / 'm365perf.db'}"}
+    result = subprocess.run(
+        [str(M365PERF), "report", "--json", "--flows", str(FLOWS_DIR)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    table = subprocess.run(
+        [str(M365PERF), "report", "--flows", str(FLOWS_DIR)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    overall = json.loads(result.stdout)["overall"]
+    summary = demo_run.summary
+    assert overall["returned"] == summary["returns"]
+    assert round(overall["self_returned"] / overall["returned"], 3) == summary["self_return_rate"]
+    assert 0 < overall["self_return_rate"] < 1  # the late owner was chased
+    assert overall["rejections"] == summary["rejected"] >= 1
+    assert table.returncode == 0 and "Self-return" in table.stdout
+    assert f"{overall['self_returned']}/{overall['returned']}" in table.stdout
 
 
 @pytest.mark.slow

@@ -577,7 +577,11 @@ def _assert_status(scene: Scene, step: str | None, approvers: set[str]) -> None:
     ]
     assert len(cycles) == 1, f"/status.json shows no cycle for {PERIOD}: {answer.json()}"
     (cycle,) = cycles
-    waiting = [w for w in cycle["awaiting_approval"] if w["indicator_key"] == HOMELESSNESS]
+    waiting = [
+        i
+        for i in cycle["items"]
+        if i["indicator_key"] == HOMELESSNESS and i["state"] == "awaiting_approval"
+    ]
     page = staff.get(f"{base}/status", timeout=10)
     assert page.status_code == 200
     rows = [unescape(row) for row in page.text.split("<tr>") if f"{HOMELESSNESS}:" in row]
@@ -587,7 +591,7 @@ def _assert_status(scene: Scene, step: str | None, approvers: set[str]) -> None:
         assert not [r for r in rows if SUPERVISOR in r or HEAD in r or TEAM in r], rows
         return
     assert len(waiting) == 1, f"/status.json does not show {HOMELESSNESS} waiting: {cycle}"
-    shown = (waiting[0]["step"], set(waiting[0]["approvers"]))
+    shown = (waiting[0]["step"], set(waiting[0]["waiting_on"]))
     assert shown == (step, approvers), f"/status.json shows {shown}, not {(step, approvers)}"
     named = [r for r in rows if step in r]
     assert len(named) == 1, f"/status has no row for {HOMELESSNESS} at {step}: {rows}"

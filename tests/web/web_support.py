@@ -92,7 +92,8 @@ class Site:
             return tx.list_returns(), tx.list_outbox(), tx.list_audit(), refs
 
 
-def make_site(council: Council, key: rsa.RSAPrivateKey) -> Site:
+def make_site(council: Council, key: rsa.RSAPrivateKey, **options: Any) -> Site:
+    """The app over ``council``; ``options`` go to ``create_app`` (``metrics_token=…``)."""
     directory = KeyDirectory(key)
     verifier = BotTokenVerifier(
         openid_metadata_url=METADATA_URL,
@@ -102,7 +103,7 @@ def make_site(council: Council, key: rsa.RSAPrivateKey) -> Site:
         fetch_json=directory,
     )
     signin = offline_signin()
-    app = create_app(council.engine, verifier, clock=lambda: council.now, signin=signin)
+    app = create_app(council.engine, verifier, clock=lambda: council.now, signin=signin, **options)
     return Site(council, TestClient(app), key, directory, signin)
 
 

@@ -13,7 +13,7 @@ import click
 from m365perf.cli._common import find_cycle_or_exit, open_store
 
 if TYPE_CHECKING:
-    from m365perf.store import Transaction
+    from m365perf.store import AuditEvent, Transaction
 
 
 @click.command()
@@ -47,7 +47,8 @@ def audit(cycle_ref: str | None, delegations: bool, fmt: str, output: Path | Non
             else:
                 found = find_cycle_or_exit(tx, cycle_ref or "")
                 events = tx.list_audit(cycle_id=found.id)
-            names = _names(tx, {e.actor for e in events})
+            names = _names(tx)
+            subjects = _subject_names(tx, events, names)
     finally:
         store.close()
     rows: list[dict[str, Any]] = [
@@ -58,6 +59,7 @@ def audit(cycle_ref: str | None, delegations: bool, fmt: str, output: Path | Non
             "action": e.action,
             "subject_type": e.subject_type,
             "subject_id": e.subject_id,
+            "subject_name": subjects.get((e.subject_type, e.subject_id)),
             "before": e.before,
             "after": e.after,
         }
@@ -77,6 +79,7 @@ def audit(cycle_ref: str | None, delegations: bool, fmt: str, output: Path | Non
     else:
         text = "\n".join(
             f"{r['at']}  {_who(r):<58} {r['action']:<26} {r['subject_type']} {r['subject_id']}"
+            + (f" {r['subject_name']}" if r["subject_name"] else "")
             + _detail(r)
             for r in rows
         )
@@ -87,14 +90,38 @@ def audit(cycle_ref: str | None, delegations: bool, fmt: str, output: Path | Non
         click.echo(text)
 
 
-def _names(tx: Transaction, refs: set[str]) -> dict[str, str]:
-    """The directory's name for each actor that is a person (not the scheduler)."""
+def _names(tx: Transaction) -> dict[str, str]:
+    """The directory's name for each person, by id and by e-mail (one read)."""
     names: dict[str, str] = {}
-    for ref in refs:
-        person = tx.find_person(ref) if ref and ref.strip() else None
-        if person is not None:
-            names[ref] = person.name
+    for person in tx.list_people():
+        names[person.id] = person.name
+        names[person.email] = person.name
     return names
+
+
+def _subject_names(
+    tx: Transaction, events: list[AuditEvent], people: dict[str, str]
+) -> dict[tuple[str, str], str]:
+    """What each event is about, in words: "CP001 Household waste recycled" for a return,
+    the person's name for an owner or a person; three reads whatever the trail's length."""
+    cycle_ids = {e.cycle_id for e in events if e.cycle_id is not None}
+    cycles = {c.id: c for c in tx.list_cycles() if c.id in cycle_ids}
+    returns = tx.list_returns(cycle_ids=list(cycles)) if cycles else []
+    indicators = {
+        (i.flow_id, i.indicator_key): i.name
+        for i in (tx.list_indicators({c.flow_id for c in cycles.values()}) if cycles else [])
+    }
+    flow_of = {c.id: c.flow_id for c in cycles.values()}
+    out: dict[tuple[str, str], str] = {}
+    for ret in returns:
+        name = indicators.get((flow_of.get(ret.cycle_id, ""), ret.indicator_key), "")
+        out[("return", str(ret.id))] = f"{ret.indicator_key} {name}".strip()
+    for cycle in cycles.values():
+        out[("cycle", str(cycle.id))] = f"{cycle.flow_id} {cycle.period}"
+    for event in events:
+        if event.subject_type in ("owner", "person") and event.subject_id in people:
+            out[(event.subject_type, event.subject_id)] = people[event.subject_id]
+    return out
 
 
 def _who(row: dict[str, Any]) -> str:

@@ -33,6 +33,7 @@ from m365perf.engine.errors import (
     UnknownCycle,
     UnknownSubject,
 )
+from m365perf.engine.parked import retry_parked
 from m365perf.engine.resync import CycleResync, resync_cycle
 from m365perf.engine.returns import show_request, submit_returns, submit_returns_view
 from m365perf.engine.sent import on_parked, on_sent
@@ -271,6 +272,10 @@ class Engine:
     def on_sent(self, row: OutboxMessage, outcome: Outcome, now: datetime) -> None:
         """The dispatcher sent ``row``: record where it went and schedule what follows."""
         on_sent(self.store, self.ctx, row, outcome, now)
+
+    def retry_parked(self, message_id: int, *, by: str, now: datetime) -> OutboxMessage:
+        """An operator retries a parked outbox row (audited); the row as it was parked."""
+        return retry_parked(self.store, message_id, by=by, now=now)
 
     def on_parked(self, row: OutboxMessage, error: str, now: datetime) -> None:
         """The dispatcher gave up on ``row``: send it another way if the flow allows."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from m365perf.flows.results import RESULT_COLUMNS, result_key
 from m365perf.messages import MessageError, Refresh, WriteBack, parse_message
 from m365perf.messages.ids import RefreshKey, WriteBackKey
 from m365perf.messages.names import OutboxKind, SubjectType, TimerKind
-from m365perf.store import ApprovalStep, Cycle, Return, StepStatus, Transaction
+from m365perf.store import ApprovalStep, Cycle, OutboxMessage, Return, StepStatus, Transaction
 
 
 def results_row(
@@ -139,13 +140,18 @@ def schedule_refresh(tx: Transaction, ctx: EngineContext, flow_id: str, *, now: 
 
 def refreshes_today(tx: Transaction, dataset: str, now: datetime) -> int:
     """Refreshes already asked of the dataset today (London day), sent or waiting."""
+    return refreshes_asked_today(tx.list_outbox(kind=OutboxKind.REFRESH), now)[dataset]
+
+
+def refreshes_asked_today(rows: Iterable[OutboxMessage], now: datetime) -> Counter[str]:
+    """Refresh rows queued today (London day), by dataset; rows not of their kind skipped."""
     today = local_day(now)
-    asked = 0
-    for row in tx.list_outbox(kind=OutboxKind.REFRESH):
+    asked: Counter[str] = Counter()
+    for row in rows:
         try:
             message = parse_message(row.kind, row.payload)
         except MessageError:
             continue  # parked, never sent: it used none of the budget
-        if isinstance(message, Refresh) and message.dataset == dataset:
-            asked += local_day(row.created_at) == today
+        if isinstance(message, Refresh) and local_day(row.created_at) == today:
+            asked[message.dataset] += 1
     return asked

@@ -6,7 +6,7 @@ process and handed to whoever sends (the dispatcher, the sync step, ``doctor``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import requests
@@ -24,6 +24,7 @@ from m365perf.m365.http import ApiClient, Budgets, Clock, HttpCore, Limits, new_
 from m365perf.m365.mail import MailClient
 from m365perf.m365.powerbi import PowerBIClient
 from m365perf.m365.teams import BotConnectorClient
+from m365perf.m365.traffic import Traffic
 from m365perf.settings import Settings
 
 
@@ -46,6 +47,8 @@ class M365:
     powerbi: PowerBIClient
     budgets: Budgets
     session: requests.Session
+    traffic: Traffic = field(default_factory=Traffic)
+    """Requests, 429s and latency by service, for ``/metrics``."""
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -97,11 +100,13 @@ def clients_from_settings(
     """The four clients, pointed at the configured base URLs (the cloud or the sandbox)."""
     session = session or new_session(settings.user_agent)
     budgets = Budgets(limits, clock)
+    traffic = Traffic()
     core = HttpCore(
         session,
         connect_timeout_s=settings.connect_timeout_s,
         read_timeout_s=settings.read_timeout_s,
         clock=budgets.clock,
+        traffic=traffic,
     )
     tokens = tokens or tokens_from_settings(settings, session)
     retry = budgets.limits.retry
@@ -127,6 +132,7 @@ def clients_from_settings(
         powerbi=PowerBIClient(powerbi_api),
         budgets=budgets,
         session=session,
+        traffic=traffic,
     )
 
 

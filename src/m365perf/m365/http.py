@@ -54,6 +54,7 @@ from m365perf.m365.errors import (
     TransportError,
     Unauthorized,
 )
+from m365perf.m365.traffic import Traffic
 
 log = logging.getLogger(__name__)
 
@@ -290,11 +291,13 @@ class HttpCore:
         read_timeout_s: float = 30.0,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        traffic: Traffic | None = None,
     ) -> None:
         self.session = session
         self.timeout = (connect_timeout_s, read_timeout_s)
         self.clock: Clock = clock or SystemClock()
         self.rng = rng or random.Random()
+        self.traffic = traffic
 
     def send(
         self,
@@ -320,6 +323,7 @@ class HttpCore:
             failure: requests.RequestException | None = None
             server_wait: float | None = None
             with budget.spend(cost):
+                started = time.perf_counter()
                 try:
                     response = self.session.request(
                         method, url, headers=request_headers, json=json, timeout=self.timeout
@@ -330,7 +334,9 @@ class HttpCore:
                     requests.exceptions.ChunkedEncodingError,
                 ) as exc:
                     failure = exc
+                    self._observe(budget, None, started)
                 else:
+                    self._observe(budget, response.status_code, started)
                     if response.status_code >= 400:
                         server_wait = server_delay(response.headers, self.clock.time())
                     if response.status_code in retry.retry_statuses and server_wait is not None:
@@ -363,6 +369,11 @@ class HttpCore:
                 continue
             raise error_for(method, url, response, retry_after=server_wait)
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    def _observe(self, budget: Budget, status: int | None, started: float) -> None:
+        # Wall time on purpose: an injected test clock never moves while the wire does.
+        if self.traffic is not None:
+            self.traffic.record(budget.name, status, time.perf_counter() - started)
 
 
 def server_delay(headers: Mapping[str, str], now: float) -> float | None:

@@ -62,6 +62,7 @@ class SubjectType(StrEnum):
     HISTORY = "history"
     DELEGATION = "delegation"
     ACTION = "action"
+    OUTBOX = "outbox"
 
 
 class AuditAction(StrEnum):
@@ -101,6 +102,8 @@ class AuditAction(StrEnum):
     TIMER_PUT_OFF = "timer.put_off"
 
     CARD_SENT_BY_EMAIL_INSTEAD = "card.sent_by_email_instead"
+
+    OUTBOX_RETRIED = "outbox.retried"
 
     POWERBI_REFRESH_REQUESTED = "powerbi.refresh_requested"
     POWERBI_REFRESH_DEFERRED = "powerbi.refresh_deferred"

@@ -76,6 +76,10 @@ class Transaction(ABC):
         """One indicator of a flow, retired or not."""
 
     @abstractmethod
+    def list_indicators(self, flow_ids: Collection[str]) -> list[Indicator]:
+        """Every indicator of some flows, retired ones too, in one read (for the status page)."""
+
+    @abstractmethod
     def indicators_keyed(self, indicator_key: str) -> list[Indicator]:
         """Every flow's snapshot of one indicator id (active first), for its frequency."""
 
@@ -180,8 +184,9 @@ class Transaction(ABC):
         cycle_id: int | None = None,
         owner_id: str | None = None,
         status: ReturnStatus | Collection[ReturnStatus] | None = None,
+        cycle_ids: Collection[int] | None = None,
     ) -> list[Return]:
-        """Returns matching every filter given, in creation order."""
+        """Returns matching every filter given, in creation order (``cycle_ids``: of any)."""
 
     @abstractmethod
     def submit_return(
@@ -260,6 +265,10 @@ class Transaction(ABC):
     @abstractmethod
     def list_steps(self, return_id: int, return_version: int | None = None) -> list[ApprovalStep]:
         """The chain of a return version (default: the latest chain), in step order."""
+
+    @abstractmethod
+    def list_chains(self, return_ids: Collection[int]) -> list[ApprovalStep]:
+        """Every step of every version of some returns, in one read (return, version, index)."""
 
     @abstractmethod
     def get_step(self, step_id: int) -> ApprovalStep:
@@ -436,6 +445,15 @@ class Transaction(ABC):
     def outbox_counts(self) -> dict[OutboxStatus, int]:
         """How many rows are in each status (every status present, zero included)."""
 
+    @abstractmethod
+    def outbox_depth(self) -> dict[tuple[str, OutboxStatus], int]:
+        """How many rows of each kind are in each status (only pairs that have rows)."""
+
+    @abstractmethod
+    def requeue_parked(self, message_id: int, *, now: datetime) -> OutboxMessage | None:
+        """``parked`` → ``pending``, due now, with its attempts counted afresh; the row as
+        it was before, or None when it was not parked (someone retried it already)."""
+
     # --- audit -------------------------------------------------------------------------
 
     @abstractmethod
@@ -460,8 +478,13 @@ class Transaction(ABC):
         cycle_id: int | None = None,
         subject_type: str | None = None,
         subject_id: str | int | None = None,
+        cycle_ids: Collection[int] | None = None,
+        actions: Collection[str] | None = None,
     ) -> list[AuditEvent]:
-        """Audit events matching every filter given, by time, then in the order appended."""
+        """Audit events matching every filter given, by time, then in the order appended.
+
+        ``cycle_ids`` keeps events of any of those cycles, ``actions`` of those actions.
+        """
 
     # --- Teams conversations ------------------------------------------------------------
 

@@ -231,6 +231,10 @@ class _SqlTransaction(Transaction):
         result.retired = sorted(retired)
         return result
 
+    def list_indicators(self, flow_ids: Collection[str]) -> list[Indicator]:
+        stmt = select(Indicator).where(col(Indicator.flow_id).in_(sorted(set(flow_ids))))
+        return self._all(stmt.order_by(col(Indicator.flow_id), col(Indicator.indicator_key)))
+
     def indicators_keyed(self, indicator_key: str) -> list[Indicator]:
         found: list[Indicator] = self._all(
             select(Indicator).where(col(Indicator.indicator_key) == indicator_key)
@@ -476,10 +480,13 @@ class _SqlTransaction(Transaction):
         cycle_id: int | None = None,
         owner_id: str | None = None,
         status: ReturnStatus | Collection[ReturnStatus] | None = None,
+        cycle_ids: Collection[int] | None = None,
     ) -> list[Return]:
         stmt = select(Return)
         if cycle_id is not None:
             stmt = stmt.where(col(Return.cycle_id) == cycle_id)
+        if cycle_ids is not None:
+            stmt = stmt.where(col(Return.cycle_id).in_(sorted(set(cycle_ids))))
         if owner_id is not None:
             stmt = stmt.where(col(Return.owner_id) == owner_id)
         wanted = _checks.statuses(status, ReturnStatus)
@@ -698,6 +705,16 @@ class _SqlTransaction(Transaction):
         else:
             stmt = stmt.where(col(ApprovalStep.return_version) == return_version)
         return self._all(stmt.order_by(col(ApprovalStep.step_index)))
+
+    def list_chains(self, return_ids: Collection[int]) -> list[ApprovalStep]:
+        stmt = select(ApprovalStep).where(col(ApprovalStep.return_id).in_(sorted(set(return_ids))))
+        return self._all(
+            stmt.order_by(
+                col(ApprovalStep.return_id),
+                col(ApprovalStep.return_version),
+                col(ApprovalStep.step_index),
+            )
+        )
 
     def get_step(self, step_id: int) -> ApprovalStep:
         return self._get(ApprovalStep, step_id, "approval step")
@@ -1035,6 +1052,35 @@ class _SqlTransaction(Transaction):
             counts[OutboxStatus(status)] = count
         return counts
 
+    def outbox_depth(self) -> dict[tuple[str, OutboxStatus], int]:
+        stmt = select(col(OutboxMessage.kind), col(OutboxMessage.status), func.count()).group_by(
+            col(OutboxMessage.kind), col(OutboxMessage.status)
+        )
+        return {(kind, OutboxStatus(status)): n for kind, status, n in self._s().execute(stmt)}
+
+    def requeue_parked(self, message_id: int, *, now: datetime) -> OutboxMessage | None:
+        now = _checks.aware(now)
+        before: OutboxMessage | None = self._first(
+            select(OutboxMessage).where(
+                col(OutboxMessage.id) == message_id,
+                col(OutboxMessage.status) == OutboxStatus.PARKED,
+            )
+        )
+        if before is None:
+            self._get(OutboxMessage, message_id, "outbox message")
+            return None
+        changed = self._s().scalars(
+            update(OutboxMessage)
+            .where(
+                col(OutboxMessage.id) == message_id,
+                col(OutboxMessage.status) == OutboxStatus.PARKED,
+            )
+            .values(status=OutboxStatus.PENDING, attempts=0, next_attempt_at=now, updated_at=now)
+            .returning(col(OutboxMessage.id)),
+            execution_options=_NO_SYNC,
+        )
+        return before if changed.all() else None
+
     # --- audit -------------------------------------------------------------------------
 
     def audit(
@@ -1070,10 +1116,16 @@ class _SqlTransaction(Transaction):
         cycle_id: int | None = None,
         subject_type: str | None = None,
         subject_id: str | int | None = None,
+        cycle_ids: Collection[int] | None = None,
+        actions: Collection[str] | None = None,
     ) -> list[AuditEvent]:
         stmt = select(AuditEvent)
         if cycle_id is not None:
             stmt = stmt.where(col(AuditEvent.cycle_id) == cycle_id)
+        if cycle_ids is not None:
+            stmt = stmt.where(col(AuditEvent.cycle_id).in_(sorted(set(cycle_ids))))
+        if actions is not None:
+            stmt = stmt.where(col(AuditEvent.action).in_(sorted(set(actions))))
         if subject_type is not None:
             stmt = stmt.where(col(AuditEvent.subject_type) == subject_type)
         if subject_id is not None:

@@ -30,11 +30,13 @@ sign-in, approvals and status (and ``/health``); ``"all"`` (one listener) is bot
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from functools import partial
 from http import HTTPStatus
 from typing import Any, Literal
 
@@ -43,6 +45,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.concurrency import run_in_threadpool
 
 from m365perf.engine import ActionError, Caller, Engine
+from m365perf.m365.traffic import Traffic
 from m365perf.store import OutboxStatus
 from m365perf.web.about import add_about_page
 from m365perf.web.approvals import add_approvals
@@ -54,10 +57,13 @@ from m365perf.web.bot_auth import (
     VerifiedCaller,
 )
 from m365perf.web.links import LinkSigner
+from m365perf.web.metrics import CONTENT_TYPE as METRICS_TYPE
+from m365perf.web.metrics import render_metrics
 from m365perf.web.return_form import add_return_form
 from m365perf.web.return_pages import render_problem
-from m365perf.web.signin import SignIn, add_signin
-from m365perf.web.status import gather_status, render_status_html
+from m365perf.web.signin import SignIn, WebSession, add_signin, read_form
+from m365perf.web.status import gather_status
+from m365perf.web.status_page import RETRY_PATH, STYLE_HASH, render_status_html
 
 AppPart = Literal["all", "public", "staff"]
 
@@ -72,6 +78,15 @@ _CARD_ACTION = "adaptiveCard/action"
 _TEAMS = "msteams"
 _PERSONAL = "personal"
 _FRESH = {"Cache-Control": "no-store"}
+_STATUS_HEADERS = {
+    "Content-Security-Policy": (
+        f"default-src 'none'; style-src '{STYLE_HASH}'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 _SORRY = "Something went wrong on our side. Please try again in a few minutes."
 _NO_SIGNIN = (
     "Sign-in is not set up",
@@ -93,6 +108,8 @@ def create_app(
     contact: str = "",
     signin: SignIn | None = None,
     part: AppPart = "all",
+    traffic: Traffic | None = None,
+    metrics_token: str | None = None,
 ) -> FastAPI:
     """The web application over one engine; ``clock`` gives "now" for every action.
 
@@ -100,7 +117,9 @@ def create_app(
 
     ``links`` checks the signed links to the owners' web form (``/returns/{token}``);
     without it those links are refused. ``signin`` is web sign-in; without it the staff
-    pages and the approvals page refuse everyone.
+    pages and the approvals page refuse everyone. ``/metrics`` (on the staff side) adds
+    ``traffic``, the process's Microsoft 365 requests, and lets in a scraper that sends
+    ``metrics_token`` as a bearer token.
     """
     app = FastAPI(
         title="m365perf",
@@ -124,6 +143,7 @@ def create_app(
         _add_public(app, engine, verifier, clock, links, contact)
     if part in ("all", "staff"):
         _add_staff(app, engine, clock, signin)
+        _add_metrics(app, engine, clock, signin, traffic, metrics_token)
     return app
 
 
@@ -194,16 +214,11 @@ def _add_staff(
         return None
 
     @app.get("/status", response_class=HTMLResponse)
-    def status_page(request: Request) -> Response:
+    async def status_page(request: Request) -> Response:
         refusal = refused(request, json=False)
         if refusal is not None:
             return refusal
-        try:
-            report = gather_status(engine.store, engine.flows, now=clock())
-        except Exception:  # the page cannot be drawn without the store
-            log.exception("status page could not read the store")
-            return HTMLResponse(_UNAVAILABLE_HTML, status_code=503)
-        return HTMLResponse(render_status_html(report), headers=_FRESH)
+        return await run_in_threadpool(_status_html, engine, clock, _session(signin, request), ())
 
     @app.get("/status.json")
     def status_json(request: Request) -> Response:
@@ -216,6 +231,112 @@ def _add_staff(
             log.exception("status report could not read the store")
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse(report.as_json(), headers=_FRESH)
+
+    @app.post(RETRY_PATH, response_class=HTMLResponse)
+    async def retry_parked(message_id: int, request: Request) -> Response:
+        form = await read_form(request)
+        refusal = refused(request, json=False)
+        if refusal is not None:
+            if isinstance(refusal, RedirectResponse):  # not signed in: nothing was retried
+                return HTMLResponse(
+                    render_problem(
+                        "Please sign in",
+                        "You are not signed in, so no message was retried.",
+                        "Sign in, open the status page and retry there.",
+                    ),
+                    status_code=401,
+                    headers=_FRESH,
+                )
+            return refusal
+        session = _session(signin, request)
+        if (
+            session is None
+            or signin is None
+            or not signin.csrf_ok(request, session, form.get("csrf"))
+        ):
+            return HTMLResponse(
+                render_problem(
+                    "Nothing changed",
+                    "This form did not come from your status page, so no message was retried.",
+                    "Open the status page again and retry there.",
+                ),
+                status_code=403,
+                headers=_FRESH,
+            )
+        status = 200
+        try:
+            await run_in_threadpool(
+                partial(engine.retry_parked, message_id, by=session.user_id, now=clock())
+            )
+            note = f"Message {message_id} is back in the queue: it will be sent again shortly."
+        except ActionError as refused_retry:
+            note, status = f"Nothing changed: {refused_retry.message}", refused_retry.status
+        except Exception:  # a store failure must not show a traceback
+            log.exception("retrying outbox message %s failed", message_id)
+            return HTMLResponse(_UNAVAILABLE_HTML, status_code=503)
+        return await run_in_threadpool(_status_html, engine, clock, session, (note,), status)
+
+
+def _session(signin: SignIn | None, request: Request) -> WebSession | None:
+    return signin.current(request) if signin is not None else None
+
+
+def _status_html(
+    engine: Engine,
+    clock: Callable[[], datetime],
+    session: WebSession | None,
+    notes: tuple[str, ...],
+    status: int = 200,
+) -> HTMLResponse:
+    """The status page read now (503 when the store cannot be read)."""
+    try:
+        report = gather_status(engine.store, engine.flows, now=clock())
+    except Exception:  # the page cannot be drawn without the store
+        log.exception("status page could not read the store")
+        return HTMLResponse(_UNAVAILABLE_HTML, status_code=503)
+    html = render_status_html(
+        report,
+        signed_in_as=session.name if session else "",
+        csrf=session.csrf if session else "",
+        notes=notes,
+    )
+    return HTMLResponse(html, status_code=status, headers={**_FRESH, **_STATUS_HEADERS})
+
+
+def _add_metrics(
+    app: FastAPI,
+    engine: Engine,
+    clock: Callable[[], datetime],
+    signin: SignIn | None,
+    traffic: Traffic | None,
+    token: str | None,
+) -> None:
+    """``/metrics`` for a scraper with the bearer token, or for signed-in staff."""
+
+    @app.get("/metrics")
+    def metrics(request: Request) -> Response:
+        if not _may_read_metrics(request, signin, token):
+            return Response(
+                "metrics need the bearer token (M365PERF_METRICS_TOKEN) or a staff sign-in\n",
+                status_code=401,
+                media_type="text/plain",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"', **_FRESH},
+            )
+        try:
+            body = render_metrics(engine.store, engine.flows, traffic, now=clock())
+        except Exception:  # no figures without the store: say so, as /health does
+            log.exception("metrics could not read the store")
+            return Response("store unavailable\n", status_code=503, media_type="text/plain")
+        return Response(body, media_type=METRICS_TYPE, headers=_FRESH)
+
+
+def _may_read_metrics(request: Request, signin: SignIn | None, token: str | None) -> bool:
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    if token and scheme.lower() == "bearer" and given:
+        return hmac.compare_digest(given.strip().encode(), token.encode())
+    session = signin.current(request) if signin is not None else None
+    return session is not None and signin is not None and signin.is_staff(session)
 
 
 def serve_app(app: FastAPI, host: str, port: int) -> None:

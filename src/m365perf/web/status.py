@@ -1,81 +1,113 @@
-"""The performance team's status page: who has returned, who is late, what waits, what is stuck.
+"""The performance team's status report: who has returned, who is late, what waits for whom.
 
-Read-only: one store transaction gathers a :class:`StatusReport`, which is served as
-HTML (``/status``, no JavaScript, every value escaped — indicator names and remote
-errors are other people's text) and as JSON (``/status.json``). The counts use the same
-words and definitions as the daily digest e-mail, so the two never disagree:
+Read-only: one store transaction and a fixed handful of batched reads (cycles, returns,
+indicators, people, approval steps, audit events, outbox, timers), never one per return,
+gather a :class:`StatusReport`. It is served as HTML (``/status``,
+:mod:`m365perf.web.status_page`) and as JSON (``/status.json``), with the same content.
+Names, not ids: owners, approvers, indicators and flows are shown as the directory and
+the register name them.
 
-* returned — every return no longer awaiting its first figure;
-* outstanding — still awaiting a figure;
-* late — with the owner (awaiting, or rejected back to them) after the due date;
-* awaiting approval / rejected / approved — by the return's status.
+Each return is in one state:
+
+* not started — asked of its owner, no figure yet, the due date not passed;
+* late — with its owner (not started, or rejected back to them) after the due date;
+* rejected — sent back to its owner with a reason, the due date not passed;
+* awaiting approval — returned, at a step of its chain, with that step's approvers;
+* returned — returned, its chain not yet asking anyone (a moment between steps);
+* approved; missed (the cycle closed first).
+
+How long an item has waited runs from when it came to whoever holds it now: the owner
+since they were asked (or the figure was sent back), an approver since the figure came in
+or the step before approved it.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
-from html import escape
 from typing import Any
 
-from m365perf.cards.formatting import format_date, format_moment
+from m365perf.cards import format_value
+from m365perf.domain.measures import MeasureGroup, measure_groups
 from m365perf.engine.context import local_day
+from m365perf.engine.measures import return_histories, service_of
+from m365perf.engine.publish import refreshes_asked_today
 from m365perf.flows.model import Flow
+from m365perf.messages import MessageError, parse_message
+from m365perf.messages.names import OutboxKind, TimerKind
+from m365perf.messages.outbox import (
+    CheckRefresh,
+    Refresh,
+    SendCard,
+    SendMail,
+    UpdateCard,
+    WriteAction,
+    WriteBack,
+)
 from m365perf.store import (
+    ApprovalStep,
+    Cycle,
     CycleStatus,
+    OutboxMessage,
     OutboxStatus,
+    Person,
     Return,
     ReturnStatus,
+    StepStatus,
     Store,
+    TimerStatus,
     Transaction,
 )
 
-_WITH_OWNER = frozenset({ReturnStatus.AWAITING, ReturnStatus.REJECTED})
-_STATUS_WORDS = {
-    ReturnStatus.AWAITING: "not yet returned",
-    ReturnStatus.REJECTED: "rejected, back with the owner",
+STATES = ("not_started", "late", "rejected", "awaiting_approval", "returned", "approved", "missed")
+"""Every state an item can be in, in the order the page counts them."""
+STATE_WORDS = {
+    "not_started": "not started",
+    "late": "late",
+    "rejected": "rejected, back with the owner",
+    "awaiting_approval": "awaiting approval",
+    "returned": "returned",
+    "approved": "approved",
+    "missed": "missed",
 }
+_WITH_OWNER = frozenset({ReturnStatus.AWAITING, ReturnStatus.REJECTED})
+_CURRENT = frozenset({StepStatus.ASKED, StepStatus.ESCALATED})
 
 
 @dataclass(frozen=True, slots=True)
-class Counts:
+class Progress:
+    """How many items of a cycle (or of one service or owner in it) are in each state."""
+
+    name: str
     total: int
-    returned: int
-    outstanding: int
+    not_started: int
     late: int
-    awaiting_approval: int
     rejected: int
+    awaiting_approval: int
+    returned: int
     approved: int
+    missed: int
 
 
 @dataclass(frozen=True, slots=True)
-class OwedReturn:
-    """A return the owner still has to make (or make again)."""
+class StatusItem:
+    """One return as the performance team sees it."""
 
+    return_id: int
     indicator_key: str
     indicator_name: str
-    status: str
-    status_text: str
-    late: bool
-
-
-@dataclass(frozen=True, slots=True)
-class OwnerOwing:
-    owner_id: str | None
+    service: str
     owner_name: str
-    owner_email: str | None
-    returns: tuple[OwedReturn, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class WaitingApproval:
-    indicator_key: str
-    indicator_name: str
-    owner_name: str
-    step: str
-    approvers: tuple[str, ...]
+    state: str
+    state_text: str
+    value: str
+    rag: str | None
+    step: str | None
+    waiting_on: tuple[str, ...]
+    waiting_since: datetime | None
+    waited_hours: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,17 +118,42 @@ class CycleStatusReport:
     period: str
     status: str
     due_date: date
-    counts: Counts
-    outstanding: tuple[OwnerOwing, ...]
-    awaiting_approval: tuple[WaitingApproval, ...]
+    overdue: bool
+    counts: Progress
+    by_service: tuple[Progress, ...]
+    by_owner: tuple[Progress, ...]
+    items: tuple[StatusItem, ...]
+    measures: tuple[MeasureGroup, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueItem:
+    flow_name: str
+    period: str
+    indicator_name: str
+    owner_name: str
+    step: str
+    waiting_since: datetime
+    waited_hours: float
+
+
+@dataclass(frozen=True, slots=True)
+class ApproverQueue:
+    """What waits for one approver, oldest first."""
+
+    approver_name: str
+    approver_email: str | None
+    oldest_hours: float
+    items: tuple[QueueItem, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class ParkedMessage:
-    """An outbox row the dispatcher gave up on; an operator must look."""
+    """An outbox row the dispatcher gave up on; an operator must look, then retry."""
 
     id: int
     kind: str
+    about: str
     attempts: int
     last_error: str | None
     created_at: datetime
@@ -104,124 +161,329 @@ class ParkedMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class RefreshBudget:
+    """A Power BI dataset's refreshes today against its flow's daily budget."""
+
+    flow_name: str
+    dataset: str
+    asked_today: int
+    scheduled_per_day: int
+    used: int
+    daily_budget: int
+    remaining: int
+    waiting: int
+    next_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class StatusReport:
     generated_at: datetime
     cycles: tuple[CycleStatusReport, ...]
+    approval_queue: tuple[ApproverQueue, ...]
     parked: tuple[ParkedMessage, ...]
     outbox: dict[str, int]
+    """Rows by status (every status, zero included)."""
+    outbox_by_kind: dict[str, dict[str, int]]
+    """Rows by kind, then status (only those there are)."""
+    powerbi: tuple[RefreshBudget, ...]
+    measures: tuple[MeasureGroup, ...]
+    """Per flow, over every cycle (open and closed)."""
+    flow_names: dict[str, str]
 
     def as_json(self) -> dict[str, Any]:
         """Plain JSON types: dates and times as ISO 8601 strings."""
         return _jsonable(asdict(self))  # type: ignore[no-any-return]
 
 
+class _People:
+    """The directory snapshot, read once, looked up by id or e-mail."""
+
+    def __init__(self, people: Iterable[Person]) -> None:
+        self._by: dict[str, Person] = {}
+        for person in people:
+            self._by[person.id] = person
+            self._by[person.email.lower()] = person
+
+    def find(self, ref: str | None) -> Person | None:
+        return self._by.get(ref) or self._by.get(ref.lower()) if ref else None
+
+    def name(self, ref: str | None, fallback: str = "no one named") -> str:
+        person = self.find(ref)
+        return person.name if person else (ref or fallback)
+
+
 def gather_status(store: Store, flows: Mapping[str, Flow], *, now: datetime) -> StatusReport:
     """Everything the status page shows, read in one transaction."""
-    today = local_day(now)
     with store.transaction() as tx:
-        cycles = tuple(
-            _cycle_report(tx, flows, cycle.id or 0, today)
-            for cycle in tx.list_cycles()
-            if cycle.status is not CycleStatus.CLOSED
+        return _gather(tx, flows, now)
+
+
+def _gather(tx: Transaction, flows: Mapping[str, Flow], now: datetime) -> StatusReport:
+    today = local_day(now)
+    cycles = tx.list_cycles()
+    open_cycles = [c for c in cycles if c.status is not CycleStatus.CLOSED]
+    returns = tx.list_returns(cycle_ids=[c.id or 0 for c in cycles]) if cycles else []
+    indicators = tx.list_indicators({c.flow_id for c in cycles}) if cycles else []
+    people = _People(tx.list_people())
+    open_ids = {c.id for c in open_cycles}
+    live = [r for r in returns if r.cycle_id in open_ids]
+    in_approval = [r.id or 0 for r in live if r.status is ReturnStatus.RETURNED]
+    chains: dict[int, list[ApprovalStep]] = {}
+    for step in tx.list_chains(in_approval) if in_approval else []:
+        chains.setdefault(step.return_id, []).append(step)
+    versions = {r.id or 0: r.version for r in live}
+    current = {
+        s.return_id: s
+        for steps in chains.values()
+        for s in steps
+        if s.status in _CURRENT and s.return_version == versions.get(s.return_id)
+    }
+    histories = return_histories(tx, flows, cycles, returns=returns, indicators=indicators)
+    groups = measure_groups(histories, today=today)
+    names = {(i.flow_id, i.indicator_key): i for i in indicators}
+    reports = []
+    for cycle in open_cycles:
+        mine = [r for r in live if r.cycle_id == cycle.id]
+        items = [
+            _item(flows, cycle, r, names, people, chains.get(r.id or 0, []), current, now)
+            for r in mine
+        ]
+        reports.append(_cycle_report(flows, cycle, items, groups, today))
+    parked = tx.list_outbox(status=OutboxStatus.PARKED)
+    depth = tx.outbox_depth()
+    by_status = {str(s): 0 for s in OutboxStatus}
+    by_kind: dict[str, dict[str, int]] = {}
+    for (kind, status), count in sorted(depth.items()):
+        by_status[str(status)] += count
+        by_kind.setdefault(kind, {})[str(status)] = count
+    return StatusReport(
+        generated_at=now,
+        cycles=tuple(reports),
+        approval_queue=_queues(reports, people, current),
+        parked=tuple(_parked(m, people) for m in parked),
+        outbox=by_status,
+        outbox_by_kind=by_kind,
+        powerbi=_refreshes(tx, flows, now),
+        measures=tuple(g for g in groups if g.scope == "flow"),
+        flow_names={f.id: f.name for f in flows.values()},
+    )
+
+
+def _item(
+    flows: Mapping[str, Flow],
+    cycle: Cycle,
+    ret: Return,
+    indicators: Mapping[tuple[str, str], Any],
+    people: _People,
+    chain: Sequence[ApprovalStep],
+    current: Mapping[int, ApprovalStep],
+    now: datetime,
+) -> StatusItem:
+    indicator = indicators.get((cycle.flow_id, ret.indicator_key))
+    overdue = local_day(now) > cycle.due_date
+    owner = people.name(ret.owner_id or ret.owner_email)
+    step: ApprovalStep | None = None
+    waiting_on: tuple[str, ...] = ()
+    since: datetime | None = None
+    if ret.status in _WITH_OWNER:
+        state = (
+            "late"
+            if overdue
+            else ("not_started" if ret.status is ReturnStatus.AWAITING else "rejected")
         )
-        parked = tuple(
-            ParkedMessage(
-                id=m.id or 0,
-                kind=m.kind,
-                attempts=m.attempts,
-                last_error=m.last_error,
-                created_at=m.created_at,
-                updated_at=m.updated_at,
-            )
-            for m in tx.list_outbox(status=OutboxStatus.PARKED)
-        )
-        outbox = {str(status): count for status, count in tx.outbox_counts().items()}
-    return StatusReport(generated_at=now, cycles=cycles, parked=parked, outbox=outbox)
+        waiting_on = (owner,)
+        since = ret.sent_back_at if ret.status is ReturnStatus.REJECTED else ret.created_at
+    elif ret.status is ReturnStatus.RETURNED:
+        step = current.get(ret.id or 0)
+        state = "awaiting_approval" if step else "returned"
+        if step is not None:
+            waiting_on = tuple(people.name(a) for a in step.approvers)
+            earlier = [
+                s.decided_at
+                for s in chain
+                if s.return_version == ret.version and s.step_index < step.step_index
+            ]
+            times = [t for t in (ret.submitted_at, *earlier) if t is not None]
+            since = max(times) if times else None
+    else:
+        state = str(ret.status)
+    unit = indicator.unit if indicator else None
+    if ret.value is not None and unit is not None:
+        value = format_value(ret.value, unit)
+    elif ret.no_data_reason:
+        value = f"no data: {ret.no_data_reason}"
+    else:
+        value = ""
+    return StatusItem(
+        return_id=ret.id or 0,
+        indicator_key=ret.indicator_key,
+        indicator_name=indicator.name if indicator else ret.indicator_key,
+        service=service_of(flows, indicator),
+        owner_name=owner,
+        state=state,
+        state_text=STATE_WORDS[state],
+        value=value,
+        rag=ret.rag.value if ret.rag else None,
+        step=step.name if step else None,
+        waiting_on=waiting_on,
+        waiting_since=since,
+        waited_hours=_hours(since, now) if since else None,
+    )
+
+
+def _progress(name: str, items: Sequence[StatusItem]) -> Progress:
+    counts = Counter(i.state for i in items)
+    return Progress(name, len(items), *(counts[s] for s in STATES))
 
 
 def _cycle_report(
-    tx: Transaction, flows: Mapping[str, Flow], cycle_id: int, today: date
+    flows: Mapping[str, Flow],
+    cycle: Cycle,
+    items: list[StatusItem],
+    groups: Sequence[MeasureGroup],
+    today: date,
 ) -> CycleStatusReport:
-    cycle = tx.get_cycle(cycle_id)
     flow = flows.get(cycle.flow_id)
-    returns = tx.list_returns(cycle_id=cycle_id)
-    overdue = today > cycle.due_date
-    by_status = Counter(r.status for r in returns)
-    names: dict[str, str] = {}
-
-    def indicator_name(key: str) -> str:
-        if key not in names:
-            indicator = tx.find_indicator(cycle.flow_id, key)
-            names[key] = indicator.name if indicator else key
-        return names[key]
-
-    counts = Counts(
-        total=len(returns),
-        returned=len(returns) - by_status[ReturnStatus.AWAITING],
-        outstanding=by_status[ReturnStatus.AWAITING],
-        late=sum(1 for r in returns if r.status in _WITH_OWNER and overdue),
-        awaiting_approval=by_status[ReturnStatus.RETURNED],
-        rejected=by_status[ReturnStatus.REJECTED],
-        approved=by_status[ReturnStatus.APPROVED],
-    )
-    owing: dict[str | None, list[Return]] = {}
-    for ret in returns:
-        if ret.status in _WITH_OWNER:
-            owing.setdefault(ret.owner_id or ret.owner_email, []).append(ret)
-    outstanding = []
-    for owner_ref, owed in owing.items():
-        person = tx.find_person(owner_ref) if owner_ref else None
-        outstanding.append(
-            OwnerOwing(
-                owner_id=person.id if person else owed[0].owner_id,
-                owner_name=person.name if person else (owner_ref or "no owner named"),
-                owner_email=person.email if person else owed[0].owner_email,
-                returns=tuple(
-                    OwedReturn(
-                        indicator_key=r.indicator_key,
-                        indicator_name=indicator_name(r.indicator_key),
-                        status=str(r.status),
-                        status_text=_STATUS_WORDS[r.status],
-                        late=overdue,
-                    )
-                    for r in owed
-                ),
-            )
-        )
-    outstanding.sort(key=lambda o: o.owner_name.casefold())
-    waiting = []
-    in_approval = [r for r in returns if r.status is ReturnStatus.RETURNED]
-    current = {
-        s.return_id: s for s in tx.list_open_steps(return_ids=[r.id or 0 for r in in_approval])
-    }
-    for ret in in_approval:
-        step = current.get(ret.id or 0)
-        owner = tx.find_person(ret.owner_id or ret.owner_email or "")
-        waiting.append(
-            WaitingApproval(
-                indicator_key=ret.indicator_key,
-                indicator_name=indicator_name(ret.indicator_key),
-                owner_name=owner.name if owner else (ret.owner_email or ret.owner_id or ""),
-                step=step.name if step else "",
-                approvers=tuple(_person_name(tx, a) for a in step.approvers) if step else (),
-            )
-        )
+    by_service: dict[str, list[StatusItem]] = {}
+    by_owner: dict[str, list[StatusItem]] = {}
+    for item in items:
+        by_service.setdefault(item.service, []).append(item)
+        by_owner.setdefault(item.owner_name, []).append(item)
+    items.sort(key=lambda i: (i.service.casefold(), i.indicator_name.casefold()))
     return CycleStatusReport(
-        cycle_id=cycle_id,
+        cycle_id=cycle.id or 0,
         flow_id=cycle.flow_id,
         flow_name=flow.name if flow else cycle.flow_id,
         period=cycle.period,
         status=cycle.status.value,
         due_date=cycle.due_date,
-        counts=counts,
-        outstanding=tuple(outstanding),
-        awaiting_approval=tuple(waiting),
+        overdue=today > cycle.due_date,
+        counts=_progress("All services", items),
+        by_service=tuple(_progress(n, v) for n, v in sorted(by_service.items(), key=_folded)),
+        by_owner=tuple(_progress(n, v) for n, v in sorted(by_owner.items(), key=_folded)),
+        items=tuple(items),
+        measures=tuple(
+            g
+            for g in groups
+            if g.scope != "flow" and g.flow_id == cycle.flow_id and g.period == cycle.period
+        ),
     )
 
 
-def _person_name(tx: Transaction, ref: str) -> str:
-    person = tx.find_person(ref)
-    return person.name if person else ref
+def _queues(
+    reports: Sequence[CycleStatusReport],
+    people: _People,
+    current: Mapping[int, ApprovalStep],
+) -> tuple[ApproverQueue, ...]:
+    """The approval queue by approver: every item at a step that names them."""
+    queues: dict[str, list[QueueItem]] = {}
+    for report in reports:
+        for item in report.items:
+            step = current.get(item.return_id)
+            if item.state != "awaiting_approval" or step is None or item.waiting_since is None:
+                continue
+            for approver in step.approvers:
+                queues.setdefault(approver, []).append(
+                    QueueItem(
+                        flow_name=report.flow_name,
+                        period=report.period,
+                        indicator_name=item.indicator_name,
+                        owner_name=item.owner_name,
+                        step=step.name,
+                        waiting_since=item.waiting_since,
+                        waited_hours=item.waited_hours or 0.0,
+                    )
+                )
+    out = []
+    for ref, items in queues.items():
+        items.sort(key=lambda q: q.waiting_since)
+        person = people.find(ref)
+        out.append(
+            ApproverQueue(
+                approver_name=person.name if person else ref,
+                approver_email=person.email if person else None,
+                oldest_hours=items[0].waited_hours,
+                items=tuple(items),
+            )
+        )
+    out.sort(key=lambda q: (-q.oldest_hours, q.approver_name.casefold()))
+    return tuple(out)
+
+
+def _parked(row: OutboxMessage, people: _People) -> ParkedMessage:
+    return ParkedMessage(
+        id=row.id or 0,
+        kind=row.kind,
+        about=describe_message(row, people),
+        attempts=row.attempts,
+        last_error=row.last_error,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def describe_message(row: OutboxMessage, people: _People) -> str:
+    """What a row was for, in words with names (an unreadable row says so)."""
+    try:
+        message = parse_message(row.kind, row.payload)
+    except MessageError:
+        return f"a {row.kind.replace('_', ' ')} message that cannot be read"
+    if isinstance(message, SendCard):
+        how = "Teams card" if message.channel == "teams" else "card by e-mail"
+        return f"{how} for {message.user.name}: {message.subject or message.summary}".strip(": ")
+    if isinstance(message, UpdateCard):
+        return "an update to a card already sent"
+    if isinstance(message, SendMail):
+        to = ", ".join(people.name(a) for a in message.to)
+        return f"e-mail to {to}: {message.subject}"
+    if isinstance(message, WriteAction):
+        return f"improvement action to the SharePoint list {message.list_title}"
+    if isinstance(message, WriteBack):
+        title = message.fields.get("Title") or ""
+        return f"results row to the SharePoint list {message.list_title}: {title}".strip(": ")
+    if isinstance(message, Refresh | CheckRefresh):
+        return f"Power BI refresh of dataset {message.dataset} ({message.flow_id})"
+    return row.kind.replace("_", " ")
+
+
+def _refreshes(
+    tx: Transaction, flows: Mapping[str, Flow], now: datetime
+) -> tuple[RefreshBudget, ...]:
+    """Each flow's dataset: asked today, Power BI's own schedule, what is still waiting."""
+    asked = refreshes_asked_today(tx.list_outbox(kind=OutboxKind.REFRESH), now)
+    waiting: dict[str, list[datetime]] = {}
+    for timer in tx.list_timers(status=(TimerStatus.PENDING, TimerStatus.CLAIMED)):
+        if timer.kind == TimerKind.REFRESH:
+            waiting.setdefault(str(timer.payload.get("flow_id")), []).append(timer.due_at)
+    out = []
+    for flow in sorted(flows.values(), key=lambda f: f.name.casefold()):
+        if flow.powerbi is None:
+            continue
+        pbi = flow.powerbi
+        used = asked[pbi.dataset] + pbi.scheduled_refreshes_per_day
+        due = sorted(waiting.get(flow.id, []))
+        out.append(
+            RefreshBudget(
+                flow_name=flow.name,
+                dataset=pbi.dataset,
+                asked_today=asked[pbi.dataset],
+                scheduled_per_day=pbi.scheduled_refreshes_per_day,
+                used=used,
+                daily_budget=pbi.daily_budget,
+                remaining=max(0, pbi.daily_budget - used),
+                waiting=len(due),
+                next_at=due[0] if due else None,
+            )
+        )
+    return tuple(out)
+
+
+def _hours(start: datetime, end: datetime) -> float:
+    return round(max(0.0, (end - start).total_seconds() / 3600), 2)
+
+
+def _folded(entry: tuple[str, object]) -> str:
+    return entry[0].casefold()
 
 
 def _jsonable(value: Any) -> Any:
@@ -232,144 +494,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     return value
-
-
-# --------------------------------------------------------------------------- HTML
-
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 1.5rem; line-height: 1.4; color: #1b1b1b; }
-table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; }
-th, td { border: 1px solid #767676; padding: 0.3rem 0.6rem; text-align: left; vertical-align: top; }
-caption { text-align: left; font-weight: bold; padding-bottom: 0.3rem; }
-td.number { text-align: right; }
-"""
-
-
-def render_status_html(report: StatusReport) -> str:
-    """A plain, accessible page: headings, captioned tables, no scripts."""
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en-GB">',
-        "<head>",
-        '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        "<title>Performance returns: status</title>",
-        f"<style>{_STYLE}</style>",
-        "</head>",
-        "<body>",
-        "<main>",
-        "<h1>Performance returns: status</h1>",
-        f"<p>As at {_e(format_moment(report.generated_at))}.</p>",
-    ]
-    if not report.cycles:
-        parts.append("<p>No cycle is open.</p>")
-    for cycle in report.cycles:
-        parts.extend(_cycle_html(cycle))
-    parts.extend(_parked_html(report))
-    parts.extend(["</main>", "</body>", "</html>", ""])
-    return "\n".join(parts)
-
-
-def _cycle_html(cycle: CycleStatusReport) -> list[str]:
-    c = cycle.counts
-    heading = f"{cycle.flow_name}: {cycle.period}"
-    parts = [
-        "<section>",
-        f"<h2>{_e(heading)}</h2>",
-        f"<p>{_e(cycle.status.capitalize())}: due {_e(format_date(cycle.due_date))}. "
-        f"{c.total} returns in this cycle.</p>",
-        "<table>",
-        f"<caption>Returns for {_e(heading)}</caption>",
-        '<thead><tr><th scope="col">Returned</th><th scope="col">Outstanding</th>'
-        '<th scope="col">Late</th><th scope="col">Awaiting approval</th>'
-        '<th scope="col">Rejected</th><th scope="col">Approved</th></tr></thead>',
-        "<tbody><tr>"
-        + "".join(
-            f'<td class="number">{n}</td>'
-            for n in (
-                c.returned,
-                c.outstanding,
-                c.late,
-                c.awaiting_approval,
-                c.rejected,
-                c.approved,
-            )
-        )
-        + "</tr></tbody>",
-        "</table>",
-        "<h3>Outstanding returns by owner</h3>",
-    ]
-    if not cycle.outstanding:
-        parts.append("<p>Every owner has made their returns.</p>")
-    else:
-        parts += [
-            "<table>",
-            f"<caption>Outstanding returns for {_e(heading)}</caption>",
-            '<thead><tr><th scope="col">Owner</th><th scope="col">Indicator</th>'
-            '<th scope="col">Status</th><th scope="col">Late</th></tr></thead>',
-            "<tbody>",
-        ]
-        for owner in cycle.outstanding:
-            who = owner.owner_name + (f" ({owner.owner_email})" if owner.owner_email else "")
-            for ret in owner.returns:
-                parts.append(
-                    f"<tr><td>{_e(who)}</td>"
-                    f"<td>{_e(ret.indicator_key)}: {_e(ret.indicator_name)}</td>"
-                    f"<td>{_e(ret.status_text)}</td><td>{'late' if ret.late else 'no'}</td></tr>"
-                )
-        parts += ["</tbody>", "</table>"]
-    parts.append("<h3>Waiting for approval</h3>")
-    if not cycle.awaiting_approval:
-        parts.append("<p>Nothing is waiting for approval.</p>")
-    else:
-        parts += [
-            "<table>",
-            f"<caption>Returns waiting for approval in {_e(heading)}</caption>",
-            '<thead><tr><th scope="col">Indicator</th><th scope="col">Owner</th>'
-            '<th scope="col">Step</th><th scope="col">Waiting for</th></tr></thead>',
-            "<tbody>",
-        ]
-        for item in cycle.awaiting_approval:
-            parts.append(
-                f"<tr><td>{_e(item.indicator_key)}: {_e(item.indicator_name)}</td>"
-                f"<td>{_e(item.owner_name)}</td><td>{_e(item.step)}</td>"
-                f"<td>{_e(' or '.join(item.approvers))}</td></tr>"
-            )
-        parts += ["</tbody>", "</table>"]
-    parts.append("</section>")
-    return parts
-
-
-def _parked_html(report: StatusReport) -> list[str]:
-    queued = ", ".join(
-        f"{status.replace('_', ' ')} {count}" for status, count in report.outbox.items()
-    )
-    parts = [
-        "<section>",
-        "<h2>Messages the service could not send</h2>",
-        f"<p>Outbox: {_e(queued)}.</p>",
-    ]
-    if not report.parked:
-        parts.append("<p>None: nothing is parked.</p>")
-        parts.append("</section>")
-        return parts
-    parts += [
-        "<table>",
-        "<caption>Parked outbox messages (an operator must requeue or drop them)</caption>",
-        '<thead><tr><th scope="col">Id</th><th scope="col">Kind</th>'
-        '<th scope="col">Attempts</th><th scope="col">Last tried</th>'
-        '<th scope="col">Error</th></tr></thead>',
-        "<tbody>",
-    ]
-    for m in report.parked:
-        parts.append(
-            f'<tr><td class="number">{m.id}</td><td>{_e(m.kind)}</td>'
-            f'<td class="number">{m.attempts}</td><td>{_e(format_moment(m.updated_at))}</td>'
-            f"<td>{_e(m.last_error or '')}</td></tr>"
-        )
-    parts += ["</tbody>", "</table>", "</section>"]
-    return parts
-
-
-def _e(text: object) -> str:
-    return escape(str(text), quote=True)
