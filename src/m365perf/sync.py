@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from m365perf.csvfiles import UnreadableRow
 from m365perf.flows.model import Flow
 from m365perf.m365.errors import BadRequest
 from m365perf.m365.errors import NotFound as GraphNotFound
@@ -148,7 +149,10 @@ class CsvPeople:
     """
 
     def __init__(self, path: Path | str) -> None:
-        self._rows = read_csv(path, required=("id", "email"))
+        rows = read_csv(path, required=("id", "email"))
+        for unread in (row for row in rows if isinstance(row, UnreadableRow)):
+            log.warning("directory row not read: %s", unread)
+        self._rows = [row for row in rows if not isinstance(row, UnreadableRow)]
 
     def people(self, refs: Iterable[str]) -> tuple[list[PersonSpec], list[str]]:
         by_email = {r["email"].lower(): r for r in self._rows if r.get("email")}

@@ -160,8 +160,12 @@ def _tolerance(text: str) -> Tolerance | None:
 
 
 def due_rows(flow: Flow, rows: Iterable[Row]) -> list[Row]:
-    """The register rows the flow's filter selects."""
-    return [row for row in rows if _matches(row, flow.source.filter)]
+    """The register rows the flow's filter selects (never a row that could not be read)."""
+    return [
+        row
+        for row in rows
+        if not isinstance(row, UnreadableRow) and _matches(row, flow.source.filter)
+    ]
 
 
 #: Ids go into card input ids (``value__{id}``), card data and SharePoint key columns
@@ -216,7 +220,7 @@ def read_indicators(flow: Flow, rows: Sequence[Row]) -> tuple[list[Indicator], l
             problems.append(
                 RowProblem(f"line {row.line}", "(row not read)", f"{row}; fix it in the register")
             )
-    due = due_rows(flow, [row for row in rows if not isinstance(row, UnreadableRow)])
+    due = due_rows(flow, rows)
     copies = Counter(_id_key(get(row, "id")) for row in due if get(row, "id"))
     for number, row in enumerate(due, start=1):
         ident = get(row, "id") or f"row {number}"
