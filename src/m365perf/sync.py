@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+import pydantic
+
 from m365perf.csvfiles import UnreadableRow
 from m365perf.flows.model import Flow
 from m365perf.m365.errors import BadRequest
@@ -169,12 +171,19 @@ class CsvPeople:
             if row["id"] in found:
                 continue
             manager = by_email.get(row.get("line_manager", "").lower())
-            found[row["id"]] = PersonSpec(
-                id=row["id"],
-                name=row.get("name") or row["email"],
-                email=row["email"],
-                line_manager_id=manager["id"] if manager else None,
-            )
+            try:
+                found[row["id"]] = PersonSpec(
+                    id=row["id"],
+                    name=row.get("name") or row["email"],
+                    email=row["email"],
+                    line_manager_id=manager["id"] if manager else None,
+                )
+            except pydantic.ValidationError as exc:
+                # a hand-edited directory: the person is unknown, as if not listed
+                reasons = "; ".join(str(e["msg"]) for e in exc.errors())
+                log.warning("directory row for %r not used: %s", ref, reasons)
+                unknown.append(ref)
+                continue
             if manager:
                 queue.append(manager["email"])
         return list(found.values()), sorted(set(unknown))

@@ -246,6 +246,24 @@ def test_a_directory_without_email_is_refused(tmp_path: Path) -> None:
         CsvPeople(path)
 
 
+def test_a_directory_row_that_is_no_person_leaves_them_unknown(tmp_path: Path) -> None:
+    """A blank id or a person their own manager is unknown, not a crash of the sync."""
+    from m365perf.sync import CsvPeople
+
+    path = tmp_path / "people.csv"
+    path.write_text(
+        "id,name,email,line_manager\n"
+        ",Ann Lee,ann.lee@contoso.gov.uk,\n"
+        "b2,Bob Ray,bob.ray@contoso.gov.uk,bob.ray@contoso.gov.uk\n"
+        "c3,Cat Doe,cat.doe@contoso.gov.uk,\n"
+    )
+    found, unknown = CsvPeople(path).people(
+        ["ann.lee@contoso.gov.uk", "bob.ray@contoso.gov.uk", "cat.doe@contoso.gov.uk"]
+    )
+    assert [p.email for p in found] == ["cat.doe@contoso.gov.uk"]
+    assert unknown == ["ann.lee@contoso.gov.uk", "bob.ray@contoso.gov.uk"]
+
+
 # --- through `m365perf plan` ---------------------------------------------------------
 
 
