@@ -13,7 +13,7 @@ checks this drawing against the code, so it cannot go stale::
     ├── SubmissionError                (also ValueError) cards: data no card of ours sends
     ├── CardSchemaError                (also ValueError) cards: Teams/Outlook would not render it
     ├── CardTooLargeError              (also ValueError) cards: over the size limit
-    ├── UnreadableCsv                  (also ValueError) plan: a register or people CSV
+    ├── UnreadableCsv                  (also ValueError) csvfiles: a register or people CSV
     ├── FieldMapError                  plan: the flow names columns the register lacks
     ├── ExportValueError               (also ValueError) domain: an export's period or value
     ├── HistoryFileError               (also ValueError) history: an export that cannot be read

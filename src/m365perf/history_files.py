@@ -9,9 +9,7 @@ cannot be read is left to the import, which reports it with its line.
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
 import zipfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -23,6 +21,7 @@ from m365perf.engine.history import HistoryRow
 from m365perf.errors import M365PerfError
 
 if TYPE_CHECKING:
+    from m365perf.csvfiles import BadLine
     from m365perf.m365.graph import GraphClient
 
 __all__ = [
@@ -130,12 +129,16 @@ def read_export(path: Path, columns: ColumnMap, *, sheet: str | None = None) -> 
     workbook = path.suffix.lower() in (".xlsx", ".xlsm")
     if workbook:
         header, rows = _xlsx(path, sheet)
+        bad: list[BadLine] = []
     elif path.suffix.lower() == ".xls":
         raise HistoryFileError(f"{path}: an old Excel workbook (.xls); save it as .xlsx or CSV")
     else:
-        header, rows = _csv(path)
+        header, rows, bad = _csv(path)
     where = _where(path, header, columns)
-    out = []
+    out = [
+        HistoryRow(line=b.line, indicator="", period=None, value=None, problem=b.reason)
+        for b in ([] if workbook else bad)
+    ]
     for line, cells in rows:
         if not any(c not in (None, "") for c in cells):
             continue  # a blank line between blocks is not a row
@@ -154,7 +157,7 @@ def read_export(path: Path, columns: ColumnMap, *, sheet: str | None = None) -> 
         empty = {r.line for r in out if r.value is None}
         unsaved = _unsaved_formulas(path, sheet, where["value"], empty) if empty else set()
         out = [replace(r, problem=UNSAVED_FORMULA) if r.line in unsaved else r for r in out]
-    return out
+    return sorted(out, key=lambda row: row.line)
 
 
 SERIES_COLUMN = "Series"
@@ -250,31 +253,21 @@ def _str(cell: object) -> str:
     return str(cell).strip()
 
 
-def _csv(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
-    """The header and numbered rows, decoded by the register's own CSV reader."""
-    from m365perf.plan.register import UnreadableCsv, read_csv_text
+def _csv(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]], list[BadLine]]:
+    """The header, numbered rows and unreadable lines, by the one CSV reader."""
+    from m365perf.csvfiles import UnreadableCsv, read_table
 
     try:
         with path.open("rb") as file:
             if file.read(4) == b"PK\x03\x04":
                 raise HistoryFileError(f"{path}: this is an Excel workbook; name it .xlsx")
     except OSError:
-        pass  # read_csv_text says why it cannot be read
+        pass  # read_table says why it cannot be read
     try:
-        text, delimiter = read_csv_text(path)
+        table = read_table(path)
     except UnreadableCsv as exc:
         raise HistoryFileError(str(exc)) from None
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    try:
-        header = next(reader, None)
-        rows: list[tuple[int, list[str]]] = [(reader.line_num, row) for row in reader]
-    except csv.Error as exc:
-        raise HistoryFileError(
-            f"{path}: not a well-formed CSV at line {reader.line_num}: {exc}"
-        ) from None
-    if not header or not any(h.strip() for h in header):
-        raise HistoryFileError(f"{path}: is empty; it needs a header row of column names")
-    return [h.strip() for h in header], iter(rows)
+    return table.header, iter((row.line, row.cells) for row in table.lines), table.bad
 
 
 def _open_workbook(path: Path, *, data_only: bool) -> Any:

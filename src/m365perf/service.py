@@ -17,6 +17,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from m365perf.csvfiles import UnreadableCsv
 from m365perf.dispatch import Dispatcher
 from m365perf.domain.periods import Period
 from m365perf.engine import (
@@ -30,6 +31,7 @@ from m365perf.engine import (
 from m365perf.engine.context import LONDON
 from m365perf.flows.model import Flow
 from m365perf.m365 import M365, clients_from_settings
+from m365perf.m365.errors import NotFound as GraphNotFound
 from m365perf.plan.catchup import opening_now
 from m365perf.plan.fieldmap import FieldMapError
 from m365perf.plan.register import Indicator, RowProblem
@@ -222,6 +224,14 @@ class Service:
                 log.warning("%s; will try again at the next opening time", exc.message)
                 for problem in exc.problems:
                     log.warning("  %s %s: %s", problem.indicator_id, problem.name, problem.reason)
+            except (UnreadableCsv, GraphNotFound) as exc:
+                log.error(
+                    "cannot open %s %s: its register cannot be read (%s); no cycle was opened "
+                    "and nothing was sent; will try again at the next opening time",
+                    flow.id,
+                    period.label,
+                    exc,
+                )
             except Exception:  # one flow's failure must not stop the others
                 log.exception("opening %s %s failed; will try again", flow.id, period.label)
         return opened

@@ -13,6 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+import pydantic
+
+from m365perf.csvfiles import UnreadableRow
 from m365perf.flows.model import Flow
 from m365perf.m365.errors import BadRequest
 from m365perf.m365.errors import NotFound as GraphNotFound
@@ -148,7 +151,10 @@ class CsvPeople:
     """
 
     def __init__(self, path: Path | str) -> None:
-        self._rows = read_csv(path, required=("id", "email"))
+        rows = read_csv(path, required=("id", "email"))
+        for unread in (row for row in rows if isinstance(row, UnreadableRow)):
+            log.warning("directory row not read: %s", unread)
+        self._rows = [row for row in rows if not isinstance(row, UnreadableRow)]
 
     def people(self, refs: Iterable[str]) -> tuple[list[PersonSpec], list[str]]:
         by_email = {r["email"].lower(): r for r in self._rows if r.get("email")}
@@ -165,12 +171,19 @@ class CsvPeople:
             if row["id"] in found:
                 continue
             manager = by_email.get(row.get("line_manager", "").lower())
-            found[row["id"]] = PersonSpec(
-                id=row["id"],
-                name=row.get("name") or row["email"],
-                email=row["email"],
-                line_manager_id=manager["id"] if manager else None,
-            )
+            try:
+                found[row["id"]] = PersonSpec(
+                    id=row["id"],
+                    name=row.get("name") or row["email"],
+                    email=row["email"],
+                    line_manager_id=manager["id"] if manager else None,
+                )
+            except pydantic.ValidationError as exc:
+                # a hand-edited directory: the person is unknown, as if not listed
+                reasons = "; ".join(str(e["msg"]) for e in exc.errors())
+                log.warning("directory row for %r not used: %s", ref, reasons)
+                unknown.append(ref)
+                continue
             if manager:
                 queue.append(manager["email"])
         return list(found.values()), sorted(set(unknown))

@@ -6,6 +6,7 @@ On a SQLite file, and one pass on PostgreSQL.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from datetime import UTC, datetime
@@ -269,6 +270,59 @@ def test_an_unreadable_register_opens_nothing(runner: CliRunner, tmp_path: Path)
     assert "register.fields.IndicatorId: column 'IndicatorId' (mapped to id) is not in" in (
         result.output
     )
+    assert _cycle(runner, "list").output == "No cycles.\n"
+
+
+def test_a_utf16_register_without_a_bom_opens_every_indicator(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Excel's "Unicode text" without a BOM was once read silently as 0 indicators."""
+    from m365perf.plan.register import read_indicators, read_register_csv
+
+    flow = load_flow(ROOT / "flows" / f"{FLOW_ID}.yaml")
+    expected = len(read_indicators(flow, read_register_csv(REGISTER, flow))[0])
+    with REGISTER.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))
+    text = io.StringIO(newline="")
+    csv.writer(text, delimiter="\t").writerows(rows)
+    utf16 = tmp_path / "register.csv"
+    utf16.write_bytes(text.getvalue().encode("utf-16-le"))
+    opened = _json(
+        _cycle(runner, "open", FLOW_ID, "--period", "2026-10", *_sources(utf16), "--json")
+    )
+    assert opened["created"] is True and opened["returns"] == expected > 20
+
+
+def test_a_register_in_no_known_encoding_opens_nothing(runner: CliRunner, tmp_path: Path) -> None:
+    broken = tmp_path / "register.csv"
+    lines = REGISTER.read_bytes().splitlines(keepends=True)
+    lines[3] = lines[3].replace(b"COV-003", b"COV\x81003")
+    broken.write_bytes(b"".join(lines))
+    result = _cycle(runner, "open", FLOW_ID, "--period", "2026-10", *_sources(broken))
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {broken}:4: byte 0x81 (column 4) is neither UTF-8 nor Windows-1252 text; "
+        "save it as 'CSV UTF-8'\n"
+    )
+    assert _cycle(runner, "list").output == "No cycles.\n"
+
+
+def test_a_register_of_unreadable_rows_opens_nothing_and_names_each_line(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    header, *rows = REGISTER.read_text(encoding="utf-8-sig").splitlines()
+    garbled = tmp_path / "register.csv"
+    garbled.write_text("\n".join([header, *(f'"{r[:10]}"x{r[10:]}' for r in rows)]) + "\n")
+    result = _cycle(runner, "open", FLOW_ID, "--period", "2026-10", *_sources(garbled))
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0].startswith("Error: monthly-corporate-kpis 2026-10: none of the ")
+    assert lines[0].endswith("no cycle was opened")
+    assert (
+        f"  line 2  (row not read): {garbled}:2: not well-formed CSV (',' expected after "
+        "'\"'); fix it in the register"
+    ) in lines
+    assert len([line for line in lines if "(row not read)" in line]) > 200  # of 243 lines
     assert _cycle(runner, "list").output == "No cycles.\n"
 
 

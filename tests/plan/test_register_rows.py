@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 from m365perf.cards import IndicatorRequest
 from m365perf.cli import main
+from m365perf.csvfiles import UnreadableCsv
 from m365perf.flows import load_flow
 from m365perf.plan.register import (
     MAX_ID_LENGTH,
-    UnreadableCsv,
     read_csv,
     read_indicators,
     read_register_csv,
@@ -136,19 +136,63 @@ def _write(tmp_path: Path, data: bytes) -> Path:
     [
         (b"PK\x03\x04\x14\x00\x06\x00", "Excel workbook (.xlsx), not a CSV"),
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "old Excel workbook (.xls)"),
-        (b"I\x00n\x00d\x00i\x00c\x00", "NUL bytes"),
-        (b"IndicatorId,Title\n\x81\x8d,x\n", "byte 19 is neither UTF-8 nor Windows-1252"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", "NUL bytes"),
+        (b"Id\x00,Title\nCP001,x\n", "NUL bytes"),
+        (b"IndicatorId,Title\n\x81\x8d,x\n", ":2: byte 0x81 (column 1) is neither UTF-8 nor"),
+        (b"\xff\xfeI\x00d\x00\n\x00\x00\xd8", ":2: reads as UTF-16 text until byte 9"),
         (b"", "is empty"),
         (b"\n\n  \n", "is empty"),
-        (b'IndicatorId,Title\n"CP001,Waste\nCP002,Fly-tips\n', "line 3: unexpected end of data"),
+        (b'"IndicatorId,Title\n', ":1: the header row is not well-formed CSV"),
     ],
 )
 def test_an_unreadable_file_says_why(tmp_path: Path, data: bytes, why: str) -> None:
     path = _write(tmp_path, data)
     with pytest.raises(UnreadableCsv) as caught:
         read_register_csv(path)
-    assert str(caught.value).startswith(f"{path}: ")
+    assert str(caught.value).startswith(f"{path}:")
     assert why in str(caught.value)
+
+
+def test_a_row_the_parser_cannot_read_is_reported_and_the_rest_are_read(
+    tmp_path: Path,
+) -> None:
+    rows = [row("CP001"), row("CP002"), row("CP003"), row("CP004")]
+    lines = [HEADER] + [",".join(r.values()) for r in rows]
+    lines[2] = lines[2].replace("CP002", '"CP002"x', 1)  # text after a closing quote
+    lines[3] = lines[3].replace("CP003", "x" * 140_000, 1)  # over the parser's field limit
+    path = _write(tmp_path, ("\n".join(lines) + "\n").encode())
+    indicators, problems = read_indicators(FLOW, read_register_csv(path, FLOW))
+    assert [i.id for i in indicators] == ["CP001", "CP004"]
+    assert [(p.indicator_id, p.reason) for p in problems] == [
+        (
+            "line 3",
+            f"{path}:3: not well-formed CSV (',' expected after '\"'); fix it in the register",
+        ),
+        (
+            "line 4",
+            f"{path}:4: a cell is longer than 131,072 characters (often a quote that is never "
+            "closed); fix it in the register",
+        ),
+    ]
+
+
+def test_an_unclosed_quote_is_one_bad_row_at_the_end(tmp_path: Path) -> None:
+    path = _write(tmp_path, b'IndicatorId,Title\nCP000,Ok\n"CP001,Waste\nCP002,Fly-tips\n')
+    records = read_csv(path)
+    assert records[0] == {"IndicatorId": "CP000", "Title": "Ok"}
+    assert [str(r) for r in records[1:]] == [
+        f"{path}:3: not well-formed CSV (unexpected end of data)"
+    ]
+
+
+def test_a_utf16_register_without_a_bom_is_read(tmp_path: Path) -> None:
+    """Excel's "Unicode text" without its BOM used to be read silently as 0 indicators."""
+    text = "\r\n".join(["\t".join(COLUMNS), "\t".join(row("CP001", Title="Café £").values())])
+    for encoding in ("utf-16-le", "utf-16-be"):
+        path = _write(tmp_path, (text + "\r\n").encode(encoding))
+        indicators, problems = read_indicators(FLOW, read_register_csv(path, FLOW))
+        assert [(i.id, i.name) for i in indicators] == [("CP001", "Café £")], encoding
+        assert problems == []
 
 
 def test_a_missing_file_says_so(tmp_path: Path) -> None:
@@ -200,6 +244,24 @@ def test_a_directory_without_email_is_refused(tmp_path: Path) -> None:
     path.write_text("id,name\n1,Ann Lee\n")
     with pytest.raises(UnreadableCsv, match="has no column 'email'"):
         CsvPeople(path)
+
+
+def test_a_directory_row_that_is_no_person_leaves_them_unknown(tmp_path: Path) -> None:
+    """A blank id or a person their own manager is unknown, not a crash of the sync."""
+    from m365perf.sync import CsvPeople
+
+    path = tmp_path / "people.csv"
+    path.write_text(
+        "id,name,email,line_manager\n"
+        ",Ann Lee,ann.lee@contoso.gov.uk,\n"
+        "b2,Bob Ray,bob.ray@contoso.gov.uk,bob.ray@contoso.gov.uk\n"
+        "c3,Cat Doe,cat.doe@contoso.gov.uk,\n"
+    )
+    found, unknown = CsvPeople(path).people(
+        ["ann.lee@contoso.gov.uk", "bob.ray@contoso.gov.uk", "cat.doe@contoso.gov.uk"]
+    )
+    assert [p.email for p in found] == ["cat.doe@contoso.gov.uk"]
+    assert unknown == ["ann.lee@contoso.gov.uk", "bob.ray@contoso.gov.uk"]
 
 
 # --- through `m365perf plan` ---------------------------------------------------------

@@ -128,7 +128,7 @@ def test_a_bad_file_names_the_line_and_exits_2(tmp_path: Path, text: str, messag
 
 def test_a_missing_file_is_reported(tmp_path: Path) -> None:
     code, _, err = run(str(tmp_path / "nope.csv"), "--polarity", "none")
-    assert code == 2 and "cannot read" in err
+    assert code == 2 and "cannot be read" in err
 
 
 def test_options_reach_the_chart(flytips: Path) -> None:

@@ -113,7 +113,7 @@ def sources(
 @contextmanager
 def csv_errors_exit() -> Iterator[None]:
     """A register or directory CSV that cannot be read ends the command with why, in one line."""
-    from m365perf.plan.register import UnreadableCsv
+    from m365perf.csvfiles import UnreadableCsv
 
     try:
         yield

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import sys
@@ -105,27 +103,23 @@ def spc(
 
 
 def _read_series(path: Path) -> list[tuple[str, float]]:
+    from m365perf.csvfiles import UnreadableCsv, read_table
+
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise _BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("cp1252", errors="replace")  # spreadsheets saved on Windows
-    rows = csv.reader(io.StringIO(text, newline=""))
-    header = next(rows, None)
-    names = [h.strip().lower() for h in header or []]
+        table = read_table(path)
+    except UnreadableCsv as exc:
+        raise _BadInput(str(exc)) from None
+    names = [h.strip().lower() for h in table.header]
     if "period" not in names or "value" not in names:
         raise _BadInput(f"{path}:1: the first row must name the columns 'period' and 'value'")
     period_at, value_at = names.index("period"), names.index("value")
+    for bad in table.bad:
+        click.echo(f"{path}:{bad.line}: note: {bad.reason}; skipped", err=True)
     points: list[tuple[str, float]] = []
-    for row in rows:
-        line = rows.line_num
-        if not any(cell.strip() for cell in row):
-            continue
-        period = row[period_at].strip() if period_at < len(row) else ""
-        cell = row[value_at].strip() if value_at < len(row) else ""
+    for row in table.lines:
+        line, cells = row.line, row.cells
+        period = cells[period_at].strip() if period_at < len(cells) else ""
+        cell = cells[value_at].strip() if value_at < len(cells) else ""
         if not period:
             raise _BadInput(f"{path}:{line}: the row has no period")
         if not cell:

@@ -235,11 +235,11 @@ def _judge(
         def reject(reason: str, row: HistoryRow = row, key: str = key, shown: str = shown) -> None:
             report.rejected.append(Rejected(row.line, key, shown, reason))
 
-        if not key:
-            reject("the indicator id is blank")
-            continue
         if row.problem:
             reject(row.problem)
+            continue
+        if not key:
+            reject("the indicator id is blank")
             continue
         if key not in frequencies:
             frequencies[key] = _known_frequencies(tx, key)

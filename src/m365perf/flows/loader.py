@@ -6,6 +6,7 @@ every error; joining the two lets the performance team go straight to the line.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from difflib import get_close_matches
@@ -15,9 +16,12 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
 
 from m365perf.errors import M365PerfError
+from m365perf.flows.limits import MAX_FLOW_BYTES, limit_problems
 from m365perf.flows.model import Flow
 
 Loc = tuple[str | int, ...]
@@ -70,17 +74,18 @@ def _positions(document: Any) -> _Positions:
         if isinstance(node, CommentedMap):
             values.setdefault(loc, (node.lc.line + 1, node.lc.col + 1))
             for key in node:
-                k_line, k_col = node.lc.key(key)
-                v_line, v_col = node.lc.value(key)
                 child = (*loc, str(key))
-                keys[child] = (k_line + 1, k_col + 1)
-                values[child] = (v_line + 1, v_col + 1)
+                spot = node.lc.data.get(key)
+                if spot is not None:  # a key merged in with <<: has no place of its own
+                    keys[child] = (spot[0] + 1, spot[1] + 1)
+                    values[child] = (spot[2] + 1, spot[3] + 1)
                 walk(node[key], child)
         elif isinstance(node, CommentedSeq):
             values.setdefault(loc, (node.lc.line + 1, node.lc.col + 1))
             for index, item in enumerate(node):
-                i_line, i_col = node.lc.item(index)
-                values[(*loc, index)] = (i_line + 1, i_col + 1)
+                spot = node.lc.data.get(index)
+                if spot is not None:
+                    values[(*loc, index)] = (spot[0] + 1, spot[1] + 1)
                 walk(item, (*loc, index))
 
     walk(document, ())
@@ -173,16 +178,60 @@ def _clean_loc(raw: Sequence[Any], document: Any) -> Loc:
     return tuple(loc)
 
 
-def parse_flow(text: str, path: str = "<flow>") -> Flow:
-    """Validate flow YAML text; raise FlowError listing every problem with its position."""
-    yaml = YAML(typ="rt")
+def _line_col(text: str, index: int) -> tuple[int, int]:
+    """1-based line and column of character ``index`` of ``text``."""
+    index = max(0, min(index, len(text)))
+    return text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+class _PlacedConstructor(RoundTripConstructor):
+    """Ruamel's constructor, but a value it cannot build ("2025-13-45") says where it is."""
+
+    def construct_non_recursive_object(self, node: Any, tag: str | None = None) -> Any:
+        try:
+            return super().construct_non_recursive_object(node, tag)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise ConstructorError(
+                problem=f"cannot read this value: {exc}", problem_mark=node.start_mark
+            ) from None
+
+
+def _load_yaml(text: str, path: str) -> Any:
+    """The YAML document, or FlowError at the place it goes wrong; never a traceback.
+
+    The limits are checked first, on the parser's events, so nothing is built from a
+    file that would take minutes or gigabytes to build.
+    """
     try:
-        document = yaml.load(text)
+        limit = next(limit_problems(text), None)
+        if limit is not None:
+            raise FlowError([FlowProblem(path, limit.line, limit.column, limit.message)])
+        with warnings.catch_warnings():  # a re-used &anchor is valid YAML; say nothing
+            warnings.simplefilter("ignore")
+            yaml = YAML(typ="rt")
+            yaml.Constructor = _PlacedConstructor
+            return yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = (exc.problem or exc.context or "not valid YAML").strip()
         raise FlowError([FlowProblem(path, line, col, f"YAML syntax: {problem}")]) from None
+    except ReaderError as exc:
+        line, col = _line_col(text, int(exc.position))
+        char = exc.character
+        code = ord(char) if isinstance(char, str) else int(char)
+        problem = (
+            f"unacceptable character U+{code:04X}; remove it (control characters cannot be in YAML)"
+        )
+        raise FlowError([FlowProblem(path, line, col, problem)]) from None
+    except (YAMLError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        # Belt and braces: the limits stop what is known to reach here.
+        raise FlowError([FlowProblem(path, 1, 1, f"not a readable flow file: {exc}")]) from None
+
+
+def parse_flow(text: str, path: str = "<flow>") -> Flow:
+    """Validate flow YAML text; raise FlowError listing every problem with its position."""
+    document = _load_yaml(text, path)
     if not isinstance(document, CommentedMap):
         raise FlowError([FlowProblem(path, 1, 1, "a flow file must be a YAML mapping")])
     positions = _positions(document)
@@ -214,8 +263,8 @@ def parse_flow(text: str, path: str = "<flow>") -> Flow:
 def key_position(path: Path | str, loc: Loc) -> tuple[int, int]:
     """1-based (line, column) of the key at ``loc`` in a flow file; (1, 1) if unreadable."""
     try:
-        document = YAML(typ="rt").load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, MarkedYAMLError):
+        document = _load_yaml(Path(path).read_text(encoding="utf-8-sig"), str(path))
+    except (OSError, UnicodeDecodeError, FlowError):
         return (1, 1)
     if not isinstance(document, CommentedMap):
         return (1, 1)
@@ -285,9 +334,21 @@ def load_flow(path: Path | str) -> Flow:
     """Read and validate one flow file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FlowError([FlowProblem(str(path), 1, 1, f"cannot read flow file: {exc}")]) from None
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FLOW_BYTES + 1)
+    except OSError as exc:
+        problem = f"cannot read flow file: {exc.strerror or exc}"
+        raise FlowError([FlowProblem(str(path), 1, 1, problem)]) from None
+    if len(raw) > MAX_FLOW_BYTES:
+        problem = f"the file is over {MAX_FLOW_BYTES:,} bytes; a flow file is at most that"
+        raise FlowError([FlowProblem(str(path), 1, 1, problem)])
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        problem = f"byte 0x{raw[exc.start]:02X} is not UTF-8; save the file as UTF-8"
+        raise FlowError([FlowProblem(str(path), line, column, problem)]) from None
     return parse_flow(text, str(path))
 
 

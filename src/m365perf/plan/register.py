@@ -9,8 +9,6 @@ at all is :class:`UnreadableCsv`: no rows, rather than rows of garbage.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import unicodedata
 from collections import Counter
@@ -18,12 +16,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from m365perf.csvfiles import UnreadableCsv, UnreadableRow, read_table
 from m365perf.domain.kinds import Frequency, Polarity, Unit
 from m365perf.domain.periods import Period, PeriodError
 from m365perf.domain.profiling import IndicatorKind, profile_target
 from m365perf.domain.rag import Target, Tolerance
 from m365perf.domain.values import polarity_from_text, unit_from_text
-from m365perf.errors import M365PerfError
 from m365perf.flows.model import Flow
 
 Row = Mapping[str, str]
@@ -61,22 +59,12 @@ class RowProblem:
     reason: str
 
 
-class UnreadableCsv(M365PerfError, ValueError):
-    """A CSV file (register or directory) that cannot be read as rows; the message says why."""
-
-
-_WORKBOOKS = {
-    b"PK\x03\x04": "an Excel workbook (.xlsx)",
-    b"\xd0\xcf\x11\xe0": "an old Excel workbook (.xls)",
-}
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-
-
 def read_csv(path: Path | str, *, required: Iterable[str] = ()) -> list[dict[str, str]]:
-    """Rows of a CSV export (UTF-8, with or without BOM; UTF-16 or cp1252 as fallbacks).
+    """Rows of a CSV export (read by :mod:`m365perf.csvfiles`, whatever its encoding).
 
-    Raises :class:`UnreadableCsv`, naming the file, when it cannot be read, is not text,
-    has no header, or lacks one of the ``required`` columns.
+    A line that cannot be parsed is an :class:`UnreadableRow` in its place (reported
+    with the register's problem rows). Raises :class:`UnreadableCsv`, naming the file,
+    when it cannot be read, is not text, has no header, or lacks a ``required`` column.
     """
     return read_csv_table(path, required=required)[1]
 
@@ -85,66 +73,14 @@ def read_csv_table(
     path: Path | str, *, required: Iterable[str] = ()
 ) -> tuple[list[str], list[dict[str, str]]]:
     """The header row and the rows of a CSV export, as :func:`read_csv` reads them."""
-    path = Path(path)
-    text, delimiter = read_csv_text(path)
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    try:
-        header = [name.strip() for name in reader.fieldnames or []]
-        rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
-    except csv.Error as exc:
-        line = reader.reader.line_num
-        raise UnreadableCsv(f"{path}: not a well-formed CSV at line {line}: {exc}") from None
-    if not any(header):
-        raise UnreadableCsv(f"{path}: the first line is not a header row of column names")
+    table = read_table(path)
+    header = table.header
     missing = [column for column in dict.fromkeys(required) if column not in header]
     if missing:
         names = ", ".join(f"'{m}'" for m in missing)
         found = ", ".join(f"'{h}'" for h in header[:20]) + (", …" if len(header) > 20 else "")
-        raise UnreadableCsv(f"{path}: has no column {names}; its columns are {found}")
-    return [h for h in header if h], rows
-
-
-def read_csv_text(path: Path) -> tuple[str, str]:
-    """A CSV export's text and delimiter, decoded as every CSV the council brings is.
-
-    UTF-8 (with or without BOM), UTF-16 (Excel's "Unicode text", tab-separated) or
-    cp1252. Raises :class:`UnreadableCsv` for a workbook, bytes that are not text, or
-    an empty file. The register, directory and history readers all start here.
-    """
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UnreadableCsv(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    for magic, what in _WORKBOOKS.items():
-        if raw.startswith(magic):
-            raise UnreadableCsv(f"{path}: this is {what}, not a CSV; save it as 'CSV UTF-8'")
-    text = _decode(path, raw)
-    if "\x00" in text:
-        raise UnreadableCsv(f"{path}: contains NUL bytes, so it is not a text CSV")
-    first = next((line for line in text.splitlines() if line.strip()), None)
-    if first is None:
-        raise UnreadableCsv(f"{path}: is empty; a CSV needs a header row of column names")
-    delimiter = "\t" if "\t" in first and "," not in first else ","  # Excel's "Unicode text"
-    return text, delimiter
-
-
-def _decode(path: Path, raw: bytes) -> str:
-    if raw.startswith(_UTF16_BOMS):
-        try:
-            return raw.decode("utf-16")
-        except UnicodeDecodeError:
-            raise UnreadableCsv(f"{path}: starts as UTF-16 text but does not decode") from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return raw.decode("cp1252")
-    except UnicodeDecodeError as exc:
-        raise UnreadableCsv(
-            f"{path}: is not text (byte {exc.start + 1} is neither UTF-8 nor Windows-1252); "
-            "save it as 'CSV UTF-8'"
-        ) from None
+        raise UnreadableCsv(f"{table.path}: has no column {names}; its columns are {found}")
+    return [h for h in header if h], table.records()
 
 
 def register_required_columns(flow: Flow) -> list[str]:
@@ -224,8 +160,12 @@ def _tolerance(text: str) -> Tolerance | None:
 
 
 def due_rows(flow: Flow, rows: Iterable[Row]) -> list[Row]:
-    """The register rows the flow's filter selects."""
-    return [row for row in rows if _matches(row, flow.source.filter)]
+    """The register rows the flow's filter selects (never a row that could not be read)."""
+    return [
+        row
+        for row in rows
+        if not isinstance(row, UnreadableRow) and _matches(row, flow.source.filter)
+    ]
 
 
 #: Ids go into card input ids (``value__{id}``), card data and SharePoint key columns
@@ -275,6 +215,11 @@ def read_indicators(flow: Flow, rows: Sequence[Row]) -> tuple[list[Indicator], l
     def get(row: Row, name: str) -> str:
         return _field(flow, row, name)
 
+    for row in rows:
+        if isinstance(row, UnreadableRow):
+            problems.append(
+                RowProblem(f"line {row.line}", "(row not read)", f"{row}; fix it in the register")
+            )
     due = due_rows(flow, rows)
     copies = Counter(_id_key(get(row, "id")) for row in due if get(row, "id"))
     for number, row in enumerate(due, start=1):
