@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -169,3 +170,22 @@ def test_a_bad_exclusion_is_reported_at_its_line(block: str, line: int, words: s
     [problem] = caught.value.problems
     assert problem.path == "monthly.yaml" and problem.line == blank + line
     assert words in problem.message
+
+
+def test_text_a_spreadsheet_would_run_as_a_formula_is_written_as_text() -> None:
+    """CSV injection: commentary starting with = + - @ would be a formula in Excel."""
+    results = [
+        _row("CP001", "2026-10", -3.5, Commentary="+3% on last month"),
+        _row("CP002", "2026-10", 4.0, Commentary='=HYPERLINK("http://x.example","Click")'),
+        _row("CP003", "2026-10", 2.0, Commentary="@SUM(A1:A2)"),
+        _row("CP004", "2026-10", 1.0, Commentary="-"),
+    ]
+    rows = open_data_rows(
+        results, key=KEY, first=Period.parse("2026-10"), last=Period.parse("2026-10")
+    )
+    read = {r["indicator_id"]: r for r in csv.DictReader(io.StringIO(render_csv(rows)))}
+    assert read["CP001"]["commentary"] == "'+3% on last month"
+    assert read["CP002"]["commentary"].startswith("'=HYPERLINK")
+    assert read["CP003"]["commentary"] == "'@SUM(A1:A2)"
+    assert read["CP004"]["commentary"] == "'-"
+    assert read["CP001"]["value"] == "-3.5"  # a negative number stays a number

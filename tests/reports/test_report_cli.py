@@ -77,6 +77,42 @@ def test_the_exceptions_report_in_each_format(database_url: str, tmp_path: Path)
         url, "report", "exceptions", "--cycle", cycle, "--flows", FLOWS, "--format", "csv"
     )
     assert code == 0 and out.splitlines()[0].startswith("section,indicator_id,indicator")
+    assert out.endswith("\n") and not out.endswith("\n\n")  # no blank last row
+
+    sheet = tmp_path / "exceptions.csv"
+    code, _out, err = _run(
+        url,
+        "report",
+        "exceptions",
+        "--cycle",
+        cycle,
+        "--flows",
+        FLOWS,
+        "--format",
+        "csv",
+        "--output",
+        str(sheet),
+    )
+    assert code == 0, err
+    assert sheet.read_bytes().startswith(b"\xef\xbb\xbfsection,")  # a BOM: Excel reads UTF-8
+
+    nowhere = tmp_path / "no-such-folder" / "exceptions.csv"
+    for command in (
+        ["report", "exceptions", "--cycle", cycle, "--flows", FLOWS],
+        [
+            "export",
+            "--flow",
+            "monthly-corporate-kpis",
+            "--from",
+            "2026-04",
+            "--to",
+            "2027-03",
+            "--flows",
+            FLOWS,
+        ],
+    ):
+        code, _out, err = _run(url, *command, "--output", str(nowhere))
+        assert code == 1 and f"cannot write {nowhere}" in err and "Traceback" not in err
 
 
 def test_an_unknown_cycle_or_a_bad_date_is_refused_in_words(database_url: str) -> None:

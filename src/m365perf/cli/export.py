@@ -86,7 +86,10 @@ def export(
         click.echo(text, nl=False)
     else:
         encoding = "utf-8-sig" if fmt == "csv" else "utf-8"
-        output.write_text(text, encoding=encoding, newline="")
+        try:
+            output.write_text(text, encoding=encoding, newline="")
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
     summary = {"flow": flow.id, "from": first.label, "to": last.label, "rows": len(rows)}
     if as_json:
         click.echo(json.dumps(summary), err=True)

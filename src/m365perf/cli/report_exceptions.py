@@ -86,9 +86,13 @@ def exceptions(
         store.close()
     text = {"html": render_html, "csv": render_csv, "json": render_json}[fmt](report)
     if output is None:
-        click.echo(text)
+        click.echo(text, nl=not text.endswith("\n"))
         return
-    output.write_text(text, encoding="utf-8", newline="")
+    encoding = "utf-8-sig" if fmt == "csv" else "utf-8"
+    try:
+        output.write_text(text, encoding=encoding, newline="")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
     click.echo(
         f"exceptions report for {report.flow_id}:{report.period} written to {output}", err=True
     )

@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from m365perf.domain.periods import Period
+from m365perf.reports.spreadsheet import spreadsheet_cell
 
 __all__ = ["COLUMNS", "ExportColumn", "open_data_rows", "render_csv", "render_json"]
 
@@ -148,7 +149,7 @@ def render_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=[c.name for c in COLUMNS], lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _cell(v) for k, v in row.items()})
+        writer.writerow({k: spreadsheet_cell(v) for k, v in row.items()})
     return buffer.getvalue()
 
 
@@ -163,12 +164,6 @@ def render_json(
         "rows": list(rows),
     }
     return json.dumps(document, indent=2, ensure_ascii=False)
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def _day(value: Any) -> date | None:

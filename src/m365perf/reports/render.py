@@ -15,6 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from m365perf.cards.formatting import direction_word, format_date, format_value, rag_word
 from m365perf.reports.chart import spc_svg
 from m365perf.reports.exceptions import ExceptionsReport, IndicatorLine, Section
+from m365perf.reports.spreadsheet import spreadsheet_cell
 
 __all__ = ["CSV_COLUMNS", "render_csv", "render_html", "render_json"]
 
@@ -55,7 +56,8 @@ def render_json(report: ExceptionsReport) -> str:
 
 
 def render_csv(report: ExceptionsReport) -> str:
-    """One row per indicator per section, then one per overdue action (UTF-8, no BOM)."""
+    """One row per indicator per section, then one per overdue action; write it as UTF-8
+    with a BOM (``utf-8-sig``), which spreadsheets read as UTF-8."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
@@ -63,23 +65,23 @@ def render_csv(report: ExceptionsReport) -> str:
     for section in Section:
         for row in document["sections"][section.value]:
             if section is Section.OVERDUE_ACTION:
+                action = {
+                    "indicator_id": row["indicator_id"],
+                    "indicator": row["indicator"],
+                    "action": row["what"],
+                    "action_by": row["who"],
+                    "action_due": row["due_on"],
+                    "action_status": row["status"],
+                    "days_overdue": row["days_overdue"],
+                    "commentary": row["note"],
+                }
                 writer.writerow(
-                    {
-                        "section": section.value,
-                        "indicator_id": row["indicator_id"],
-                        "indicator": row["indicator"],
-                        "action": row["what"],
-                        "action_by": row["who"],
-                        "action_due": row["due_on"],
-                        "action_status": row["status"],
-                        "days_overdue": row["days_overdue"],
-                        "commentary": row["note"],
-                    }
+                    {"section": section.value} | {k: spreadsheet_cell(v) for k, v in action.items()}
                 )
                 continue
             writer.writerow(
                 {"section": section.value}
-                | {k: row[k] for k in CSV_COLUMNS if k in row and k != "section"}
+                | {k: spreadsheet_cell(row[k]) for k in CSV_COLUMNS if k in row and k != "section"}
             )
     return buffer.getvalue()
 
