@@ -53,6 +53,7 @@ from m365perf.web.bot_auth import (
     UnknownCaller,
     VerifiedCaller,
 )
+from m365perf.web.limits import BoundedInput, refuse_bad_parameters
 from m365perf.web.links import LinkSigner
 from m365perf.web.return_form import add_return_form
 from m365perf.web.return_pages import render_problem
@@ -108,6 +109,8 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
     )
+    app.add_middleware(BoundedInput)
+    refuse_bad_parameters(app)
 
     @app.get("/health")
     def health() -> JSONResponse:
