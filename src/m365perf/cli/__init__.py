@@ -42,6 +42,7 @@ def _register() -> None:
     from m365perf.cli.doctor import doctor
     from m365perf.cli.health import health
     from m365perf.cli.history import history
+    from m365perf.cli.links import links
     from m365perf.cli.plan import plan
     from m365perf.cli.provision import provision
     from m365perf.cli.sandbox import sandbox
@@ -67,6 +68,7 @@ def _register() -> None:
     main.add_command(history)
     main.add_command(delegate)
     main.add_command(away)
+    main.add_command(links)
 
 
 _register()
