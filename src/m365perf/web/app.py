@@ -43,6 +43,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.concurrency import run_in_threadpool
 
 from m365perf.engine import ActionError, Caller, Engine
+from m365perf.engine.carddata import check_characters
 from m365perf.store import OutboxStatus
 from m365perf.web.about import add_about_page
 from m365perf.web.approvals import add_approvals
@@ -352,18 +353,23 @@ class _Bot:
         someone's returns to everyone in it.
         """
         conversation = activity.get("conversation")
+        conversation_id = caller.conversation_id or ""
         if (
             caller.channel_id != _TEAMS
-            or not caller.conversation_id
-            or not caller.service_url
+            or not conversation_id.strip()
+            or not caller.service_url.strip()
             or not isinstance(conversation, Mapping)
             or conversation.get("conversationType") != _PERSONAL
         ):
             return
+        try:  # no client sends NUL or a lone surrogate; the store could not keep them
+            check_characters({"conversation": conversation_id, "service": caller.service_url})
+        except ActionError:
+            return
         try:
             self._engine.remember_conversation(
                 user_id,
-                conversation_id=caller.conversation_id,
+                conversation_id=conversation_id,
                 service_url=caller.service_url,
                 tenant_id=_tenant_id(activity),
                 now=self._clock(),
