@@ -15,7 +15,7 @@ import socket
 import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from m365perf.csvfiles import UnreadableCsv
 from m365perf.dispatch import Dispatcher
@@ -40,7 +40,7 @@ from m365perf.store import CardDelivery, CycleStatus, Store, create_store
 from m365perf.sync import EntraPeople, PeopleSource, RegisterSource, SharePointRegister, sync
 from m365perf.web.app import create_app
 from m365perf.web.bot_auth import BotTokenVerifier
-from m365perf.web.links import LinkSigner
+from m365perf.web.links import LinkSigner, links_from_settings
 from m365perf.web.signin import signin_from_settings
 
 log = logging.getLogger(__name__)
@@ -53,16 +53,6 @@ SourcesFor = Callable[[Flow], tuple[RegisterSource, PeopleSource]]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def links_from_settings(settings: Settings) -> LinkSigner | None:
-    """The web-form link signer, or None (no links sent) when no key is configured."""
-    if settings.link_secret is None:
-        return None
-    return LinkSigner(
-        settings.link_secret.get_secret_value(),
-        lifetime=timedelta(days=settings.link_lifetime_days),
-    )
 
 
 def engine_config(settings: Settings, links: LinkSigner | None = None) -> EngineConfig:
@@ -124,6 +114,7 @@ class Service:
             find_delivery=self._find_delivery,
             worker_id=self.worker_id,
             clock=clock,
+            links=self.links,
         )
         self.verifier = verifier or BotTokenVerifier.from_settings(settings)
         self.signin = signin_from_settings(settings, flows)

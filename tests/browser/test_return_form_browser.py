@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 import uvicorn
 from engine_support import Council
-from link_support import SECRET, make_app, make_linked_council
+from link_support import SECRET, form_link, make_app, make_linked_council
 
 from m365perf.store import ReturnStatus
 from m365perf.web.links import LinkSigner
@@ -56,7 +56,7 @@ def test_an_officer_returns_a_figure_through_the_e_mailed_link(
     (request,) = council.cards_to(ANN)
     # The e-mail's link names the public address; here the service listens on a test port.
     page = browser.new_page()
-    page.goto(site + urlsplit(request["link"]).path)
+    page.goto(site + urlsplit(form_link(council, request)).path)
     waste = page.get_by_role("group", name="Household waste recycled")
     waste.get_by_label("Value for 2026-10").fill("46.5")
     waste.get_by_label("Commentary").fill("Garden waste up after a wet October")

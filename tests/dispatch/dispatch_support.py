@@ -260,7 +260,7 @@ class MiniEngine:
             "card": card(text),
             "subject": f"Performance return: {text}",
             "summary": f"Please send your figure for {text}.",
-            "link": "https://perf.example.gov.uk/returns/1",
+            "link": "https://perf.example.gov.uk/approvals/1",
             "subject_type": "return",
             "subject_id": 1,
         }

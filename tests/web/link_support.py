@@ -102,9 +102,18 @@ def make_client(council: Council, links: LinkSigner | None) -> TestClient:
 
 
 def newest_link(council: Council, email: str) -> str:
-    """The link in the newest card sent to ``email``, as it appears in the e-mail."""
-    payload = council.cards_to(email)[-1]
-    return str(payload["link"])
+    """The link in the newest card sent to ``email``, as the dispatcher signs it when
+    it sends the e-mail (the outbox row names the form, never the link)."""
+    return form_link(council, council.cards_to(email)[-1])
+
+
+def form_link(council: Council, payload: dict[str, Any]) -> str:
+    """The web-form link the dispatcher makes for one card's outbox payload, now."""
+    signer = council.engine.ctx.config.return_links
+    assert isinstance(signer, LinkSigner), "this council signs no links"
+    form = payload["return_form"]
+    assert payload["link"] == "" and form is not None, payload
+    return signer.return_url(BASE_URL, form["cycle_id"], form["owner_id"], now=council.now)
 
 
 def path_of(link: str) -> str:

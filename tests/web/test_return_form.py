@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 from link_support import (
     SECRET,
     FormPage,
+    form_link,
     make_client,
     make_linked_council,
     newest_link,
@@ -63,11 +65,12 @@ def _post(client: TestClient, path: str, fields: dict[str, str]) -> tuple[int, F
 
 def test_request_e_mail_carries_a_signed_link_to_the_owners_form(council: Council) -> None:
     (request,) = council.cards_to(ANN)
-    assert request["link"].startswith("https://performance.contoso.gov.uk/returns/")
+    link = form_link(council, request)
+    assert link.startswith("https://performance.contoso.gov.uk/returns/")
     assert request["summary"].rstrip().endswith(BROWSER_LINE)  # the link is a button
-    assert request["link"] not in request["summary"]
-    dan = council.cards_to("dan.fox@contoso.gov.uk")[0]["link"]
-    assert dan != request["link"]  # one link per owner
+    assert "/returns/" not in json.dumps(request)  # named, never stored signed
+    dan = form_link(council, council.cards_to("dan.fox@contoso.gov.uk")[0])
+    assert dan != link  # one link per owner
 
 
 def test_the_form_shows_the_owners_indicators_as_the_card_does(
@@ -237,7 +240,7 @@ def test_the_rejection_sent_back_to_the_owner_carries_a_working_link(
     council.act(BOB, REJECT_VERB, {**reject["data"], **reason})
     rejection = council.cards_to(ANN)[-1]
     assert isinstance(CardId.parse(rejection["card_id"]), RejectionCardId)
-    answer = client.get(path_of(rejection["link"]))
+    answer = client.get(path_of(form_link(council, rejection)))
     form = FormPage.read(answer.text)
     assert answer.status_code == 200 and form.has("value__CP001")
 
@@ -327,7 +330,7 @@ def test_bad_posts_get_a_clear_page(client: TestClient, council: Council) -> Non
 def test_without_a_key_no_links_are_sent_and_none_open(links: LinkSigner) -> None:
     council = make_linked_council(None)
     (request,) = council.cards_to(ANN)
-    assert request["link"] == ""
+    assert request["link"] == "" and request["return_form"] is None
     assert "Open in your browser" not in request["summary"]
     forged = links.sign_return(1, "11111111-0000-0000-0000-000000000001", now=council.now)
     answer = make_client(council, None).get(f"/returns/{forged}")

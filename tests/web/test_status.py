@@ -232,7 +232,7 @@ def test_retry_without_the_pages_token_or_sign_in_changes_nothing(site: Site) ->
     unknown = site.client.post("/status/parked/not-a-number/retry", data={"csrf": csrf})
 
     assert (forged.status_code, anonymous.status_code, not_staff.status_code) == (403, 401, 403)
-    assert unknown.status_code == 422
+    assert unknown.status_code == 400  # a clear page, not FastAPI's 422
     assert outbox_row(site, message_id).status is OutboxStatus.PARKED
 
 

@@ -46,9 +46,10 @@ BROWSER_LINE = "Can’t use the card? Open this in your browser with the button 
 View = OwnerRequestView | ReceiptView | ApprovalView | OutcomeView | RejectionView
 
 
-def summary_text(view: View, link: str | None = None) -> str:
-    """The card's content as plain text; with a ``link`` (the web form) it ends by
-    pointing to the button the e-mail draws for it (the address is not repeated here)."""
+def summary_text(view: View, link: str | bool | None = None) -> str:
+    """The card's content as plain text; with a ``link`` (a page's address, or True for
+    the web form, whose signed link is made at send time) it ends by pointing to the
+    button the e-mail draws for it (the address is not repeated here)."""
     if isinstance(view, OwnerRequestView):
         lines = _owner_request(view)
     elif isinstance(view, RejectionView):

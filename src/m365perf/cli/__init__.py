@@ -43,6 +43,7 @@ def _register() -> None:
     from m365perf.cli.export import export
     from m365perf.cli.health import health
     from m365perf.cli.history import history
+    from m365perf.cli.links import links
     from m365perf.cli.plan import plan
     from m365perf.cli.provision import provision
     from m365perf.cli.report import report
@@ -71,6 +72,7 @@ def _register() -> None:
     main.add_command(away)
     main.add_command(report)
     main.add_command(export)
+    main.add_command(links)
 
 
 _register()

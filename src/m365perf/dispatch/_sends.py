@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, assert_never
 
 from m365perf.dispatch._failures import BadPayload, NotYet
@@ -26,12 +27,14 @@ from m365perf.messages import (
     Refresh,
     RefreshChecked,
     RefreshStarted,
+    ReturnForm,
     SendCard,
     SendMail,
     UpdateCard,
 )
 from m365perf.settings import Settings
 from m365perf.store.base import Store
+from m365perf.web.links import LinkSigner
 
 
 class Delivery(Protocol):
@@ -67,12 +70,15 @@ Sendable = SendCard | UpdateCard | SendMail | Refresh | CheckRefresh
 
 @dataclass(frozen=True)
 class SendContext:
-    """What the senders need: the clients, the settings and two look-ups."""
+    """What the senders need: the clients, the settings and two look-ups; the link
+    signer and the clock sign web-form links at send time (they are never stored)."""
 
     store: Store
     clients: M365
     settings: Settings
     find_delivery: FindDelivery
+    links: LinkSigner | None = None
+    clock: Callable[[], datetime] | None = None
 
 
 def send(ctx: SendContext, message: Sendable) -> Outcome:
@@ -102,10 +108,19 @@ def send_card(ctx: SendContext, message: SendCard) -> CardSent:
         message.subject,
         message.card,
         summary=message.summary,
-        link=message.link,
+        link=_form_link(ctx, message.return_form) or message.link,
     )
     # Graph's sendMail answers 202 with no id for the message it queued.
     return CardSent(message_id=None)
+
+
+def _form_link(ctx: SendContext, form: ReturnForm | None) -> str:
+    """The owner's web-form link, signed now; "" without a form, a key or a clock."""
+    if form is None or ctx.links is None or ctx.clock is None:
+        return ""
+    return ctx.links.return_url(
+        ctx.settings.public_base_url, form.cycle_id, form.owner_id, now=ctx.clock()
+    )
 
 
 def update_card(ctx: SendContext, message: UpdateCard) -> CardUpdated:

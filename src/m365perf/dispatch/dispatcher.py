@@ -55,6 +55,7 @@ from m365perf.messages import (
 from m365perf.settings import Settings
 from m365perf.store.base import Store
 from m365perf.store.tables import OutboxMessage
+from m365perf.web.links import LinkSigner, links_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,9 @@ class Dispatcher:
         backoff_base_s: float = 2,
         backoff_cap_s: float = 600,
         concurrency: Mapping[str, int] | None = None,
+        links: LinkSigner | None = None,
     ) -> None:
+        """``links`` signs web-form links as e-mails go (default: from ``settings``)."""
         if not worker_id:
             raise ValueError("worker_id is empty: name this dispatcher (host and process)")
         if max_attempts < 1:
@@ -152,7 +155,8 @@ class Dispatcher:
         self._limits = limits
         self._rng = random.Random()
         self._ids = _writeback.SharePointIds(clients.graph)
-        self._context = SendContext(store, clients, settings, find_delivery)
+        signer = links if links is not None else links_from_settings(settings)
+        self._context = SendContext(store, clients, settings, find_delivery, signer, clock)
         secret = settings.client_secret.get_secret_value() if settings.client_secret else ""
         self._secrets = (secret,) if secret else ()
 

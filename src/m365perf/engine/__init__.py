@@ -33,6 +33,7 @@ from m365perf.engine.errors import (
     UnknownCycle,
     UnknownSubject,
 )
+from m365perf.engine.links import revoke_links
 from m365perf.engine.parked import retry_parked
 from m365perf.engine.resync import CycleResync, resync_cycle
 from m365perf.engine.returns import show_request, submit_returns, submit_returns_view
@@ -41,7 +42,7 @@ from m365perf.engine.timers import fire_due_timers
 from m365perf.flows.model import Flow
 from m365perf.messages import Outcome
 from m365perf.plan.register import Indicator, RowProblem
-from m365perf.store import CycleStatus, Delegation, NotFound, OutboxMessage, Store
+from m365perf.store import CycleStatus, Delegation, LinkRevocation, NotFound, OutboxMessage, Store
 
 __all__ = [
     "ActionError",
@@ -218,6 +219,20 @@ class Engine:
         )
         cover_open_steps(self.store, self.ctx, now=now, approver_id=row.approver_id)
         return row
+
+    def revoke_links(
+        self,
+        *,
+        person: str | None = None,
+        cycle_id: int | None = None,
+        by: str,
+        reason: str = "",
+        now: datetime,
+    ) -> LinkRevocation:
+        """End every web-form link of a person or a cycle signed so far (audited)."""
+        return revoke_links(
+            self.store, person=person, cycle_id=cycle_id, by=by, reason=reason, now=now
+        )
 
     def end_delegation(self, delegation_id: int, *, by: str, now: datetime) -> Delegation:
         """End a delegation at once; the approver's own cards still work."""

@@ -448,7 +448,7 @@ def send_back(
         correction=action == AuditAction.RETURN_CORRECTION_REQUESTED,
     )
     card = render_rejection(view, max_bytes=ctx.config.max_card_bytes)
-    link = ctx.return_link(cycle.id or 0, owner.id, now=now)
+    form = ctx.return_form(cycle.id or 0, owner.id)
     send_card(
         tx,
         ctx,
@@ -458,8 +458,8 @@ def send_back(
         fallback_email="email" in flow.channels,
         card=card,
         subject=f"Returned to you: {view.indicator.name} {period.label}",
-        summary=summary_text(view, link),
-        link=link or "",
+        summary=summary_text(view, form is not None),
+        return_form=form,
         subject_type=SubjectType.RETURN,
         subject_id=ret.id or 0,
         now=now,

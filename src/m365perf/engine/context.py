@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from m365perf.domain.periods import Period
 from m365perf.flows.model import Flow
+from m365perf.messages import ReturnForm
 from m365perf.store import Cycle
 
 LONDON = ZoneInfo("Europe/London")
@@ -26,7 +27,10 @@ class Caller:
 class ReturnLinkSigner(Protocol):
     """Makes the signed token of an owner's web-form link (``m365perf.web.links``).
 
-    The engine only asks for tokens; the web layer, which holds the same key, checks them.
+    The engine never signs: a signed link is a live credential, so what it queues names
+    the form (:class:`~m365perf.messages.ReturnForm`) and the dispatcher signs at send
+    time; the web layer, which holds the same key, checks them. The engine only asks
+    whether links are on.
     """
 
     def sign_return(self, cycle_id: int, owner_id: str, *, now: datetime) -> str: ...
@@ -72,12 +76,12 @@ class EngineContext:
         base = self.config.approvals_base_url
         return f"{base.rstrip('/')}/approvals/{cycle_id}" if base else None
 
-    def return_link(self, cycle_id: int, owner_id: str, *, now: datetime) -> str | None:
-        """The owner's signed web form for their returns in this cycle; None when links are off."""
-        signer = self.config.return_links
-        if signer is None:
+    def return_form(self, cycle_id: int, owner_id: str) -> ReturnForm | None:
+        """The owner's web form for their returns in this cycle (signed when the e-mail
+        is sent); None when links are off."""
+        if self.config.return_links is None:
             return None
-        return self.link(f"/returns/{signer.sign_return(cycle_id, owner_id, now=now)}")
+        return ReturnForm(cycle_id=cycle_id, owner_id=owner_id)
 
 
 def at_local(day: date, clock: time) -> datetime:

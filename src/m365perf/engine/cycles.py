@@ -210,7 +210,7 @@ def ask_owner(
         tx, ctx, cycle, owner.id, owner.name, returns, card_id=base_id, now=now, reminder=reminder
     )
     cards = render_owner_requests(view, max_bytes=ctx.config.max_card_bytes)
-    link = ctx.return_link(cycle_id, owner.id, now=now)
+    form = ctx.return_form(cycle_id, owner.id)
     first_ask = round_name == ROUND_OPEN or round_name.startswith("resync")
     subject = request_subject(view, reminder=not first_ask)
     for part, card in enumerate(cards, start=1):
@@ -224,8 +224,8 @@ def ask_owner(
             fallback_email="email" in flow.channels,
             card=card,
             subject=subject,
-            summary=summary_text(view, link),
-            link=link or "",
+            summary=summary_text(view, form is not None),
+            return_form=form,
             subject_type=SubjectType.CYCLE,
             subject_id=cycle_id,
             now=now,

@@ -13,7 +13,16 @@ from typing import Any
 
 from m365perf.domain.approvers import Person
 from m365perf.engine.context import EngineContext
-from m365perf.messages import CardId, CardUser, DedupKey, Message, SendCard, SendMail, UpdateCard
+from m365perf.messages import (
+    CardId,
+    CardUser,
+    DedupKey,
+    Message,
+    ReturnForm,
+    SendCard,
+    SendMail,
+    UpdateCard,
+)
 from m365perf.messages.ids import CardSendKey
 from m365perf.messages.names import SubjectType
 from m365perf.messages.outbox import Channel
@@ -46,14 +55,19 @@ def send_card(
     card: Mapping[str, Any],
     subject: str,
     summary: str,
-    link: str,
     subject_type: SubjectType,
     subject_id: int,
     now: datetime,
+    link: str = "",
+    return_form: ReturnForm | None = None,
     dedup_key: DedupKey | None = None,
     fallback_email: bool = False,
 ) -> bool:
-    """Queue one card for one person; False when the same card was queued before."""
+    """Queue one card for one person; False when the same card was queued before.
+
+    ``link`` is a page behind sign-in; ``return_form`` names the owner's web form, whose
+    signed link the dispatcher makes when it sends (never stored).
+    """
     message = SendCard(
         card_id=card_id,
         channel=channel,
@@ -62,6 +76,7 @@ def send_card(
         subject=subject,
         summary=summary,
         link=link,
+        return_form=return_form,
         subject_type=subject_type,
         subject_id=subject_id,
         fallback_email=fallback_email and channel == "teams",

@@ -246,6 +246,7 @@ def on_parked(
             subject=message.subject,
             summary=message.summary,
             link=message.link,
+            return_form=message.return_form,
             subject_type=message.subject_type,
             subject_id=message.subject_id,
             now=now,

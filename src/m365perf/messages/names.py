@@ -93,6 +93,7 @@ class AuditAction(StrEnum):
     DELEGATION_ADDED = "delegation.added"
     DELEGATION_AWAY = "delegation.away_marked"
     DELEGATION_ENDED = "delegation.ended"
+    LINKS_REVOKED = "links.revoked"
 
     OWNER_REMINDED = "owner.reminded"
     OWNER_ESCALATED = "owner.escalated"

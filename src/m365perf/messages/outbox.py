@@ -195,6 +195,25 @@ class CardUser(BaseModel):
     email: str = Field(min_length=1)
 
 
+RETURNS_PATH = "/returns/"
+"""Where the owners' web form lives; a URL under it carries a signed, live credential."""
+
+
+class ReturnForm(BaseModel):
+    """Whose web form a card's e-mail links to: enough to sign the link, not the link.
+
+    A signed link is a 30-day credential, so it is never stored: the dispatcher signs
+    it when it sends the e-mail (``m365perf.web.links``).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    cycle_id: int = Field(ge=1)
+    """The cycle the link opens."""
+    owner_id: str = Field(min_length=1)
+    """The owner whose returns it opens (Entra object id)."""
+
+
 class SendCard(_Message):
     """Deliver a card to one person in Teams, or as an actionable e-mail."""
 
@@ -215,13 +234,22 @@ class SendCard(_Message):
     summary: str = ""
     """Plain text: the Teams notification, the body of the e-mail."""
     link: str = ""
-    """URL of the web form, or empty when there is none."""
+    """URL of a page that needs sign-in (the approvals page), or empty; never a signed link."""
+    return_form: ReturnForm | None = None
+    """The owner's web form, linked from the e-mail with a link signed at send time."""
     subject_type: SubjectType
     """What the card is about, for the delivery record."""
     subject_id: int
     """Which cycle, return or step."""
     fallback_email: bool = False
     """Send the card by e-mail instead if Teams cannot deliver it."""
+
+    @field_validator("link")
+    @classmethod
+    def _no_signed_link(cls, link: str) -> str:
+        if RETURNS_PATH in link:
+            raise ValueError("a signed web-form link is never stored: name its return_form")
+        return link
 
     @model_validator(mode="after")
     def _email_needs_subject(self) -> SendCard:

@@ -37,6 +37,7 @@ from m365perf.store.tables import (
     Indicator,
     IndicatorSpec,
     IndicatorTarget,
+    LinkRevocation,
     NewAction,
     NewReturn,
     OutboxMessage,
@@ -610,6 +611,20 @@ class Transaction(ABC):
         include_ended: bool = False,
     ) -> list[Delegation]:
         """Delegations matching every filter given (``on``: active that day), oldest first."""
+
+    # --- web-form links -----------------------------------------------------------------
+
+    @abstractmethod
+    def revoke_links(
+        self, *, owner_id: str | None = None, cycle_id: int | None = None, by: str, now: datetime
+    ) -> LinkRevocation:
+        """End every web-form link of ``owner_id`` or of ``cycle_id`` (one, not both)
+        issued up to ``now``."""
+
+    @abstractmethod
+    def link_revoked(self, cycle_id: int, owner_id: str, issued: datetime | None) -> bool:
+        """Whether a revocation ends a link of ``owner_id`` for ``cycle_id`` signed at
+        ``issued`` (None: a link that does not say when, ended by any revocation)."""
 
 
 class Store(ABC):

@@ -67,6 +67,7 @@ from m365perf.store.tables import (
     Indicator,
     IndicatorSpec,
     IndicatorTarget,
+    LinkRevocation,
     NewAction,
     NewReturn,
     OutboxMessage,
@@ -1372,6 +1373,33 @@ class _SqlTransaction(Transaction):
         if not include_ended or on is not None:
             stmt = stmt.where(col(Delegation.ended_at).is_(None))
         return self._all(stmt.order_by(col(Delegation.id)))
+
+    # --- web-form links -----------------------------------------------------------------
+
+    def revoke_links(
+        self, *, owner_id: str | None = None, cycle_id: int | None = None, by: str, now: datetime
+    ) -> LinkRevocation:
+        now = _checks.aware(now)
+        if (owner_id is None) == (cycle_id is None):
+            raise ValueError("revoke the links of one person or of one cycle")
+        values = {
+            "owner_id": _checks.optional_text(owner_id, "owner_id"),
+            "cycle_id": cycle_id,
+            "revoked_by": _checks.non_empty(by, "by"),
+            "revoked_at": now,
+        }
+        created: LinkRevocation = self._first(
+            self._insert(LinkRevocation).values(values).returning(LinkRevocation)
+        )
+        return created
+
+    def link_revoked(self, cycle_id: int, owner_id: str, issued: datetime | None) -> bool:
+        stmt = select(col(LinkRevocation.id)).where(
+            or_(col(LinkRevocation.owner_id) == owner_id, col(LinkRevocation.cycle_id) == cycle_id)
+        )
+        if issued is not None:
+            stmt = stmt.where(col(LinkRevocation.revoked_at) >= _checks.aware(issued))
+        return self._s().execute(stmt.limit(1)).first() is not None
 
 
 class SqlStore(Store):

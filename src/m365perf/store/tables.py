@@ -583,3 +583,25 @@ def merge_history(approved: list[HistoryPoint], imported: list[HistoryPoint]) ->
     covered = {p.period_start for p in approved}
     points = approved + [p for p in imported if p.period_start not in covered]
     return sorted(points, key=lambda p: (p.period_start, p.return_id or 0))
+
+
+# --- web-form links -------------------------------------------------------------------
+
+
+class LinkRevocation(_Table, table=True):
+    """Every web-form link of a person, or of a cycle, issued up to ``revoked_at`` ends.
+
+    Links are signed as e-mails go and never stored, so a revocation is a cut-off, not a
+    list of links: one with ``owner_id`` ends that owner's links (every cycle), one with
+    ``cycle_id`` ends that cycle's links (every owner). A card sent later carries a new
+    link that works.
+    """
+
+    __tablename__ = "link_revocation"
+    __table_args__ = (Index(None, "owner_id"), Index(None, "cycle_id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: str | None = None
+    cycle_id: int | None = None
+    revoked_by: str
+    revoked_at: datetime = _when()

@@ -45,6 +45,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.concurrency import run_in_threadpool
 
 from m365perf.engine import ActionError, Caller, Engine
+from m365perf.engine.carddata import check_characters
 from m365perf.m365.traffic import Traffic
 from m365perf.store import OutboxStatus
 from m365perf.web.about import add_about_page
@@ -56,6 +57,7 @@ from m365perf.web.bot_auth import (
     UnknownCaller,
     VerifiedCaller,
 )
+from m365perf.web.limits import BoundedInput, refuse_bad_parameters
 from m365perf.web.links import LinkSigner
 from m365perf.web.metrics import CONTENT_TYPE as METRICS_TYPE
 from m365perf.web.metrics import render_metrics
@@ -127,6 +129,8 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
     )
+    app.add_middleware(BoundedInput)
+    refuse_bad_parameters(app)
 
     @app.get("/health")
     def health() -> JSONResponse:
@@ -470,18 +474,23 @@ class _Bot:
         someone's returns to everyone in it.
         """
         conversation = activity.get("conversation")
+        conversation_id = caller.conversation_id or ""
         if (
             caller.channel_id != _TEAMS
-            or not caller.conversation_id
-            or not caller.service_url
+            or not conversation_id.strip()
+            or not caller.service_url.strip()
             or not isinstance(conversation, Mapping)
             or conversation.get("conversationType") != _PERSONAL
         ):
             return
+        try:  # no client sends NUL or a lone surrogate; the store could not keep them
+            check_characters({"conversation": conversation_id, "service": caller.service_url})
+        except ActionError:
+            return
         try:
             self._engine.remember_conversation(
                 user_id,
-                conversation_id=caller.conversation_id,
+                conversation_id=conversation_id,
                 service_url=caller.service_url,
                 tenant_id=_tenant_id(activity),
                 now=self._clock(),

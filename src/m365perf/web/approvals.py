@@ -26,8 +26,9 @@ from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from html import escape
+from typing import Annotated
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -35,6 +36,7 @@ from m365perf.cards import format_value
 from m365perf.cards.actions import action_text
 from m365perf.cards.digest import DigestItem, DigestView
 from m365perf.cards.formatting import direction_word, rag_word, target_text
+from m365perf.cards.submission import MAX_WHOLE
 from m365perf.engine import Caller, Engine
 from m365perf.engine.digest import (
     ItemRef,
@@ -59,6 +61,9 @@ from m365perf.web.signin import SignIn, WebSession, read_form
 __all__ = ["add_approvals", "digests_for", "parse_refs", "refs_text"]
 
 log = logging.getLogger(__name__)
+
+CycleId = Annotated[int, Path(ge=1, le=MAX_WHOLE)]
+"""A cycle id as the store holds it: a whole number from 1, never beyond its column."""
 
 _FRESH = {
     "Cache-Control": "no-store",
@@ -172,7 +177,7 @@ def add_approvals(
         return await delegate_post(request, end_from_form)
 
     @app.get("/approvals/{cycle_id}", response_class=HTMLResponse)
-    async def cycle_page(cycle_id: int, request: Request) -> Response:
+    async def cycle_page(cycle_id: CycleId, request: Request) -> Response:
         session = signed_in(request)
         if session is None:
             return RedirectResponse(signin.signin_url(f"/approvals/{cycle_id}"), status_code=302)
@@ -192,7 +197,7 @@ def add_approvals(
         return _html(_render(session, view))
 
     @app.post("/approvals/{cycle_id}", response_class=HTMLResponse)
-    async def decide(cycle_id: int, request: Request) -> Response:
+    async def decide(cycle_id: CycleId, request: Request) -> Response:
         session = signed_in(request)
         form = await read_form(request)
         if session is None:

@@ -6,8 +6,10 @@ set date, and cannot be edited into anything else. A token is
 
     base64url(JSON claims) "." base64url(HMAC-SHA256(key, first part))
 
-without padding; the claims are ``purpose``, ``exp`` (Unix seconds) and the subject
-(``cycle_id`` and ``owner_id`` for a return link). The signature is checked, in
+without padding; the claims are ``purpose``, ``iat`` and ``exp`` (Unix seconds) and the
+subject (``cycle_id`` and ``owner_id`` for a return link). Links are signed when the
+e-mail is sent and never stored; ``iat`` lets ``m365perf links revoke`` end every link
+of a person or cycle issued up to a moment. The signature is checked, in
 constant time, before a byte of the claims is believed. Pure: no clock, no I/O —
 ``now`` comes in.
 """
@@ -26,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from m365perf.errors import M365PerfError
-from m365perf.settings import MIN_LINK_SECRET_CHARS
+from m365perf.settings import MIN_LINK_SECRET_CHARS, Settings
 
 __all__ = [
     "DEFAULT_LIFETIME",
@@ -38,6 +40,7 @@ __all__ = [
     "MalformedLink",
     "ReturnLink",
     "WrongPurpose",
+    "links_from_settings",
 ]
 
 RETURN_PURPOSE = "return"
@@ -93,6 +96,8 @@ class ReturnLink:
     cycle_id: int
     owner_id: str
     expires: datetime
+    issued: datetime | None = None
+    """When it was signed (None for a link made before links said so)."""
 
 
 class LinkSigner:
@@ -118,10 +123,15 @@ class LinkSigner:
         """A token for ``purpose`` and ``subject`` that works until ``now`` + lifetime."""
         if not purpose:
             raise ValueError("a link needs a purpose")
-        if "purpose" in subject or "exp" in subject:
-            raise ValueError("'purpose' and 'exp' are set by the signer, not the subject")
+        if "purpose" in subject or "exp" in subject or "iat" in subject:
+            raise ValueError("'purpose', 'iat' and 'exp' are set by the signer, not the subject")
         expires = _aware(now, "now") + self.lifetime
-        claims = {"purpose": purpose, **subject, "exp": int(expires.timestamp())}
+        claims = {
+            "purpose": purpose,
+            **subject,
+            "iat": int(now.timestamp()),
+            "exp": int(expires.timestamp()),
+        }
         body = _encode(json.dumps(claims, sort_keys=True, separators=(",", ":")).encode())
         return f"{body}.{self._mac(body)}"
 
@@ -179,10 +189,32 @@ class LinkSigner:
             or not owner_id
         ):
             raise MalformedLink("This link is damaged: it does not say whose returns it opens.")
-        return ReturnLink(cycle_id, owner_id, datetime.fromtimestamp(int(claims["exp"]), UTC))
+        iat = claims.get("iat")
+        issued = None
+        if isinstance(iat, int) and not isinstance(iat, bool) and 0 <= iat <= claims["exp"]:
+            issued = datetime.fromtimestamp(iat, UTC)
+        expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
+        return ReturnLink(cycle_id, owner_id, expires, issued)
+
+    def return_url(self, base_url: str, cycle_id: int, owner_id: str, *, now: datetime) -> str:
+        """The address of ``owner_id``'s web form for cycle ``cycle_id``, signed ``now``.
+
+        Made by the dispatcher as it sends the e-mail; never stored.
+        """
+        return f"{base_url.rstrip('/')}/returns/{self.sign_return(cycle_id, owner_id, now=now)}"
 
     def _mac(self, body: str) -> str:
         return _encode(hmac.new(self._key, body.encode("ascii"), hashlib.sha256).digest())
+
+
+def links_from_settings(settings: Settings) -> LinkSigner | None:
+    """The web-form link signer, or None (no links sent) when no key is configured."""
+    if settings.link_secret is None:
+        return None
+    return LinkSigner(
+        settings.link_secret.get_secret_value(),
+        lifetime=timedelta(days=settings.link_lifetime_days),
+    )
 
 
 def _encode(raw: bytes) -> str:

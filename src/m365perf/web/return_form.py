@@ -207,11 +207,22 @@ class _ReturnForm:
                 "Use the card in Teams or Outlook, or ask the performance team.",
             )
         try:
-            return self._links.verify_return(token, now=now)
+            link = self._links.verify_return(token, now=now)
         except ExpiredLink as expired:
             raise _Refused(410, "This link has expired", expired.message, _ASK_AGAIN) from None
         except LinkError as bad:
             raise _Refused(bad.status, "Link not recognised", bad.message) from None
+        with self._engine.store.transaction() as tx:
+            revoked = tx.link_revoked(link.cycle_id, link.owner_id, link.issued)
+        if revoked:
+            raise _Refused(
+                410,
+                "This link has been withdrawn",
+                "The performance team has withdrawn this link, so it no longer opens "
+                "your returns. Nothing was saved.",
+                _ASK_AGAIN,
+            )
+        return link
 
     def _before(self, link: ReturnLink, data: Mapping[str, Any]) -> tuple[list[str], str]:
         """What was typed for indicators that changed since the form was drawn (by name).
