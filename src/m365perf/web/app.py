@@ -16,7 +16,9 @@ JSON only because the check needs the activity's ``serviceUrl`` and ``channelId`
 * ``conversationUpdate`` in a 1:1 Teams chat — remember where to reach the user.
 * anything else — 200 and nothing done: the bot does not chat.
 
-``GET /health`` reads the store only. The staff pages, ``GET /status`` (``/status.json``),
+``GET /health`` reads the store only (and says whether Microsoft 365 is reachable);
+``/health/live`` answers while the process does, ``/health/ready`` adds the queue. The
+staff pages, ``GET /status`` (``/status.json``),
 need a person signed in with Entra ID (:mod:`m365perf.web.signin`) who is a member of a
 group a flow names (``staff_group``); anyone else is sent to sign in (HTML), answered
 401 (JSON) or 403 (signed in, not staff). ``/approvals`` is the approvers' web page
@@ -57,7 +59,7 @@ from m365perf.web.links import LinkSigner
 from m365perf.web.return_form import add_return_form
 from m365perf.web.return_pages import render_problem
 from m365perf.web.signin import SignIn, add_signin
-from m365perf.web.status import gather_status, render_status_html
+from m365perf.web.status import OutageSource, gather_status, render_status_html
 
 AppPart = Literal["all", "public", "staff"]
 
@@ -93,6 +95,7 @@ def create_app(
     contact: str = "",
     signin: SignIn | None = None,
     part: AppPart = "all",
+    outage: OutageSource = lambda: None,
 ) -> FastAPI:
     """The web application over one engine; ``clock`` gives "now" for every action.
 
@@ -100,7 +103,8 @@ def create_app(
 
     ``links`` checks the signed links to the owners' web form (``/returns/{token}``);
     without it those links are refused. ``signin`` is web sign-in; without it the staff
-    pages and the approvals page refuse everyone.
+    pages and the approvals page refuse everyone. ``outage`` says whether the dispatcher
+    can reach Microsoft 365, for ``/health`` and ``/status``.
     """
     app = FastAPI(
         title="m365perf",
@@ -109,21 +113,55 @@ def create_app(
         openapi_url=None,
     )
 
-    @app.get("/health")
-    def health() -> JSONResponse:
+    def readiness() -> tuple[int, dict[str, Any]]:
+        """Whether this instance can do its work: the store, Microsoft 365, the queue."""
         try:
             with engine.store.transaction() as tx:
                 counts = tx.outbox_counts()
-        except Exception:  # any failure to read the store means "not healthy"
+        except Exception:  # any failure to read the store means "not ready"
             log.exception("health check could not read the store")
-            return JSONResponse({"status": "unavailable"}, status_code=503)
+            return 503, {"status": "unavailable", "store": "unreachable"}
         outbox = {str(status): counts.get(status, 0) for status in OutboxStatus}
-        return JSONResponse({"status": "ok", "outbox": outbox})
+        body: dict[str, Any] = {"status": "ok", "outbox": outbox}
+        current = outage()
+        if current is not None:
+            body["status"] = "degraded"
+            body["outage"] = {
+                "service": "Microsoft 365",
+                "since": current.since.isoformat(),
+                "error": current.error,
+            }
+        return 200, body
+
+    @app.get("/health")
+    def health() -> JSONResponse:
+        status, body = readiness()
+        return JSONResponse(body, status_code=status)
+
+    @app.get("/health/live")
+    def live() -> JSONResponse:
+        """The process answers; it reads nothing, so an outage elsewhere never restarts it."""
+        return JSONResponse({"status": "alive"})
+
+    @app.get("/health/ready")
+    def ready() -> JSONResponse:
+        """Ready while the store answers; a Microsoft 365 outage is reported, not refused.
+
+        Clicks and form posts are recorded without Microsoft 365 (their messages wait in
+        the outbox), so an outage there is "degraded", still HTTP 200.
+        """
+        status, body = readiness()
+        if status == 200:
+            outbox = body["outbox"]
+            body["store"] = "ok"
+            body["queue"] = outbox["pending"] + outbox["in_flight"]
+            body["microsoft365"] = "unreachable" if "outage" in body else "reachable"
+        return JSONResponse(body, status_code=status)
 
     if part in ("all", "public"):
         _add_public(app, engine, verifier, clock, links, contact)
     if part in ("all", "staff"):
-        _add_staff(app, engine, clock, signin)
+        _add_staff(app, engine, clock, signin, outage)
     return app
 
 
@@ -155,7 +193,11 @@ def _add_public(
 
 
 def _add_staff(
-    app: FastAPI, engine: Engine, clock: Callable[[], datetime], signin: SignIn | None
+    app: FastAPI,
+    engine: Engine,
+    clock: Callable[[], datetime],
+    signin: SignIn | None,
+    outage: OutageSource,
 ) -> None:
     """Sign-in, the approvers' page and the staff pages, all behind Entra sign-in."""
     if signin is not None:
@@ -199,7 +241,7 @@ def _add_staff(
         if refusal is not None:
             return refusal
         try:
-            report = gather_status(engine.store, engine.flows, now=clock())
+            report = gather_status(engine.store, engine.flows, now=clock(), outage=outage())
         except Exception:  # the page cannot be drawn without the store
             log.exception("status page could not read the store")
             return HTMLResponse(_UNAVAILABLE_HTML, status_code=503)
@@ -211,7 +253,7 @@ def _add_staff(
         if refusal is not None:
             return refusal
         try:
-            report = gather_status(engine.store, engine.flows, now=clock())
+            report = gather_status(engine.store, engine.flows, now=clock(), outage=outage())
         except Exception:  # the report cannot be made without the store
             log.exception("status report could not read the store")
             return JSONResponse({"status": "unavailable"}, status_code=503)

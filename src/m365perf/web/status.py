@@ -14,13 +14,14 @@ words and definitions as the daily digest e-mail, so the two never disagree:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from html import escape
 from typing import Any
 
 from m365perf.cards.formatting import format_date, format_moment
+from m365perf.dispatch import Outage
 from m365perf.engine.context import local_day
 from m365perf.flows.model import Flow
 from m365perf.store import (
@@ -103,20 +104,27 @@ class ParkedMessage:
     updated_at: datetime
 
 
+#: The outage the dispatcher sees now, or None (for ``/health`` and ``/status``).
+OutageSource = Callable[[], Outage | None]
+
+
 @dataclass(frozen=True, slots=True)
 class StatusReport:
     generated_at: datetime
     cycles: tuple[CycleStatusReport, ...]
     parked: tuple[ParkedMessage, ...]
     outbox: dict[str, int]
+    outage: Outage | None = None
 
     def as_json(self) -> dict[str, Any]:
         """Plain JSON types: dates and times as ISO 8601 strings."""
         return _jsonable(asdict(self))  # type: ignore[no-any-return]
 
 
-def gather_status(store: Store, flows: Mapping[str, Flow], *, now: datetime) -> StatusReport:
-    """Everything the status page shows, read in one transaction."""
+def gather_status(
+    store: Store, flows: Mapping[str, Flow], *, now: datetime, outage: Outage | None = None
+) -> StatusReport:
+    """Everything the status page shows, read in one transaction; ``outage`` as seen now."""
     today = local_day(now)
     with store.transaction() as tx:
         cycles = tuple(
@@ -136,7 +144,9 @@ def gather_status(store: Store, flows: Mapping[str, Flow], *, now: datetime) -> 
             for m in tx.list_outbox(status=OutboxStatus.PARKED)
         )
         outbox = {str(status): count for status, count in tx.outbox_counts().items()}
-    return StatusReport(generated_at=now, cycles=cycles, parked=parked, outbox=outbox)
+    return StatusReport(
+        generated_at=now, cycles=cycles, parked=parked, outbox=outbox, outage=outage
+    )
 
 
 def _cycle_report(
@@ -349,8 +359,16 @@ def _parked_html(report: StatusReport) -> list[str]:
         "<h2>Messages the service could not send</h2>",
         f"<p>Outbox: {_e(queued)}.</p>",
     ]
+    if report.outage is not None:
+        since = format_moment(report.outage.since)
+        parts.append(
+            f'<p role="alert"><strong>Microsoft 365 cannot be reached (since {_e(since)}).'
+            "</strong> Messages are waiting and will be sent when it returns; "
+            "nothing is lost.</p>"
+        )
     if not report.parked:
-        parts.append("<p>None: nothing is parked.</p>")
+        none = "None parked" if report.outage is not None else "None: nothing is parked"
+        parts.append(f"<p>{none}.</p>")
         parts.append("</section>")
         return parts
     parts += [
