@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from datetime import date
@@ -68,6 +69,14 @@ def demo(
     Power BI is refreshed. Every click goes through the real bot endpoint.
     """
     from m365perf.demo import DemoError, run_demo
+
+    if os.environ.get("M365PERF_LOG_FORMAT") or os.environ.get("M365PERF_LOG_LEVEL"):
+        # Asked for: the service's log on stderr, as `serve` writes it (else only warnings).
+        from m365perf.logs import configure_logging
+        from m365perf.settings import load_settings
+
+        settings = load_settings()
+        configure_logging(settings.log_format, settings.log_level)
 
     if not auto:
         raise click.UsageError("only --auto is available for now: the simulated people click")

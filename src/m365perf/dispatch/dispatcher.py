@@ -38,6 +38,7 @@ from typing import assert_never
 from m365perf.dispatch import _writeback
 from m365perf.dispatch._failures import BadPayload, backoff_s, judge
 from m365perf.dispatch._sends import FindDelivery, Sendable, SendContext, send
+from m365perf.logs import correlated
 from m365perf.m365.errors import never_reached
 from m365perf.m365.factory import M365
 from m365perf.m365.graph import GraphClient
@@ -267,7 +268,12 @@ class Dispatcher:
     # --- running a job and settling its rows --------------------------------------------
 
     def _execute(self, job: _Job) -> _JobDone:
-        """Run one job on a pool thread; never raises, and settles every row it holds."""
+        """Run one job on a pool thread, logged under its rows' ids (``outbox-<id>``)."""
+        with correlated("outbox-" + "+".join(str(m.id) for m in job.rows[:3])):
+            return self._execute_job(job)
+
+    def _execute_job(self, job: _Job) -> _JobDone:
+        """Never raises, and settles every row it holds."""
         done = _JobDone()
         paused_s = self._paused_s(job.budget)
         if paused_s > _PAUSE_SIT_OUT_S:

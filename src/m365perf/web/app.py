@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any, Literal
@@ -45,6 +45,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.concurrency import run_in_threadpool
 
 from m365perf.engine import ActionError, Caller, Engine
+from m365perf.logs import CORRELATION_HEADER, accept_correlation_id, correlated
 from m365perf.store import OutboxStatus
 from m365perf.web.about import add_about_page
 from m365perf.web.approvals import add_approvals
@@ -132,6 +133,17 @@ def create_app(
                 "error": current.error,
             }
         return 200, body
+
+    @app.middleware("http")
+    async def correlate(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """One correlation id per request (the caller's, if plain), logged and returned."""
+        value = accept_correlation_id(request.headers.get(CORRELATION_HEADER))
+        with correlated(value):
+            response = await call_next(request)
+        response.headers[CORRELATION_HEADER] = value
+        return response
 
     @app.get("/health")
     def health() -> JSONResponse:
@@ -268,7 +280,7 @@ def serve_app(app: FastAPI, host: str, port: int) -> None:
     """
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port)
+    uvicorn.run(app, host=host, port=port, log_config=None)
 
 
 def serve_apps(listeners: list[tuple[FastAPI, str, int]]) -> None:
@@ -284,7 +296,9 @@ def serve_apps(listeners: list[tuple[FastAPI, str, int]]) -> None:
 
     import uvicorn
 
-    servers = [uvicorn.Server(uvicorn.Config(a, host=h, port=p)) for a, h, p in listeners]
+    servers = [
+        uvicorn.Server(uvicorn.Config(a, host=h, port=p, log_config=None)) for a, h, p in listeners
+    ]
 
     async def _all() -> None:
         # A signal reaches one server's handler; when one stops, stop them all.
