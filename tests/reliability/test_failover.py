@@ -13,11 +13,8 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +22,7 @@ from typing import Any
 import pytest
 import requests
 import sqlalchemy
+from dependency_support import delivered, free_port, query, sent_twice, wait_for
 from reliability_support import report, sized
 
 from m365perf.sandbox.testing import RunningSandbox, running_sandbox
@@ -34,7 +32,6 @@ from m365perf.store.sql import advisory_lock_id
 ROOT = Path(__file__).resolve().parents[2]
 FLOW = ROOT / "flows" / "annual-statutory-returns.yaml"  # its period opens late: now
 TAKEOVER_S = 1.0
-WAIT_S = 60.0
 
 pytestmark = pytest.mark.postgres
 
@@ -43,22 +40,6 @@ pytestmark = pytest.mark.postgres
 def sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
     with running_sandbox(tmp_path) as running:
         yield running
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(what: str, check: Any, timeout_s: float = WAIT_S) -> float:
-    """Poll until ``check()`` holds; the seconds it took (fails after ``timeout_s``)."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout_s:
-        if check():
-            return time.monotonic() - start
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {timeout_s:.0f} s")
 
 
 class Serve:
@@ -116,16 +97,6 @@ def serve_env(sandbox: RunningSandbox, url: str) -> dict[str, str]:
     return env
 
 
-def query(url: str, sql: str) -> list[Any]:
-    engine = sqlalchemy.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            result = conn.execute(sqlalchemy.text(sql))
-            return list(result.all()) if result.returns_rows else []
-    finally:
-        engine.dispose()
-
-
 def clock_holders(url: str) -> int:
     (schema,) = query(url, "SELECT current_schema()")[0]
     lock = advisory_lock_id(f"{schema}/{CLOCK_LOCK}")
@@ -146,25 +117,6 @@ def settled(url: str) -> bool:
         " OR (status = 'pending' AND due_at <= now()))",
     )
     return int(busy[0][0]) == 0
-
-
-def delivered(sandbox: RunningSandbox) -> Counter[str]:
-    """Every chat message and e-mail the sandbox holds, by recipient and content.
-
-    Ids and times are left out: a message sent twice differs only in those.
-    """
-    base = f"{sandbox.base_url}/_sandbox"
-    seen: Counter[str] = Counter()
-    for user in requests.get(f"{base}/users", timeout=10).json()["value"]:
-        for chat in requests.get(f"{base}/chats/{user['id']}", timeout=10).json()["value"]:
-            for activity in chat["activities"]:
-                content = [activity["text"], activity["summary"], activity["card"]]
-                seen[json.dumps([user["upn"], "chat", content], sort_keys=True)] += 1
-        mailbox = requests.get(f"{base}/mailboxes/{user['mail']}", timeout=10)
-        for mail in mailbox.json()["value"] if mailbox.ok else []:
-            content = [mail.get("subject"), mail.get("body"), mail.get("card")]
-            seen[json.dumps([user["upn"], "mail", content], sort_keys=True)] += 1
-    return seen
 
 
 def test_the_survivor_takes_the_clock_and_nothing_is_done_twice(
@@ -212,8 +164,8 @@ def test_the_survivor_takes_the_clock_and_nothing_is_done_twice(
             query(url, "SELECT status, count(*) FROM timer WHERE kind = 'reminder' GROUP BY status")
         )
         assert reminders.get("done", 0) >= 1 and "claimed" not in reminders
-        duplicates = {text: n for text, n in delivered(sandbox).items() if n > 1}
-        assert duplicates == {}, f"sent twice: {list(duplicates)[:3]}"
+        duplicates = sent_twice(sandbox)
+        assert duplicates == [], f"sent twice: {duplicates[:3]}"
         report(
             "failover",
             rounds=rounds,
