@@ -103,6 +103,9 @@ def test_microsoft_365_away_for_ten_minutes_then_back_loses_nothing(
             assert ready.status_code == 200  # still takes clicks: they wait in the outbox
             assert web.get("/health/live").status_code == 200
         counts = outbox(service)
+        with service.store.transaction() as tx:
+            tries = max(m.attempts for m in tx.list_outbox())
+        assert tries > 8  # more tries than a failing message gets before it is parked
         assert counts.get(OutboxStatus.PARKED, 0) == 0  # an outage parks nothing
         assert counts.get(OutboxStatus.DONE, 0) == 0
         body = ready.json()
@@ -134,6 +137,7 @@ def test_microsoft_365_away_for_ten_minutes_then_back_loses_nothing(
             "outage-m365",
             outage_simulated_min=minutes,
             messages_waiting=queued,
+            tries_per_message=tries,
             parked=0,
             catch_up_simulated_s=catch_up.total_seconds(),
             catch_up_wall_s=round(time.monotonic() - wall, 2),
