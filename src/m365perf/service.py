@@ -334,10 +334,11 @@ class Service:
                 args=[flow.id],
                 id=f"morning:{flow.id}",
             )
-        scheduler.start()
         try:
-            self.start()
-            self._has_clock = self.store.try_advisory_lock(CLOCK_LOCK)
+            # Before the scheduler runs, so its clock job never starts alongside this one.
+            if not self.take_clock():
+                self.start()  # not the clock's holder: opens nothing, closes what is due
+            scheduler.start()
             listeners = [(self.app, host, port)]
             if self.staff_app is not None and self.settings.staff_port is not None:
                 listeners.append(
@@ -345,7 +346,8 @@ class Service:
                 )
             serve_apps(listeners)
         finally:
-            scheduler.shutdown(wait=False)
+            if scheduler.running:
+                scheduler.shutdown(wait=False)
             self.store.release_advisory_lock(CLOCK_LOCK)
             self.store.close()
 
