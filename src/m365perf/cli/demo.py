@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
 import tempfile
+import threading
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,8 +21,15 @@ from m365perf.domain.periods import Period, PeriodError
 from m365perf.examples import FLOWS_DIR
 from m365perf.flows import Flow, flow_files
 
-# The packaged examples rehearsed by default: one by e-mail, one by Teams.
-DEFAULT_FLOWS = ("annual-statutory-returns.yaml", "monthly-corporate-kpis.yaml")
+if TYPE_CHECKING:
+    from m365perf.live_demo import LiveRehearsal
+
+# The packaged examples rehearsed by default: all three (e-mail, Teams and both).
+DEFAULT_FLOWS = (
+    "annual-statutory-returns.yaml",
+    "quarterly-service-standards.yaml",
+    "monthly-corporate-kpis.yaml",
+)
 # A period of each frequency the sandbox's seeded register and history can rehearse.
 DEFAULT_PERIODS = {
     frequency: Period.containing(frequency, day).label
@@ -32,14 +42,20 @@ DEFAULT_PERIODS = {
 
 
 @click.command()
-@click.option("--auto", is_flag=True, help="Simulated officers and approvers click for you.")
+@click.option(
+    "--auto",
+    is_flag=True,
+    help="Simulated officers and approvers click for you (without it: you click, in the "
+    "sandbox's inbox pages, until Ctrl-C).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
 @click.option(
     "--flows",
     "flows_dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Rehearse every flow in this folder (default: two of the packaged examples, "
-    "annual statutory returns and monthly KPIs, wherever you run this).",
+    help="Rehearse every flow in this folder (default: the three packaged examples, "
+    "annual statutory returns, quarterly service standards and monthly KPIs, over the "
+    "whole register, wherever you run this).",
 )
 @click.option(
     "--period",
@@ -67,8 +83,14 @@ def demo(
     With --auto, simulated officers return their figures (one late), approvers approve
     (one rejection, then a resubmission), results are written back to SharePoint and
     Power BI is refreshed. Every click goes through the real bot endpoint.
+
+    Without --auto, the cycles are opened and nobody is simulated: it prints the inbox
+    pages of the officers and approvers (Teams chat and mailbox, cards drawn by
+    Microsoft's renderer) for you to play them in a browser, and runs until Ctrl-C
+    (--json: the links as one JSON document).
     """
     from m365perf.demo import DemoError, run_demo
+    from m365perf.progress import reporting
 
     if os.environ.get("M365PERF_LOG_FORMAT") or os.environ.get("M365PERF_LOG_LEVEL"):
         # Asked for: the service's log on stderr, as `serve` writes it (else only warnings).
@@ -78,8 +100,6 @@ def demo(
         settings = load_settings()
         configure_logging(settings.log_format, settings.log_level)
 
-    if not auto:
-        raise click.UsageError("only --auto is available for now: the simulated people click")
     if flows_dir is None:
         flows = [load_flow_or_exit(str(FLOWS_DIR / name)) for name in DEFAULT_FLOWS]
     else:
@@ -87,12 +107,16 @@ def demo(
         if not flows:
             raise click.BadParameter(f"no *.yaml flow files in {flows_dir}", param_hint="--flows")
     periods = _periods(flows, period_choices)
+    if not auto:
+        _live(flows, periods, workdir, as_json=as_json)
+        return
+    progress = reporting(quiet=as_json, lines_elsewhere=True)
     try:
         if workdir is None:
             with tempfile.TemporaryDirectory(prefix="m365perf-demo-") as tmp:
-                summary = run_demo(flows, Path(tmp), periods=periods)
+                summary = run_demo(flows, Path(tmp), periods=periods, progress=progress)
         else:
-            summary = run_demo(flows, workdir, periods=periods)
+            summary = run_demo(flows, workdir, periods=periods, progress=progress)
     except DemoError as exc:
         click.echo(f"demo failed: {exc}", err=True)
         sys.exit(1)
@@ -100,6 +124,53 @@ def demo(
         click.echo(json.dumps(summary, indent=2))
     else:
         click.echo(_text(summary, flows, periods, workdir))
+
+
+def _live(
+    flows: list[Flow], periods: dict[str, str], workdir: Path | None, *, as_json: bool
+) -> None:
+    """Open the cycles, print whose inbox to open, and keep everything running until Ctrl-C."""
+    from m365perf.errors import M365PerfError
+    from m365perf.live_demo import live_rehearsal
+
+    with contextlib.ExitStack() as stack:
+        folder = workdir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="m365perf-demo-"))
+        )
+        try:
+            live = stack.enter_context(live_rehearsal(flows, folder, periods=periods))
+        except M365PerfError as exc:  # the renderer missing, a cycle that cannot open
+            click.echo(f"demo failed: {exc}", err=True)
+            sys.exit(1)
+        if as_json:
+            click.echo(json.dumps(live.as_json()))
+        else:
+            click.echo(_live_text(live))
+        sys.stdout.flush()
+        stop = threading.Event()
+        # A service manager's TERM stops it as cleanly as Ctrl-C: the sandbox is not left behind.
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+        click.echo("Stopping the rehearsal.")
+
+
+def _live_text(live: LiveRehearsal) -> str:
+    lines = [f"Rehearsal open ({', '.join(live.cycles)}): play the people in a browser."]
+    for title, links in (
+        ("Officers (fill in and submit the request card)", live.officers),
+        ("Approvers (approve, or reject with a reason)", live.approvers),
+    ):
+        lines += ["", f"{title}:"]
+        lines += [f"  {link.name}: {link.url}\n      {link.does}" for link in links]
+    lines += [
+        "",
+        f"The status page: {live.status_url} (sign in as the performance team: "
+        f"{', '.join(live.staff)})",
+        f"Everyone in the sandbox: {live.sandbox_url}/_sandbox/",
+        "Press Ctrl-C to stop.",
+    ]
+    return "\n".join(lines)
 
 
 def _periods(flows: list[Flow], choices: tuple[str, ...]) -> dict[str, str]:
@@ -130,12 +201,18 @@ def _text(
         if workdir is not None
         else "Use --json for the machine-readable summary, --workdir DIR to keep the database."
     )
+    per_flow = [
+        f"  {f['name']} {f['period']}: {f['indicators']} indicators asked, {f['returns']} "
+        f"returned, {f['approved']} approved; {f['unroutable']} could not be routed"
+        for f in s["flows"]
+    ]
     return "\n".join(
         [
             f"Rehearsal finished ({cycles}):",
+            *per_flow,
             f"  {s['requests_sent']} requests sent to owners for {s['indicators']} indicators; "
             f"{s['returns']} returned ({s['late']} late), "
-            f"self-return rate {s['self_return_rate']:.0%}",
+            f"self-return rate {s['self_return_rate']:.1%}",
             f"  {s['approved']} approved; {s['rejected']} rejected and resubmitted; "
             f"at most {box['most_approval_messages_per_approver_cycle_step']} approval "
             "card(s) per approver per cycle and step",
