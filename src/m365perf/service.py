@@ -130,6 +130,7 @@ class Service:
             part="public" if split else "all",
             traffic=self.clients.traffic,
             metrics_token=token,
+            outage=lambda: self.dispatcher.outage,
         )
         self.staff_app = (
             create_app(
@@ -140,11 +141,13 @@ class Service:
                 part="staff",
                 traffic=self.clients.traffic,
                 metrics_token=token,
+                outage=lambda: self.dispatcher.outage,
             )
             if split
             else None
         )
         self._tick_lock = threading.Lock()
+        self._has_clock = False
 
     def _find_delivery(self, card_id: str) -> CardDelivery | None:
         with self.store.transaction() as tx:
@@ -280,6 +283,24 @@ class Service:
         self.engine.keep_cycles_closing(now=self.clock())
         self.engine.cover_open_steps(now=self.clock())
 
+    def take_clock(self) -> bool:
+        """Try for the scheduler clock; on taking it over, do what the last holder missed.
+
+        Every instance tries every ``clock_takeover_s``: when the holder dies its session
+        ends, PostgreSQL frees the lock, and the next try here wins it. The new holder
+        opens what came due and closes what is due to close (both idempotent, so a cycle
+        is never opened twice). True while this instance holds the clock.
+        """
+        held = self.store.try_advisory_lock(CLOCK_LOCK)
+        if held and not self._has_clock:
+            self._has_clock = True
+            log.info("%s holds the scheduler clock", self.worker_id)
+            self.start()
+        elif not held and self._has_clock:
+            self._has_clock = False
+            log.warning("%s lost the scheduler clock", self.worker_id)
+        return held
+
     # --- running ----------------------------------------------------------------------
 
     def start(self) -> list[CycleOpening]:
@@ -306,6 +327,11 @@ class Service:
             job_defaults={"coalesce": True, "misfire_grace_time": 3600, "max_instances": 1},
         )
         scheduler.add_job(self._safe_tick, IntervalTrigger(seconds=tick_s), id="tick")
+        scheduler.add_job(
+            self._safe_take_clock,
+            IntervalTrigger(seconds=self.settings.clock_takeover_s),
+            id="clock",
+        )
         for flow in self.engine.flows.values():
             at = flow.schedule.opening_time
             scheduler.add_job(
@@ -314,9 +340,11 @@ class Service:
                 args=[flow.id],
                 id=f"morning:{flow.id}",
             )
-        scheduler.start()
         try:
-            self.start()
+            # Before the scheduler runs, so its clock job never starts alongside this one.
+            if not self.take_clock():
+                self.start()  # not the clock's holder: opens nothing, closes what is due
+            scheduler.start()
             listeners = [(self.app, host, port)]
             if self.staff_app is not None and self.settings.staff_port is not None:
                 listeners.append(
@@ -324,9 +352,16 @@ class Service:
                 )
             serve_apps(listeners)
         finally:
-            scheduler.shutdown(wait=False)
+            if scheduler.running:
+                scheduler.shutdown(wait=False)
             self.store.release_advisory_lock(CLOCK_LOCK)
             self.store.close()
+
+    def _safe_take_clock(self) -> None:
+        try:
+            self.take_clock()
+        except Exception:  # the database away: the next try asks again
+            log.exception("could not ask for the scheduler clock")
 
     def _safe_tick(self) -> None:
         try:

@@ -12,7 +12,7 @@ instead of a traceback.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -101,6 +101,26 @@ class Settings(BaseSettings):
     )
     migrate_on_start: bool = Field(
         True, description="`serve` upgrades the schema first; false when `db upgrade` does."
+    )
+
+    # Running several instances, and logs
+    clock_takeover_s: float = Field(
+        15.0,
+        gt=0,
+        le=60,
+        description="Seconds between an instance's tries to take the scheduler clock.",
+    )
+    outage_retry_cap_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Longest wait between tries while Microsoft 365 cannot be reached at all.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text, or one JSON object a line for a collector."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="The least serious log record written."
     )
 
     # Microsoft 365 endpoints (point them at the sandbox for a rehearsal)

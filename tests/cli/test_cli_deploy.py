@@ -212,6 +212,14 @@ def test_health_passes_a_healthy_service_and_fails_an_unavailable_one(
     too_many_parked = runner.invoke(main, ["health", "--url", url, "--max-parked", "0"])
     assert too_many_parked.exit_code == 1
     assert "1 outbox messages parked" in too_many_parked.output
+    answer.body = {
+        "status": "degraded",
+        "outbox": {"pending": 2},
+        "outage": {"service": "Microsoft 365", "since": "2026-12-02T09:00:00+00:00"},
+    }
+    outage = runner.invoke(main, ["health", "--url", url])
+    assert outage.exit_code == 0  # restarting cannot bring Microsoft 365 back
+    assert "Microsoft 365 unreachable since 2026-12-02T09:00" in outage.output
     answer.status, answer.body = 503, {"status": "unavailable"}
     down = runner.invoke(main, ["health", "--url", url])
     assert down.exit_code == 1

@@ -26,7 +26,8 @@ from integration_support import (
 )
 
 from m365perf.sandbox.testing import RunningSandbox
-from m365perf.store.sql import advisory_lock_id
+from m365perf.service import CLOCK_LOCK
+from m365perf.store.sql import SqlStore
 
 pytestmark = pytest.mark.slow
 
@@ -107,12 +108,11 @@ def test_two_schedulers_on_one_sqlite_file_open_one_cycle(
 
 @pytest.mark.postgres
 def test_two_schedulers_on_postgres_open_one_cycle_and_one_holds_the_clock(
-    sandbox: RunningSandbox, postgres_schema_url: str, monkeypatch: pytest.MonkeyPatch
+    sandbox: RunningSandbox, postgres_schema_url: str
 ) -> None:
-    # Advisory locks are per database, not per schema: a name of this test's own keeps
-    # a parallel run of the suite from holding the clock this test watches.
-    clock = f"m365perf-clock:{postgres_schema_url}"
-    monkeypatch.setattr("m365perf.service.CLOCK_LOCK", clock)
+    # The store scopes the clock to its schema: a parallel run of the suite in another
+    # schema of the same database holds a clock of its own.
+    clock = CLOCK_LOCK
     with two_schedulers(sandbox, postgres_schema_url) as (a, b):
         opened = _at_once(a, b, "open_due_cycles")
 
@@ -122,13 +122,13 @@ def test_two_schedulers_on_postgres_open_one_cycle_and_one_holds_the_clock(
         opener, other = (a, b) if opened[0] else (b, a)
         assert other.store.try_advisory_lock(clock) is False
         assert opener.store.try_advisory_lock(clock) is True
-        assert _holders(postgres_schema_url, clock) == 1
+        assert isinstance(opener.store, SqlStore)
+        assert _holders(postgres_schema_url, opener.store.lock_id(clock)) == 1
         _assert_one_cycle_one_card_per_owner(a, b)
 
 
-def _holders(url: str, key: str) -> int:
-    """Sessions holding the advisory lock ``key``, as PostgreSQL itself reports them."""
-    lock = advisory_lock_id(key)
+def _holders(url: str, lock: int) -> int:
+    """Sessions holding the advisory lock ``lock``, as PostgreSQL itself reports them."""
     engine = sqlalchemy.create_engine(url)
     try:
         with engine.connect() as conn:

@@ -21,7 +21,7 @@ from m365perf.store import (
     Store,
 )
 from m365perf.store.migrate import upgrade
-from m365perf.store.sql import advisory_lock_id, make_engine
+from m365perf.store.sql import make_engine
 
 pytestmark = pytest.mark.postgres
 
@@ -76,8 +76,8 @@ def test_a_lost_lock_connection_is_noticed_and_the_lock_retaken(
     pg: tuple[str, SqlStore],
 ) -> None:
     url, store = pg
-    key = f"scheduler:{url}"  # unique to this test's schema: other suites are untouched
-    lock_id = advisory_lock_id(key)
+    key = "scheduler"  # locks are per schema: other suites are untouched
+    lock_id = store.lock_id(key)
     assert store.try_advisory_lock(key)
     rival = SqlStore(url)
     killer = make_engine(url)

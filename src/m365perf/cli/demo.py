@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
 import tempfile
@@ -90,6 +91,14 @@ def demo(
     """
     from m365perf.demo import DemoError, run_demo
     from m365perf.progress import reporting
+
+    if os.environ.get("M365PERF_LOG_FORMAT") or os.environ.get("M365PERF_LOG_LEVEL"):
+        # Asked for: the service's log on stderr, as `serve` writes it (else only warnings).
+        from m365perf.logs import configure_logging
+        from m365perf.settings import load_settings
+
+        settings = load_settings()
+        configure_logging(settings.log_format, settings.log_level)
 
     if flows_dir is None:
         flows = [load_flow_or_exit(str(FLOWS_DIR / name)) for name in DEFAULT_FLOWS]

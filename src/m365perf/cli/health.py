@@ -42,7 +42,7 @@ def health(url: str, timeout_s: float, max_parked: int | None) -> None:
         reason = getattr(exc, "reason", exc)
         click.echo(f"unhealthy: no answer from {url}: {reason}", err=True)
         raise click.exceptions.Exit(EXIT_UNHEALTHY) from None
-    if not isinstance(body, dict) or body.get("status") != "ok":
+    if not isinstance(body, dict) or body.get("status") not in ("ok", "degraded"):
         click.echo(f"unhealthy: {url} says {body!r}", err=True)
         raise click.exceptions.Exit(EXIT_UNHEALTHY)
     outbox = body.get("outbox") or {}
@@ -50,4 +50,12 @@ def health(url: str, timeout_s: float, max_parked: int | None) -> None:
     if max_parked is not None and parked > max_parked:
         click.echo(f"unhealthy: {parked} outbox messages parked (more than {max_parked})", err=True)
         raise click.exceptions.Exit(EXIT_UNHEALTHY)
+    outage = body.get("outage")
+    if isinstance(outage, dict):
+        # Still healthy: restarting would not bring Microsoft 365 back, and clicks are kept.
+        click.echo(
+            f"degraded: {outage.get('service')} unreachable since {outage.get('since')}; "
+            "messages wait and are sent when it returns",
+            err=True,
+        )
     click.echo(f"ok: {', '.join(f'{k} {v}' for k, v in outbox.items()) or 'outbox empty'}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import click
@@ -41,12 +40,13 @@ def serve(host: str, port: int, flows_dir: Path, tick_s: float, migrate: bool | 
     Several instances may share one PostgreSQL database: each sends what it claims, and
     only the holder of the advisory lock opens cycles.
     """
+    from m365perf.logs import configure_logging
     from m365perf.service import Service
     from m365perf.settings import load_settings
     from m365perf.store import SchemaOutOfDate, create_store
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
     if not settings.has_tenant:
         raise click.UsageError(
             "no tenant is configured (M365PERF_TENANT_ID, M365PERF_CLIENT_ID...): see "

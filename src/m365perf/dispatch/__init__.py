@@ -15,6 +15,7 @@ from m365perf.dispatch.dispatcher import (
     DrainReport,
     OnParked,
     OnSent,
+    Outage,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "FindDelivery",
     "OnParked",
     "OnSent",
+    "Outage",
 ]

@@ -38,6 +38,8 @@ from typing import assert_never
 from m365perf.dispatch import _writeback
 from m365perf.dispatch._failures import BadPayload, backoff_s, judge
 from m365perf.dispatch._sends import FindDelivery, Sendable, SendContext, send
+from m365perf.logs import correlated
+from m365perf.m365.errors import never_reached
 from m365perf.m365.factory import M365
 from m365perf.m365.graph import GraphClient
 from m365perf.m365.http import Budget
@@ -89,6 +91,14 @@ class DrainReport:
     def claimed(self) -> int:
         """Every claimed row is counted once, so this is how many were claimed."""
         return self.sent + self.retried + self.parked
+
+
+@dataclass(frozen=True)
+class Outage:
+    """Microsoft 365 could not be reached at all since ``since`` (no send got through)."""
+
+    since: datetime
+    error: str
 
 
 @dataclass(eq=False)
@@ -159,6 +169,14 @@ class Dispatcher:
         self._context = SendContext(store, clients, settings, find_delivery, signer, clock)
         secret = settings.client_secret.get_secret_value() if settings.client_secret else ""
         self._secrets = (secret,) if secret else ()
+        self._outage_cap_s = max(settings.outage_retry_cap_s, self._backoff_base_s)
+        self._outage: Outage | None = None
+        self._outage_mutex = threading.Lock()
+
+    @property
+    def outage(self) -> Outage | None:
+        """The outage this process sees now, or None when its last send got through."""
+        return self._outage
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -254,7 +272,12 @@ class Dispatcher:
     # --- running a job and settling its rows --------------------------------------------
 
     def _execute(self, job: _Job) -> _JobDone:
-        """Run one job on a pool thread; never raises, and settles every row it holds."""
+        """Run one job on a pool thread, logged under its rows' ids (``outbox-<id>``)."""
+        with correlated("outbox-" + "+".join(str(m.id) for m in job.rows[:3])):
+            return self._execute_job(job)
+
+    def _execute_job(self, job: _Job) -> _JobDone:
+        """Never raises, and settles every row it holds."""
         done = _JobDone()
         paused_s = self._paused_s(job.budget)
         if paused_s > _PAUSE_SIT_OUT_S:
@@ -291,6 +314,7 @@ class Dispatcher:
                 )
                 self._store.park(_id(message), error, now=now)
                 return _PARKED
+            self._reached()
             if not self._store.mark_done(_id(message), now=now):
                 log.warning("outbox row %s was no longer ours when marked done", message.id)
             return _SENT
@@ -302,6 +326,8 @@ class Dispatcher:
 
     def _failed(self, message: OutboxMessage, exc: BaseException, now: datetime) -> str:
         verdict = judge(exc, self._secrets)
+        if never_reached(exc):
+            return self._wait_out_outage(message, verdict.error, now)
         if verdict.retry and message.attempts < self._max_attempts:
             wait_s = backoff_s(
                 message.attempts, self._backoff_base_s, self._backoff_cap_s, self._rng
@@ -324,6 +350,29 @@ class Dispatcher:
             except Exception:  # the row stays parked for the status page either way
                 log.exception("on_parked failed for outbox row %s", message.id)
         return _PARKED
+
+    def _wait_out_outage(self, message: OutboxMessage, error: str, now: datetime) -> str:
+        """Microsoft 365 unreachable: wait (backoff capped at ``outage_retry_cap_s``), never park.
+
+        Nothing was sent, and the fault is not the message's: parking it would leave an
+        operator to resend a whole outage's work by hand.
+        """
+        with self._outage_mutex:
+            if self._outage is None:
+                self._outage = Outage(now, error)
+                log.warning("Microsoft 365 unreachable: messages wait until it returns: %s", error)
+        wait_s = backoff_s(message.attempts, self._backoff_base_s, self._outage_cap_s, self._rng)
+        at = now + timedelta(seconds=wait_s)
+        self._store.retry_later(_id(message), at, f"unreachable, waiting: {error}", now=now)
+        return _RETRIED
+
+    def _reached(self) -> None:
+        with self._outage_mutex:
+            if self._outage is not None:
+                log.warning(
+                    "Microsoft 365 reachable again (unreachable since %s)", self._outage.since
+                )
+                self._outage = None
 
     def _defer(self, message: OutboxMessage, budget: str, paused_s: float) -> str:
         """Send later, without a request: the service asked this budget to hold off."""

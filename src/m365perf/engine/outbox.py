@@ -7,6 +7,7 @@ helpers below build the common ones.
 from __future__ import annotations
 
 import html
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -30,18 +31,22 @@ from m365perf.store import Transaction
 
 __all__ = ["Channel", "queue", "send_card", "send_mail", "update_card"]
 
+log = logging.getLogger(__name__)
+
 
 def queue(
     tx: Transaction, ctx: EngineContext, message: Message, *, dedup_key: DedupKey, now: datetime
 ) -> bool:
     """Queue ``message`` once per ``dedup_key`` (ever); False when it was queued before."""
-    _, created = tx.enqueue(
+    row, created = tx.enqueue(
         message.kind,
         budget=message.budget(ctx.config.service_mailbox),
         payload=message.payload(),
         dedup_key=dedup_key.format(),
         now=now,
     )
+    if created:  # under the request's correlation id; the dispatcher logs outbox-<id>
+        log.info("queued outbox row %s (%s)", row.id, message.kind)
     return created
 
 

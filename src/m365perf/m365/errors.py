@@ -172,3 +172,26 @@ class WaitTimeout(M365Error):
     """Polling gave up before the operation reached a final state."""
 
     transient = True
+
+
+def never_reached(exc: BaseException) -> bool:
+    """True when a request failed before any connection was made (refused, connect timeout).
+
+    Nothing reached Microsoft 365, so nothing was sent: this is an outage (or a network
+    cut) rather than a fault of the message. The token request counts too: it is chained
+    as the cause of an :class:`AuthError`.
+    """
+    from requests import ConnectTimeout
+    from urllib3.exceptions import NewConnectionError
+
+    seen: BaseException | None = exc
+    for _ in range(8):  # causes and contexts chain a few deep; never loop forever
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectTimeout | NewConnectionError):
+            return True
+        reason = getattr(seen.args[0], "reason", None) if seen.args else None
+        if isinstance(reason, NewConnectionError | ConnectTimeout):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -1417,6 +1417,7 @@ class SqlStore(Store):
         self._lock_mutex = threading.Lock()
         self._lock_conn: Connection | None = None
         self._held: set[str] = set()
+        self._schema: str | None = None
 
     @property
     def engine(self) -> Engine:
@@ -1561,7 +1562,7 @@ class SqlStore(Store):
             conn = self._lock_connection()
             granted = bool(
                 conn.execute(
-                    text("SELECT pg_try_advisory_lock(:k)"), {"k": advisory_lock_id(key)}
+                    text("SELECT pg_try_advisory_lock(:k)"), {"k": self.lock_id(key)}
                 ).scalar_one()
             )
             if granted:
@@ -1578,8 +1579,20 @@ class SqlStore(Store):
             self._held.discard(key)
             if self._lock_conn is not None and self._lock_connection_alive():
                 self._lock_conn.execute(
-                    text("SELECT pg_advisory_unlock(:k)"), {"k": advisory_lock_id(key)}
+                    text("SELECT pg_advisory_unlock(:k)"), {"k": self.lock_id(key)}
                 )
+
+    def lock_id(self, key: str) -> int:
+        """The advisory-lock id of ``key`` in this store's schema.
+
+        PostgreSQL scopes advisory locks to a database, not a schema; two services (or a
+        test run) in two schemas of one database must not share a scheduler clock.
+        """
+        if self._schema is None:
+            self._schema = str(
+                self._lock_connection().execute(text("SELECT current_schema()")).scalar_one()
+            )
+        return advisory_lock_id(f"{self._schema}/{key}")
 
     def _lock_connection(self) -> Connection:
         if self._lock_conn is None:

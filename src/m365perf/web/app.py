@@ -16,7 +16,9 @@ JSON only because the check needs the activity's ``serviceUrl`` and ``channelId`
 * ``conversationUpdate`` in a 1:1 Teams chat — remember where to reach the user.
 * anything else — 200 and nothing done: the bot does not chat.
 
-``GET /health`` reads the store only. The staff pages, ``GET /status`` (``/status.json``),
+``GET /health`` reads the store only (and says whether Microsoft 365 is reachable);
+``/health/live`` answers while the process does, ``/health/ready`` adds the queue. The
+staff pages, ``GET /status`` (``/status.json``),
 need a person signed in with Entra ID (:mod:`m365perf.web.signin`) who is a member of a
 group a flow names (``staff_group``); anyone else is sent to sign in (HTML), answered
 401 (JSON) or 403 (signed in, not staff). ``/approvals`` is the approvers' web page
@@ -34,7 +36,7 @@ import hmac
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from functools import partial
 from http import HTTPStatus
@@ -46,6 +48,7 @@ from starlette.concurrency import run_in_threadpool
 
 from m365perf.engine import ActionError, Caller, Engine
 from m365perf.engine.carddata import check_characters
+from m365perf.logs import CORRELATION_HEADER, accept_correlation_id, correlated
 from m365perf.m365.traffic import Traffic
 from m365perf.store import OutboxStatus
 from m365perf.web.about import add_about_page
@@ -64,7 +67,7 @@ from m365perf.web.metrics import render_metrics
 from m365perf.web.return_form import add_return_form
 from m365perf.web.return_pages import render_problem
 from m365perf.web.signin import SignIn, WebSession, add_signin, read_form
-from m365perf.web.status import gather_status
+from m365perf.web.status import OutageSource, gather_status
 from m365perf.web.status_page import RETRY_PATH, STYLE_HASH, render_status_html
 
 AppPart = Literal["all", "public", "staff"]
@@ -112,6 +115,7 @@ def create_app(
     part: AppPart = "all",
     traffic: Traffic | None = None,
     metrics_token: str | None = None,
+    outage: OutageSource = lambda: None,
 ) -> FastAPI:
     """The web application over one engine; ``clock`` gives "now" for every action.
 
@@ -121,7 +125,8 @@ def create_app(
     without it those links are refused. ``signin`` is web sign-in; without it the staff
     pages and the approvals page refuse everyone. ``/metrics`` (on the staff side) adds
     ``traffic``, the process's Microsoft 365 requests, and lets in a scraper that sends
-    ``metrics_token`` as a bearer token.
+    ``metrics_token`` as a bearer token. ``outage`` says whether the dispatcher can reach
+    Microsoft 365, for ``/health`` and ``/status``.
     """
     app = FastAPI(
         title="m365perf",
@@ -132,21 +137,66 @@ def create_app(
     app.add_middleware(BoundedInput)
     refuse_bad_parameters(app)
 
-    @app.get("/health")
-    def health() -> JSONResponse:
+    def readiness() -> tuple[int, dict[str, Any]]:
+        """Whether this instance can do its work: the store, Microsoft 365, the queue."""
         try:
             with engine.store.transaction() as tx:
                 counts = tx.outbox_counts()
-        except Exception:  # any failure to read the store means "not healthy"
+        except Exception:  # any failure to read the store means "not ready"
             log.exception("health check could not read the store")
-            return JSONResponse({"status": "unavailable"}, status_code=503)
+            return 503, {"status": "unavailable", "store": "unreachable"}
         outbox = {str(status): counts.get(status, 0) for status in OutboxStatus}
-        return JSONResponse({"status": "ok", "outbox": outbox})
+        body: dict[str, Any] = {"status": "ok", "outbox": outbox}
+        current = outage()
+        if current is not None:
+            body["status"] = "degraded"
+            body["outage"] = {
+                "service": "Microsoft 365",
+                "since": current.since.isoformat(),
+                "error": current.error,
+            }
+        return 200, body
+
+    @app.middleware("http")
+    async def correlate(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """One correlation id per request (the caller's, if plain), logged and returned."""
+        value = accept_correlation_id(request.headers.get(CORRELATION_HEADER))
+        with correlated(value):
+            response = await call_next(request)
+        response.headers[CORRELATION_HEADER] = value
+        return response
+
+    @app.get("/health")
+    def health() -> JSONResponse:
+        status, body = readiness()
+        return JSONResponse(body, status_code=status)
+
+    @app.get("/health/live")
+    def live() -> JSONResponse:
+        """The process answers; it reads nothing, so an outage elsewhere never restarts it."""
+        return JSONResponse({"status": "alive"})
+
+    @app.get("/health/ready")
+    def ready() -> JSONResponse:
+        """Ready while the store answers; a Microsoft 365 outage is reported, not refused.
+
+        Clicks and form posts are recorded without Microsoft 365 (their messages wait in
+        the outbox), so an outage there is "degraded", still HTTP 200.
+        """
+        status, body = readiness()
+        if status == 200:
+            outbox = body["outbox"]
+            body["store"] = "ok"
+            body["queue"] = outbox["pending"] + outbox["in_flight"]
+            body["microsoft365"] = "unreachable" if "outage" in body else "reachable"
+        return JSONResponse(body, status_code=status)
 
     if part in ("all", "public"):
         _add_public(app, engine, verifier, clock, links, contact)
     if part in ("all", "staff"):
-        _add_staff(app, engine, clock, signin)
+        _add_staff(app, engine, clock, signin, outage)
         _add_metrics(app, engine, clock, signin, traffic, metrics_token)
     return app
 
@@ -179,7 +229,11 @@ def _add_public(
 
 
 def _add_staff(
-    app: FastAPI, engine: Engine, clock: Callable[[], datetime], signin: SignIn | None
+    app: FastAPI,
+    engine: Engine,
+    clock: Callable[[], datetime],
+    signin: SignIn | None,
+    outage: OutageSource,
 ) -> None:
     """Sign-in, the approvers' page and the staff pages, all behind Entra sign-in."""
     if signin is not None:
@@ -222,7 +276,9 @@ def _add_staff(
         refusal = refused(request, json=False)
         if refusal is not None:
             return refusal
-        return await run_in_threadpool(_status_html, engine, clock, _session(signin, request), ())
+        return await run_in_threadpool(
+            _status_html, engine, clock, outage, _session(signin, request), ()
+        )
 
     @app.get("/status.json")
     def status_json(request: Request) -> Response:
@@ -230,7 +286,7 @@ def _add_staff(
         if refusal is not None:
             return refusal
         try:
-            report = gather_status(engine.store, engine.flows, now=clock())
+            report = gather_status(engine.store, engine.flows, now=clock(), outage=outage())
         except Exception:  # the report cannot be made without the store
             log.exception("status report could not read the store")
             return JSONResponse({"status": "unavailable"}, status_code=503)
@@ -278,7 +334,9 @@ def _add_staff(
         except Exception:  # a store failure must not show a traceback
             log.exception("retrying outbox message %s failed", message_id)
             return HTMLResponse(_UNAVAILABLE_HTML, status_code=503)
-        return await run_in_threadpool(_status_html, engine, clock, session, (note,), status)
+        return await run_in_threadpool(
+            _status_html, engine, clock, outage, session, (note,), status
+        )
 
 
 def _session(signin: SignIn | None, request: Request) -> WebSession | None:
@@ -288,13 +346,14 @@ def _session(signin: SignIn | None, request: Request) -> WebSession | None:
 def _status_html(
     engine: Engine,
     clock: Callable[[], datetime],
+    outage: OutageSource,
     session: WebSession | None,
     notes: tuple[str, ...],
     status: int = 200,
 ) -> HTMLResponse:
     """The status page read now (503 when the store cannot be read)."""
     try:
-        report = gather_status(engine.store, engine.flows, now=clock())
+        report = gather_status(engine.store, engine.flows, now=clock(), outage=outage())
     except Exception:  # the page cannot be drawn without the store
         log.exception("status page could not read the store")
         return HTMLResponse(_UNAVAILABLE_HTML, status_code=503)
@@ -351,7 +410,7 @@ def serve_app(app: FastAPI, host: str, port: int) -> None:
     """
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port)
+    uvicorn.run(app, host=host, port=port, log_config=None)
 
 
 def serve_apps(listeners: list[tuple[FastAPI, str, int]]) -> None:
@@ -367,7 +426,9 @@ def serve_apps(listeners: list[tuple[FastAPI, str, int]]) -> None:
 
     import uvicorn
 
-    servers = [uvicorn.Server(uvicorn.Config(a, host=h, port=p)) for a, h, p in listeners]
+    servers = [
+        uvicorn.Server(uvicorn.Config(a, host=h, port=p, log_config=None)) for a, h, p in listeners
+    ]
 
     async def _all() -> None:
         # A signal reaches one server's handler; when one stops, stop them all.

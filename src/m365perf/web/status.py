@@ -24,12 +24,13 @@ or the step before approved it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
 from m365perf.cards import format_value
+from m365perf.dispatch import Outage
 from m365perf.domain.measures import MeasureGroup, measure_groups
 from m365perf.engine.context import local_day
 from m365perf.engine.measures import return_histories, service_of
@@ -160,6 +161,10 @@ class ParkedMessage:
     updated_at: datetime
 
 
+#: The outage the dispatcher sees now, or None (for ``/health`` and ``/status``).
+OutageSource = Callable[[], Outage | None]
+
+
 @dataclass(frozen=True, slots=True)
 class RefreshBudget:
     """A Power BI dataset's refreshes today against its flow's daily budget."""
@@ -189,6 +194,8 @@ class StatusReport:
     measures: tuple[MeasureGroup, ...]
     """Per flow, over every cycle (open and closed)."""
     flow_names: dict[str, str]
+    outage: Outage | None = None
+    """Microsoft 365 unreachable, as the dispatcher sees it now."""
 
     def as_json(self) -> dict[str, Any]:
         """Plain JSON types: dates and times as ISO 8601 strings."""
@@ -212,10 +219,12 @@ class _People:
         return person.name if person else (ref or fallback)
 
 
-def gather_status(store: Store, flows: Mapping[str, Flow], *, now: datetime) -> StatusReport:
-    """Everything the status page shows, read in one transaction."""
+def gather_status(
+    store: Store, flows: Mapping[str, Flow], *, now: datetime, outage: Outage | None = None
+) -> StatusReport:
+    """Everything the status page shows, read in one transaction; ``outage`` as seen now."""
     with store.transaction() as tx:
-        return _gather(tx, flows, now)
+        return replace(_gather(tx, flows, now), outage=outage)
 
 
 def _gather(tx: Transaction, flows: Mapping[str, Flow], now: datetime) -> StatusReport:

@@ -316,8 +316,16 @@ def _parked(report: StatusReport, csrf: str) -> list[str]:
         f"<p>Outbox: {_e(queued)}.</p>",
         *([f"<p>By kind: {_e(kinds)}.</p>"] if kinds else []),
     ]
+    if report.outage is not None:
+        since = format_moment(report.outage.since)
+        out.append(
+            f'<p role="alert"><strong>Microsoft 365 cannot be reached (since {_e(since)}).'
+            "</strong> Messages are waiting and will be sent when it returns; "
+            "nothing is lost.</p>"
+        )
     if not report.parked:
-        out += ["<p>None: nothing is parked.</p>", "</section>"]
+        none = "None parked" if report.outage is not None else "None: nothing is parked"
+        out += [f"<p>{none}.</p>", "</section>"]
         return out
     out += [
         "<table>",
