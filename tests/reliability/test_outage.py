@@ -31,7 +31,8 @@ from m365perf.sandbox.testing import RunningSandbox, running_sandbox
 from m365perf.service import Service
 from m365perf.settings import load_settings
 from m365perf.store import OutboxStatus
-from m365perf.web.status import gather_status, render_status_html
+from m365perf.web.status import gather_status
+from m365perf.web.status_page import render_status_html
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOW = ROOT / "flows" / "annual-statutory-returns.yaml"  # its period opens late: now

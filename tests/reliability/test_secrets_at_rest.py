@@ -134,7 +134,6 @@ def test_no_signed_link_is_logged(rehearsal: Rehearsal) -> None:
     assert SIGNED_LINK.findall(rehearsal.log) == []
 
 
-@pytest.mark.xfail(strict=True, reason="signed links at rest: branch inputs")
 def test_no_signed_link_is_stored(rehearsal: Rehearsal) -> None:
     leaks = [where for where, text in rehearsal.texts.items() if SIGNED_LINK.search(text)]
     assert leaks == []
