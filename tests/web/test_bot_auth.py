@@ -46,6 +46,7 @@ from m365perf.web.bot_auth import (
 )
 
 BOT_APP_ID = "0b8e4b5c-6a1d-4d8e-9f3a-2c7b1e5d9a40"
+TENANT_ID = "7d3c2b1a-0f9e-4d8c-b7a6-5e4d3c2b1a09"
 ISSUER = "https://api.botframework.com"
 SANDBOX_ISSUER = "http://127.0.0.1:8765/botframework"
 METADATA_URL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
@@ -128,6 +129,7 @@ def verifier(clock: Clock, directory: KeyDirectory) -> BotTokenVerifier:
         openid_metadata_url=METADATA_URL,
         issuers=ISSUER,
         bot_app_id=BOT_APP_ID,
+        tenant_id=TENANT_ID,
         min_key_refetch_s=REFETCH,
         now=clock,
         fetch_json=directory,
@@ -180,6 +182,7 @@ def click(
         "from": {"id": "29:1a2b3c", "aadObjectId": OWNER_OID, "name": "Priya Shah"},
         "conversation": {"id": "a:1conversation"},
         "recipient": {"id": f"28:{BOT_APP_ID}"},
+        "channelData": {"tenant": {"id": TENANT_ID}},
         "value": {"action": {"type": "Action.Execute", "verb": "submitReturn", "data": {}}},
     }
     if sender is not None:
@@ -231,6 +234,7 @@ def test_any_configured_issuer_is_trusted(
         openid_metadata_url=METADATA_URL,
         issuers=[ISSUER, SANDBOX_ISSUER],
         bot_app_id=BOT_APP_ID,
+        tenant_id=TENANT_ID,
         now=clock,
         fetch_json=directory,
     )
@@ -331,6 +335,7 @@ def test_key_not_endorsed_for_the_activitys_channel_is_refused(
         openid_metadata_url=METADATA_URL,
         issuers=ISSUER,
         bot_app_id=BOT_APP_ID,
+        tenant_id=TENANT_ID,
         now=clock,
         fetch_json=teams_only,
     )
@@ -350,6 +355,7 @@ def test_key_without_endorsements_serves_any_channel(
         openid_metadata_url=METADATA_URL,
         issuers=ISSUER,
         bot_app_id=BOT_APP_ID,
+        tenant_id=TENANT_ID,
         now=clock,
         fetch_json=plain,
     )
@@ -445,6 +451,7 @@ def test_a_tighter_skew_is_honoured(
         openid_metadata_url=METADATA_URL,
         issuers=ISSUER,
         bot_app_id=BOT_APP_ID,
+        tenant_id=TENANT_ID,
         clock_skew_s=0,
         now=clock,
         fetch_json=directory,
@@ -669,6 +676,7 @@ def test_settings_wire_the_real_key_fetch(
     responses.get(JWKS_URL, json=directory(JWKS_URL))
     settings = Settings(
         bot_app_id=BOT_APP_ID,
+        tenant_id=TENANT_ID,
         openid_metadata_url=METADATA_URL,
         bot_token_issuer=f"{ISSUER}, {SANDBOX_ISSUER}",
         user_agent="ISV|m365perf|test",
@@ -687,7 +695,7 @@ def test_settings_wire_the_real_key_fetch(
 
 def test_service_without_a_bot_app_id_will_not_start() -> None:
     with pytest.raises(ValueError, match="BOT_APP_ID"):
-        BotTokenVerifier.from_settings(Settings(bot_app_id=""))
+        BotTokenVerifier.from_settings(Settings(bot_app_id="", tenant_id=TENANT_ID))
 
 
 def test_service_without_a_trusted_issuer_will_not_start(directory: KeyDirectory) -> None:
@@ -696,5 +704,6 @@ def test_service_without_a_trusted_issuer_will_not_start(directory: KeyDirectory
             openid_metadata_url=METADATA_URL,
             issuers=" , ",
             bot_app_id=BOT_APP_ID,
+            tenant_id=TENANT_ID,
             fetch_json=directory,
         )
