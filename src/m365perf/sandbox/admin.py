@@ -133,6 +133,27 @@ async def mint_token(request: Request) -> Response:
     return JSONResponse({"access_token": token, "token_type": "Bearer"})
 
 
+class RemoveBotRequest(BaseModel):
+    """A user who removes the bot from Teams: their chat with it is gone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: str
+
+
+@router.post("/teams/remove-bot")
+async def remove_bot(request: Request) -> Response:
+    parsed = await _model(request, RemoveBotRequest)
+    if isinstance(parsed, Response):
+        return parsed
+    sandbox = sandbox_of(request)
+    user = sandbox.store.user(parsed.user)
+    if user is None:
+        return _not_found(f"no user {parsed.user!r}")
+    sandbox.store.remove_bot_for(user.id)
+    return JSONResponse({"removed": user.id})
+
+
 class BotTokenRequest(BaseModel):
     """An inbound bot token on demand (:class:`m365perf.sandbox.auth.BotTokenSpec`)."""
 
