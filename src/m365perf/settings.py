@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     certificate_thumbprint: str = Field("", description="SHA-1 thumbprint of that cert.")
     service_mailbox: str = Field("", description="Mailbox that sends requests and chasers.")
     bot_app_id: str = Field("", description="Microsoft App ID of the bot (token audience).")
+    teams_app_catalog_id: str = Field(
+        "",
+        description="The Teams app's id in the org app catalog: installed for a user whose "
+        "1:1 chat cannot be opened; blank: never installed, such cards go by e-mail.",
+    )
     actionable_originator: str = Field("", description="Actionable Messages originator id.")
     public_base_url: str = Field(
         "http://127.0.0.1:8080", description="Where officers' clients reach this service."

@@ -15,7 +15,7 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
 from engine_support import ANN, NADIA, Council, make_council, submit_data
 from signin_support import STAFF_GROUP, offline_signin, sealed, session_cookie
-from web_support import BOT_APP_ID, ISSUER, METADATA_URL, KeyDirectory
+from web_support import BOT_APP_ID, ISSUER, METADATA_URL, TENANT_ID, KeyDirectory
 
 from m365perf.cards import render_approval
 from m365perf.web.app import create_app
@@ -63,6 +63,7 @@ def status_site(council: Council) -> Iterator[tuple[str, dict[str, str]]]:
         openid_metadata_url=METADATA_URL,
         issuers=ISSUER,
         bot_app_id=BOT_APP_ID,
+        tenant_id=TENANT_ID,
         fetch_json=KeyDirectory(key),
     )
     signin = offline_signin()

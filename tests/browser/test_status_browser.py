@@ -26,7 +26,7 @@ from engine_support import (
     submit_data,
 )
 from signin_support import STAFF_GROUP, offline_signin, sealed, session_cookie
-from web_support import BOT_APP_ID, ISSUER, METADATA_URL, KeyDirectory
+from web_support import BOT_APP_ID, ISSUER, METADATA_URL, TENANT_ID, KeyDirectory
 
 from m365perf.engine import Caller
 from m365perf.store import ReturnStatus
@@ -55,6 +55,7 @@ class Served:
             openid_metadata_url=METADATA_URL,
             issuers=ISSUER,
             bot_app_id=BOT_APP_ID,
+            tenant_id=TENANT_ID,
             fetch_json=KeyDirectory(key),
         )
         self.council = council

@@ -13,7 +13,13 @@ import responses
 from m365_support import FakeClock
 
 from m365perf.m365.auth import StaticToken
-from m365perf.m365.errors import BadRequest, BatchError, DuplicateKeyError, PreconditionFailed
+from m365perf.m365.errors import (
+    BadRequest,
+    BatchError,
+    DuplicateKeyError,
+    PreconditionFailed,
+    Unauthorized,
+)
 from m365perf.m365.graph import (
     BatchRequest,
     GraphClient,
@@ -346,3 +352,19 @@ def test_users_and_managers(clock: FakeClock, mocked: responses.RequestsMock):
     assert (jo.id, jo.mail) == ("u1", "jo@council.gov.uk")
     assert manager is not None and manager.display_name == "Sam" and manager.mail is None
     assert graph.get_manager("m1") is None
+
+
+def test_installing_the_teams_app_for_a_user(clock: FakeClock, mocked: responses.RequestsMock):
+    """201 is a fresh install, Graph's 409 "already installed" is not an error; a 403 is."""
+    url = f"{BASE}/users/u1/teamwork/installedApps"
+    mocked.post(url, status=201, json={})
+    mocked.post(url, status=409, json={"error": {"code": "Conflict", "message": "installed"}})
+    mocked.post(url, status=403, json={"error": {"code": "Forbidden", "message": "no"}})
+    graph, _ = make_graph(clock)
+
+    assert graph.install_teams_app("u1", "app-9") is True
+    assert graph.install_teams_app("u1", "app-9") is False
+    with pytest.raises(Unauthorized):
+        graph.install_teams_app("u1", "app-9")
+    sent = json.loads(mocked.calls[0].request.body or b"{}")
+    assert sent == {"teamsApp@odata.bind": f"{BASE}/appCatalogs/teamsApps/app-9"}

@@ -178,6 +178,7 @@ def serving(idp: IdpCouncil, port: int, *, part: Any = "all") -> Iterator[SignIn
         openid_metadata_url="https://login.botframework.com/v1/.well-known/openidconfiguration",
         issuers="https://api.botframework.com",
         bot_app_id="0b8e4b5c-6a1d-4d8e-9f3a-2c7b1e5d9a40",
+        tenant_id="7d3c2b1a-0f9e-4d8c-b7a6-5e4d3c2b1a09",
         fetch_json=_no_fetch,
     )
     app = create_app(

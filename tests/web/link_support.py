@@ -88,6 +88,7 @@ def make_app(council: Council, links: LinkSigner | None) -> Any:
         openid_metadata_url="https://login.botframework.com/v1/.well-known/openidconfiguration",
         issuers="https://api.botframework.com",
         bot_app_id="0b8e4b5c-6a1d-4d8e-9f3a-2c7b1e5d9a40",
+        tenant_id="7d3c2b1a-0f9e-4d8c-b7a6-5e4d3c2b1a09",
         fetch_json=_no_fetch,
     )
     return create_app(council.engine, verifier, clock=lambda: council.now, links=links)

@@ -43,9 +43,11 @@ from m365perf.web.bot_auth import (
     WrongAudience,
     WrongIssuer,
     WrongServiceUrl,
+    WrongTenant,
 )
 
 BOT_APP_ID = "0b8e4b5c-6a1d-4d8e-9f3a-2c7b1e5d9a40"
+TENANT_ID = "7d3c2b1a-0f9e-4d8c-b7a6-5e4d3c2b1a09"
 ISSUER = "https://api.botframework.com"
 SANDBOX_ISSUER = "http://127.0.0.1:8765/botframework"
 METADATA_URL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
@@ -128,6 +130,7 @@ def verifier(clock: Clock, directory: KeyDirectory) -> BotTokenVerifier:
         openid_metadata_url=METADATA_URL,
         issuers=ISSUER,
         bot_app_id=BOT_APP_ID,
+        tenant_id=TENANT_ID,
         min_key_refetch_s=REFETCH,
         now=clock,
         fetch_json=directory,
@@ -180,6 +183,7 @@ def click(
         "from": {"id": "29:1a2b3c", "aadObjectId": OWNER_OID, "name": "Priya Shah"},
         "conversation": {"id": "a:1conversation"},
         "recipient": {"id": f"28:{BOT_APP_ID}"},
+        "channelData": {"tenant": {"id": TENANT_ID}},
         "value": {"action": {"type": "Action.Execute", "verb": "submitReturn", "data": {}}},
     }
     if sender is not None:
@@ -231,6 +235,7 @@ def test_any_configured_issuer_is_trusted(
         openid_metadata_url=METADATA_URL,
         issuers=[ISSUER, SANDBOX_ISSUER],
         bot_app_id=BOT_APP_ID,
+        tenant_id=TENANT_ID,
         now=clock,
         fetch_json=directory,
     )
@@ -331,6 +336,7 @@ def test_key_not_endorsed_for_the_activitys_channel_is_refused(
         openid_metadata_url=METADATA_URL,
         issuers=ISSUER,
         bot_app_id=BOT_APP_ID,
+        tenant_id=TENANT_ID,
         now=clock,
         fetch_json=teams_only,
     )
@@ -350,6 +356,7 @@ def test_key_without_endorsements_serves_any_channel(
         openid_metadata_url=METADATA_URL,
         issuers=ISSUER,
         bot_app_id=BOT_APP_ID,
+        tenant_id=TENANT_ID,
         now=clock,
         fetch_json=plain,
     )
@@ -445,6 +452,7 @@ def test_a_tighter_skew_is_honoured(
         openid_metadata_url=METADATA_URL,
         issuers=ISSUER,
         bot_app_id=BOT_APP_ID,
+        tenant_id=TENANT_ID,
         clock_skew_s=0,
         now=clock,
         fetch_json=directory,
@@ -669,6 +677,7 @@ def test_settings_wire_the_real_key_fetch(
     responses.get(JWKS_URL, json=directory(JWKS_URL))
     settings = Settings(
         bot_app_id=BOT_APP_ID,
+        tenant_id=TENANT_ID,
         openid_metadata_url=METADATA_URL,
         bot_token_issuer=f"{ISSUER}, {SANDBOX_ISSUER}",
         user_agent="ISV|m365perf|test",
@@ -687,7 +696,7 @@ def test_settings_wire_the_real_key_fetch(
 
 def test_service_without_a_bot_app_id_will_not_start() -> None:
     with pytest.raises(ValueError, match="BOT_APP_ID"):
-        BotTokenVerifier.from_settings(Settings(bot_app_id=""))
+        BotTokenVerifier.from_settings(Settings(bot_app_id="", tenant_id=TENANT_ID))
 
 
 def test_service_without_a_trusted_issuer_will_not_start(directory: KeyDirectory) -> None:
@@ -696,5 +705,139 @@ def test_service_without_a_trusted_issuer_will_not_start(directory: KeyDirectory
             openid_metadata_url=METADATA_URL,
             issuers=" , ",
             bot_app_id=BOT_APP_ID,
+            tenant_id=TENANT_ID,
+            fetch_json=directory,
+        )
+
+
+# --------------------------------------------------------------------------- issuers and tenants
+
+TENANT_METADATA_URL = (
+    f"https://login.microsoftonline.com/{TENANT_ID}/v2.0/.well-known/openid-configuration"
+)
+TENANT_JWKS_URL = f"https://login.microsoftonline.com/{TENANT_ID}/discovery/v2.0/keys"
+
+
+class TwoDirectories(KeyDirectory):
+    """login.botframework.com and the tenant's Entra discovery, each with its own keys."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tenant_keys: list[dict[str, Any]] = []
+
+    def publish_for_tenant(self, kid: str, key: rsa.RSAPrivateKey) -> None:
+        jwk = RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
+        jwk.update(kid=kid, use="sig")
+        self.tenant_keys.append(jwk)
+
+    def __call__(self, url: str) -> dict[str, Any]:
+        if url == TENANT_METADATA_URL:
+            self.fetches.append(url)
+            return {
+                "issuer": f"https://login.microsoftonline.com/{TENANT_ID}/v2.0",
+                "jwks_uri": TENANT_JWKS_URL,
+            }
+        if url == TENANT_JWKS_URL:
+            self.fetches.append(url)
+            return {"keys": [dict(k) for k in self.tenant_keys]}
+        return super().__call__(url)
+
+
+@pytest.fixture
+def two(signing_key: rsa.RSAPrivateKey, other_key: rsa.RSAPrivateKey) -> TwoDirectories:
+    published = TwoDirectories()
+    published.publish("key-1", signing_key, endorsements=["msteams", "outlook"])
+    published.publish_for_tenant("tenant-key", other_key)
+    return published
+
+
+@pytest.fixture
+def routed(clock: Clock, two: TwoDirectories) -> BotTokenVerifier:
+    return BotTokenVerifier(
+        openid_metadata_url=METADATA_URL,
+        issuers=ISSUER,
+        bot_app_id=BOT_APP_ID,
+        tenant_id=TENANT_ID,
+        tenant_metadata_url=TENANT_METADATA_URL,
+        now=clock,
+        fetch_json=two,
+    )
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        f"https://login.microsoftonline.com/{TENANT_ID}/v2.0",
+        f"https://sts.windows.net/{TENANT_ID}/",
+    ],
+    ids=["v2", "v1"],
+)
+def test_the_tenants_entra_issuers_are_verified_with_the_tenants_keys(
+    routed: BotTokenVerifier, two: TwoDirectories, other_key: rsa.RSAPrivateKey, issuer: str
+) -> None:
+    token = mint(other_key, kid="tenant-key", iss=issuer, tid=TENANT_ID.upper())
+
+    assert routed.verify(bearer(token), click()).user_id == OWNER_OID.lower()
+    assert two.fetches == [TENANT_METADATA_URL, TENANT_JWKS_URL]
+
+
+def test_a_key_from_one_issuers_set_cannot_sign_for_the_other(
+    routed: BotTokenVerifier, signing_key: rsa.RSAPrivateKey, other_key: rsa.RSAPrivateKey
+) -> None:
+    entra = f"https://login.microsoftonline.com/{TENANT_ID}/v2.0"
+    with pytest.raises(UnknownKey):
+        routed.verify(bearer(mint(signing_key, iss=entra, tid=TENANT_ID)), click())
+    with pytest.raises(UnknownKey):
+        routed.verify(bearer(mint(other_key, kid="tenant-key")), click())
+
+
+def test_an_untrusted_issuer_fetches_no_keys(
+    routed: BotTokenVerifier, two: TwoDirectories, other_key: rsa.RSAPrivateKey
+) -> None:
+    for issuer in (
+        "https://login.microsoftonline.com/common/v2.0",
+        "https://sts.windows.net/0c1d2e3f-4a5b-4c6d-8e7f-90a1b2c3d4e5/",
+    ):
+        with pytest.raises(WrongIssuer):
+            routed.verify(bearer(mint(other_key, kid="tenant-key", iss=issuer)), click())
+    assert two.fetches == []
+
+
+@pytest.mark.parametrize(
+    "tid", [None, "0c1d2e3f-4a5b-4c6d-8e7f-90a1b2c3d4e5", 7], ids=["missing", "other", "number"]
+)
+def test_an_entra_token_must_name_our_tenant(
+    routed: BotTokenVerifier, other_key: rsa.RSAPrivateKey, tid: object
+) -> None:
+    entra = f"https://sts.windows.net/{TENANT_ID}/"
+    claims = {} if tid is None else {"tid": tid}
+    with pytest.raises(WrongTenant):
+        routed.verify(bearer(mint(other_key, kid="tenant-key", iss=entra, **claims)), click())
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"channelData": {"tenant": {"id": "0c1d2e3f-4a5b-4c6d-8e7f-90a1b2c3d4e5"}}},
+        {"channelData": {}},
+        {"conversation": {"id": "a:1", "tenantId": "0c1d2e3f-4a5b-4c6d-8e7f-90a1b2c3d4e5"}},
+    ],
+    ids=["other-tenant", "no-tenant", "other-conversation-tenant"],
+)
+def test_an_activity_from_another_tenant_is_refused(
+    verifier: BotTokenVerifier, signing_key: rsa.RSAPrivateKey, changes: dict[str, Any]
+) -> None:
+    with pytest.raises(WrongTenant):
+        verifier.verify(bearer(mint(signing_key)), click(**changes))
+
+
+def test_a_clock_skew_beyond_ten_minutes_will_not_start(directory: KeyDirectory) -> None:
+    with pytest.raises(ValueError, match="clock_skew_s"):
+        BotTokenVerifier(
+            openid_metadata_url=METADATA_URL,
+            issuers=ISSUER,
+            bot_app_id=BOT_APP_ID,
+            tenant_id=TENANT_ID,
+            clock_skew_s=3600,
             fetch_json=directory,
         )

@@ -99,6 +99,7 @@ def make_site(council: Council, key: rsa.RSAPrivateKey, **options: Any) -> Site:
         openid_metadata_url=METADATA_URL,
         issuers=ISSUER,
         bot_app_id=BOT_APP_ID,
+        tenant_id=TENANT_ID,
         now=lambda: council.now.timestamp(),
         fetch_json=directory,
     )

@@ -9,6 +9,7 @@ never reaches a sender: it is parked when read.
 from __future__ import annotations
 
 import html
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,6 +63,11 @@ class Delivery(Protocol):
 
 
 _CONFLICT = 409
+_FORBIDDEN = 403
+_STALE_CHAT = frozenset({403, 404})
+"""What the Connector answers for a chat that is gone or a bot the user removed."""
+
+log = logging.getLogger(__name__)
 
 FindDelivery = Callable[[str], Delivery | None]
 Sendable = SendCard | UpdateCard | SendMail | Refresh | CheckRefresh
@@ -184,19 +190,49 @@ def check_refresh(ctx: SendContext, message: CheckRefresh) -> RefreshChecked:
 def _post_to_teams(
     ctx: SendContext, user_id: str, card: Mapping[str, Any], summary: str
 ) -> CardSent:
+    """Into the user's stored 1:1 chat; if that is gone (404/403), a newly opened one.
+
+    Only the user's own verified activity stores a chat (:mod:`m365perf.web.app`); a
+    chat the bot opens is used for this card and recorded with its delivery.
+    """
     with ctx.store.transaction() as tx:
         ref = tx.find_conversation_ref(user_id)
+    activity = card_activity(card, summary=summary)
+    if ref is not None:
+        try:
+            return _post(ctx, ref.service_url, ref.conversation_id, activity)
+        except ClientError as exc:
+            if exc.status not in _STALE_CHAT:
+                raise
+            log.info("the stored Teams chat of %s is gone (%s): opening it anew", user_id, exc)
+    service_url = ctx.settings.bot_connector_base_url
+    return _post(ctx, service_url, _open_chat(ctx, service_url, user_id), activity)
+
+
+def _open_chat(ctx: SendContext, service_url: str, user_id: str) -> str:
+    """Open the bot's 1:1 chat with the user; install the Teams app for them if need be.
+
+    A 403 from the Connector means the bot is not installed for the user: with the app's
+    catalog id configured it is installed through Graph and the chat opened again.
+    Failing that the error stands, the row is parked, and the card goes by e-mail
+    where the flow allows it (:func:`m365perf.engine.sent.on_parked`).
+    """
     teams, settings = ctx.clients.teams, ctx.settings
-    if ref is None:
-        service_url = settings.bot_connector_base_url
-        conversation_id = teams.create_conversation(
+    try:
+        return teams.create_conversation(
             service_url, settings.bot_app_id, settings.tenant_id, user_id
         )
-    else:
-        service_url, conversation_id = ref.service_url, ref.conversation_id
-    activity_id = teams.send_activity(
-        service_url, conversation_id, card_activity(card, summary=summary)
-    )
+    except ClientError as exc:
+        if exc.status != _FORBIDDEN or not settings.teams_app_catalog_id:
+            raise
+    ctx.clients.graph.install_teams_app(user_id, settings.teams_app_catalog_id)
+    return teams.create_conversation(service_url, settings.bot_app_id, settings.tenant_id, user_id)
+
+
+def _post(
+    ctx: SendContext, service_url: str, conversation_id: str, activity: dict[str, Any]
+) -> CardSent:
+    activity_id = ctx.clients.teams.send_activity(service_url, conversation_id, activity)
     return CardSent(
         conversation_id=conversation_id, activity_id=activity_id, service_url=service_url
     )

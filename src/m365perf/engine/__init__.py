@@ -18,7 +18,7 @@ from m365perf.engine import delegation
 from m365perf.engine.approvals import decide, request_correction
 from m365perf.engine.away import cover_open_steps
 from m365perf.engine.carddata import shown
-from m365perf.engine.clicks import answer_submit_click
+from m365perf.engine.clicks import SubmitAnswer, answer_submit_click
 from m365perf.engine.closing import CycleClosing, close_cycle, keep_closing
 from m365perf.engine.context import Caller, EngineConfig, EngineContext
 from m365perf.engine.cycles import CycleOpening, open_cycle
@@ -158,9 +158,9 @@ class Engine:
 
     def answer_submit_click(
         self, caller: Caller, value: Mapping[str, Any], *, click_id: str, now: datetime
-    ) -> bool:
+    ) -> SubmitAnswer:
         """An Action.Submit click (an older Teams client): acted on as an Action.Execute,
-        its answer put in place of the clicked card; False if no card could take it."""
+        its answer put in place of the clicked card when a card of the caller's can take it."""
 
         def act(who: Caller, verb: str, data: Mapping[str, Any]) -> dict[str, Any]:
             return self.handle_action(who, verb, data, now=now)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +23,17 @@ from m365perf.engine.outbox import update_card
 from m365perf.messages.ids import CardId, CardIdError, CardReplyKey, RequestCardId
 from m365perf.store import CardChannel, Store
 
-__all__ = ["answer_submit_click"]
+__all__ = ["SubmitAnswer", "answer_submit_click"]
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitAnswer:
+    """What became of an Action.Submit click: ``acted`` is False when the engine refused it
+    (so nothing about it, not even where the clicker chats, may be remembered)."""
+
+    acted: bool
+    card_replaced: bool
+
 
 Act = Callable[[Caller, str, Mapping[str, Any]], dict[str, Any]]
 
@@ -36,23 +47,25 @@ def answer_submit_click(
     *,
     click_id: str,
     now: datetime,
-) -> bool:
+) -> SubmitAnswer:
     """Act on an Action.Submit click's ``value`` (its data, the verb and the inputs) with
     ``act`` (the engine's Action.Execute handler); queue its answer in place of the
-    clicked card. False when there is no card of the caller's to put it in."""
+    clicked card, unless there is no card of the caller's to put it in."""
     verb = value.get("verb")
     data = {key: item for key, item in value.items() if key != "verb"}
     try:
         if not isinstance(verb, str) or not verb.strip():
             raise BadAction("this click carries no verb")
         card = act(caller, verb, data)
+        acted = True
     except ActionError as refused:
         card = render_notice(
             "This click changed nothing", refused.message, max_bytes=ctx.config.max_card_bytes
         )
+        acted = False
     card_id = _clicked_card(store, caller, value.get("card_id"), value.get("part"))
     if card_id is None:
-        return False
+        return SubmitAnswer(acted=acted, card_replaced=False)
     with store.transaction() as tx:
         update_card(
             tx,
@@ -62,7 +75,7 @@ def answer_submit_click(
             dedup_key=CardReplyKey(card_id, _click_key(click_id, now)),
             now=now,
         )
-    return True
+    return SubmitAnswer(acted=acted, card_replaced=True)
 
 
 def _click_key(click_id: str, now: datetime) -> str:

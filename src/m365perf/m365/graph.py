@@ -24,6 +24,7 @@ from requests.structures import CaseInsensitiveDict
 from m365perf.m365.errors import (
     BatchError,
     BatchFailure,
+    ClientError,
     DuplicateKeyError,
     M365Error,
     NotFound,
@@ -37,6 +38,7 @@ _RU_ONE_ITEM = 1.0
 _RU_MANY_OR_WRITE = 2.0
 _RETRY_SUB_STATUSES = frozenset({429, 503, 504})
 _USER_FIELDS = "id,displayName,mail,userPrincipalName"
+_CONFLICT = 409
 _PREFER_NON_INDEXED = "HonorNonIndexedQueriesWarningMayFailRandomly"
 
 
@@ -514,6 +516,27 @@ class GraphClient:
         except NotFound:
             return None
         return _user(body)
+
+    # -- Teams app ---------------------------------------------------------------------
+
+    def install_teams_app(self, user_id: str, catalog_app_id: str) -> bool:
+        """Install the council's Teams app for a user, so the bot may open a 1:1 chat with
+        them (facts §6.1); False when it was installed already (Graph's 409)."""
+        if not user_id or not catalog_app_id:
+            raise ValueError("user id and Teams app catalog id must not be empty")
+        bind = f"{self._api.base_url}/appCatalogs/teamsApps/{quote(catalog_app_id, safe='')}"
+        try:
+            self._api.request(
+                "POST",
+                f"users/{quote(user_id, safe='@')}/teamwork/installedApps",
+                json={"teamsApp@odata.bind": bind},
+                idempotent=True,  # installing twice is a 409, not a second install
+            )
+        except ClientError as exc:
+            if exc.status == _CONFLICT:
+                return False
+            raise
+        return True
 
     # -- helpers -----------------------------------------------------------------------
 

@@ -5,8 +5,10 @@ The sandbox plays the Bot Connector: it builds an ``adaptiveCard/action`` invoke
 service's bot endpoint, and when the answer is a card, swaps the card in the
 user's chat or mailbox - what the Teams and Outlook clients do.
 
-Forgery switches (``sign_with``, ``audience``, ``service_url_claim``, ``expired``)
-let tests prove the service refuses what the Bot Framework would never send.
+``issuer`` picks who signs: the Bot Framework, or the tenant's Entra v2 or v1 issuer
+(what a single-tenant bot is sent). Forgery switches (``sign_with``, ``audience``,
+``service_url_claim``, ``expired``) let tests prove the service refuses what the Bot
+Framework would never send.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class ActRequest(BaseModel):
     audience: str | None = None
     service_url_claim: str | None = None
     expired: bool = False
+    issuer: str = Field(default="botframework", pattern="^(botframework|entra_v2|entra_v1)$")
     endpoint: str | None = None
     any_verb: bool = False
 
@@ -152,6 +155,7 @@ def act(sandbox: Sandbox, req: ActRequest) -> Reply:
         audience=req.audience,
         expired=req.expired,
         foreign=req.sign_with == "foreign",
+        issuer=req.issuer,
     )
     endpoint = req.endpoint or config.bot_endpoint
     try:

@@ -11,13 +11,13 @@ import dataclasses
 from typing import TypeVar
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from m365perf.sandbox.act import ActRequest, act
-from m365perf.sandbox.auth import issue_access_token
+from m365perf.sandbox.auth import BotTokenSpec, bot_token, issue_access_token
 from m365perf.sandbox.core import sandbox_of
 from m365perf.sandbox.mail import message_json
 from m365perf.sandbox.powerbi import fail_next_refresh, record_scheduled_refresh
@@ -133,6 +133,58 @@ async def mint_token(request: Request) -> Response:
         app = app.model_copy(update={"roles": tuple(parsed.roles)})
     token = issue_access_token(sandbox, app, parsed.resource, lifetime_s=parsed.lifetime_s)
     return JSONResponse({"access_token": token, "token_type": "Bearer"})
+
+
+class RemoveBotRequest(BaseModel):
+    """A user who removes the bot from Teams: their chat with it is gone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: str
+
+
+@router.post("/teams/remove-bot")
+async def remove_bot(request: Request) -> Response:
+    parsed = await _model(request, RemoveBotRequest)
+    if isinstance(parsed, Response):
+        return parsed
+    sandbox = sandbox_of(request)
+    user = sandbox.store.user(parsed.user)
+    if user is None:
+        return _not_found(f"no user {parsed.user!r}")
+    sandbox.store.remove_bot_for(user.id)
+    return JSONResponse({"removed": user.id})
+
+
+class BotTokenRequest(BaseModel):
+    """An inbound bot token on demand (:class:`m365perf.sandbox.auth.BotTokenSpec`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service_url: str | None = None
+    issuer: str = "botframework"
+    tenant: str | None = None
+    tid: str | None = None
+    audience: str | None = None
+    expired: bool = False
+    not_before_s: int = -300
+    lifetime_s: int = 3600
+    key: str = Field(default="issuer", pattern="^(issuer|botframework|entra|foreign)$")
+    kid: str | None = None
+    alg: str = Field(default="RS256", pattern="^(RS256|none|HS256)$")
+    service_url_claim: bool = True
+
+
+@router.post("/bot-token")
+async def mint_bot_token(request: Request) -> Response:
+    """What the Bot Connector (or a forger) would put on an activity it posts to a bot."""
+    parsed = await _model(request, BotTokenRequest)
+    if isinstance(parsed, Response):
+        return parsed
+    sandbox = sandbox_of(request)
+    fields = parsed.model_dump()
+    fields["service_url"] = parsed.service_url or sandbox.config.service_url
+    return JSONResponse({"token": bot_token(sandbox, BotTokenSpec(**fields))})
 
 
 @router.post("/powerbi/fail-next")

@@ -8,6 +8,10 @@ RS256 JWTs signed with the sandbox's own key; every emulated API checks them
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -15,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -322,6 +327,90 @@ async def bot_keys(request: Request) -> Response:
     return JSONResponse({"keys": [sandbox_of(request).bot_key.jwk(BOT_ENDORSEMENTS)]})
 
 
+ENTRA_BOT_ISSUERS = {
+    "entra_v2": "https://login.microsoftonline.com/{tenant}/v2.0",
+    "entra_v1": "https://sts.windows.net/{tenant}/",
+}
+"""Issuers Entra puts on the tokens a single-tenant bot receives (facts §9)."""
+
+
+@dataclass(frozen=True)
+class BotTokenSpec:
+    """A token the Bot Connector would send a bot, with every switch a forger would try.
+
+    ``issuer`` is ``botframework``, ``entra_v2``, ``entra_v1`` or a literal ``iss``;
+    ``tenant`` the tenant in an Entra issuer (default ours); ``tid`` the ``tid`` claim
+    (default: the issuer's tenant, none on Bot Framework tokens; ``""`` leaves it out).
+    ``key``: ``issuer`` (the right key), ``botframework``, ``entra`` or ``foreign``;
+    ``alg``: ``RS256``, ``none`` or ``HS256`` (keyed with the public key, the old trick).
+    """
+
+    service_url: str
+    issuer: str = "botframework"
+    tenant: str | None = None
+    tid: str | None = None
+    audience: str | None = None
+    expired: bool = False
+    not_before_s: int = -300
+    lifetime_s: int = 3600
+    key: str = "issuer"
+    kid: str | None = None
+    alg: str = "RS256"
+    service_url_claim: bool = True
+
+
+def bot_token(sandbox: Sandbox, spec: BotTokenSpec) -> str:
+    """An inbound bot token: Bot Framework's (facts §6.5) or the tenant's Entra one (§9)."""
+    now = int(time.time())
+    tenant = spec.tenant or sandbox.config.tenant_id
+    entra = spec.issuer in ENTRA_BOT_ISSUERS
+    issuer = ENTRA_BOT_ISSUERS[spec.issuer].format(tenant=tenant) if entra else spec.issuer
+    if spec.issuer == "botframework":
+        issuer = BOT_ISSUER
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "aud": spec.audience if spec.audience is not None else sandbox.config.bot_app_id,
+        "nbf": now + spec.not_before_s - (7200 if spec.expired else 0),
+        "iat": now - (7200 if spec.expired else 0),
+        "exp": now - 3600 if spec.expired else now + spec.lifetime_s,
+    }
+    if spec.service_url_claim:
+        claims["serviceurl"] = spec.service_url
+    tid = spec.tid if spec.tid is not None else (tenant if entra else "")
+    if tid:
+        claims["tid"] = tid
+    if entra:
+        claims.update(azp=sandbox.config.bot_app_id, appid=sandbox.config.bot_app_id, ver="2.0")
+    own = sandbox.entra_key if entra else sandbox.bot_key
+    chosen = {
+        "issuer": own,
+        "botframework": sandbox.bot_key,
+        "entra": sandbox.entra_key,
+    }.get(spec.key)
+    signer = chosen if chosen is not None else SigningKey.ephemeral("forger")
+    kid = spec.kid if spec.kid is not None else own.kid
+    if spec.alg == "RS256":
+        return signer.sign(claims, kid=kid)
+    return _hand_made_token(spec.alg, kid, claims, own)
+
+
+def _hand_made_token(alg: str, kid: str, claims: dict[str, Any], key: SigningKey) -> str:
+    """``alg: none`` or HS256 keyed with the public key: tokens PyJWT will not make."""
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+    header = {"alg": alg, "kid": kid, "typ": "JWT"}
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+    if alg == "none":
+        return signing_input + "."
+    public_pem = key.private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(mac)}"
+
+
 def bot_framework_token(
     sandbox: Sandbox,
     *,
@@ -329,17 +418,16 @@ def bot_framework_token(
     audience: str | None = None,
     expired: bool = False,
     foreign: bool = False,
+    issuer: str = "botframework",
 ) -> str:
-    """What the Bot Connector puts on an activity it posts to a bot (facts §6.5)."""
-    now = int(time.time())
-    claims = {
-        "iss": BOT_ISSUER,
-        "aud": audience if audience is not None else sandbox.config.bot_app_id,
-        "serviceurl": service_url,
-        "nbf": now - (7200 if expired else 300),
-        "iat": now - (7200 if expired else 0),
-        "exp": now - 3600 if expired else now + 3600,
-    }
-    if foreign:
-        return SigningKey.ephemeral("forger").sign(claims, kid=sandbox.bot_key.kid)
-    return sandbox.bot_key.sign(claims)
+    """What the Bot Connector puts on an activity it posts to a bot (facts §6.5, §9)."""
+    return bot_token(
+        sandbox,
+        BotTokenSpec(
+            service_url=service_url,
+            issuer=issuer,
+            audience=audience,
+            expired=expired,
+            key="foreign" if foreign else "issuer",
+        ),
+    )

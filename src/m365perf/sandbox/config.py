@@ -21,9 +21,11 @@ DEFAULT_TENANT_ID = _stable_guid("tenant")
 DEFAULT_CLIENT_ID = _stable_guid("app")
 DEFAULT_CLIENT_SECRET = "sandbox-client-secret"
 DEFAULT_BOT_APP_ID = _stable_guid("bot")
+DEFAULT_TEAMS_APP_CATALOG_ID = _stable_guid("teams-app-catalog")
 DEFAULT_ORIGINATOR = _stable_guid("actionable-messages-provider")
 
 ALL_APP_ROLES = (
+    "TeamsAppInstallation.ReadWriteSelfForUser.All",
     "Sites.ReadWrite.All",
     "Sites.Manage.All",
     "User.Read.All",
@@ -134,6 +136,7 @@ class SandboxConfig(BaseModel):
         SandboxApp(client_id=DEFAULT_CLIENT_ID, client_secret=DEFAULT_CLIENT_SECRET),
     )
     bot_app_id: str = DEFAULT_BOT_APP_ID
+    teams_app_catalog_id: str = DEFAULT_TEAMS_APP_CATALOG_ID
     actionable_originator: str = DEFAULT_ORIGINATOR
     bot_name: str = "Performance returns"
     bot_endpoint: str = "http://127.0.0.1:8080/api/messages"
@@ -197,6 +200,7 @@ class SandboxConfig(BaseModel):
             "client_id": app.client_id,
             "client_secret": app.client_secret or "",
             "bot_app_id": self.bot_app_id,
+            "teams_app_catalog_id": self.teams_app_catalog_id,
             "actionable_originator": self.actionable_originator,
             "service_mailbox": f"performance@{self.mail_domain}",
             "graph_base_url": f"{self.http_base_url}/v1.0",

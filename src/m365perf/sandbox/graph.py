@@ -43,6 +43,10 @@ _PREFER_NON_INDEXED = "honornonindexedquerieswarningmayfailrandomly"
 _SITES_READ = {"Sites.Read.All", "Sites.ReadWrite.All", "Sites.Manage.All", "Sites.FullControl.All"}
 _SITES_WRITE = {"Sites.ReadWrite.All", "Sites.Manage.All", "Sites.FullControl.All"}
 _SITES_MANAGE = {"Sites.Manage.All", "Sites.FullControl.All"}
+_APP_INSTALL = {
+    "TeamsAppInstallation.ReadWriteSelfForUser.All",
+    "TeamsAppInstallation.ReadWriteForUser.All",
+}
 _USERS_READ = {
     "User.Read.All",
     "User.ReadWrite.All",
@@ -842,6 +846,8 @@ def _users(sandbox: Sandbox, call: GraphCall) -> Reply:
         except json.JSONDecodeError:
             return _json_error()
         return send_mail(sandbox, key, payload)
+    if tail == ["teamwork", "installedapps"]:
+        return _install_app(sandbox, call, key)
     if call.method != "GET":
         return _not_allowed()
     if not _has_role(call, _USERS_READ):
@@ -862,6 +868,28 @@ def _users(sandbox: Sandbox, call: GraphCall) -> Reply:
         body = {"@odata.type": "#microsoft.graph.user", **body}
         return _ok(_selected(body, select))
     return _bad_segment(parts[2])
+
+
+def _install_app(sandbox: Sandbox, call: GraphCall, key: str) -> Reply:
+    """``POST /users/{id}/teamwork/installedApps``: the bot, installed for one user (§6.1)."""
+    if call.method != "POST":
+        return _not_allowed()
+    if not _has_role(call, _APP_INSTALL):
+        return _denied(call, "teams app")
+    user = sandbox.store.user(key)
+    if user is None:
+        return resource_not_found(key)
+    try:
+        payload = call.json()
+    except json.JSONDecodeError:
+        return _json_error()
+    bind = payload.get("teamsApp@odata.bind") if isinstance(payload, dict) else None
+    wanted = f"/appCatalogs/teamsApps/{sandbox.config.teams_app_catalog_id}"
+    if not isinstance(bind, str) or not bind.lower().endswith(wanted.lower()):
+        return graph_error(404, "NotFound", "The Teams app is not in the organisation's catalog.")
+    if not sandbox.store.install_bot_for(user.id):
+        return graph_error(409, "Conflict", "App is already installed for this user.")
+    return Reply(201, {})
 
 
 _HANDLERS: list[tuple[str, Callable[[Sandbox, GraphCall], Reply]]] = [

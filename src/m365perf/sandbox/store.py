@@ -449,6 +449,22 @@ class Store:
         row = self._one("SELECT * FROM conversations WHERE id = ?", (cid,))
         return None if row is None else dict(row)
 
+    def remove_bot_for(self, user_id: str) -> None:
+        """The user removed the bot: their 1:1 chats with it are gone (404 from now on)
+        and it must be installed again before a chat can be opened (403 until then)."""
+        self.set_meta(f"bot_removed:{user_id}", "1")
+        self._run("DELETE FROM conversations WHERE user_id = ?", (user_id,))
+
+    def bot_installed_for(self, user_id: str) -> bool:
+        return self.get_meta(f"bot_removed:{user_id}") != "1"
+
+    def install_bot_for(self, user_id: str) -> bool:
+        """False when it was installed already."""
+        if self.bot_installed_for(user_id):
+            return False
+        self.set_meta(f"bot_removed:{user_id}", "0")
+        return True
+
     def conversations_of(self, user_id: str) -> list[dict[str, Any]]:
         rows = self._all(
             "SELECT * FROM conversations WHERE user_id = ? ORDER BY created", (user_id,)

@@ -129,6 +129,10 @@ def create_conversation(sandbox: Sandbox, payload: Any) -> Reply:
     user = _member_user(sandbox, members[0])
     if user is None:
         return bot_error(404, "MemberNotFound", "The member is not a user of this tenant.")
+    if not sandbox.store.bot_installed_for(user.id):
+        return bot_error(
+            403, "BotNotInConversationRoster", "The bot is not installed for this user."
+        )
     cid = _conversation_id(config.bot_app_id, user.id)
     sandbox.store.put_conversation(cid, user.id, config.bot_app_id, config.tenant_id)
     body: dict[str, Any] = {"id": cid}

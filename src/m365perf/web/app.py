@@ -13,7 +13,8 @@ JSON only because the check needs the activity's ``serviceUrl`` and ``channelId`
 * ``message`` with a ``value`` — the ``Action.Submit`` fallback of an older Teams
   client: acted on like ``Action.Execute``; since Teams ignores the HTTP reply to a
   message, the answer replaces the clicked card through the outbox.
-* ``conversationUpdate`` in a 1:1 Teams chat — remember where to reach the user.
+* ``conversationUpdate`` in a 1:1 Teams chat — remember where to reach its sender (only
+  the sender: never the other members it lists; and no click the engine refused counts).
 * anything else — 200 and nothing done: the bot does not chat.
 
 ``GET /health`` reads the store only (and says whether Microsoft 365 is reachable);
@@ -35,7 +36,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from functools import partial
@@ -472,18 +472,19 @@ class _Bot:
         if kind == "invoke":
             if activity.get("name") != _CARD_ACTION:
                 return _problem(501, "this bot handles adaptive card actions only")
-            self._remember(caller, activity, caller.user_id)
-            return self._card_action(caller, activity)
+            response, acted = self._card_action(caller, activity)
+            if acted:
+                self._remember(caller, activity)
+            return response
         if kind == "conversationUpdate":
-            for user_id in _people_added(caller, activity):
-                self._remember(caller, activity, user_id)
+            if _bot_installed(activity):
+                self._remember(caller, activity)
         elif kind == "message" and isinstance(activity.get("value"), Mapping):
             self._submit_click(caller, activity)
         return Response(status_code=200)
 
     def _submit_click(self, caller: VerifiedCaller, activity: Mapping[str, Any]) -> None:
         """An Action.Submit fallback click: acted on as Action.Execute would be."""
-        self._remember(caller, activity, caller.user_id)
         click_id = activity.get("id")
         try:
             answered = self._engine.answer_submit_click(
@@ -495,22 +496,27 @@ class _Bot:
         except Exception:  # an engine bug must not turn into a retried 500
             log.exception("an Action.Submit click by %s failed", caller.user_id)
             return
-        if not answered:
+        if answered.acted:
+            self._remember(caller, activity)
+        if not answered.card_replaced:
             log.info("an Action.Submit click by %s named no card of theirs", caller.user_id)
 
-    def _card_action(self, caller: VerifiedCaller, activity: Mapping[str, Any]) -> Response:
+    def _card_action(
+        self, caller: VerifiedCaller, activity: Mapping[str, Any]
+    ) -> tuple[Response, bool]:
+        """The invoke response, and whether the engine acted (a refusal changes nothing)."""
         value = activity.get("value")
         action = value.get("action") if isinstance(value, Mapping) else None
         if not isinstance(action, Mapping):
-            return _invoke_error(400, "this click carries no card action")
+            return _invoke_error(400, "this click carries no card action"), False
         verb = action.get("verb")
         if not isinstance(verb, str) or not verb.strip():
-            return _invoke_error(400, "this card action has no verb")
+            return _invoke_error(400, "this card action has no verb"), False
         data = action.get("data")
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
-            return _invoke_error(400, "this card action's data is not an object")
+            return _invoke_error(400, "this card action's data is not an object"), False
         who = Caller(caller.user_id, caller.name)
         try:
             card = self._engine.handle_action(who, verb, data, now=self._clock())
@@ -522,17 +528,21 @@ class _Bot:
                 refused.status,
                 refused.message,
             )
-            return _invoke_error(refused.status, refused.message)
+            return _invoke_error(refused.status, refused.message), False
         except Exception:  # an engine bug must not leave the user with a spinning card
             log.exception("card action %r by %s failed", verb, caller.user_id)
-            return _invoke_error(500, _SORRY)
-        return JSONResponse({"statusCode": 200, "type": CARD_RESPONSE_TYPE, "value": card})
+            return _invoke_error(500, _SORRY), False
+        reply = JSONResponse({"statusCode": 200, "type": CARD_RESPONSE_TYPE, "value": card})
+        return reply, True
 
-    def _remember(self, caller: VerifiedCaller, activity: Mapping[str, Any], user_id: str) -> None:
-        """Keep the user's 1:1 Teams chat, so later cards can be sent to them there.
+    def _remember(self, caller: VerifiedCaller, activity: Mapping[str, Any]) -> None:
+        """Keep the sender's own 1:1 Teams chat, so later cards can be sent to them there.
 
-        Only a personal conversation: remembering a group chat or channel would send
-        someone's returns to everyone in it.
+        Only the verified sender, and only a personal conversation: remembering a group
+        chat or channel, or filing the sender's chat under anyone else (a member listed
+        in a ``conversationUpdate``), would send someone's cards to another person.
+        Callers pass only activities the engine acted on: a refused click tells us
+        nothing we may keep.
         """
         conversation = activity.get("conversation")
         conversation_id = caller.conversation_id or ""
@@ -548,6 +558,7 @@ class _Bot:
             check_characters({"conversation": conversation_id, "service": caller.service_url})
         except ActionError:
             return
+        user_id = caller.user_id
         try:
             self._engine.remember_conversation(
                 user_id,
@@ -560,34 +571,14 @@ class _Bot:
             log.exception("could not remember the Teams conversation of %s", user_id)
 
 
-def _people_added(caller: VerifiedCaller, activity: Mapping[str, Any]) -> list[str]:
-    """Who joined the conversation: the installing user and any members added by Entra id.
+def _bot_installed(activity: Mapping[str, Any]) -> bool:
+    """A ``conversationUpdate`` that adds members: the user installing the bot for themselves.
 
-    When a user installs the bot for themselves Teams names the bot in ``membersAdded``
-    and the user in ``from``; both are read.
+    Teams names the bot (and perhaps the user) in ``membersAdded`` and the user in
+    ``from``; only ``from``, the verified sender, is ever remembered.
     """
     added = activity.get("membersAdded")
-    if not isinstance(added, list) or not added:
-        return []
-    people = [caller.user_id]
-    for member in added:
-        object_id = member.get("aadObjectId") if isinstance(member, Mapping) else None
-        user_id = _object_id(object_id)
-        if user_id is not None and user_id not in people:
-            people.append(user_id)
-    return people
-
-
-def _object_id(value: object) -> str | None:
-    """A canonical Entra object id (lower-case GUID), or None."""
-    if not isinstance(value, str) or len(value) != 36:
-        return None
-    try:
-        parsed = uuid.UUID(value)
-    except ValueError:
-        return None
-    text = str(parsed)
-    return text if text == value.lower() else None
+    return isinstance(added, list) and bool(added)
 
 
 def _tenant_id(activity: Mapping[str, Any]) -> str | None:

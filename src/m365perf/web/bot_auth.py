@@ -11,19 +11,34 @@ the token is proven. :meth:`BotTokenVerifier.verify` applies Microsoft's rules f
 2. the JWT header says ``alg: RS256`` and names a ``kid`` — checked *before* any key
    is touched, so ``alg: none`` and the HS256-with-the-public-key trick never reach a
    verifier (:class:`UnsupportedAlgorithm`, :class:`UnknownKey`);
-3. the ``kid`` is one of the signing keys published at the metadata's ``jwks_uri``
-   (:class:`UnknownKey`; :class:`KeysUnavailable` when we could not fetch them);
-4. when that key lists ``endorsements``, they include the activity's ``channelId``
+3. the (still unproven) ``iss`` is on the explicit allow-list (:class:`WrongIssuer`),
+   which picks the key set: Bot Framework's (``openid_metadata_url``) for
+   ``https://api.botframework.com``; the configured tenant's Entra discovery document
+   for ``https://login.microsoftonline.com/{tid}/v2.0`` and ``https://sts.windows.net/{tid}/``
+   — what a single-tenant bot (the only kind a council can now create) is sent
+   (fact sheet §9). An issuer off the list never causes a key fetch;
+4. the ``kid`` is one of that issuer's published signing keys (:class:`UnknownKey`;
+   :class:`KeysUnavailable` when we could not fetch them) — a Bot Framework key cannot
+   sign for an Entra issuer, nor the other way round;
+5. when that key lists ``endorsements``, they include the activity's ``channelId``
    (:class:`KeyNotEndorsed`);
-5. the RS256 signature verifies with that key (:class:`BadSignature`);
-6. ``iss`` is a trusted issuer (:class:`WrongIssuer`);
-7. ``aud`` is the bot's Microsoft App ID (:class:`WrongAudience`);
-8. ``exp`` is present and not past, ``nbf`` (if present) not ahead, each with the
-   allowed clock skew, 5 minutes by default (:class:`Expired`, :class:`NotYetValid`);
-9. the ``serviceurl`` claim equals the activity's ``serviceUrl`` — a token minted for
-   one conversation service cannot vouch for an activity that names another
-   (:class:`WrongServiceUrl`);
-10. the sender is an Entra user: ``from.aadObjectId`` (:class:`UnknownCaller`).
+6. the RS256 signature verifies with that key (:class:`BadSignature`);
+7. ``tid`` is bound to the issuer's tenant: required and equal to the configured
+   tenant for an Entra issuer, and if a Bot Framework token carries one, that tenant
+   too (:class:`WrongTenant`);
+8. ``aud`` is the bot's Microsoft App ID (:class:`WrongAudience`);
+9. ``exp`` is present and not past, ``nbf`` (if present) not ahead, each with the
+   allowed clock skew, 5 minutes by default and never more than 10 (:class:`Expired`,
+   :class:`NotYetValid`);
+10. the ``serviceurl`` claim equals the activity's ``serviceUrl`` — a token minted for
+    one conversation service cannot vouch for an activity that names another
+    (:class:`WrongServiceUrl`); required on Bot Framework tokens, checked when an
+    Entra token carries it;
+11. the activity is from the configured tenant: ``channelData.tenant.id`` (and
+    ``conversation.tenantId`` when present) equal ``tenant_id`` — another council's
+    Teams user is not one of ours even when the Bot Framework vouches for the
+    message (:class:`WrongTenant`);
+12. the sender is an Entra user: ``from.aadObjectId`` (:class:`UnknownCaller`).
 
 Choices worth knowing:
 
@@ -36,7 +51,8 @@ Choices worth knowing:
   only, ``from.id`` is accepted when ``aadObjectId`` is absent. Either way the value
   must be a GUID (an Entra object id) — an e-mail address or a Teams ``29:`` id is
   refused, never guessed at. It is returned in lower case.
-* **Key cache**: the metadata and keys are fetched on first use and refreshed after
+* **Key cache**: one per key set (Bot Framework, the tenant). The metadata and keys are
+  fetched on first use and refreshed after
   ``key_cache_ttl_s`` (24 h; Microsoft asks for at least daily). An unknown ``kid``
   triggers one early refresh (keys do roll over), but refreshes are never attempted
   more often than ``min_key_refetch_s``, so a flood of forged ``kid`` values costs the
@@ -67,6 +83,14 @@ log = logging.getLogger(__name__)
 DEFAULT_CLOCK_SKEW_S = 300.0
 DEFAULT_KEY_CACHE_TTL_S = 24 * 3600.0
 DEFAULT_MIN_KEY_REFETCH_S = 300.0
+MAX_CLOCK_SKEW_S = 600.0
+"""Microsoft allows 5 minutes; a skew setting beyond 10 would let stale tokens in."""
+
+ENTRA_ISSUER_TEMPLATES = (
+    "https://login.microsoftonline.com/{tenant}/v2.0",
+    "https://sts.windows.net/{tenant}/",
+)
+"""The Entra v2 and v1 issuers a single-tenant bot's tokens may carry (fact sheet §9)."""
 
 _ALGORITHM = "RS256"
 _SERVICE_URL_CLAIM = "serviceurl"
@@ -116,6 +140,10 @@ class BadSignature(BotAuthError):
 
 class WrongIssuer(BotAuthError):
     """``iss`` is not one of the trusted issuers."""
+
+
+class WrongTenant(BotAuthError):
+    """The token's ``tid`` or the activity's tenant is not the configured tenant."""
 
 
 class WrongAudience(BotAuthError):
@@ -180,6 +208,8 @@ class BotTokenVerifier:
         openid_metadata_url: str,
         issuers: str | Sequence[str],
         bot_app_id: str,
+        tenant_id: str,
+        tenant_metadata_url: str = "",
         clock_skew_s: float = DEFAULT_CLOCK_SKEW_S,
         key_cache_ttl_s: float = DEFAULT_KEY_CACHE_TTL_S,
         min_key_refetch_s: float = DEFAULT_MIN_KEY_REFETCH_S,
@@ -193,6 +223,11 @@ class BotTokenVerifier:
             raise ValueError("no trusted token issuer: set M365PERF_BOT_TOKEN_ISSUER")
         if not openid_metadata_url.strip():
             raise ValueError("openid_metadata_url is empty: set M365PERF_OPENID_METADATA_URL")
+        tenant = tenant_id.strip().lower()
+        if not tenant:
+            raise ValueError("tenant_id is empty: set M365PERF_TENANT_ID to the council's tenant")
+        if not math.isfinite(clock_skew_s) or clock_skew_s > MAX_CLOCK_SKEW_S:
+            raise ValueError(f"clock_skew_s must be at most {MAX_CLOCK_SKEW_S:.0f} s")
         for label, value in (
             ("clock_skew_s", clock_skew_s),
             ("key_cache_ttl_s", key_cache_ttl_s),
@@ -200,28 +235,47 @@ class BotTokenVerifier:
         ):
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"{label} must be a finite number of seconds ≥ 0, got {value}")
-        self._issuers = frozenset(trusted)
         self._bot_app_id = bot_app_id.strip()
+        self._tenant = tenant
         self._skew = clock_skew_s
         self._now = now
-        self._keys = _SigningKeys(
-            metadata_url=openid_metadata_url.strip(),
-            fetch_json=fetch_json if fetch_json is not None else _http_fetch_json(),
-            now=now,
-            ttl_s=key_cache_ttl_s,
-            min_refetch_s=min_key_refetch_s,
+        fetch = fetch_json if fetch_json is not None else _http_fetch_json()
+
+        def key_set(label: str, url: str) -> _SigningKeys:
+            return _SigningKeys(
+                label=label,
+                metadata_url=url,
+                fetch_json=fetch,
+                now=now,
+                ttl_s=key_cache_ttl_s,
+                min_refetch_s=min_key_refetch_s,
+            )
+
+        bot_framework = _Issuer(key_set("Bot Framework", openid_metadata_url.strip()), None)
+        entra_url = tenant_metadata_url.strip() or tenant_metadata_url_for(
+            "https://login.microsoftonline.com", tenant
         )
+        entra = _Issuer(key_set("tenant", entra_url), tenant)
+        self._issuers: dict[str, _Issuer] = dict.fromkeys(trusted, bot_framework)
+        for template in ENTRA_ISSUER_TEMPLATES:
+            self._issuers[template.format(tenant=tenant)] = entra
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BotTokenVerifier:
         """The production verifier: URLs, issuer(s) and timeouts from the service settings.
 
-        ``bot_token_issuer`` may hold several issuers separated by commas.
+        ``bot_token_issuer`` may hold several Bot Framework issuers separated by commas;
+        the tenant's two Entra issuers are always trusted, with keys from its discovery
+        document under ``login_base_url``.
         """
         return cls(
             openid_metadata_url=settings.openid_metadata_url,
             issuers=settings.bot_token_issuer,
             bot_app_id=settings.bot_app_id,
+            tenant_id=settings.tenant_id,
+            tenant_metadata_url=tenant_metadata_url_for(
+                settings.login_base_url, settings.tenant_id
+            ),
             fetch_json=_http_fetch_json(
                 connect_timeout_s=settings.connect_timeout_s,
                 read_timeout_s=settings.read_timeout_s,
@@ -244,17 +298,21 @@ class BotTokenVerifier:
     ) -> VerifiedCaller:
         token = _bearer_token(authorization_header)
         kid = _signing_key_id(token)
-        key = self._keys.get(kid)
+        issuer = self._issuer_of(_claimed_issuer(token))
+        key = issuer.keys.get(kid)
         channel_id = _text(activity, "channelId")
         if channel_id is None:
             raise BadActivity("activity has no channelId")
         if key.endorsements is not None and channel_id not in key.endorsements:
             raise KeyNotEndorsed(f"signing key is not endorsed for channel {_shown(channel_id)}")
         claims = _signed_claims(token, key)
-        self._check_issuer(claims)
+        if self._issuer_of(claims.get("iss")) is not issuer:  # cannot differ; fail closed
+            raise WrongIssuer("token issuer changed under the signature")
+        self._check_token_tenant(claims, issuer)
         self._check_audience(claims)
         self._check_lifetime(claims)
-        service_url = _matching_service_url(claims, activity)
+        service_url = _matching_service_url(claims, activity, required=issuer.tenant is None)
+        self._check_activity_tenant(activity)
         sender = activity.get("from")
         if not isinstance(sender, Mapping):
             raise UnknownCaller("activity has no sender (from)")
@@ -268,10 +326,33 @@ class BotTokenVerifier:
             conversation_id=conversation_id,
         )
 
-    def _check_issuer(self, claims: Mapping[str, Any]) -> None:
-        issuer = claims.get("iss")
-        if not isinstance(issuer, str) or issuer not in self._issuers:
+    def _issuer_of(self, issuer: object) -> _Issuer:
+        """The allow-listed issuer's key set and tenant; exact match, no "skip" switch."""
+        found = self._issuers.get(issuer) if isinstance(issuer, str) else None
+        if found is None:
             raise WrongIssuer(f"token issuer {_shown(issuer)} is not trusted")
+        return found
+
+    def _check_token_tenant(self, claims: Mapping[str, Any], issuer: _Issuer) -> None:
+        tid = claims.get("tid")
+        if tid is None and issuer.tenant is None:
+            return  # Bot Framework tokens name no tenant
+        if not isinstance(tid, str) or tid.strip().lower() != self._tenant:
+            raise WrongTenant(f"token tenant (tid) {_shown(tid)} is not this council's tenant")
+
+    def _check_activity_tenant(self, activity: Mapping[str, Any]) -> None:
+        channel_data = activity.get("channelData")
+        tenant = channel_data.get("tenant") if isinstance(channel_data, Mapping) else None
+        stated = tenant.get("id") if isinstance(tenant, Mapping) else None
+        if not isinstance(stated, str) or stated.strip().lower() != self._tenant:
+            raise WrongTenant(
+                f"activity tenant (channelData.tenant.id) {_shown(stated)} is not this "
+                "council's tenant"
+            )
+        conversation = activity.get("conversation")
+        other = conversation.get("tenantId") if isinstance(conversation, Mapping) else None
+        if other is not None and (not isinstance(other, str) or other.lower() != self._tenant):
+            raise WrongTenant(f"conversation tenant {_shown(other)} is not this council's tenant")
 
     def _check_audience(self, claims: Mapping[str, Any]) -> None:
         audience = claims.get("aud")
@@ -303,6 +384,11 @@ class BotTokenVerifier:
 # --------------------------------------------------------------------------- key cache
 
 
+def tenant_metadata_url_for(login_base_url: str, tenant_id: str) -> str:
+    """The tenant's Entra v2 discovery document (it names the tenant's ``jwks_uri``)."""
+    return f"{login_base_url.rstrip('/')}/{tenant_id.strip()}/v2.0/.well-known/openid-configuration"
+
+
 @dataclass(frozen=True, slots=True)
 class _SigningKey:
     public_key: Any
@@ -310,17 +396,19 @@ class _SigningKey:
 
 
 class _SigningKeys:
-    """The Bot Framework's published signing keys, cached and refreshed sparingly."""
+    """One issuer's published signing keys, cached and refreshed sparingly."""
 
     def __init__(
         self,
         *,
+        label: str,
         metadata_url: str,
         fetch_json: FetchJson,
         now: Callable[[], float],
         ttl_s: float,
         min_refetch_s: float,
     ) -> None:
+        self._label = label
         self._metadata_url = metadata_url
         self._fetch_json = fetch_json
         self._now = now
@@ -347,8 +435,8 @@ class _SigningKeys:
             if key is not None:
                 return key
             if self._loaded_at is None:
-                raise KeysUnavailable("Bot Framework signing keys could not be fetched")
-            raise UnknownKey(f"signing key {_shown(kid)} is not published")
+                raise KeysUnavailable(f"{self._label} signing keys could not be fetched")
+            raise UnknownKey(f"signing key {_shown(kid)} is not published by the {self._label}")
 
     def _is_stale(self, moment: float) -> bool:
         return self._loaded_at is None or moment - self._loaded_at >= self._ttl_s
@@ -366,7 +454,8 @@ class _SigningKeys:
             keys = _parse_jwks(self._fetch_json(jwks_uri))
         except Exception as exc:  # any failure of an injected fetcher means "no fresh keys"
             log.warning(
-                "could not refresh Bot Framework signing keys from %s: %s: %s",
+                "could not refresh %s signing keys from %s: %s: %s",
+                self._label,
                 self._metadata_url,
                 type(exc).__name__,
                 exc,
@@ -374,7 +463,15 @@ class _SigningKeys:
             return
         self._keys = keys
         self._loaded_at = moment
-        log.info("loaded %d Bot Framework signing keys", len(keys))
+        log.info("loaded %d %s signing keys", len(keys), self._label)
+
+
+@dataclass(frozen=True, slots=True)
+class _Issuer:
+    """Where an allow-listed issuer's keys come from, and the tenant its ``tid`` must name."""
+
+    keys: _SigningKeys
+    tenant: str | None
 
 
 def _parse_jwks(document: Mapping[str, Any]) -> dict[str, _SigningKey]:
@@ -466,6 +563,15 @@ def _signing_key_id(token: str) -> str:
     return kid
 
 
+def _claimed_issuer(token: str) -> object:
+    """The unproven ``iss``: only to choose the key set; proven by the signature next."""
+    try:
+        unverified = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise MalformedToken("bearer value is not a readable JWT") from None
+    return unverified.get("iss")
+
+
 def _signed_claims(token: str, key: _SigningKey) -> dict[str, Any]:
     """Verify the signature only; every claim is then checked by us, against our clock."""
     try:
@@ -490,13 +596,22 @@ def _signed_claims(token: str, key: _SigningKey) -> dict[str, Any]:
         raise MalformedToken(f"token could not be read ({type(exc).__name__})") from None
 
 
-def _matching_service_url(claims: Mapping[str, Any], activity: Mapping[str, Any]) -> str:
+def _matching_service_url(
+    claims: Mapping[str, Any], activity: Mapping[str, Any], *, required: bool
+) -> str:
+    """The activity's serviceUrl, when the token's ``serviceurl`` claim vouches for it.
+
+    Entra-issued tokens may not carry the claim; then the outbound host allow-list in
+    :mod:`m365perf.m365.teams` still keeps the bot's token from going anywhere else.
+    """
     claimed = claims.get(_SERVICE_URL_CLAIM)
-    if not isinstance(claimed, str) or not claimed.rstrip("/"):
-        raise WrongServiceUrl(f"token carries no {_SERVICE_URL_CLAIM} claim")
     stated = _text(activity, "serviceUrl")
     if stated is None or not stated.rstrip("/"):
         raise BadActivity("activity has no serviceUrl")
+    if claimed is None and not required:
+        return stated.rstrip("/")
+    if not isinstance(claimed, str) or not claimed.rstrip("/"):
+        raise WrongServiceUrl(f"token carries no {_SERVICE_URL_CLAIM} claim")
     if claimed.rstrip("/") != stated.rstrip("/"):
         raise WrongServiceUrl(
             f"activity serviceUrl {_shown(stated)} is not the token's {_shown(claimed)}"
