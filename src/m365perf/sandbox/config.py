@@ -64,26 +64,55 @@ def documented_budgets() -> dict[str, Budget]:
 
 
 class Faults(BaseModel):
-    """Shares of requests to break, drawn from a seeded RNG so a run can be replayed."""
+    """Shares of requests to break, drawn from a seeded RNG so a run can be replayed.
+
+    ``slow`` holds the response back ``slow_s`` seconds *after* the handler ran (the
+    write happened; a client with a shorter read timeout never hears so), like ``drop``.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     share_503: float = Field(default=0.0, ge=0, le=1)
     share_slow: float = Field(default=0.0, ge=0, le=1)
     share_drop: float = Field(default=0.0, ge=0, le=1)
+    share_429: float = Field(default=0.0, ge=0, le=1)
     slow_s: float = Field(default=2.0, ge=0)
     retry_after_s: int = Field(default=1, ge=0)
+    token_endpoint: bool = False
+    """Break the token endpoint too (off by default: test helpers fetch tokens there)."""
+
+    @classmethod
+    def mixed(cls, rate: float, *, slow_s: float = 2.0) -> Faults:
+        """``rate`` of all requests broken, the token endpoint's too: 30% of it each 429,
+        503 and drops after the write, 10% slow responses."""
+        if not 0 <= rate <= 1:
+            raise ValueError(f"fault rate {rate} is not between 0 and 1")
+        return cls(
+            share_429=0.3 * rate,
+            share_503=0.3 * rate,
+            share_drop=0.3 * rate,
+            share_slow=0.1 * rate,
+            slow_s=slow_s,
+            token_endpoint=True,
+        )
 
     @classmethod
     def parse(cls, spec: str) -> Faults:
-        """Read ``503=0.1,slow=0.05,drop=0.02`` (the CLI's ``--faults`` value)."""
-        names = {"503": "share_503", "slow": "share_slow", "drop": "share_drop"}
+        """Read ``503=0.1,429=0.1,slow=0.05,drop=0.02``, or one rate such as ``0.2`` for
+        :meth:`mixed` (the CLI's ``--faults`` value)."""
+        try:
+            rate = float(spec)
+        except ValueError:
+            rate = None
+        if rate is not None:
+            return cls.mixed(rate)
+        names = {"503": "share_503", "429": "share_429", "slow": "share_slow", "drop": "share_drop"}
         values: dict[str, float] = {}
         for part in filter(None, (p.strip() for p in spec.split(","))):
             name, sep, raw = part.partition("=")
             if not sep or name.strip() not in names:
                 raise ValueError(
-                    f"bad fault {part!r}: expected NAME=SHARE with NAME one of 503, slow, drop"
+                    f"bad fault {part!r}: expected NAME=SHARE with NAME one of 503, 429, slow, drop"
                 )
             try:
                 share = float(raw)
@@ -96,7 +125,7 @@ class Faults(BaseModel):
 
     @property
     def any(self) -> bool:
-        return bool(self.share_503 or self.share_slow or self.share_drop)
+        return bool(self.share_503 or self.share_slow or self.share_drop or self.share_429)
 
 
 class SandboxApp(BaseModel):
