@@ -105,6 +105,7 @@ class Service:
         self.clock = clock
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.store = store or create_store(settings.database_url, migrate=True)
+        self.lease = timedelta(seconds=settings.worker_lease_s)
         self.links = links_from_settings(settings)
         self.engine = Engine(
             self.store,
@@ -122,6 +123,8 @@ class Service:
             find_delivery=self._find_delivery,
             worker_id=self.worker_id,
             clock=clock,
+            lease=self.lease,
+            give_up_after=timedelta(seconds=settings.outbox_give_up_s),
         )
         self.verifier = verifier or BotTokenVerifier.from_settings(settings)
         self.signin = signin_from_settings(settings, flows)
@@ -151,7 +154,9 @@ class Service:
     def tick(self) -> TickReport:
         """Fire due timers, then send what is due in the outbox."""
         with self._tick_lock:
-            timers = self.engine.fire_due_timers(worker=self.worker_id, now=self.clock())
+            timers = self.engine.fire_due_timers(
+                worker=self.worker_id, now=self.clock(), lease=self.lease
+            )
             report = self.dispatcher.drain()
         return TickReport(timers, report.sent, report.retried, report.parked)
 

@@ -111,6 +111,21 @@ class Settings(BaseSettings):
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
 
+    # Work in progress (outbox rows, timers)
+    worker_lease_s: float = Field(
+        300,
+        gt=0,
+        description="Seconds a worker's claim on an outbox row or timer lasts; after a "
+        "crash its work waits this long before another worker takes it.",
+    )
+    outbox_give_up_s: float = Field(
+        3600,
+        gt=0,
+        description="A row failing for a passing reason (throttled, busy, not yet) is "
+        "parked only after 8 attempts and this long since it was queued; longer than "
+        "the lease.",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _blank_is_unset(cls, data: Any) -> Any:
@@ -171,6 +186,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{ENV_PREFIX}CLIENT_SECRET and {ENV_PREFIX}CERTIFICATE_PATH are both set: "
                 "the app signs in with one of them, so leave the other blank"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _give_up_after_the_lease(self) -> Settings:
+        if self.outbox_give_up_s <= self.worker_lease_s:
+            raise ValueError(
+                f"{ENV_PREFIX}OUTBOX_GIVE_UP_S must be longer than {ENV_PREFIX}WORKER_LEASE_S: "
+                "a card update waiting on a crashed worker's send would be given up before "
+                "that worker's lease lapses"
             )
         return self
 
