@@ -44,6 +44,7 @@ from m365perf.messages.ids import (
 )
 from m365perf.messages.names import AuditAction, OutboxKind
 from m365perf.plan.timetable import timetable
+from m365perf.rehearsal_faults import FinalState, final_state, injected
 from m365perf.settings import load_settings
 from m365perf.store import OutboxStatus, Return, ReturnStatus
 
@@ -64,8 +65,18 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_sandbox(data_dir: Path, bot_endpoint: str, *, log: Path) -> Iterator[dict[str, Any]]:
-    """Start ``m365perf sandbox --seed`` as its own process; yield its health document."""
+def running_sandbox(
+    data_dir: Path,
+    bot_endpoint: str,
+    *,
+    log: Path,
+    faults: str = "",
+    fault_seed: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Start ``m365perf sandbox --seed`` as its own process; yield its health document.
+
+    ``faults`` and ``fault_seed`` are the sandbox's ``--faults`` and ``--fault-seed``.
+    """
     port = _free_port()
     tls_port = _free_port()
     command = [
@@ -84,6 +95,10 @@ def running_sandbox(data_dir: Path, bot_endpoint: str, *, log: Path) -> Iterator
         "--bot-endpoint",
         bot_endpoint,
     ]
+    if faults:
+        command += ["--faults", faults]
+    if fault_seed is not None:
+        command += ["--fault-seed", str(fault_seed)]
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -138,6 +153,7 @@ class Rehearsal:
         port: int,
         *,
         start: datetime,
+        read_timeout_s: float | None = None,
     ) -> None:
         from m365perf.service import Service
 
@@ -148,6 +164,8 @@ class Rehearsal:
         # A fresh key per rehearsal: the e-mails carry working web-form links, and no
         # link from a rehearsal works anywhere else.
         overrides["link_secret"] = secrets.token_urlsafe(32)
+        if read_timeout_s is not None:
+            overrides["read_timeout_s"] = str(read_timeout_s)
         self.settings = load_settings(**overrides)
         self.flows = [self._point_at_sandbox(f, health) for f in flows]
         self.clock = SimulatedClock(start)
@@ -413,6 +431,21 @@ class Rehearsal:
         self.advance(debounce, step=timedelta(minutes=5))
         self.advance(timedelta(minutes=30), step=timedelta(minutes=2))
 
+    def finish(self, *, step: timedelta = timedelta(minutes=1), rounds: int = 60) -> None:
+        """Let sends that are waiting to be tried again go, a minute at a time.
+
+        Under faults a send can still be waiting when the cycle's script ends; without
+        faults nothing waits, and the clock does not move.
+        """
+        for _ in range(rounds):
+            with self.service.store.transaction() as tx:
+                waiting = tx.list_outbox(status=OutboxStatus.PENDING) + tx.list_outbox(
+                    status=OutboxStatus.IN_FLIGHT
+                )
+            if not waiting:
+                return
+            self.advance(step, step=step)
+
     def _count_request_cards(self) -> None:
         """The opening requests as the sandbox holds them, before anyone has clicked."""
         for user in self._users():
@@ -590,20 +623,59 @@ def _opening_request(text: str) -> str | None:
 
 def run_demo(flows: list[Flow], workdir: Path, *, periods: dict[str, str]) -> dict[str, Any]:
     """Rehearse a cycle of each flow against a fresh seeded sandbox; return the summary."""
+    return rehearse(flows, workdir, periods=periods)[0]
+
+
+FAULTY_READ_TIMEOUT_S = 2.0
+"""The clients' read timeout under injected faults: shorter than a slow response
+(``Faults.slow_s``), so a slow response is one the client gives up on."""
+
+
+def rehearse(
+    flows: list[Flow],
+    workdir: Path,
+    *,
+    periods: dict[str, str],
+    faults: str = "",
+    fault_seed: int | None = None,
+) -> tuple[dict[str, Any], FinalState]:
+    """The rehearsal behind ``demo``: its summary and the state it left behind.
+
+    ``faults`` (the sandbox's ``--faults``) breaks that share of requests, replayably
+    with ``fault_seed``; the summary then says what was broken (``injected``).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     bot_endpoint = f"http://127.0.0.1:{port}/api/messages"
-    with running_sandbox(workdir / "sandbox", bot_endpoint, log=workdir / "sandbox.log") as health:
+    sandbox = running_sandbox(
+        workdir / "sandbox",
+        bot_endpoint,
+        log=workdir / "sandbox.log",
+        faults=faults,
+        fault_seed=fault_seed,
+    )
+    with sandbox as health:
         ordered = sorted(flows, key=lambda f: Period.parse_for(f.frequency, periods[f.id]).end)
         first = Period.parse_for(ordered[0].frequency, periods[ordered[0].id])
         start = at_local(timetable(ordered[0], first).opens, ordered[0].schedule.opening_time)
-        rehearsal = Rehearsal(health, ordered, workdir, port, start=start.astimezone(UTC))
+        rehearsal = Rehearsal(
+            health,
+            ordered,
+            workdir,
+            port,
+            start=start.astimezone(UTC),
+            read_timeout_s=FAULTY_READ_TIMEOUT_S if faults else None,
+        )
         with rehearsal.serving():
             for index, flow in enumerate(rehearsal.flows):
                 period = Period.parse_for(flow.frequency, periods[flow.id])
                 rehearsal.run_cycle(
                     flow, period, late_owner=index == len(flows) - 1, reject=index == len(flows) - 1
                 )
+            rehearsal.finish()
             summary = rehearsal.summary()
+            state = final_state(rehearsal.service.store, rehearsal.service.clients, rehearsal.flows)
+        if faults:
+            summary["injected"] = injected(rehearsal.sandbox).counts
         rehearsal.service.store.close()
-    return summary
+    return summary, state

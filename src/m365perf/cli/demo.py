@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import tempfile
@@ -54,18 +55,38 @@ DEFAULT_PERIODS = {
     help="Keep the sandbox and the database here (default: a temporary folder, removed "
     "afterwards; nothing is written where you run this).",
 )
+@click.option(
+    "--faults",
+    "fault_rate",
+    type=click.FloatRange(0, 1),
+    help="Break this share of every request the sandbox serves (0.2: 20%; 429s, 503s, "
+    "slow answers, connections dropped after the write), then run the same rehearsal "
+    "without faults and check both end the same.",
+)
+@click.option(
+    "--fault-seed",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Seed of the fault dice: the same seed breaks the same requests.",
+)
 def demo(
     auto: bool,
     as_json: bool,
     flows_dir: Path | None,
     period_choices: tuple[str, ...],
     workdir: Path | None,
+    fault_rate: float | None,
+    fault_seed: int,
 ) -> None:
     """Start the sandbox, seed the Coventry register and run one full cycle of each flow.
 
     With --auto, simulated officers return their figures (one late), approvers approve
     (one rejection, then a resubmission), results are written back to SharePoint and
     Power BI is refreshed. Every click goes through the real bot endpoint.
+
+    With --faults RATE it rehearses twice, with and without faults, and says whether the
+    SharePoint results, the audit trail and the Power BI history came out the same.
     """
     from m365perf.demo import DemoError, run_demo
 
@@ -78,6 +99,9 @@ def demo(
         if not flows:
             raise click.BadParameter(f"no *.yaml flow files in {flows_dir}", param_hint="--flows")
     periods = _periods(flows, period_choices)
+    if fault_rate is not None:
+        _demo_under_faults(flows, periods, workdir, fault_rate, fault_seed, as_json)
+        return
     try:
         if workdir is None:
             with tempfile.TemporaryDirectory(prefix="m365perf-demo-") as tmp:
@@ -91,6 +115,51 @@ def demo(
         click.echo(json.dumps(summary, indent=2))
     else:
         click.echo(_text(summary, flows, periods, workdir))
+
+
+def _demo_under_faults(
+    flows: list[Flow],
+    periods: dict[str, str],
+    workdir: Path | None,
+    rate: float,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """The rehearsal without faults, then with them; exit 1 if they end differently."""
+    from m365perf.demo import DemoError, rehearse
+
+    with contextlib.ExitStack() as stack:
+        base = workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="m365")))
+        try:
+            clean, expected = rehearse(flows, base / "fault-free", periods=periods)
+            faulty, got = rehearse(
+                flows, base / "faults", periods=periods, faults=str(rate), fault_seed=seed
+            )
+        except DemoError as exc:
+            click.echo(f"demo failed: {exc}", err=True)
+            sys.exit(1)
+    differences = expected.differences(got)
+    if as_json:
+        document = {"fault_free": clean, "faults": faulty, "differences": differences}
+        click.echo(json.dumps({"rate": rate, "seed": seed, **document}, indent=2))
+    else:
+        broken = faulty["injected"]
+        parts = ", ".join(f"{n} {what}" for what, n in sorted(broken.items())) or "none"
+        click.echo(_text(faulty, flows, periods, workdir))
+        total = sum(broken.values())
+        click.echo(f"Faults injected at {rate:.0%} (seed {seed}): {total} ({parts}).")
+        if differences:
+            click.echo("The result DIFFERS from the fault-free run:")
+            click.echo("\n".join(f"  {line}" for line in differences))
+        else:
+            click.echo(
+                "The result equals the fault-free run: the same SharePoint results "
+                f"({faulty['sandbox']['results_rows']} rows), audit trail "
+                f"({faulty['audit_events']} events) and Power BI history "
+                f"({faulty['sandbox']['powerbi_refresh_history']} refreshes)."
+            )
+    if differences:
+        sys.exit(1)
 
 
 def _periods(flows: list[Flow], choices: tuple[str, ...]) -> dict[str, str]:
