@@ -72,6 +72,7 @@ def running_sandbox(
     log: Path,
     faults: str = "",
     fault_seed: int | None = None,
+    page_size: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Start ``m365perf sandbox --seed`` as its own process; yield its health document.
 
@@ -99,6 +100,8 @@ def running_sandbox(
         command += ["--faults", faults]
     if fault_seed is not None:
         command += ["--fault-seed", str(fault_seed)]
+    if page_size is not None:
+        command += ["--page-size", str(page_size)]
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -626,11 +629,6 @@ def run_demo(flows: list[Flow], workdir: Path, *, periods: dict[str, str]) -> di
     return rehearse(flows, workdir, periods=periods)[0]
 
 
-FAULTY_READ_TIMEOUT_S = 2.0
-"""The clients' read timeout under injected faults: shorter than a slow response
-(``Faults.slow_s``), so a slow response is one the client gives up on."""
-
-
 def rehearse(
     flows: list[Flow],
     workdir: Path,
@@ -638,11 +636,15 @@ def rehearse(
     periods: dict[str, str],
     faults: str = "",
     fault_seed: int | None = None,
+    read_timeout_s: float | None = None,
+    page_size: int | None = None,
 ) -> tuple[dict[str, Any], FinalState]:
     """The rehearsal behind ``demo``: its summary and the state it left behind.
 
     ``faults`` (the sandbox's ``--faults``) breaks that share of requests, replayably
-    with ``fault_seed``; the summary then says what was broken (``injected``).
+    with ``fault_seed``; the summary then says what was broken (``injected``). Give a
+    ``read_timeout_s`` shorter than the sandbox's slow responses to have clients give up;
+    ``page_size`` is the sandbox's items per Graph page (5 by default).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
@@ -653,6 +655,7 @@ def rehearse(
         log=workdir / "sandbox.log",
         faults=faults,
         fault_seed=fault_seed,
+        page_size=page_size,
     )
     with sandbox as health:
         ordered = sorted(flows, key=lambda f: Period.parse_for(f.frequency, periods[f.id]).end)
@@ -664,7 +667,7 @@ def rehearse(
             workdir,
             port,
             start=start.astimezone(UTC),
-            read_timeout_s=FAULTY_READ_TIMEOUT_S if faults else None,
+            read_timeout_s=read_timeout_s,
         )
         with rehearsal.serving():
             for index, flow in enumerate(rehearsal.flows):

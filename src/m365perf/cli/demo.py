@@ -31,6 +31,11 @@ DEFAULT_PERIODS = {
 }
 
 
+SLOW_S = 4.0
+"""How long the sandbox holds a slow response under --faults: twice the clients' read
+timeout in the rehearsal, so the client gives up on every slow one."""
+
+
 @click.command()
 @click.option("--auto", is_flag=True, help="Simulated officers and approvers click for you.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
@@ -133,7 +138,12 @@ def _demo_under_faults(
         try:
             clean, expected = rehearse(flows, base / "fault-free", periods=periods)
             faulty, got = rehearse(
-                flows, base / "faults", periods=periods, faults=str(rate), fault_seed=seed
+                flows,
+                base / "faults",
+                periods=periods,
+                faults=f"{rate},slow_s={SLOW_S}",
+                fault_seed=seed,
+                read_timeout_s=SLOW_S / 2,
             )
         except DemoError as exc:
             click.echo(f"demo failed: {exc}", err=True)

@@ -82,7 +82,7 @@ class Faults(BaseModel):
     """Break the token endpoint too (off by default: test helpers fetch tokens there)."""
 
     @classmethod
-    def mixed(cls, rate: float, *, slow_s: float = 2.0) -> Faults:
+    def mixed(cls, rate: float, *, slow_s: float = 4.0) -> Faults:
         """``rate`` of all requests broken, the token endpoint's too: 30% of it each 429,
         503 and drops after the write, 10% slow responses."""
         if not 0 <= rate <= 1:
@@ -98,28 +98,33 @@ class Faults(BaseModel):
 
     @classmethod
     def parse(cls, spec: str) -> Faults:
-        """Read ``503=0.1,429=0.1,slow=0.05,drop=0.02``, or one rate such as ``0.2`` for
-        :meth:`mixed` (the CLI's ``--faults`` value)."""
-        try:
-            rate = float(spec)
-        except ValueError:
-            rate = None
-        if rate is not None:
-            return cls.mixed(rate)
+        """Read the CLI's ``--faults``: shares such as ``503=0.1,429=0.1,slow=0.05,drop=0.02``,
+        or one rate such as ``0.2`` for :meth:`mixed`; ``retry_after=S`` and ``slow_s=S``
+        set the Retry-After given and how long a slow response takes."""
         names = {"503": "share_503", "429": "share_429", "slow": "share_slow", "drop": "share_drop"}
-        values: dict[str, float] = {}
+        timings = {"retry_after": "retry_after_s", "slow_s": "slow_s"}
+        values: dict[str, float | bool] = {}
         for part in filter(None, (p.strip() for p in spec.split(","))):
-            name, sep, raw = part.partition("=")
-            if not sep or name.strip() not in names:
+            name, sep, raw = (s.strip() for s in part.partition("="))
+            if not sep:
+                name, raw = "", name
+            if name and name not in names and name not in timings:
                 raise ValueError(
-                    f"bad fault {part!r}: expected NAME=SHARE with NAME one of 503, 429, slow, drop"
+                    f"bad fault {part!r}: expected NAME=SHARE with NAME one of 503, 429, slow, "
+                    "drop (or retry_after=S, slow_s=S), or one rate such as 0.2"
                 )
             try:
-                share = float(raw)
+                number = float(raw)
             except ValueError:
-                raise ValueError(f"bad fault share {raw!r} for {name}: not a number") from None
-            values[names[name.strip()]] = share
-        if sum(values.values()) > 1:
+                raise ValueError(f"bad fault value {raw!r} in {part!r}: not a number") from None
+            if not name:
+                values.update(cls.mixed(number).model_dump(exclude={"retry_after_s"}))
+            elif name in timings:
+                values[timings[name]] = int(number) if name == "retry_after" else number
+            else:
+                values[names[name]] = number
+        shares = [v for k, v in values.items() if k.startswith("share_")]
+        if sum(shares) > 1:
             raise ValueError("fault shares add up to more than 1")
         return cls.model_validate(values)
 
