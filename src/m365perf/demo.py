@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -156,8 +156,9 @@ class Rehearsal:
         port: int,
         *,
         start: datetime,
-        read_timeout_s: float | None = None,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
+        """``settings``: service settings to override (``M365PERF_*`` names, lower case)."""
         from m365perf.service import Service
 
         self.sandbox = health["http_base_url"]
@@ -167,8 +168,7 @@ class Rehearsal:
         # A fresh key per rehearsal: the e-mails carry working web-form links, and no
         # link from a rehearsal works anywhere else.
         overrides["link_secret"] = secrets.token_urlsafe(32)
-        if read_timeout_s is not None:
-            overrides["read_timeout_s"] = str(read_timeout_s)
+        overrides.update(settings or {})
         self.settings = load_settings(**overrides)
         self.flows = [self._point_at_sandbox(f, health) for f in flows]
         self.clock = SimulatedClock(start)
@@ -629,6 +629,16 @@ def run_demo(flows: list[Flow], workdir: Path, *, periods: dict[str, str]) -> di
     return rehearse(flows, workdir, periods=periods)[0]
 
 
+def _under_faults(read_timeout_s: float | None) -> dict[str, str]:
+    """Client settings for a rehearsal under faults: a slow answer is given up on (a
+    timeout shorter than the sandbox's slow answers), and one request may meet up to ten
+    faults in a row before the rehearsal's own reads (register, history) give up."""
+    settings = {"http_max_attempts": "10"}
+    if read_timeout_s is not None:
+        settings["read_timeout_s"] = str(read_timeout_s)
+    return settings
+
+
 def rehearse(
     flows: list[Flow],
     workdir: Path,
@@ -667,7 +677,7 @@ def rehearse(
             workdir,
             port,
             start=start.astimezone(UTC),
-            read_timeout_s=read_timeout_s,
+            settings=_under_faults(read_timeout_s) if faults else None,
         )
         with rehearsal.serving():
             for index, flow in enumerate(rehearsal.flows):

@@ -110,6 +110,13 @@ class Settings(BaseSettings):
     user_agent: str = "ISV|m365perf|m365perf/0.1"
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
+    http_max_attempts: int = Field(
+        5,
+        ge=1,
+        le=10,
+        description="Tries of one Microsoft 365 request (throttled, busy, dropped) before "
+        "its error reaches the caller; the outbox then tries the whole send again later.",
+    )
 
     # Work in progress (outbox rows, timers)
     worker_lease_s: float = Field(
