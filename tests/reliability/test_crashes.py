@@ -5,7 +5,7 @@ opened with ``m365perf cycle open``, every owner but one returns, every approver
 what reaches them (round by round, the performance team's group step last). The first
 run is left alone; in the second, ``serve`` is killed with SIGKILL a short random time
 after randomly chosen clicks (while it is sending what the click queued) and started
-again. Both runs end with the same SharePoint results, the same returns and timers, every
+again. Both runs end with the same SharePoint results, returns, audit trail and timers, every
 outbox row sent, at most one extra message per crash, and no card still offering buttons
 for a decision already made. The lease is two seconds (``M365PERF_WORKER_LEASE_S``), so a
 dead worker's rows come back quickly.
@@ -63,6 +63,7 @@ class Final:
 
     results: Counter[tuple[tuple[str, str], ...]]
     returns: dict[str, str]
+    audit: Counter[tuple[Any, ...]]
     outbox: Counter[str]
     timers: Counter[tuple[str, str]]
     messages: int
@@ -164,11 +165,15 @@ def _run_cycle(tmp_path: Path, crash_after: set[int], rng: random.Random) -> Fin
         returns = {
             r.indicator_key: str(r.status) for r in tx.list_returns(cycle_id=opened["cycle_id"])
         }
+        audit = Counter(
+            (e.cycle_id, e.action, e.subject_type, e.subject_id, e.actor) for e in tx.list_audit()
+        )
         outbox = Counter(str(m.status) for m in tx.list_outbox())
         timers = tx.list_timers()
     return Final(
         results=Counter(comparable_result(r, WALL_CLOCK_FIELDS) for r in rows),
         returns=returns,
+        audit=audit,
         outbox=outbox,
         timers=Counter((str(t.kind), str(t.status)) for t in timers),
         messages=messages,
@@ -203,6 +208,7 @@ def test_kill_9_at_random_points_ends_as_a_run_without_crashes(tmp_path: Path) -
     assert crashed.crashes == len(points)
     assert crashed.results == calm.results  # each approved return written exactly once
     assert crashed.returns == calm.returns
+    assert crashed.audit == calm.audit  # each decision and delivery recorded once
     assert set(crashed.outbox) == {str(OutboxStatus.DONE)}, crashed.outbox  # nothing stuck
     assert crashed.timers == calm.timers
     assert not [k for k, status in crashed.timers if status == str(TimerStatus.CLAIMED)]
@@ -215,6 +221,7 @@ def test_kill_9_at_random_points_ends_as_a_run_without_crashes(tmp_path: Path) -
         clicks_calm=calm.clicks,
         clicks_crashed=crashed.clicks,
         results_rows=sum(crashed.results.values()),
+        audit_events=sum(crashed.audit.values()),
         outbox_rows=sum(crashed.outbox.values()),
         messages_calm=calm.messages,
         messages_crashed=crashed.messages,
