@@ -28,7 +28,7 @@ from m365perf.demo import rehearse
 from m365perf.examples import FLOWS_DIR
 from m365perf.flows import load_flow
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(sized(300, 3600))]
 
 RATE = 0.2
 SEEDS = (11, 12, 13)[: sized(1, 3)]
