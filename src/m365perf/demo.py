@@ -29,6 +29,10 @@ from typing import Any
 import requests
 
 from m365perf.cards.digest import APPROVE_ALL_VERB, APPROVE_VERB, REJECT_VERB, reason_input_id
+from m365perf.cards.digest import REFRESH_VERB as DIGEST_REFRESH_VERB
+from m365perf.cards.formatting import format_date
+from m365perf.cards.render import SHOW_REQUEST_VERB
+from m365perf.domain.kinds import Unit
 from m365perf.domain.periods import Period
 from m365perf.engine.context import at_local
 from m365perf.errors import M365PerfError
@@ -44,13 +48,24 @@ from m365perf.messages.ids import (
 )
 from m365perf.messages.names import AuditAction, OutboxKind
 from m365perf.plan.timetable import timetable
+from m365perf.progress import QUIET, Advance, Progress
 from m365perf.rehearsal_faults import FinalState, final_state, injected
 from m365perf.settings import load_settings
 from m365perf.store import OutboxStatus, Return, ReturnStatus
 
 HISTORY_LIST = "KPI History"
+#: Graph's own default page for list items, in both rehearsals: the sandbox's smaller
+#: default is for the tests of paging (tests/contract), and made the history import
+#: of the whole register wait on the SharePoint budget for most of a minute.
+PAGE_SIZE = 200
 DEMO_SERIES = "coventry"
 """The council's own series in the sandbox's history list (``history import --series``)."""
+
+
+def _uncounted(done: int = 1) -> None:
+    """Counts nothing: for loops run without a progress line."""
+
+
 REJECT_REASON = "This does not match the figure in the source system: please check and resend."
 
 
@@ -58,7 +73,7 @@ class DemoError(M365PerfError, RuntimeError):
     """The rehearsal could not run (the sandbox did not start, a click failed)."""
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -70,16 +85,17 @@ def running_sandbox(
     bot_endpoint: str,
     *,
     log: Path,
+    page_size: int | None = None,
     faults: str = "",
     fault_seed: int | None = None,
-    page_size: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Start ``m365perf sandbox --seed`` as its own process; yield its health document.
 
+    ``page_size``: items per Graph page (the sandbox's default is small, to exercise paging).
     ``faults`` and ``fault_seed`` are the sandbox's ``--faults`` and ``--fault-seed``.
     """
-    port = _free_port()
-    tls_port = _free_port()
+    port = free_port()
+    tls_port = free_port()
     command = [
         sys.executable,
         "-m",
@@ -95,13 +111,12 @@ def running_sandbox(
         str(data_dir),
         "--bot-endpoint",
         bot_endpoint,
+        *(["--page-size", str(page_size)] if page_size else []),
     ]
     if faults:
         command += ["--faults", faults]
     if fault_seed is not None:
         command += ["--fault-seed", str(fault_seed)]
-    if page_size is not None:
-        command += ["--page-size", str(page_size)]
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -143,6 +158,19 @@ class Tally:
     resubmitted: int = 0
     late_owner: str | None = None
     request_cards: set[str] = field(default_factory=set)
+    cycles: list[CycleRehearsed] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CycleRehearsed:
+    """One cycle the rehearsal opened: what it asked for and what it could not route."""
+
+    cycle_id: int
+    flow_id: str
+    flow_name: str
+    period: str
+    indicators: int
+    unroutable: int
 
 
 class Rehearsal:
@@ -156,11 +184,14 @@ class Rehearsal:
         port: int,
         *,
         start: datetime,
-        settings: Mapping[str, str] | None = None,
+        settings: Mapping[str, Any] | None = None,
+        progress: Progress = QUIET,
     ) -> None:
-        """``settings``: service settings to override (``M365PERF_*`` names, lower case)."""
+        """``settings``: more overrides on top of the sandbox's (the live demo's sign-in, the
+        clients' timeouts under faults)."""
         from m365perf.service import Service
 
+        self.progress = progress
         self.sandbox = health["http_base_url"]
         overrides = dict(health["settings"])
         overrides["database_url"] = f"sqlite:///{workdir / 'm365perf.db'}"
@@ -265,30 +296,38 @@ class Rehearsal:
 
     # --- simulated officers -----------------------------------------------------------
 
-    def _value_for(self, flow: Flow, indicator_id: str, unit_hint: str) -> str:
+    def _value_for(self, flow: Flow, indicator_id: str) -> str:
+        """A plausible figure in the indicator's unit, near its last one where it has history."""
         with self.service.store.transaction() as tx:
             history = tx.history(indicator_id, flow.frequency)
+            indicator = tx.find_indicator(flow.id, indicator_id)
+        unit = indicator.unit if indicator is not None else None
         rng = random.Random(f"{indicator_id}:{len(history)}")
         if history:
-            last = history[-1].value
-            value = last * rng.uniform(0.96, 1.05)
+            value = history[-1].value * rng.uniform(0.96, 1.05)
         else:
-            value = rng.uniform(40, 95) if "%" in unit_hint else rng.uniform(100, 900)
-        if "%" in unit_hint:
-            value = min(max(value, 0.0), 100.0)
-            return f"{value:.1f}"
-        if abs(value) >= 100:
+            value = rng.uniform(40, 95) if unit is Unit.PERCENTAGE else rng.uniform(100, 900)
+        if unit is Unit.PERCENTAGE:
+            return f"{min(max(value, 0.0), 100.0):.1f}"
+        if unit is Unit.COUNT or abs(value) >= 100:
             return str(round(value))
         return f"{value:.2f}"
 
-    def officers_return(self, *, skip: frozenset[str] | set[str] = frozenset()) -> int:
-        """Every owner with a request card returns all of it (confirming flagged values)."""
+    def officers_return(
+        self, *, skip: frozenset[str] | set[str] = frozenset(), counted: Advance = _uncounted
+    ) -> int:
+        """Every owner with a request card returns all of it (confirming flagged values);
+        a receipt that lists indicators still to return is followed, as an officer would."""
         acted = 0
         for user in self._users():
+            counted()
             if user["upn"] in skip:
                 continue
             for where, card in list(self._cards(user)):
                 action = _action(card, "submitReturns")
+                if action is None:
+                    card = self._remaining(user, where, card)
+                    action = _action(card, "submitReturns")
                 if action is None:
                     continue
                 key = json.dumps([where, action.get("data", {}).get("versions")], sort_keys=True)
@@ -305,6 +344,31 @@ class Rehearsal:
                 acted += 1
         return acted
 
+    def _remaining(
+        self, user: dict[str, Any], where: dict[str, Any], card: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The request a receipt's "Return the remaining indicators" opens, else the card."""
+        action = _action(card, SHOW_REQUEST_VERB)
+        if action is None:
+            return card
+        key = json.dumps([where, SHOW_REQUEST_VERB, action.get("data")], sort_keys=True)
+        if key in self.tally.acted:
+            return card
+        self.tally.acted.add(key)
+        return _reply_card(self._act(user, where, SHOW_REQUEST_VERB, dict(action["data"]))) or card
+
+    def _opened(
+        self, user: dict[str, Any], where: dict[str, Any], card: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A digest as its approver sees it on opening: Outlook and Teams run the card's
+        refresh action, so items added since it was sent are on it."""
+        action = (card.get("refresh") or {}).get("action") or {}
+        if action.get("verb") != DIGEST_REFRESH_VERB:
+            return card
+        return (
+            _reply_card(self._act(user, where, DIGEST_REFRESH_VERB, dict(action["data"]))) or card
+        )
+
     def _fill(self, card: dict[str, Any], action: dict[str, Any]) -> dict[str, Any]:
         inputs: dict[str, Any] = {}
         versions = action.get("data", {}).get("versions", {})
@@ -313,8 +377,7 @@ class Rehearsal:
             flow_id = tx.get_cycle(cycle_id).flow_id
         flow = next(f for f in self.flows if f.id == flow_id)
         for indicator_id in versions:
-            hint = _placeholder(card, f"value__{indicator_id}")
-            inputs[f"value__{indicator_id}"] = self._value_for(flow, indicator_id, hint)
+            inputs[f"value__{indicator_id}"] = self._value_for(flow, indicator_id)
             inputs[f"comment__{indicator_id}"] = (
                 "Figure taken from the service's case management system at month end; "
                 "checked by the team leader."
@@ -323,10 +386,12 @@ class Rehearsal:
 
     # --- simulated approvers ----------------------------------------------------------
 
-    def approvers_decide(self, *, reject_first: bool) -> int:
+    def approvers_decide(self, *, reject_first: bool, counted: Advance = _uncounted) -> int:
         acted = 0
         for user in self._users():
-            for where, card in list(self._cards(user)):
+            counted()
+            for where, sent in list(self._cards(user)):
+                card = self._opened(user, where, sent)
                 if _action(card, APPROVE_VERB) is not None:
                     acted += self._decide_digest(user, where, card, reject_first=reject_first)
                     continue
@@ -369,10 +434,9 @@ class Rehearsal:
             else:
                 one = _action(current, APPROVE_VERB) or {}
                 verb, data = APPROVE_VERB, dict(one.get("data") or {})
-            report = self._act(user, where, verb, data)
+            reply = _reply_card(self._act(user, where, verb, data))
             acted += 1
-            reply = (report.get("body") or {}).get("value")
-            current = reply if isinstance(reply, dict) and reply != current else None
+            current = reply if reply is not None and reply != current else None
         return acted
 
     # --- the cycle --------------------------------------------------------------------
@@ -404,35 +468,83 @@ class Rehearsal:
         return report.new
 
     def run_cycle(self, flow: Flow, period: Period, *, late_owner: bool, reject: bool) -> None:
+        """One cycle of ``flow``, opened on its planned day and worked until all is done."""
+        say = self.progress.say
         plan = timetable(flow, period)
         opening = at_local(plan.opens, flow.schedule.opening_time).astimezone(UTC)
         if opening > self.clock.now:
             self.clock.now = opening
-        self.import_history(flow)
-        self.service.open_cycle(flow, period, actor="demo")
+        say(
+            f"{flow.name} {period.label}: opens {format_date(plan.opens)}, "
+            f"due {format_date(plan.due)}"
+        )
+        points = self.import_history(flow)
+        if points:
+            say(f"  imported {points} past values from SharePoint '{HISTORY_LIST}'")
+        opened = self.service.open_cycle(flow, period, actor="demo")
+        self.tally.cycles.append(
+            CycleRehearsed(
+                opened.cycle_id,
+                flow.id,
+                flow.name,
+                period.label,
+                opened.returns,
+                len(opened.unroutable),
+            )
+        )
+        say(
+            f"  opened: {opened.returns} indicators asked of {opened.owners} owners"
+            f" ({len(opened.unroutable)} cannot be routed); sending their requests"
+        )
         self.service.settle()
         self._count_request_cards()
         late = self._late_owner(flow) if late_owner else None
+        skip = {late} if late else set()
         self.advance(timedelta(hours=2), step=timedelta(hours=1))
-        self.officers_return(skip={late} if late else set())
-        for _ in range(12):
-            self.advance(timedelta(hours=3), step=timedelta(hours=1))
-            decided = self.approvers_decide(reject_first=reject)
-            resent = self.officers_return(skip={late} if late else set())
-            if not decided and not resent:
-                break
+        returned = self._officers(skip=skip)
+        say(f"  owners returned {returned} requests" + (f"; {late} is late" if late else ""))
+        self._approval_rounds(reject=reject, skip=skip)
         if late:
             due = at_local(plan.due, flow.schedule.opening_time).astimezone(UTC)
+            say("  two working days pass after the due date: reminders and a chaser go out")
             self.advance(due - self.clock.now + timedelta(days=2), step=timedelta(hours=6))
-            self.officers_return()
+            say(f"  the late owner returns {self._officers()} request(s)")
             self.tally.late_owner = late
-            for _ in range(12):
-                self.advance(timedelta(hours=3), step=timedelta(hours=1))
-                if not self.approvers_decide(reject_first=False) and not self.officers_return():
-                    break
+            self._approval_rounds(reject=False, skip=set())
+        say("  approved figures are written back to SharePoint; Power BI refreshes")
         debounce = timedelta(minutes=(flow.powerbi.debounce_minutes if flow.powerbi else 0) + 5)
         self.advance(debounce, step=timedelta(minutes=5))
         self.advance(timedelta(minutes=30), step=timedelta(minutes=2))
+        say(f"  {flow.name} {period.label}: {self._approved(flow)} approved")
+
+    def _officers(self, *, skip: frozenset[str] | set[str] = frozenset()) -> int:
+        """Every owner acts on what is in their inbox, counted on the terminal."""
+        with self.progress.counting(
+            "  owners returning their figures", len(self._users())
+        ) as counted:
+            return self.officers_return(skip=skip, counted=counted)
+
+    def _approval_rounds(self, *, reject: bool, skip: set[str]) -> None:
+        """A few hours pass between rounds; approvers decide, owners resend what came back."""
+        for round_ in range(1, 13):
+            self.advance(timedelta(hours=3), step=timedelta(hours=1))
+            with self.progress.counting(
+                f"  approval round {round_}", len(self._users())
+            ) as counted:
+                decided = self.approvers_decide(reject_first=reject, counted=counted)
+            resent = self.officers_return(skip=skip)
+            if decided or resent:
+                self.progress.say(
+                    f"  round {round_}: {decided} decisions by approvers, {resent} resubmitted"
+                )
+            if not decided and not resent:
+                break
+
+    def _approved(self, flow: Flow) -> int:
+        with self.service.store.transaction() as tx:
+            cycles = tx.list_cycles(flow_id=flow.id)
+            returns = tx.list_returns(cycle_id=cycles[-1].id) if cycles else []
+        return sum(1 for r in returns if r.status is ReturnStatus.APPROVED)
 
     def finish(self, *, step: timedelta = timedelta(minutes=1), rounds: int = 60) -> None:
         """Let sends that are waiting to be tried again go, a minute at a time.
@@ -506,7 +618,22 @@ class Rehearsal:
             "self_return_rate": round(len(self_returned) / len(returned), 3) if returned else 0.0,
             "audit_events": len(all_events),
             "parked": parked,
+            "flows": [self._cycle_summary(c, returns) for c in self.tally.cycles],
             "sandbox": sandbox,
+        }
+
+    @staticmethod
+    def _cycle_summary(cycle: CycleRehearsed, returns: list[Return]) -> dict[str, Any]:
+        """One flow's cycle: what it asked for, what came back, what was approved."""
+        mine = [r for r in returns if r.cycle_id == cycle.cycle_id]
+        return {
+            "flow": cycle.flow_id,
+            "name": cycle.flow_name,
+            "period": cycle.period,
+            "indicators": cycle.indicators,
+            "unroutable": cycle.unroutable,
+            "returns": sum(1 for r in mine if r.submitted_at is not None),
+            "approved": sum(1 for r in mine if r.status is ReturnStatus.APPROVED),
         }
 
     def _sandbox_counts(self) -> dict[str, Any]:
@@ -557,6 +684,12 @@ class Rehearsal:
         return max(counts.values(), default=0)
 
 
+def _reply_card(report: dict[str, Any]) -> dict[str, Any] | None:
+    """The card an invoke answered with, if it answered with one."""
+    reply = (report.get("body") or {}).get("value")
+    return reply if isinstance(reply, dict) and reply.get("type") == "AdaptiveCard" else None
+
+
 def _nodes(card: Any) -> Iterator[dict[str, Any]]:
     """Every JSON object in a card, however deeply nested."""
     stack: list[Any] = [card]
@@ -585,11 +718,6 @@ def _card_ids(card: dict[str, Any]) -> set[str]:
         and isinstance(n.get("data"), dict)
         and n["data"].get("card_id")
     }
-
-
-def _placeholder(card: dict[str, Any], input_id: str) -> str:
-    node = next((n for n in _nodes(card) if n.get("id") == input_id), {})
-    return str(node.get("placeholder", "")) + str(node.get("label", ""))
 
 
 def _confirm_ids(reply: dict[str, Any]) -> list[str]:
@@ -624,9 +752,15 @@ def _opening_request(text: str) -> str | None:
     return None
 
 
-def run_demo(flows: list[Flow], workdir: Path, *, periods: dict[str, str]) -> dict[str, Any]:
+def run_demo(
+    flows: list[Flow],
+    workdir: Path,
+    *,
+    periods: dict[str, str],
+    progress: Progress = QUIET,
+) -> dict[str, Any]:
     """Rehearse a cycle of each flow against a fresh seeded sandbox; return the summary."""
-    return rehearse(flows, workdir, periods=periods)[0]
+    return rehearse(flows, workdir, periods=periods, progress=progress)[0]
 
 
 def _under_faults(read_timeout_s: float | None) -> dict[str, str]:
@@ -647,25 +781,25 @@ def rehearse(
     faults: str = "",
     fault_seed: int | None = None,
     read_timeout_s: float | None = None,
-    page_size: int | None = None,
+    progress: Progress = QUIET,
 ) -> tuple[dict[str, Any], FinalState]:
     """The rehearsal behind ``demo``: its summary and the state it left behind.
 
     ``faults`` (the sandbox's ``--faults``) breaks that share of requests, replayably
     with ``fault_seed``; the summary then says what was broken (``injected``). Give a
-    ``read_timeout_s`` shorter than the sandbox's slow responses to have clients give up;
-    ``page_size`` is the sandbox's items per Graph page (5 by default).
+    ``read_timeout_s`` shorter than the sandbox's slow responses to have clients give up.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     bot_endpoint = f"http://127.0.0.1:{port}/api/messages"
+    progress.say("Starting the Microsoft 365 sandbox (Coventry's register, people and history)")
     sandbox = running_sandbox(
         workdir / "sandbox",
         bot_endpoint,
         log=workdir / "sandbox.log",
+        page_size=PAGE_SIZE,
         faults=faults,
         fault_seed=fault_seed,
-        page_size=page_size,
     )
     with sandbox as health:
         ordered = sorted(flows, key=lambda f: Period.parse_for(f.frequency, periods[f.id]).end)
@@ -678,6 +812,7 @@ def rehearse(
             port,
             start=start.astimezone(UTC),
             settings=_under_faults(read_timeout_s) if faults else None,
+            progress=progress,
         )
         with rehearsal.serving():
             for index, flow in enumerate(rehearsal.flows):

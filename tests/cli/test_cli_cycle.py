@@ -146,11 +146,11 @@ def test_a_bad_id_is_a_problem_row_and_the_rest_open(runner: CliRunner, tmp_path
     broken = _register_with(tmp_path, "COV-003,", "COV 003,")
     result = _cycle(runner, "open", FLOW_ID, "--period", "2026-10", *_sources(broken))
     assert result.exit_code == 0, result.output
-    assert "Opened Monthly corporate KPIs 2026-10 (cycle 1): 21 return(s)" in result.output
+    assert "Opened Monthly corporate KPIs 2026-10 (cycle 1): 22 return(s)" in result.output
     assert "COV 003  Visitor trips: indicator id 'COV 003' contains a space" in result.output
     shown = _json(_cycle(runner, "show", FLOW_ID, "--period", "2026-10", "--json"))
     keys = [r["indicator_id"] for r in shown["returns"]]
-    assert len(keys) == 21 and "COV 003" not in keys and "COV-003" not in keys
+    assert len(keys) == 22 and "COV 003" not in keys and "COV-003" not in keys
 
 
 def _due_if_opened_now(label: str) -> str:
@@ -172,15 +172,15 @@ def test_list_shows_each_cycle_with_its_returns_by_state(runner: CliRunner, tmp_
     # Opened today, long after its planned opening: due counted from today (plan.catchup).
     due = _due_if_opened_now("2026-10")
     assert october["due"] == due and october["closed_at"] is None
-    assert october["returns"]["total"] == 22
-    assert october["returns"]["awaiting"] + october["returns"]["returned"] == 22
+    assert october["returns"]["total"] == 23
+    assert october["returns"]["awaiting"] + october["returns"]["returned"] == 23
     assert set(october["returns"]) == {s.value for s in ReturnStatus} | {"total"}
 
     text = _cycle(runner, "list", "--flow", FLOW_ID)
     assert text.exit_code == 0, text.output
     lines = text.output.splitlines()
     assert lines[1].split()[:5] == [FLOW_ID, "2026-10", "collecting", "due", due]
-    assert "22 return(s): 21 awaiting, 1 returned" in lines[1]
+    assert "23 return(s): 22 awaiting, 1 returned" in lines[1]
     closed = _cycle(runner, "list", "--status", "closed")
     assert closed.exit_code == 0 and closed.output == "No cycles.\n"
 
@@ -191,7 +191,7 @@ def test_show_names_each_return_its_owner_step_and_approvers(runner: CliRunner) 
     submitted = _submit_first_card(os.environ["M365PERF_DATABASE_URL"])
     shown = _json(_cycle(runner, "show", FLOW_ID, "--period", "2025-10", "--json"))
     assert (shown["period_start"], shown["period_end"]) == ("2025-10-01", "2025-10-31")
-    assert shown["status"] == "collecting" and shown["counts"]["total"] == 22
+    assert shown["status"] == "collecting" and shown["counts"]["total"] == 23
     by_key = {r["indicator_id"]: r for r in shown["returns"]}
     returned = by_key[submitted]
     assert returned["status"] == "returned"
@@ -223,7 +223,7 @@ def test_resync_asks_for_a_fixed_row_once(runner: CliRunner, tmp_path: Path) -> 
     )
     assert "1 still cannot be routed:" in again.output
     cycles = _json(_cycle(runner, "list", "--json"))
-    assert cycles[0]["returns"]["total"] == 22
+    assert cycles[0]["returns"]["total"] == 23
 
 
 def test_an_empty_cycle_is_refused_unless_asked(runner: CliRunner, tmp_path: Path) -> None:
@@ -241,7 +241,7 @@ def test_an_empty_cycle_is_refused_unless_asked(runner: CliRunner, tmp_path: Pat
     opened = _json(_cycle(runner, *args, "--allow-empty", "--json"))
     assert opened["created"] is True and opened["returns"] == 0
     filled = _json(_cycle(runner, "resync", FLOW_ID, "--period", "2026-10", *_sources(), "--json"))
-    assert len(filled["added"]) == 22
+    assert len(filled["added"]) == 23
 
 
 def test_an_unreadable_register_opens_nothing(runner: CliRunner, tmp_path: Path) -> None:
@@ -320,7 +320,7 @@ def test_close_misses_what_is_outstanding_and_then_refuses(runner: CliRunner) ->
     result = _cycle(runner, *args, "nadia.clarke@contoso.gov.uk")
     assert result.exit_code == 0, result.output
     assert result.output.startswith(
-        "Closed Monthly corporate KPIs 2026-10 (cycle 1): 21 return(s) missed."
+        "Closed Monthly corporate KPIs 2026-10 (cycle 1): 22 return(s) missed."
     )
     shown = _json(_cycle(runner, "show", FLOW_ID, "--period", "2026-10", "--json"))
     assert shown["status"] == "closed" and shown["closed_at"]
@@ -345,7 +345,7 @@ def test_cycle_commands_on_postgresql(
     opened = _json(
         _cycle(runner, "open", FLOW_ID, "--period", "2026-10", *_sources(broken), "--json")
     )
-    assert opened["returns"] == 21
+    assert opened["returns"] == 22
     assert "COV 003" in [u["indicator_id"] for u in opened["unroutable"]]
     submitted = _submit_first_card(postgres_schema_url)
     added = _json(_cycle(runner, "resync", FLOW_ID, "--period", "2026-10", *_sources(), "--json"))
@@ -353,7 +353,7 @@ def test_cycle_commands_on_postgresql(
     again = _json(_cycle(runner, "resync", FLOW_ID, "--period", "2026-10", *_sources(), "--json"))
     assert again["added"] == [] and again["round"] is None
     (listed,) = _json(_cycle(runner, "list", "--json", "--status", "collecting"))
-    assert listed["returns"]["total"] == 22 and listed["returns"]["returned"] == 1
+    assert listed["returns"]["total"] == 23 and listed["returns"]["returned"] == 1
     shown = _json(_cycle(runner, "show", FLOW_ID, "--period", "2026-10", "--json"))
     by_key = {r["indicator_id"]: r for r in shown["returns"]}
     assert by_key[submitted]["step"]["name"] == "Supervisor check"

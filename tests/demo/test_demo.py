@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -12,6 +13,9 @@ from typing import Any
 
 import pytest
 
+# One rehearsal of the whole register (shared by the module) takes minutes, not seconds.
+pytestmark = pytest.mark.timeout(1800)
+
 ROOT = Path(__file__).resolve().parents[2]
 # The console script pip installed beside this interpreter, as a user would run it.
 M365PERF = Path(sys.executable).parent / "m365perf"
@@ -21,6 +25,7 @@ M365PERF = Path(sys.executable).parent / "m365perf"
 class DemoRun:
     cwd: Path
     summary: dict[str, Any]
+    stderr: str
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +38,11 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1800,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    yield DemoRun(cwd, json.loads(result.stdout))
+    yield DemoRun(cwd, json.loads(result.stdout), result.stderr)
 
 
 @pytest.mark.slow
@@ -102,8 +107,65 @@ def test_demo_rehearses_a_flow_of_your_own_from_flows_dir(tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Rehearsal finished (Quarterly service standards 2026/27 Q2)" in result.stdout
+    # it said what it was doing as it went, on stderr (one line a step off a terminal)
+    said = result.stderr.splitlines()
+    assert said[0].startswith("Starting the Microsoft 365 sandbox")
+    assert any(line.startswith("Quarterly service standards 2026/27 Q2: opens") for line in said)
+    assert any("indicators asked of" in line for line in said)
+    assert any(line.strip().startswith("owners returned") for line in said)
+    assert any("written back to SharePoint" in line for line in said)
     assert "0 messages could not be sent" in result.stdout
     # the files it writes are where it was told, and it says so
     assert (workdir / "m365perf.db").is_file()
     assert f"kept in {Path('kept')}" in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "our-flows"]
+
+
+@pytest.mark.slow
+def test_with_json_the_demo_says_nothing_but_the_summary(demo_run: DemoRun) -> None:
+    assert demo_run.stderr == ""
+
+
+@pytest.mark.slow
+def test_demo_rehearses_all_three_flows_and_every_routable_indicator(demo_run: DemoRun) -> None:
+    """Each example flow's cycle asks for every indicator `plan` routes from the whole
+    register (the same register the sandbox is seeded with), and all of it is approved."""
+    from m365perf.examples import DIRECTORY_CSV, FLOWS_DIR, REGISTER_CSV
+
+    flows = {f["flow"]: f for f in demo_run.summary["flows"]}
+    assert sorted(flows) == sorted(p.stem for p in FLOWS_DIR.glob("*.yaml"))
+    asked = 0
+    for flow_id, rehearsed in flows.items():
+        planned = subprocess.run(
+            [
+                str(M365PERF),
+                "plan",
+                str(FLOWS_DIR / f"{flow_id}.yaml"),
+                "--period",
+                rehearsed["period"],
+                "--register",
+                str(REGISTER_CSV),
+                "--directory",
+                str(DIRECTORY_CSV),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        plan = json.loads(planned.stdout)
+        routable = sum(len(request["indicators"]) for request in plan["requests"])
+        assert rehearsed["indicators"] == routable, flow_id
+        assert rehearsed["unroutable"] == len(plan["unroutable"]), flow_id
+        assert rehearsed["returns"] == rehearsed["approved"] == routable, flow_id
+        asked += routable
+    assert demo_run.summary["indicators"] == asked
+    with REGISTER_CSV.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    # The whole register: every row is asked for, cannot be routed, or is not active
+    # (Coventry never published a value for it).
+    unroutable = sum(f["unroutable"] for f in flows.values())
+    inactive = sum(1 for row in rows if row["Active"] == "false")
+    assert len(rows) == asked + unroutable + inactive
+    assert inactive < len(rows) // 20

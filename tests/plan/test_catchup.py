@@ -146,7 +146,7 @@ def test_plan_from_now_shows_per_person_what_a_start_would_send(
         ],
     )
     assert result.exit_code == 0, result.output
-    started = json.loads(result.output)
+    started = json.loads(result.stdout)
     assert (started["period"], started["opens"], started["late"]) == ("2025/26", True, True)
     assert (started["planned_due"], started["due"]) == ("2026-05-08", "2026-12-22")
     at_start = {

@@ -67,6 +67,7 @@ __all__ = [
     "COMMENT_MAX_LENGTH",
     "DEFAULT_MAX_BYTES",
     "REASON_MAX_LENGTH",
+    "SHOW_REQUEST_VERB",
     "VALUE_MAX_LENGTH",
     "CardTooLargeError",
     "card_size",
@@ -77,6 +78,9 @@ __all__ = [
     "render_receipt",
     "render_rejection",
 ]
+
+SHOW_REQUEST_VERB = "showRequest"
+"""A receipt's "Return the remaining indicators": answered with the owner's open request."""
 
 DEFAULT_MAX_BYTES = 28_000
 """Teams refuses a message over about 28 KB; a card must leave room for the envelope."""
@@ -188,7 +192,7 @@ def render_rejection(view: RejectionView, *, max_bytes: int = DEFAULT_MAX_BYTES)
     if view.correction:
         rejection = [
             [
-                _run("Reopened for correction: ", weight="bolder", color="attention"),
+                _run("Reopened for correction: ", weight="bolder"),
                 _run(f"by {view.rejected_by} at {when}"),
             ],
             [_run("Reason: ", weight="bolder"), _run(reason)],
@@ -198,7 +202,7 @@ def render_rejection(view: RejectionView, *, max_bytes: int = DEFAULT_MAX_BYTES)
     else:
         rejection = [
             [
-                _run("Returned to you: ", weight="bolder", color="attention"),
+                _run("Returned to you: ", weight="bolder"),
                 _run(f"rejected by {view.rejected_by} at {when}"),
             ],
             [_run("Reason: ", weight="bolder"), _run(reason)],
@@ -256,7 +260,7 @@ def _owner_card(
         body.append(b.text_block(f"Due {format_date(view.due)}", subtle=True, spacing="none"))
     late_line = late_notice(view)
     if late_line:
-        body.append(_banner([[_run(late_line, weight="bolder", color="attention")]], "attention"))
+        body.append(_banner([[_run(late_line, weight="bolder")]], "attention"))
     if rejection:
         body.append(_banner(rejection, "attention"))
     if part_line:
@@ -406,7 +410,7 @@ def _sent_back_lines(sent_back: SentBack, unit: Unit) -> list[list[Json]]:
     )
     lines = [
         [
-            _run(f"{heading}: ", weight="bolder", color="attention"),
+            _run(f"{heading}: ", weight="bolder"),
             _run(shortened(sent_back.reason, SENT_BACK_REASON_SHOWN)),
         ]
     ]
@@ -427,7 +431,7 @@ def _resubmission_lines(earlier: SentBack, unit: Unit) -> list[list[Json]]:
     )
     lines = [
         [
-            _run(f"{what}: ", weight="bolder", color="attention"),
+            _run(f"{what}: ", weight="bolder"),
             _run(heading[0].lower() + heading[1:]),
         ],
         [
@@ -592,7 +596,7 @@ def render_receipt(view: ReceiptView, *, max_bytes: int = DEFAULT_MAX_BYTES) -> 
         body += [b.rich_text(["• ", name], spacing="none") for name in view.outstanding]
         data = {"cycle_id": view.cycle_id, "owner_id": view.owner_id, "card_id": view.card_id}
         actions.append(
-            b.execute("Return the remaining indicators", "showRequest", data, inputs="none")
+            b.execute("Return the remaining indicators", SHOW_REQUEST_VERB, data, inputs="none")
         )
     else:
         body.append(
@@ -864,7 +868,11 @@ def _outcome_sentence(view: OutcomeView) -> str:
 
 
 def _banner(lines: Sequence[Sequence[Json]], style: Style) -> Json:
-    """A coloured box of lines, each a list of runs."""
+    """A coloured box of lines, each a list of runs.
+
+    Its text keeps the default colour: red text on the red box fails WCAG contrast
+    (axe-core, in Teams' and Outlook's host configs), and the box already says it.
+    """
     return b.container([b.rich_text(line) for line in lines], style=style)
 
 

@@ -40,10 +40,12 @@ def _register() -> None:
     from m365perf.cli.delegate import away, delegate
     from m365perf.cli.demo import demo
     from m365perf.cli.doctor import doctor
+    from m365perf.cli.export import export
     from m365perf.cli.health import health
     from m365perf.cli.history import history
     from m365perf.cli.plan import plan
     from m365perf.cli.provision import provision
+    from m365perf.cli.report import report
     from m365perf.cli.sandbox import sandbox
     from m365perf.cli.serve import serve
     from m365perf.cli.spc import spc
@@ -67,6 +69,8 @@ def _register() -> None:
     main.add_command(history)
     main.add_command(delegate)
     main.add_command(away)
+    main.add_command(report)
+    main.add_command(export)
 
 
 _register()

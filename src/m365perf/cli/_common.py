@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from m365perf.domain.periods import Period
     from m365perf.plan.fieldmap import FieldMapProblem
     from m365perf.settings import Settings
-    from m365perf.store import Store
+    from m365perf.store import Cycle, Store, Transaction
     from m365perf.sync import PeopleSource, RegisterSource
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -75,14 +75,14 @@ def register_options(command: F) -> F:
     )(command)
 
 
-def period_or_exit(flow: Flow, label: str) -> Period:
+def period_or_exit(flow: Flow, label: str, option: str = "--period") -> Period:
     """The period for the flow's frequency, or a usage error saying what works."""
     from m365perf.domain.periods import Period, PeriodError
 
     try:
         return Period.parse_for(flow.frequency, label)
     except PeriodError as exc:
-        raise click.BadParameter(str(exc), param_hint="--period") from None
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 def sources(
@@ -130,3 +130,15 @@ def fieldmap_or_exit(flow: Flow, problems: Sequence[FieldMapProblem]) -> None:
         for line in problem_lines(flow, found):
             click.echo(f"Error: {line}" if not line.startswith("  ") else line, err=True)
         sys.exit(EXIT_INVALID)
+
+
+def find_cycle_or_exit(tx: Transaction, cycle_ref: str) -> Cycle:
+    """A cycle by id, or by FLOW:PERIOD (``monthly-corporate-kpis:2026-10``)."""
+    if cycle_ref.isdigit():
+        found = next((c for c in tx.list_cycles() if c.id == int(cycle_ref)), None)
+    else:
+        flow_id, _, period = cycle_ref.partition(":")
+        found = tx.find_cycle(flow_id, period)
+    if found is None:
+        raise click.BadParameter(f"no cycle '{cycle_ref}'", param_hint="--cycle")
+    return found

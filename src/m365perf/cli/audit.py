@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from m365perf.cli._common import open_store
+from m365perf.cli._common import find_cycle_or_exit, open_store
 
 if TYPE_CHECKING:
-    from m365perf.store import Cycle, Transaction
+    from m365perf.store import Transaction
 
 
 @click.command()
@@ -45,7 +45,7 @@ def audit(cycle_ref: str | None, delegations: bool, fmt: str, output: Path | Non
             if delegations:
                 events = tx.list_audit(subject_type="delegation")
             else:
-                found = _find_cycle(tx, cycle_ref or "")
+                found = find_cycle_or_exit(tx, cycle_ref or "")
                 events = tx.list_audit(cycle_id=found.id)
             names = _names(tx, {e.actor for e in events})
     finally:
@@ -85,17 +85,6 @@ def audit(cycle_ref: str | None, delegations: bool, fmt: str, output: Path | Non
         click.echo(f"{len(rows)} event(s) written to {output}", err=True)
     else:
         click.echo(text)
-
-
-def _find_cycle(tx: Transaction, cycle_ref: str) -> Cycle:
-    if cycle_ref.isdigit():
-        found = next((c for c in tx.list_cycles() if c.id == int(cycle_ref)), None)
-    else:
-        flow_id, _, period = cycle_ref.partition(":")
-        found = tx.find_cycle(flow_id, period)
-    if found is None:
-        raise click.BadParameter(f"no cycle '{cycle_ref}'", param_hint="--cycle")
-    return found
 
 
 def _names(tx: Transaction, refs: set[str]) -> dict[str, str]:

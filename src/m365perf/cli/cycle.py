@@ -126,6 +126,7 @@ def open_(
     """
     from m365perf.engine import EmptyCycle, Engine
     from m365perf.plan.catchup import before_collect_from
+    from m365perf.progress import reporting
     from m365perf.service import engine_config
     from m365perf.settings import load_settings
 
@@ -138,11 +139,19 @@ def open_(
             f"{period.label} is before that, so it is not opened. Change collect_from to "
             "collect earlier periods."
         )
+    progress = reporting(quiet=as_json)
     store = open_store(settings)
     try:
         now = datetime.now(UTC)
+        progress.say(
+            f"Reading the register ({register_csv or 'SharePoint'}) and the people it names"
+        )
         indicators, problems = _read_register(
             settings, store, flow, register_csv, directory_csv, now
+        )
+        progress.say(
+            f"{len(indicators)} indicators read ({len(problems)} problem rows); "
+            f"opening {flow.name} {period.label}"
         )
         engine = Engine(store, [flow], engine_config(settings))
         try:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
 import tempfile
+import threading
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,8 +20,16 @@ from m365perf.domain.periods import Period, PeriodError
 from m365perf.examples import FLOWS_DIR
 from m365perf.flows import Flow, flow_files
 
-# The packaged examples rehearsed by default: one by e-mail, one by Teams.
-DEFAULT_FLOWS = ("annual-statutory-returns.yaml", "monthly-corporate-kpis.yaml")
+if TYPE_CHECKING:
+    from m365perf.live_demo import LiveRehearsal
+    from m365perf.progress import Progress
+
+# The packaged examples rehearsed by default: all three (e-mail, Teams and both).
+DEFAULT_FLOWS = (
+    "annual-statutory-returns.yaml",
+    "quarterly-service-standards.yaml",
+    "monthly-corporate-kpis.yaml",
+)
 # A period of each frequency the sandbox's seeded register and history can rehearse.
 DEFAULT_PERIODS = {
     frequency: Period.containing(frequency, day).label
@@ -37,14 +47,20 @@ timeout in the rehearsal, so the client gives up on every slow one."""
 
 
 @click.command()
-@click.option("--auto", is_flag=True, help="Simulated officers and approvers click for you.")
+@click.option(
+    "--auto",
+    is_flag=True,
+    help="Simulated officers and approvers click for you (without it: you click, in the "
+    "sandbox's inbox pages, until Ctrl-C).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
 @click.option(
     "--flows",
     "flows_dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Rehearse every flow in this folder (default: two of the packaged examples, "
-    "annual statutory returns and monthly KPIs, wherever you run this).",
+    help="Rehearse every flow in this folder (default: the three packaged examples, "
+    "annual statutory returns, quarterly service standards and monthly KPIs, over the "
+    "whole register, wherever you run this).",
 )
 @click.option(
     "--period",
@@ -90,13 +106,17 @@ def demo(
     (one rejection, then a resubmission), results are written back to SharePoint and
     Power BI is refreshed. Every click goes through the real bot endpoint.
 
+    Without --auto, the cycles are opened and nobody is simulated: it prints the inbox
+    pages of the officers and approvers (Teams chat and mailbox, cards drawn by
+    Microsoft's renderer) for you to play them in a browser, and runs until Ctrl-C
+    (--json: the links as one JSON document).
+
     With --faults RATE it rehearses twice, with and without faults, and says whether the
     SharePoint results, the audit trail and the Power BI history came out the same.
     """
     from m365perf.demo import DemoError, run_demo
+    from m365perf.progress import reporting
 
-    if not auto:
-        raise click.UsageError("only --auto is available for now: the simulated people click")
     if flows_dir is None:
         flows = [load_flow_or_exit(str(FLOWS_DIR / name)) for name in DEFAULT_FLOWS]
     else:
@@ -104,15 +124,21 @@ def demo(
         if not flows:
             raise click.BadParameter(f"no *.yaml flow files in {flows_dir}", param_hint="--flows")
     periods = _periods(flows, period_choices)
+    if fault_rate is not None and not auto:
+        raise click.UsageError("--faults rehearses with simulated people: add --auto")
+    if not auto:
+        _live(flows, periods, workdir, as_json=as_json)
+        return
+    progress = reporting(quiet=as_json, lines_elsewhere=True)
     if fault_rate is not None:
-        _demo_under_faults(flows, periods, workdir, fault_rate, fault_seed, as_json)
+        _demo_under_faults(flows, periods, workdir, fault_rate, fault_seed, as_json, progress)
         return
     try:
         if workdir is None:
             with tempfile.TemporaryDirectory(prefix="m365perf-demo-") as tmp:
-                summary = run_demo(flows, Path(tmp), periods=periods)
+                summary = run_demo(flows, Path(tmp), periods=periods, progress=progress)
         else:
-            summary = run_demo(flows, workdir, periods=periods)
+            summary = run_demo(flows, workdir, periods=periods, progress=progress)
     except DemoError as exc:
         click.echo(f"demo failed: {exc}", err=True)
         sys.exit(1)
@@ -129,6 +155,7 @@ def _demo_under_faults(
     rate: float,
     seed: int,
     as_json: bool,
+    progress: Progress,
 ) -> None:
     """The rehearsal without faults, then with them; exit 1 if they end differently."""
     from m365perf.demo import DemoError, rehearse
@@ -136,7 +163,11 @@ def _demo_under_faults(
     with contextlib.ExitStack() as stack:
         base = workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="m365")))
         try:
-            clean, expected = rehearse(flows, base / "fault-free", periods=periods)
+            progress.say("Rehearsing without faults first")
+            clean, expected = rehearse(
+                flows, base / "fault-free", periods=periods, progress=progress
+            )
+            progress.say(f"Rehearsing again with {rate:.0%} of requests broken (seed {seed})")
             faulty, got = rehearse(
                 flows,
                 base / "faults",
@@ -144,6 +175,7 @@ def _demo_under_faults(
                 faults=f"{rate},slow_s={SLOW_S}",
                 fault_seed=seed,
                 read_timeout_s=SLOW_S / 2,
+                progress=progress,
             )
         except DemoError as exc:
             click.echo(f"demo failed: {exc}", err=True)
@@ -170,6 +202,53 @@ def _demo_under_faults(
             )
     if differences:
         sys.exit(1)
+
+
+def _live(
+    flows: list[Flow], periods: dict[str, str], workdir: Path | None, *, as_json: bool
+) -> None:
+    """Open the cycles, print whose inbox to open, and keep everything running until Ctrl-C."""
+    from m365perf.errors import M365PerfError
+    from m365perf.live_demo import live_rehearsal
+
+    with contextlib.ExitStack() as stack:
+        folder = workdir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="m365perf-demo-"))
+        )
+        try:
+            live = stack.enter_context(live_rehearsal(flows, folder, periods=periods))
+        except M365PerfError as exc:  # the renderer missing, a cycle that cannot open
+            click.echo(f"demo failed: {exc}", err=True)
+            sys.exit(1)
+        if as_json:
+            click.echo(json.dumps(live.as_json()))
+        else:
+            click.echo(_live_text(live))
+        sys.stdout.flush()
+        stop = threading.Event()
+        # A service manager's TERM stops it as cleanly as Ctrl-C: the sandbox is not left behind.
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+        click.echo("Stopping the rehearsal.")
+
+
+def _live_text(live: LiveRehearsal) -> str:
+    lines = [f"Rehearsal open ({', '.join(live.cycles)}): play the people in a browser."]
+    for title, links in (
+        ("Officers (fill in and submit the request card)", live.officers),
+        ("Approvers (approve, or reject with a reason)", live.approvers),
+    ):
+        lines += ["", f"{title}:"]
+        lines += [f"  {link.name}: {link.url}\n      {link.does}" for link in links]
+    lines += [
+        "",
+        f"The status page: {live.status_url} (sign in as the performance team: "
+        f"{', '.join(live.staff)})",
+        f"Everyone in the sandbox: {live.sandbox_url}/_sandbox/",
+        "Press Ctrl-C to stop.",
+    ]
+    return "\n".join(lines)
 
 
 def _periods(flows: list[Flow], choices: tuple[str, ...]) -> dict[str, str]:
@@ -200,12 +279,18 @@ def _text(
         if workdir is not None
         else "Use --json for the machine-readable summary, --workdir DIR to keep the database."
     )
+    per_flow = [
+        f"  {f['name']} {f['period']}: {f['indicators']} indicators asked, {f['returns']} "
+        f"returned, {f['approved']} approved; {f['unroutable']} could not be routed"
+        for f in s["flows"]
+    ]
     return "\n".join(
         [
             f"Rehearsal finished ({cycles}):",
+            *per_flow,
             f"  {s['requests_sent']} requests sent to owners for {s['indicators']} indicators; "
             f"{s['returns']} returned ({s['late']} late), "
-            f"self-return rate {s['self_return_rate']:.0%}",
+            f"self-return rate {s['self_return_rate']:.1%}",
             f"  {s['approved']} approved; {s['rejected']} rejected and resubmitted; "
             f"at most {box['most_approval_messages_per_approver_cycle_step']} approval "
             "card(s) per approver per cycle and step",

@@ -74,6 +74,7 @@ def import_(
     """
     from m365perf.engine.history import import_history
     from m365perf.history_files import ColumnMap, HistoryFileError, read_export, workbook_sheets
+    from m365perf.progress import reporting
     from m365perf.settings import load_settings
 
     if apply and not by:
@@ -91,6 +92,10 @@ def import_(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--map") from None
     settings = load_settings()
+    progress = reporting(quiet=as_json)
+    progress.say(
+        f"Reading {export}" if export is not None else f"Reading SharePoint '{list_title}'"
+    )
     if export is not None:
         source = f"import:{export.name}"
         workbook = export.suffix.lower() in (".xlsx", ".xlsm")
@@ -107,6 +112,10 @@ def import_(
             raise click.ClickException(str(exc)) from None
     else:
         rows, source = _sharepoint_rows(settings, site, list_title, columns, series, odata_filter)
+    progress.say(
+        f"{len(rows)} rows read; checking them against the values held"
+        + ("" if not apply else " and writing the new ones")
+    )
     store = open_store(settings)
     try:
         report = import_history(

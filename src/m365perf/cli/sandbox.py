@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from m365perf.sandbox.config import Faults, SandboxConfig
+from m365perf.sandbox.renderer import find_renderer
 
 
 def _faults(ctx: click.Context, param: click.Parameter, value: str) -> Faults:
@@ -49,6 +50,13 @@ def _faults(ctx: click.Context, param: click.Parameter, value: str) -> Faults:
 @click.option("--fault-seed", type=int, help="Seed for the fault dice (replays a run).")
 @click.option("--bot-endpoint", help="Where card clicks are posted (the service's bot endpoint).")
 @click.option("--page-size", type=click.IntRange(1), help="Items per Graph page (default 5).")
+@click.option(
+    "--renderer-dir",
+    envvar="M365PERF_SANDBOX_RENDERER_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Microsoft's Adaptive Cards renderer for the inbox pages, node_modules/adaptivecards/"
+    "dist (default: the repository's or the working directory's node_modules).",
+)
 def sandbox(
     seed: bool,
     reset: bool,
@@ -62,6 +70,7 @@ def sandbox(
     fault_seed: int | None,
     bot_endpoint: str | None,
     page_size: int | None,
+    renderer_dir: Path | None,
 ) -> None:
     """Run the local Microsoft 365 emulator on HOST:PORT until interrupted."""
     from m365perf.sandbox.server import serve
@@ -81,6 +90,8 @@ def sandbox(
         options["bot_endpoint"] = bot_endpoint
     if page_size:
         options["page_size"] = page_size
+    if renderer_dir is not None:
+        options["renderer_dir"] = renderer_dir
     config = SandboxConfig.model_validate(options)
     if reset:
         for name in ("sandbox.sqlite3", "sandbox.sqlite3-wal", "sandbox.sqlite3-shm"):
@@ -91,6 +102,9 @@ def sandbox(
             f"  https (for MSAL): {config.https_base_url}, CA file {config.ca_file}", err=True
         )
     click.echo(f"  inbox pages: {config.http_base_url}/_sandbox/", err=True)
+    renderer = find_renderer(config.renderer_dir)
+    if renderer.problem:
+        click.echo(f"  warning: {renderer.problem}", err=True)
     click.echo("  settings to point the service here:", err=True)
     for key, value in config.settings_overrides().items():
         click.echo(f"    M365PERF_{key.upper()}={value}", err=True)

@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from m365perf.cards import OwnerRequestView, ReceiptView
+from m365perf.cards.render import SHOW_REQUEST_VERB
 from m365perf.domain.periods import Period
 from m365perf.engine import delegation
 from m365perf.engine.approvals import decide, request_correction
@@ -149,7 +150,7 @@ class Engine:
             return decide(self.store, self.ctx, caller, verb, data, now=now)
         if verb in DIGEST_VERBS:
             return handle_digest_action(self.store, self.ctx, caller, verb, data, now=now)
-        if verb == "showRequest":
+        if verb == SHOW_REQUEST_VERB:
             return show_request(self.store, self.ctx, caller, data, now=now)
         raise BadAction(f"unknown verb {shown(verb)}")
 

@@ -95,6 +95,8 @@ class Reading:
     spc: VariationText | None
     comparable: tuple[float, ...]
     current: float | None
+    chart: SpcResult | None = None
+    """The whole XmR chart ``spc`` summarises (the exceptions report draws it)."""
 
 
 def read_figure(
@@ -132,9 +134,10 @@ def read_figure(
     if not cumulative:
         before = previous.value if previous else None
     comparable = tuple(v for _, v in series[:-1]) if series else ()
-    spc = None
+    spc = chart = None
     if series:
-        spc = variation_text(analyse(series, polarity, target=spc_target))
+        chart = analyse(series, polarity, target=spc_target)
+        spc = variation_text(chart)
     change = None
     if current is not None and before not in (None, 0):
         assert before is not None
@@ -154,6 +157,7 @@ def read_figure(
         spc=spc,
         comparable=comparable,
         current=current,
+        chart=chart,
     )
 
 

@@ -340,6 +340,31 @@ class WriteBack(_Strict):
     )
 
 
+class OpenData(_Strict):
+    """The open-data export (``m365perf export``): which indicators are not published.
+
+    Some indicators are reported to members but not to the public (small numbers that
+    could identify someone, figures under embargo); listing them here keeps them out
+    of every export of this flow, whatever the command line asks.
+    """
+
+    exclude: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="Indicator ids never published in the open-data export.",
+    )
+
+    @field_validator("exclude")
+    @classmethod
+    def _no_repeat(cls, ids: list[str]) -> list[str]:
+        stripped = [i.strip() for i in ids]
+        if any(not i for i in stripped):
+            raise ValueError("an indicator id is blank")
+        repeated = sorted({i for i in stripped if stripped.count(i) > 1})
+        if repeated:
+            raise ValueError(f"indicator {', '.join(repeated)} is listed twice")
+        return stripped
+
+
 class PowerBI(_Strict):
     """The dataset refreshed after write-backs, debounced and budgeted per day."""
 
@@ -386,6 +411,7 @@ class Flow(_Strict):
     writeback: WriteBack
     powerbi: PowerBI | None = None
     actions: ImprovementActions | None = None
+    export: OpenData = OpenData()
     performance_team: list[str] = Field(default_factory=list)
     groups: dict[str, list[str]] = Field(default_factory=dict)
     staff_group: str | None = None

@@ -21,6 +21,7 @@ from m365perf.sandbox.auth import issue_access_token
 from m365perf.sandbox.core import sandbox_of
 from m365perf.sandbox.mail import message_json
 from m365perf.sandbox.powerbi import fail_next_refresh, record_scheduled_refresh
+from m365perf.sandbox.renderer import find_renderer
 from m365perf.sandbox.seed import describe, site_id
 from m365perf.sandbox.store import ListRow, iso
 from m365perf.sandbox.teams import chats_of
@@ -57,6 +58,7 @@ async def health(request: Request) -> Response:
             "bot_endpoint": config.bot_endpoint,
             "throttle": config.throttle,
             "settings": config.settings_overrides(),
+            "renderer": find_renderer(config.renderer_dir).as_json(),
             **describe(sandbox),
         }
     )

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from m365perf.sandbox import admin, auth, graph, inbox, powerbi, signin, teams
+from m365perf.sandbox import admin, auth, graph, inbox, powerbi, renderer, signin, teams
 from m365perf.sandbox.config import SandboxConfig
 from m365perf.sandbox.core import Sandbox
 from m365perf.sandbox.seed import ensure_skeleton, seed_sandbox
@@ -39,7 +39,7 @@ def create_app(config: SandboxConfig, *, seed: bool = False) -> FastAPI:
         seed_sandbox(sandbox)
     app = _SandboxApp(title="m365perf sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sandbox = sandbox
-    for module in (auth, signin, graph, teams, powerbi, admin, inbox):
+    for module in (auth, signin, graph, teams, powerbi, admin, inbox, renderer):
         app.include_router(module.router)
     app.add_middleware(
         Wire,

@@ -188,6 +188,9 @@ class SandboxConfig(BaseModel):
     powerbi_refresh_s: float = Field(default=5.0, ge=0)
     powerbi_daily_limit: int = Field(default=8, ge=0)
     token_lifetime_s: int = Field(default=3599, ge=1)
+    renderer_dir: Path | None = None
+    """Where Microsoft's Adaptive Cards renderer is (``node_modules/adaptivecards/dist``);
+    None: the repository's or the working directory's ``node_modules`` (``renderer.py``)."""
 
     @field_validator("site_path")
     @classmethod

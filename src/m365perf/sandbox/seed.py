@@ -411,7 +411,8 @@ def register_rows(mail_domain: str = "contoso.gov.uk") -> list[dict[str, Any]]:
                 "Supervisor": manager,
                 "HeadOfService": head,
                 "Service": service.name,
-                "Active": entry["latest_period"] in {"2023-24 end of year", "2024-25 end of year"},
+                # Every indicator Coventry has ever published is live in the rehearsal.
+                "Active": bool(entry["latest_period"]),
             }
         )
     return rows
