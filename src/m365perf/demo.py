@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,6 +49,7 @@ from m365perf.messages.ids import (
 from m365perf.messages.names import AuditAction, OutboxKind
 from m365perf.plan.timetable import timetable
 from m365perf.progress import QUIET, Advance, Progress
+from m365perf.rehearsal_faults import FinalState, final_state, injected
 from m365perf.settings import load_settings
 from m365perf.store import OutboxStatus, Return, ReturnStatus
 
@@ -80,11 +81,18 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_sandbox(
-    data_dir: Path, bot_endpoint: str, *, log: Path, page_size: int | None = None
+    data_dir: Path,
+    bot_endpoint: str,
+    *,
+    log: Path,
+    page_size: int | None = None,
+    faults: str = "",
+    fault_seed: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Start ``m365perf sandbox --seed`` as its own process; yield its health document.
 
     ``page_size``: items per Graph page (the sandbox's default is small, to exercise paging).
+    ``faults`` and ``fault_seed`` are the sandbox's ``--faults`` and ``--fault-seed``.
     """
     port = free_port()
     tls_port = free_port()
@@ -105,6 +113,10 @@ def running_sandbox(
         bot_endpoint,
         *(["--page-size", str(page_size)] if page_size else []),
     ]
+    if faults:
+        command += ["--faults", faults]
+    if fault_seed is not None:
+        command += ["--fault-seed", str(fault_seed)]
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -172,10 +184,11 @@ class Rehearsal:
         port: int,
         *,
         start: datetime,
-        settings: dict[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
         progress: Progress = QUIET,
     ) -> None:
-        """``settings``: more overrides on top of the sandbox's (the live demo's sign-in)."""
+        """``settings``: more overrides on top of the sandbox's (the live demo's sign-in, the
+        clients' timeouts under faults)."""
         from m365perf.service import Service
 
         self.progress = progress
@@ -533,6 +546,21 @@ class Rehearsal:
             returns = tx.list_returns(cycle_id=cycles[-1].id) if cycles else []
         return sum(1 for r in returns if r.status is ReturnStatus.APPROVED)
 
+    def finish(self, *, step: timedelta = timedelta(minutes=1), rounds: int = 60) -> None:
+        """Let sends that are waiting to be tried again go, a minute at a time.
+
+        Under faults a send can still be waiting when the cycle's script ends; without
+        faults nothing waits, and the clock does not move.
+        """
+        for _ in range(rounds):
+            with self.service.store.transaction() as tx:
+                waiting = tx.list_outbox(status=OutboxStatus.PENDING) + tx.list_outbox(
+                    status=OutboxStatus.IN_FLIGHT
+                )
+            if not waiting:
+                return
+            self.advance(step, step=step)
+
     def _count_request_cards(self) -> None:
         """The opening requests as the sandbox holds them, before anyone has clicked."""
         for user in self._users():
@@ -732,19 +760,59 @@ def run_demo(
     progress: Progress = QUIET,
 ) -> dict[str, Any]:
     """Rehearse a cycle of each flow against a fresh seeded sandbox; return the summary."""
+    return rehearse(flows, workdir, periods=periods, progress=progress)[0]
+
+
+def _under_faults(read_timeout_s: float | None) -> dict[str, str]:
+    """Client settings for a rehearsal under faults: a slow answer is given up on (a
+    timeout shorter than the sandbox's slow answers), and one request may meet up to ten
+    faults in a row before the rehearsal's own reads (register, history) give up."""
+    settings = {"http_max_attempts": "10"}
+    if read_timeout_s is not None:
+        settings["read_timeout_s"] = str(read_timeout_s)
+    return settings
+
+
+def rehearse(
+    flows: list[Flow],
+    workdir: Path,
+    *,
+    periods: dict[str, str],
+    faults: str = "",
+    fault_seed: int | None = None,
+    read_timeout_s: float | None = None,
+    progress: Progress = QUIET,
+) -> tuple[dict[str, Any], FinalState]:
+    """The rehearsal behind ``demo``: its summary and the state it left behind.
+
+    ``faults`` (the sandbox's ``--faults``) breaks that share of requests, replayably
+    with ``fault_seed``; the summary then says what was broken (``injected``). Give a
+    ``read_timeout_s`` shorter than the sandbox's slow responses to have clients give up.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     bot_endpoint = f"http://127.0.0.1:{port}/api/messages"
     progress.say("Starting the Microsoft 365 sandbox (Coventry's register, people and history)")
     sandbox = running_sandbox(
-        workdir / "sandbox", bot_endpoint, log=workdir / "sandbox.log", page_size=PAGE_SIZE
+        workdir / "sandbox",
+        bot_endpoint,
+        log=workdir / "sandbox.log",
+        page_size=PAGE_SIZE,
+        faults=faults,
+        fault_seed=fault_seed,
     )
     with sandbox as health:
         ordered = sorted(flows, key=lambda f: Period.parse_for(f.frequency, periods[f.id]).end)
         first = Period.parse_for(ordered[0].frequency, periods[ordered[0].id])
         start = at_local(timetable(ordered[0], first).opens, ordered[0].schedule.opening_time)
         rehearsal = Rehearsal(
-            health, ordered, workdir, port, start=start.astimezone(UTC), progress=progress
+            health,
+            ordered,
+            workdir,
+            port,
+            start=start.astimezone(UTC),
+            settings=_under_faults(read_timeout_s) if faults else None,
+            progress=progress,
         )
         with rehearsal.serving():
             for index, flow in enumerate(rehearsal.flows):
@@ -752,6 +820,10 @@ def run_demo(
                 rehearsal.run_cycle(
                     flow, period, late_owner=index == len(flows) - 1, reject=index == len(flows) - 1
                 )
+            rehearsal.finish()
             summary = rehearsal.summary()
+            state = final_state(rehearsal.service.store, rehearsal.service.clients, rehearsal.flows)
+        if faults:
+            summary["injected"] = injected(rehearsal.sandbox).counts
         rehearsal.service.store.close()
-    return summary
+    return summary, state

@@ -15,7 +15,7 @@ import socket
 import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from m365perf.csvfiles import UnreadableCsv
 from m365perf.dispatch import Dispatcher
@@ -97,6 +97,7 @@ class Service:
         self.clock = clock
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.store = store or create_store(settings.database_url, migrate=True)
+        self.lease = timedelta(seconds=settings.worker_lease_s)
         self.links = links_from_settings(settings)
         self.engine = Engine(
             self.store,
@@ -115,6 +116,8 @@ class Service:
             worker_id=self.worker_id,
             clock=clock,
             links=self.links,
+            lease=self.lease,
+            give_up_after=timedelta(seconds=settings.outbox_give_up_s),
         )
         self.verifier = verifier or BotTokenVerifier.from_settings(settings)
         self.signin = signin_from_settings(settings, flows)
@@ -158,7 +161,9 @@ class Service:
     def tick(self) -> TickReport:
         """Fire due timers, then send what is due in the outbox."""
         with self._tick_lock:
-            timers = self.engine.fire_due_timers(worker=self.worker_id, now=self.clock())
+            timers = self.engine.fire_due_timers(
+                worker=self.worker_id, now=self.clock(), lease=self.lease
+            )
             report = self.dispatcher.drain()
         return TickReport(timers, report.sent, report.retried, report.parked)
 

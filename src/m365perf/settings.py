@@ -140,6 +140,28 @@ class Settings(BaseSettings):
     user_agent: str = "ISV|m365perf|m365perf/0.1"
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
+    http_max_attempts: int = Field(
+        5,
+        ge=1,
+        le=10,
+        description="Tries of one Microsoft 365 request (throttled, busy, dropped) before "
+        "its error reaches the caller; the outbox then tries the whole send again later.",
+    )
+
+    # Work in progress (outbox rows, timers)
+    worker_lease_s: float = Field(
+        300,
+        gt=0,
+        description="Seconds a worker's claim on an outbox row or timer lasts; after a "
+        "crash its work waits this long before another worker takes it.",
+    )
+    outbox_give_up_s: float = Field(
+        3600,
+        gt=0,
+        description="A row failing for a passing reason (throttled, busy, not yet) is "
+        "parked only after 8 attempts and this long since it was queued; longer than "
+        "the lease.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -201,6 +223,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{ENV_PREFIX}CLIENT_SECRET and {ENV_PREFIX}CERTIFICATE_PATH are both set: "
                 "the app signs in with one of them, so leave the other blank"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _give_up_after_the_lease(self) -> Settings:
+        if self.outbox_give_up_s <= self.worker_lease_s:
+            raise ValueError(
+                f"{ENV_PREFIX}OUTBOX_GIVE_UP_S must be longer than {ENV_PREFIX}WORKER_LEASE_S: "
+                "a card update waiting on a crashed worker's send would be given up before "
+                "that worker's lease lapses"
             )
         return self
 

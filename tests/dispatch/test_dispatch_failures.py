@@ -215,3 +215,22 @@ def test_cards_to_teams_go_out_eight_at_a_time(bench: Bench) -> None:
 def test_a_concurrency_below_one_is_refused_naming_the_budget(bench: Bench) -> None:
     with pytest.raises(ValueError, match="'bot'"):
         MiniEngine(bench, concurrency={"bot": 0})
+
+
+def test_an_update_waiting_for_its_card_outlasts_a_dead_workers_lease(bench: Bench) -> None:
+    """The card's send may sit in a killed worker's lease: its update must not give up
+    before that lease lapses, however many attempts it has made."""
+    engine = MiniEngine(
+        bench, max_attempts=1, lease=timedelta(minutes=5), give_up_after=timedelta(minutes=10)
+    )
+    update = engine.enqueue("update_card", "bot", {"card_id": new_card_id(), "card": card("x")})
+
+    for _ in range(3):  # attempts past max_attempts, still within give_up_after
+        assert engine.dispatcher.drain() == DrainReport(retried=1)
+        engine.now += timedelta(minutes=2)
+    assert engine.status(update) == OutboxStatus.PENDING
+
+    engine.now += timedelta(minutes=5)  # 11 minutes since it was queued
+    assert engine.dispatcher.drain() == DrainReport(parked=1)
+    error = engine.row(update).last_error
+    assert error is not None and error.startswith("gave up after 4 attempts: NotYet")

@@ -15,7 +15,12 @@ so several services, on SQLite or PostgreSQL, can share one sandbox.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -421,3 +426,121 @@ def move_sandbox_clock(sandbox: RunningSandbox, seconds: float) -> None:
         f"{sandbox.base_url}/_sandbox/clock", json={"advance_s": seconds}, timeout=10
     )
     answer.raise_for_status()
+
+
+# --------------------------------------------------------------------------- serve
+
+START_S = 60.0
+QUIET_S = 60.0
+
+
+def serve_flow_file(directory: Path, health: dict[str, Any]) -> Path:
+    """The example monthly flow with three changes for a run on the wall clock.
+
+    Its Power BI dataset is the sandbox's; it opens on the 40th working day after the
+    month, so the scheduler in ``serve`` never finds a cycle due (whatever today is) and
+    the only cycle is the one the test opens by hand; and it sends one approval card per
+    return (the test clicks those), not a digest.
+    """
+    text = MONTHLY_FILE.read_text()
+    changes = {
+        r"opens_on_working_day: \d+": "opens_on_working_day: 40",
+        r"workspace: [0-9a-f-]+": f"workspace: {health['powerbi_workspace_id']}",
+        r"dataset: [0-9a-f-]+": f"dataset: {health['powerbi_dataset_id']}",
+        r"cards: digest ": "cards: per_item ",
+    }
+    for pattern, replacement in changes.items():
+        text, count = re.subn(pattern, replacement, text)
+        assert count == 1, f"the example flow no longer has {pattern!r}"
+    directory.mkdir()
+    path = directory / MONTHLY_FILE.name
+    path.write_text(text)
+    load_flow(path)  # still a valid flow
+    return path
+
+
+def serve_environment(health: dict[str, Any], database: Path, port: int) -> dict[str, str]:
+    """The service's settings as ``M365PERF_*`` variables, none inherited from this shell."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("M365PERF_")}
+    env.update({f"M365PERF_{k.upper()}": str(v) for k, v in health["settings"].items()})
+    env["M365PERF_DATABASE_URL"] = f"sqlite:///{database}"
+    env["M365PERF_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class Serve:
+    """``m365perf serve`` as a child process, and its ``/health``."""
+
+    def __init__(self, workdir: Path, env: dict[str, str], port: int, flows: Path) -> None:
+        self.workdir, self.env, self.port, self.flows = workdir, env, port, flows
+        self.log = workdir / "serve.log"
+
+    def health(self) -> dict[str, Any] | None:
+        with contextlib.suppress(requests.RequestException, ValueError):
+            answer = requests.get(f"http://127.0.0.1:{self.port}/health", timeout=2)
+            if answer.status_code == 200:
+                body: dict[str, Any] = answer.json()
+                return body
+        return None
+
+    def outbox(self) -> dict[str, int]:
+        health = self.health()
+        assert health is not None, f"serve stopped answering:\n{self._tail()}"
+        return {k: int(v) for k, v in health["outbox"].items()}
+
+    @contextlib.contextmanager
+    def running(self, *, tick_s: float) -> Iterator[subprocess.Popen[bytes]]:
+        command = [sys.executable, "-m", "m365perf", "serve", "--port", str(self.port)]
+        command += ["--flows", str(self.flows), "--tick", str(tick_s)]
+        with self.log.open("ab") as out:
+            process = subprocess.Popen(
+                command, cwd=self.workdir, env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+        try:
+            wait_for(
+                "serve to answer /health",
+                lambda: process.poll() is not None or self.health() is not None,
+                timeout_s=START_S,
+            )
+            assert process.poll() is None, f"serve exited at start-up:\n{self._tail()}"
+            yield process
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=15)
+
+    def wait_until_sent(self) -> dict[str, int]:
+        """Poll ``/health`` until nothing waits in the outbox; nothing may be parked."""
+        counts: dict[str, int] = {}
+
+        def quiet() -> bool:
+            counts.update(self.outbox())
+            return counts["pending"] == 0 and counts["in_flight"] == 0
+
+        wait_for("the outbox to empty", quiet, timeout_s=QUIET_S)
+        assert counts["parked"] == 0, f"rows were parked:\n{self._tail()}"
+        return counts
+
+    def _tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+
+
+def cycle_open(flow: Path, period: Period, env: dict[str, str], workdir: Path) -> dict[str, Any]:
+    command = [sys.executable, "-m", "m365perf", "cycle", "open", str(flow)]
+    done = subprocess.run(
+        [*command, "--period", period.label, "--json"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    opened: dict[str, Any] = json.loads(done.stdout)
+    return opened

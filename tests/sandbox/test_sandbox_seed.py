@@ -82,5 +82,5 @@ def test_the_seeded_list_matches_the_csv(wire: Wire, tmp_path: Path) -> None:
 def test_cli_refuses_a_bad_fault_spec() -> None:
     result = CliRunner().invoke(main, ["sandbox", "--faults", "503=0.5,lag=0.1"])
     assert result.exit_code == 2
-    assert "503, slow, drop" in result.output
+    assert "503, 429, slow, drop" in result.output
     assert Faults.parse("503=0.1,drop=0.02") == Faults(share_503=0.1, share_drop=0.02)

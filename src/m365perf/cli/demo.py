@@ -23,6 +23,7 @@ from m365perf.flows import Flow, flow_files
 
 if TYPE_CHECKING:
     from m365perf.live_demo import LiveRehearsal
+    from m365perf.progress import Progress
 
 # The packaged examples rehearsed by default: all three (e-mail, Teams and both).
 DEFAULT_FLOWS = (
@@ -39,6 +40,11 @@ DEFAULT_PERIODS = {
         (Frequency.MONTHLY, date(2026, 10, 1)),
     )
 }
+
+
+SLOW_S = 4.0
+"""How long the sandbox holds a slow response under --faults: twice the clients' read
+timeout in the rehearsal, so the client gives up on every slow one."""
 
 
 @click.command()
@@ -71,12 +77,29 @@ DEFAULT_PERIODS = {
     help="Keep the sandbox and the database here (default: a temporary folder, removed "
     "afterwards; nothing is written where you run this).",
 )
+@click.option(
+    "--faults",
+    "fault_rate",
+    type=click.FloatRange(0, 1),
+    help="Break this share of every request the sandbox serves (0.2: 20%; 429s, 503s, "
+    "slow answers, connections dropped after the write), then run the same rehearsal "
+    "without faults and check both end the same.",
+)
+@click.option(
+    "--fault-seed",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Seed of the fault dice: the same seed breaks the same requests.",
+)
 def demo(
     auto: bool,
     as_json: bool,
     flows_dir: Path | None,
     period_choices: tuple[str, ...],
     workdir: Path | None,
+    fault_rate: float | None,
+    fault_seed: int,
 ) -> None:
     """Start the sandbox, seed the Coventry register and run one full cycle of each flow.
 
@@ -88,6 +111,9 @@ def demo(
     pages of the officers and approvers (Teams chat and mailbox, cards drawn by
     Microsoft's renderer) for you to play them in a browser, and runs until Ctrl-C
     (--json: the links as one JSON document).
+
+    With --faults RATE it rehearses twice, with and without faults, and says whether the
+    SharePoint results, the audit trail and the Power BI history came out the same.
     """
     from m365perf.demo import DemoError, run_demo
     from m365perf.progress import reporting
@@ -107,10 +133,15 @@ def demo(
         if not flows:
             raise click.BadParameter(f"no *.yaml flow files in {flows_dir}", param_hint="--flows")
     periods = _periods(flows, period_choices)
+    if fault_rate is not None and not auto:
+        raise click.UsageError("--faults rehearses with simulated people: add --auto")
     if not auto:
         _live(flows, periods, workdir, as_json=as_json)
         return
     progress = reporting(quiet=as_json, lines_elsewhere=True)
+    if fault_rate is not None:
+        _demo_under_faults(flows, periods, workdir, fault_rate, fault_seed, as_json, progress)
+        return
     try:
         if workdir is None:
             with tempfile.TemporaryDirectory(prefix="m365perf-demo-") as tmp:
@@ -124,6 +155,62 @@ def demo(
         click.echo(json.dumps(summary, indent=2))
     else:
         click.echo(_text(summary, flows, periods, workdir))
+
+
+def _demo_under_faults(
+    flows: list[Flow],
+    periods: dict[str, str],
+    workdir: Path | None,
+    rate: float,
+    seed: int,
+    as_json: bool,
+    progress: Progress,
+) -> None:
+    """The rehearsal without faults, then with them; exit 1 if they end differently."""
+    from m365perf.demo import DemoError, rehearse
+
+    with contextlib.ExitStack() as stack:
+        base = workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="m365")))
+        try:
+            progress.say("Rehearsing without faults first")
+            clean, expected = rehearse(
+                flows, base / "fault-free", periods=periods, progress=progress
+            )
+            progress.say(f"Rehearsing again with {rate:.0%} of requests broken (seed {seed})")
+            faulty, got = rehearse(
+                flows,
+                base / "faults",
+                periods=periods,
+                faults=f"{rate},slow_s={SLOW_S}",
+                fault_seed=seed,
+                read_timeout_s=SLOW_S / 2,
+                progress=progress,
+            )
+        except DemoError as exc:
+            click.echo(f"demo failed: {exc}", err=True)
+            sys.exit(1)
+    differences = expected.differences(got)
+    if as_json:
+        document = {"fault_free": clean, "faults": faulty, "differences": differences}
+        click.echo(json.dumps({"rate": rate, "seed": seed, **document}, indent=2))
+    else:
+        broken = faulty["injected"]
+        parts = ", ".join(f"{n} {what}" for what, n in sorted(broken.items())) or "none"
+        click.echo(_text(faulty, flows, periods, workdir))
+        total = sum(broken.values())
+        click.echo(f"Faults injected at {rate:.0%} (seed {seed}): {total} ({parts}).")
+        if differences:
+            click.echo("The result DIFFERS from the fault-free run:")
+            click.echo("\n".join(f"  {line}" for line in differences))
+        else:
+            click.echo(
+                "The result equals the fault-free run: the same SharePoint results "
+                f"({faulty['sandbox']['results_rows']} rows), audit trail "
+                f"({faulty['audit_events']} events) and Power BI history "
+                f"({faulty['sandbox']['powerbi_refresh_history']} refreshes)."
+            )
+    if differences:
+        sys.exit(1)
 
 
 def _live(

@@ -44,7 +44,8 @@ def _faults(ctx: click.Context, param: click.Parameter, value: str) -> Faults:
     "--faults",
     default="",
     callback=_faults,
-    help="Shares of requests to break, e.g. 503=0.1,slow=0.05,drop=0.02.",
+    help="Shares of requests to break, e.g. 503=0.1,429=0.05,slow=0.05,drop=0.02, or one "
+    "rate (0.2: 30% of it each 429, 503 and dropped after the write, 10% slow).",
 )
 @click.option("--fault-seed", type=int, help="Seed for the fault dice (replays a run).")
 @click.option("--bot-endpoint", help="Where card clicks are posted (the service's bot endpoint).")

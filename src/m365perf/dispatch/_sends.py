@@ -68,6 +68,7 @@ _STALE_CHAT = frozenset({403, 404})
 """What the Connector answers for a chat that is gone or a bot the user removed."""
 
 log = logging.getLogger(__name__)
+_VIA_API = "ViaApi"
 
 FindDelivery = Callable[[str], Delivery | None]
 Sendable = SendCard | UpdateCard | SendMail | Refresh | CheckRefresh
@@ -87,8 +88,12 @@ class SendContext:
     clock: Callable[[], datetime] | None = None
 
 
-def send(ctx: SendContext, message: Sendable) -> Outcome:
-    """Make the one call ``message`` asks for; its outcome is what the engine is told."""
+def send(ctx: SendContext, message: Sendable, *, retried: bool = False) -> Outcome:
+    """Make the one call ``message`` asks for; its outcome is what the engine is told.
+
+    ``retried``: an earlier attempt at this row may have reached the service unheard
+    (a dropped connection, a timeout, a worker killed mid-send).
+    """
     match message:
         case SendCard():
             return send_card(ctx, message)
@@ -97,7 +102,7 @@ def send(ctx: SendContext, message: Sendable) -> Outcome:
         case SendMail():
             return send_mail(ctx, message)
         case Refresh():
-            return refresh(ctx, message)
+            return refresh(ctx, message, retried=retried)
         case CheckRefresh():
             return check_refresh(ctx, message)
         case _:
@@ -167,12 +172,22 @@ def send_mail(ctx: SendContext, message: SendMail) -> MailSent:
     return MailSent()
 
 
-def refresh(ctx: SendContext, message: Refresh) -> RefreshStarted:
-    """Ask Power BI to refresh the dataset; the engine polls with the request id."""
+def refresh(ctx: SendContext, message: Refresh, *, retried: bool = False) -> RefreshStarted:
+    """Ask Power BI to refresh the dataset; the engine polls with the request id.
+
+    A retried row that meets "one refresh at a time" adopts the running API refresh:
+    most likely its own earlier request, started though the answer was lost, and in any
+    case one that began after this row's results were written. Starting a second would
+    spend one of the day's eight refreshes and double the history.
+    """
+    powerbi = ctx.clients.powerbi
     try:
-        request_id = ctx.clients.powerbi.trigger_refresh(message.workspace, message.dataset)
+        request_id = powerbi.trigger_refresh(message.workspace, message.dataset)
     except ClientError as exc:
         if exc.status == _CONFLICT:
+            running = powerbi.in_flight_refresh(message.workspace, message.dataset)
+            if retried and running is not None and running.refresh_type == _VIA_API:
+                return RefreshStarted(request_id=running.request_id)
             # One refresh at a time per dataset: this one starts when that one is over.
             raise NotYet(f"a refresh of dataset {message.dataset} is already running") from exc
         raise

@@ -36,7 +36,7 @@ from types import MappingProxyType
 from typing import assert_never
 
 from m365perf.dispatch import _writeback
-from m365perf.dispatch._failures import BadPayload, backoff_s, judge
+from m365perf.dispatch._failures import BadPayload, NotYet, backoff_s, judge
 from m365perf.dispatch._sends import FindDelivery, Sendable, SendContext, send
 from m365perf.logs import correlated
 from m365perf.m365.errors import never_reached
@@ -55,7 +55,7 @@ from m365perf.messages import (
     parse_message,
 )
 from m365perf.settings import Settings
-from m365perf.store.base import Store
+from m365perf.store.base import DEFAULT_LEASE, Store
 from m365perf.store.tables import OutboxMessage
 from m365perf.web.links import LinkSigner, links_from_settings
 
@@ -141,8 +141,14 @@ class Dispatcher:
         backoff_cap_s: float = 600,
         concurrency: Mapping[str, int] | None = None,
         links: LinkSigner | None = None,
+        lease: timedelta = DEFAULT_LEASE,
+        give_up_after: timedelta = timedelta(0),
     ) -> None:
-        """``links`` signs web-form links as e-mails go (default: from ``settings``)."""
+        """``links`` signs web-form links as e-mails go (default: from ``settings``).
+        ``lease``: how long a claimed row is this worker's before another may take it.
+        ``give_up_after``: a row failing transiently is parked only after ``max_attempts``
+        *and* this long since it was queued; the service sets it well past the lease, so a
+        card update waiting for a dead worker's send outlasts that worker's lease."""
         if not worker_id:
             raise ValueError("worker_id is empty: name this dispatcher (host and process)")
         if max_attempts < 1:
@@ -159,7 +165,11 @@ class Dispatcher:
         self._on_parked = on_parked
         self._worker_id = worker_id
         self._clock = clock
+        if give_up_after and give_up_after <= lease:
+            raise ValueError("give_up_after must be longer than the lease")
         self._max_attempts = max_attempts
+        self._lease = lease
+        self._give_up_after = give_up_after
         self._backoff_base_s = float(backoff_base_s)
         self._backoff_cap_s = float(backoff_cap_s)
         self._limits = limits
@@ -182,7 +192,7 @@ class Dispatcher:
 
     def drain(self, limit: int = DRAIN_LIMIT) -> DrainReport:
         """Claim up to ``limit`` due rows, send them, and settle every one before returning."""
-        claimed = self._store.claim_outbox(self._now(), limit, self._worker_id)
+        claimed = self._store.claim_outbox(self._now(), limit, self._worker_id, lease=self._lease)
         if not claimed:
             return DrainReport()
         counts = _Run(self).run(self._jobs(claimed))
@@ -252,7 +262,7 @@ class Dispatcher:
         return jobs
 
     def _send_one(self, row: OutboxMessage, message: Sendable) -> tuple[list[_Result], list[_Job]]:
-        return [(row, send(self._context, message))], []
+        return [(row, send(self._context, message, retried=_maybe_sent_before(row)))], []
 
     def _write_list(
         self, budget: str, target: _writeback.Target, rows: list[_writeback.Row]
@@ -328,7 +338,7 @@ class Dispatcher:
         verdict = judge(exc, self._secrets)
         if never_reached(exc):
             return self._wait_out_outage(message, verdict.error, now)
-        if verdict.retry and message.attempts < self._max_attempts:
+        if verdict.retry and not self._gives_up(message, now):
             wait_s = backoff_s(
                 message.attempts, self._backoff_base_s, self._backoff_cap_s, self._rng
             )
@@ -373,6 +383,12 @@ class Dispatcher:
                     "Microsoft 365 reachable again (unreachable since %s)", self._outage.since
                 )
                 self._outage = None
+
+    def _gives_up(self, message: OutboxMessage, now: datetime) -> bool:
+        """A transient failure is parked only once both the attempts and the time are spent."""
+        if message.attempts < self._max_attempts:
+            return False
+        return now - message.created_at >= self._give_up_after
 
     def _defer(self, message: OutboxMessage, budget: str, paused_s: float) -> str:
         """Send later, without a request: the service asked this budget to hold off."""
@@ -466,6 +482,12 @@ def _failed(message: OutboxMessage, exc: BaseException) -> _Job:
         return [(message, exc)], []
 
     return _Job(message.budget, [message], work)
+
+
+def _maybe_sent_before(row: OutboxMessage) -> bool:
+    """An earlier attempt may have reached the service unheard: it was dropped, timed
+    out or its worker died. Not when it ended "not yet" (the service's known refusal)."""
+    return row.attempts > 1 and not (row.last_error or "").startswith(NotYet.__name__)
 
 
 def _id(message: OutboxMessage) -> int:

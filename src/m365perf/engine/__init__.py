@@ -8,7 +8,7 @@ It never calls Microsoft 365 and never reads the clock: ``now`` comes in.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from m365perf.cards import OwnerRequestView, ReceiptView
@@ -42,7 +42,15 @@ from m365perf.engine.timers import fire_due_timers
 from m365perf.flows.model import Flow
 from m365perf.messages import Outcome
 from m365perf.plan.register import Indicator, RowProblem
-from m365perf.store import CycleStatus, Delegation, LinkRevocation, NotFound, OutboxMessage, Store
+from m365perf.store import (
+    DEFAULT_LEASE,
+    CycleStatus,
+    Delegation,
+    LinkRevocation,
+    NotFound,
+    OutboxMessage,
+    Store,
+)
 
 __all__ = [
     "ActionError",
@@ -281,8 +289,10 @@ class Engine:
         """An owner's submit from the web form: the page to show next (errors or receipt)."""
         return submit_returns_view(self.store, self.ctx, caller, data, now=now)
 
-    def fire_due_timers(self, *, worker: str, now: datetime) -> int:
-        return fire_due_timers(self.store, self.ctx, worker=worker, now=now)
+    def fire_due_timers(
+        self, *, worker: str, now: datetime, lease: timedelta = DEFAULT_LEASE
+    ) -> int:
+        return fire_due_timers(self.store, self.ctx, worker=worker, now=now, lease=lease)
 
     def on_sent(self, row: OutboxMessage, outcome: Outcome, now: datetime) -> None:
         """The dispatcher sent ``row``: record where it went and schedule what follows."""

@@ -46,6 +46,7 @@ from m365perf.messages.names import AuditAction, SubjectType, TimerKind
 from m365perf.plan.catchup import TimerAction, escalation_withheld, put_off_to, timer_action
 from m365perf.plan.timetable import close_date
 from m365perf.store import (
+    DEFAULT_LEASE,
     CycleStatus,
     Return,
     ReturnStatus,
@@ -61,11 +62,17 @@ MAX_POLLS = 120
 
 
 def fire_due_timers(
-    store: Store, ctx: EngineContext, *, worker: str, now: datetime, limit: int = 50
+    store: Store,
+    ctx: EngineContext,
+    *,
+    worker: str,
+    now: datetime,
+    limit: int = 50,
+    lease: timedelta = DEFAULT_LEASE,
 ) -> int:
     """Act on every timer due by ``now``; returns how many were acted on."""
     fired = 0
-    for timer in store.claim_due_timers(now, limit, worker):
+    for timer in store.claim_due_timers(now, limit, worker, lease=lease):
         with store.transaction() as tx:
             if not tx.complete_timer(timer.id or 0, now=now):
                 continue

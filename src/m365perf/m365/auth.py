@@ -18,6 +18,7 @@ other than loopback, so a client secret never crosses a network in clear text.
 from __future__ import annotations
 
 import ipaddress
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ BOT_CONNECTOR_SCOPE = "https://api.botframework.com/.default"
 
 # Entra error codes that mean "the login service is having a bad moment", not
 # "your configuration is wrong".
+_HTTP_STATUS = re.compile(r"HTTP Error: (\d{3})")
 _TRANSIENT_AUTH_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
 _MICROSOFT_LOGIN_HOSTS = frozenset(
     {
@@ -167,6 +169,12 @@ class MsalTokenProvider:
             result = app.acquire_token_for_client(scopes=self._scopes)
         except requests.RequestException as exc:
             raise AuthError(f"token request failed: {type(exc).__name__}", transient=True) from exc
+        except msal.exceptions.MsalServiceError as exc:
+            # MSAL raises this for a 429 or 5xx from the token endpoint (its own
+            # raise_for_status), where a 4xx with an error body comes back as a result.
+            status = _HTTP_STATUS.search(str(exc))
+            busy = status is not None and (status[1] == "429" or status[1].startswith("5"))
+            raise AuthError(f"token request failed: {exc}", transient=busy) from exc
         if not isinstance(result, Mapping) or "access_token" not in result:
             raise _auth_error(result)
         return str(result["access_token"])

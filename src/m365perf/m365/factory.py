@@ -20,7 +20,15 @@ from m365perf.m365.auth import (
     TokenProvider,
 )
 from m365perf.m365.graph import GraphClient
-from m365perf.m365.http import ApiClient, Budgets, Clock, HttpCore, Limits, new_session
+from m365perf.m365.http import (
+    ApiClient,
+    Budgets,
+    Clock,
+    HttpCore,
+    Limits,
+    RetryPolicy,
+    new_session,
+)
 from m365perf.m365.mail import MailClient
 from m365perf.m365.powerbi import PowerBIClient
 from m365perf.m365.teams import BotConnectorClient
@@ -99,6 +107,7 @@ def clients_from_settings(
 ) -> M365:
     """The four clients, pointed at the configured base URLs (the cloud or the sandbox)."""
     session = session or new_session(settings.user_agent)
+    limits = limits or Limits(retry=RetryPolicy(max_attempts=settings.http_max_attempts))
     budgets = Budgets(limits, clock)
     traffic = Traffic()
     core = HttpCore(

@@ -21,6 +21,8 @@ matches):
   writes, may try again.
 * A timeout or dropped connection is retried only when repeating the request is
   harmless: for idempotent methods, and for connect timeouts (nothing was sent).
+* A transient failure to get a token (the login service busy or unreachable) is
+  retried with backoff: nothing was sent.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from requests.adapters import HTTPAdapter
 
 from m365perf.m365.auth import TokenProvider
 from m365perf.m365.errors import (
+    AuthError,
     BadRequest,
     ClientError,
     HttpError,
@@ -318,8 +321,18 @@ class HttpCore:
         for attempt in range(1, retry.max_attempts + 1):
             request_headers = {"client-request-id": str(uuid.uuid4())}
             request_headers.update(headers or {})
+            last = attempt == retry.max_attempts
             if tokens is not None:
-                request_headers["Authorization"] = f"Bearer {tokens.token()}"
+                try:
+                    request_headers["Authorization"] = f"Bearer {tokens.token()}"
+                except AuthError as exc:
+                    # Nothing was sent yet, so trying again is always harmless.
+                    if not exc.transient or last:
+                        raise
+                    wait = retry.backoff(attempt, self.rng)
+                    log.info("%s %s: no token (%s); retry in %.1fs", method, url, exc, wait)
+                    self.clock.sleep(wait)
+                    continue
             failure: requests.RequestException | None = None
             server_wait: float | None = None
             with budget.spend(cost):
@@ -343,7 +356,6 @@ class HttpCore:
                         # Pause before our slot is freed, so a thread waiting for it
                         # cannot send in the moment between the two.
                         budget.pause_for(server_wait)
-            last = attempt == retry.max_attempts
             if failure is not None:
                 safe = repeatable or isinstance(failure, requests.ConnectTimeout)
                 if last or not safe:

@@ -84,6 +84,13 @@ class PowerBIClient:
                 return refresh
         return None
 
+    def in_flight_refresh(self, workspace_id: str, dataset_id: str) -> Refresh | None:
+        """The newest refresh not finished yet, if any (Power BI runs one at a time)."""
+        for refresh in self.refresh_history(workspace_id, dataset_id, top=5):
+            if not refresh.finished:
+                return refresh
+        return None
+
     def wait_for_refresh(
         self,
         workspace_id: str,

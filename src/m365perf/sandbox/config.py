@@ -66,39 +66,73 @@ def documented_budgets() -> dict[str, Budget]:
 
 
 class Faults(BaseModel):
-    """Shares of requests to break, drawn from a seeded RNG so a run can be replayed."""
+    """Shares of requests to break, drawn from a seeded RNG so a run can be replayed.
+
+    ``slow`` holds the response back ``slow_s`` seconds *after* the handler ran (the
+    write happened; a client with a shorter read timeout never hears so), like ``drop``.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     share_503: float = Field(default=0.0, ge=0, le=1)
     share_slow: float = Field(default=0.0, ge=0, le=1)
     share_drop: float = Field(default=0.0, ge=0, le=1)
+    share_429: float = Field(default=0.0, ge=0, le=1)
     slow_s: float = Field(default=2.0, ge=0)
     retry_after_s: int = Field(default=1, ge=0)
+    token_endpoint: bool = False
+    """Break the token endpoint too (off by default: test helpers fetch tokens there)."""
+
+    @classmethod
+    def mixed(cls, rate: float, *, slow_s: float = 4.0) -> Faults:
+        """``rate`` of all requests broken, the token endpoint's too: 30% of it each 429,
+        503 and drops after the write, 10% slow responses."""
+        if not 0 <= rate <= 1:
+            raise ValueError(f"fault rate {rate} is not between 0 and 1")
+        return cls(
+            share_429=0.3 * rate,
+            share_503=0.3 * rate,
+            share_drop=0.3 * rate,
+            share_slow=0.1 * rate,
+            slow_s=slow_s,
+            token_endpoint=True,
+        )
 
     @classmethod
     def parse(cls, spec: str) -> Faults:
-        """Read ``503=0.1,slow=0.05,drop=0.02`` (the CLI's ``--faults`` value)."""
-        names = {"503": "share_503", "slow": "share_slow", "drop": "share_drop"}
-        values: dict[str, float] = {}
+        """Read the CLI's ``--faults``: shares such as ``503=0.1,429=0.1,slow=0.05,drop=0.02``,
+        or one rate such as ``0.2`` for :meth:`mixed`; ``retry_after=S`` and ``slow_s=S``
+        set the Retry-After given and how long a slow response takes."""
+        names = {"503": "share_503", "429": "share_429", "slow": "share_slow", "drop": "share_drop"}
+        timings = {"retry_after": "retry_after_s", "slow_s": "slow_s"}
+        values: dict[str, float | bool] = {}
         for part in filter(None, (p.strip() for p in spec.split(","))):
-            name, sep, raw = part.partition("=")
-            if not sep or name.strip() not in names:
+            name, sep, raw = (s.strip() for s in part.partition("="))
+            if not sep:
+                name, raw = "", name
+            if name and name not in names and name not in timings:
                 raise ValueError(
-                    f"bad fault {part!r}: expected NAME=SHARE with NAME one of 503, slow, drop"
+                    f"bad fault {part!r}: expected NAME=SHARE with NAME one of 503, 429, slow, "
+                    "drop (or retry_after=S, slow_s=S), or one rate such as 0.2"
                 )
             try:
-                share = float(raw)
+                number = float(raw)
             except ValueError:
-                raise ValueError(f"bad fault share {raw!r} for {name}: not a number") from None
-            values[names[name.strip()]] = share
-        if sum(values.values()) > 1:
+                raise ValueError(f"bad fault value {raw!r} in {part!r}: not a number") from None
+            if not name:
+                values.update(cls.mixed(number).model_dump(exclude={"retry_after_s"}))
+            elif name in timings:
+                values[timings[name]] = int(number) if name == "retry_after" else number
+            else:
+                values[names[name]] = number
+        shares = [v for k, v in values.items() if k.startswith("share_")]
+        if sum(shares) > 1:
             raise ValueError("fault shares add up to more than 1")
         return cls.model_validate(values)
 
     @property
     def any(self) -> bool:
-        return bool(self.share_503 or self.share_slow or self.share_drop)
+        return bool(self.share_503 or self.share_slow or self.share_drop or self.share_429)
 
 
 class SandboxApp(BaseModel):

@@ -33,6 +33,7 @@ from m365perf.sandbox.replies import (
     not_indexed,
     resource_not_found,
     throttled,
+    unavailable,
 )
 from m365perf.sandbox.store import Column, ItemRow, ListRow, RequestRecord, SiteRow, iso
 
@@ -958,16 +959,15 @@ def _run_part(
         return reply
     budget, cost = graph_budget(sandbox, method, unquote(path))
     fault = sandbox.dice.draw(allow_drop=False)
-    if fault == "503":
+    if fault in ("503", "429"):
         retry = sandbox.config.faults.retry_after_s
-        reply = graph_error(
-            503,
-            "serviceNotAvailable",
-            "The service is temporarily unavailable.",
-            {"Retry-After": str(retry)},
+        reply = (
+            unavailable("graph", retry)
+            if fault == "503"
+            else throttled("graph", budget or "graph", retry)
         )
         sandbox.store.record(
-            RequestRecord(at, method, path, 503, budget, retry, fault, batch_id=batch_id)
+            RequestRecord(at, method, path, reply.status, budget, retry, fault, batch_id=batch_id)
         )
         return reply
     extra: dict[str, str] = {}

@@ -116,6 +116,8 @@ class FaultDice:
         self._lock = threading.Lock()
 
     def draw(self, allow_drop: bool = True) -> str | None:
+        """``503``, ``429``, ``drop``, ``slow`` or None (drawn in that order of shares
+        503, drop, slow, 429, so seeds chosen before 429 existed replay as they did)."""
         if not self.faults.any:
             return None
         with self._lock:
@@ -127,6 +129,8 @@ class FaultDice:
             return "drop" if allow_drop else None
         if roll < f.share_503 + f.share_drop + f.share_slow:
             return "slow"
+        if roll < f.share_503 + f.share_drop + f.share_slow + f.share_429:
+            return "429"
         return None
 
     def shuffle(self, items: list[object]) -> None:
