@@ -60,3 +60,22 @@ def test_on_a_terminal_rich_draws_the_steps_and_a_count() -> None:
     text = drawn.decode("utf-8", "replace")
     assert "Reading the register" in text
     assert "owners returning" in text and "2/2" in text
+
+
+def test_a_long_step_off_a_terminal_says_how_far_it_has_got() -> None:
+    """A slow round in a CI log must not look stuck: a line at most once per interval."""
+    from m365perf.progress import _Lines
+
+    log = io.StringIO()
+    progress = _Lines(log, every_s=0.0)
+    with progress.counting("approval round 2", 3) as advance:
+        advance()
+        advance(0)
+    assert log.getvalue().splitlines() == [
+        "approval round 2: 1 of 3 so far",
+        "approval round 2: 1 of 3 so far",
+    ]
+    quiet = io.StringIO()
+    with _Lines(quiet, every_s=3600.0).counting("approval round 3", 3) as advance:
+        advance()
+    assert quiet.getvalue() == ""

@@ -393,7 +393,9 @@ class Rehearsal:
             for where, sent in list(self._cards(user)):
                 card = self._opened(user, where, sent)
                 if _action(card, APPROVE_VERB) is not None:
-                    acted += self._decide_digest(user, where, card, reject_first=reject_first)
+                    acted += self._decide_digest(
+                        user, where, card, reject_first=reject_first, counted=counted
+                    )
                     continue
                 action = _action(card, "approve")
                 if action is None:
@@ -417,9 +419,11 @@ class Rehearsal:
         card: dict[str, Any],
         *,
         reject_first: bool,
+        counted: Advance = _uncounted,
     ) -> int:
         """Work through one digest as an approver would: reject one item (the first
-        rejection of the rehearsal), approve all without flags, then each flagged item."""
+        rejection of the rehearsal), approve all without flags, then each flagged item.
+        ``counted(0)`` after each click lets a long digest say how far the round has got."""
         acted = 0
         current: dict[str, Any] | None = card
         while current is not None and _action(current, APPROVE_VERB) is not None:
@@ -436,6 +440,7 @@ class Rehearsal:
                 verb, data = APPROVE_VERB, dict(one.get("data") or {})
             reply = _reply_card(self._act(user, where, verb, data))
             acted += 1
+            counted(0)
             current = reply if reply is not None and reply != current else None
         return acted
 

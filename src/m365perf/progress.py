@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Iterator
 from typing import Protocol, TextIO
 
@@ -53,19 +54,31 @@ QUIET: Progress = _Quiet()
 class _Lines:
     """Plain lines on a stream that is not a terminal (a log, a pipe, a test).
 
-    Counts are not drawn here: a log wants the sentence that says how a step ended,
-    which the caller gives, not a line per piece.
+    A log wants the sentence that says how a step ended, which the caller gives, not a
+    line per piece; but a step still going after ``every_s`` seconds says how far it
+    has got, at most once per ``every_s``, so a slow run never looks stuck.
     """
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, every_s: float = 30.0) -> None:
         self._stream = stream
+        self._every_s = every_s
 
     def say(self, text: str) -> None:
         print(text, file=self._stream, flush=True)
 
     @contextlib.contextmanager
     def counting(self, text: str, total: int) -> Iterator[Advance]:
-        yield lambda done=1: None
+        count = 0
+        last = time.monotonic()
+
+        def counter(done: int = 1) -> None:
+            nonlocal count, last
+            count += done
+            if time.monotonic() - last >= self._every_s:
+                last = time.monotonic()
+                self.say(f"{text}: {count} of {total} so far")
+
+        yield counter
 
 
 class _Rich:

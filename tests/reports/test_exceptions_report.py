@@ -173,3 +173,30 @@ def test_commentary_cannot_inject_markup_into_the_report() -> None:
     assert "<script>" not in html and "<b>Name</b>" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; more" in html
     assert "F &amp; G" in html
+
+
+def test_an_approved_return_with_no_data_is_listed_as_missing_with_its_reason() -> None:
+    """SLT must see that a figure could not be given, even once its "no data" is approved."""
+    line = IndicatorLine(
+        key="X2",
+        name="Fly-tipping incidents",
+        service=None,
+        owner="O",
+        unit="count",
+        status="approved",
+        value=None,
+        no_data_reason="the case system was down all month",
+    )
+    report = select_exceptions(
+        [line],
+        [],
+        flow_id="f",
+        flow_name="F",
+        period="2026-05",
+        cycle_id=1,
+        due_date=date(2026, 6, 10),
+        as_of=date(2026, 6, 20),
+        big_change_percent=20,
+    )
+    assert [x.key for x in report.sections[Section.MISSING]] == ["X2"]
+    assert "no data: the case system was down all month" in render_html(report)

@@ -194,7 +194,9 @@ def select_exceptions(
         Section.BIG_CHANGE: lambda x: (
             x.figure_in and x.change_percent is not None and x.change_percent >= big_change_percent
         ),
-        Section.MISSING: lambda x: not x.figure_in,
+        # A figure that could not be given (approved or not) is as missing to SLT as
+        # one never returned: it is listed here with its reason.
+        Section.MISSING: lambda x: not x.figure_in or x.value is None,
     }
     sections = {s: tuple(x for x in lines if rule(x)) for s, rule in rules.items()}
     listed = {x.key for s, chosen in sections.items() if s is not Section.MISSING for x in chosen}
