@@ -10,6 +10,7 @@ import logging
 import os
 import random
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,3 +114,27 @@ def tracebacks(records: list[logging.LogRecord]) -> list[str]:
         for r in records
         if r.exc_info is not None or r.levelno >= logging.ERROR
     ]
+
+
+def finish(
+    name: str, tally: Tally, records: list[logging.LogRecord], *, cases: int, started: float
+) -> None:
+    """Report a fuzzer's figures, then hold it to them: every case run, no HTTP 500, no
+    traceback in the service's log, no refused case that changed state."""
+    from reliability_support import report
+
+    traced = tracebacks(records)
+    report(
+        name,
+        cases=tally.cases,
+        http_500s=tally.server_errors,
+        tracebacks=len(traced),
+        changed_when_refused=len(tally.changed_when_refused),
+        statuses=tally.statuses,
+        seed=SEED,
+        wall_s=round(time.monotonic() - started, 1),
+    )
+    assert tally.cases == cases
+    assert tally.server_errors == 0, tally.statuses
+    assert traced == []
+    assert tally.changed_when_refused == []

@@ -21,8 +21,8 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
-from fuzz_support import SEED, Tally, hostile, tracebacks
-from reliability_support import report, sized
+from fuzz_support import SEED, Tally, finish, hostile
+from reliability_support import sized
 
 from link_support import (  # isort: skip
     SECRET,
@@ -106,18 +106,4 @@ def test_malformed_form_posts_never_fail_the_service(caplog: pytest.LogCaptureFi
         if answer.status_code == 200 and rng.random() < 0.3:
             page = FormPage.read(client.get(path).text)  # the form as it stands now
             fields = page.submission() or fields
-    traced = tracebacks(caplog.records)
-    report(
-        "fuzz_form",
-        cases=tally.cases,
-        http_500s=tally.server_errors,
-        tracebacks=len(traced),
-        changed_when_refused=len(tally.changed_when_refused),
-        statuses=tally.statuses,
-        seed=SEED,
-        wall_s=round(time.monotonic() - started, 1),
-    )
-    assert tally.cases == CASES
-    assert tally.server_errors == 0, tally.statuses
-    assert traced == []
-    assert tally.changed_when_refused == []
+    finish("fuzz_form", tally, caplog.records, cases=CASES, started=started)
