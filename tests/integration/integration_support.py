@@ -180,10 +180,15 @@ class People:
         answer.raise_for_status()
         return list(answer.json()["value"])
 
-    def request_card(self, upn: str) -> Posted:
-        """The owner's newest card that still asks for figures."""
-        asking = [p for p in self.chat_cards(upn) if p.action("submitReturns")]
-        assert asking, f"{upn} has no request card in Teams"
+    def request_card(self, upn: str, *, period: str | None = None) -> Posted:
+        """The owner's newest card that still asks for figures (for ``period``, if given:
+        an owner with a figure still out for last period gets its reminders too)."""
+        asking = [
+            p
+            for p in self.chat_cards(upn)
+            if p.action("submitReturns") and (period is None or f": {period}\n" in p.text)
+        ]
+        assert asking, f"{upn} has no request card in Teams" + (f" for {period}" if period else "")
         return asking[-1]
 
     def approval_cards(self, upn: str) -> list[Posted]:

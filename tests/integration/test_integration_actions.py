@@ -97,7 +97,7 @@ def test_an_action_for_a_red_is_updated_on_the_next_card_and_reaches_the_list(
         council.clock.now = opening_time(flow, "2026-11")
         council.service.open_cycle(flow, Period.parse_for(flow.frequency, "2026-11"), actor="t")
         council.service.settle()
-        card = council.request_card(CHLOE)
+        card = council.request_card(CHLOE, period="2026-11")
         assert "Your improvement actions" in card.text
         assert "Two prevention officers back from secondment." in card.text
         action_id = row["ActionId"]

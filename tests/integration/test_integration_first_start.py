@@ -49,10 +49,15 @@ def _annual(sandbox: RunningSandbox, collect_from: str) -> Flow:
 
 
 def _received(council: Bench) -> Counter[str]:
-    """How many messages (e-mails and Teams cards) each person in the sandbox has."""
+    """How many messages (e-mails and Teams cards) each person in the sandbox has.
+
+    A request too big for one card goes as parts, e-mails with one subject: one message.
+    A reminder or chaser has a subject of its own, so each counts.
+    """
     got: Counter[str] = Counter()
     for upn in council.everyone():
-        got[upn] = len(council.mails(upn)) + len(council.chat_cards(upn))
+        subjects = {str(m["subject"]) for m in council.mails(upn)}
+        got[upn] = len(subjects) + len(council.chat_cards(upn))
     return +got
 
 
