@@ -64,6 +64,7 @@ checks this drawing against the code, so it cannot go stale::
     │   ├── BadSignature
     │   ├── WrongIssuer
     │   ├── WrongAudience
+    │   ├── WrongTenant                another council's token or activity
     │   ├── Expired
     │   ├── NotYetValid
     │   ├── WrongServiceUrl
