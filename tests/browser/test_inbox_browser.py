@@ -247,7 +247,8 @@ def test_the_inbox_page_passes_axe(demo: Demo, browser: Any) -> None:
 
 def test_ctrl_c_stops_the_demo_and_its_sandbox(demo: Demo) -> None:
     demo.process.send_signal(signal.SIGINT)
-    assert demo.process.wait(timeout=30) == 0
+    # It finishes the tick in hand first (up to 30 s on a busy machine), then stops.
+    assert demo.process.wait(timeout=120) == 0
     assert "Stopping the rehearsal." in "".join(demo.output)
     with pytest.raises(requests.ConnectionError):
         requests.get(demo.links["sandbox"] + "/_sandbox/health", timeout=5)
