@@ -235,8 +235,11 @@ def _live(
             click.echo(_live_text(live))
         sys.stdout.flush()
         stop = threading.Event()
-        # A service manager's TERM stops it as cleanly as Ctrl-C: the sandbox is not left behind.
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        # Ctrl-C, and a service manager's TERM, stop it cleanly: the sandbox is not left
+        # behind. INT is handled here too, not left to KeyboardInterrupt: a process started
+        # in the background of a script inherits INT ignored, and Python then never raises it.
+        for stopping in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stopping, lambda *_: stop.set())
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
         click.echo("Stopping the rehearsal.")
