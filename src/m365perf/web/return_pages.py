@@ -56,7 +56,7 @@ from m365perf.cards.formatting import (
 from m365perf.cards.views import ACTION_STATUSES
 from m365perf.domain.kinds import Rag
 
-__all__ = ["STYLE_HASH", "render_form", "render_problem", "render_receipt"]
+__all__ = ["STYLE_HASH", "html_page", "render_form", "render_problem", "render_receipt"]
 
 _RECENT_SHOWN = 3
 
@@ -405,6 +405,12 @@ def _hidden(name: str, value: str) -> str:
 
 
 def _page(title: str, body: Sequence[str]) -> str:
+    return html_page(title, body, style=_STYLE)
+
+
+def html_page(title: str, body: Sequence[str], *, style: str) -> str:
+    """The shell every server-rendered page shares: English, phone-width, not indexed,
+    no referrer sent with its links (some carry a signed link's token), one inline style."""
     return "\n".join(
         [
             "<!DOCTYPE html>",
@@ -415,7 +421,7 @@ def _page(title: str, body: Sequence[str]) -> str:
             '<meta name="referrer" content="no-referrer">',
             '<meta name="robots" content="noindex, nofollow">',
             f"<title>{_e(title)}</title>",
-            f"<style>{_STYLE}</style>",
+            f"<style>{style}</style>",
             "</head>",
             "<body>",
             "<main>",

@@ -17,6 +17,7 @@ from html import escape
 
 from m365perf.cards.formatting import format_date, format_moment, rag_word
 from m365perf.domain.measures import MeasureGroup
+from m365perf.web.return_pages import html_page
 from m365perf.web.status import (
     STATE_WORDS,
     STATES,
@@ -358,26 +359,7 @@ def _parked(report: StatusReport, csrf: str) -> list[str]:
 
 
 def _page(title: str, body: Sequence[str]) -> str:
-    return "\n".join(
-        [
-            "<!DOCTYPE html>",
-            '<html lang="en-GB">',
-            "<head>",
-            '<meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            '<meta name="robots" content="noindex, nofollow">',
-            f"<title>{_e(title)}</title>",
-            f"<style>{_STYLE}</style>",
-            "</head>",
-            "<body>",
-            "<main>",
-            *body,
-            "</main>",
-            "</body>",
-            "</html>",
-            "",
-        ]
-    )
+    return html_page(title, body, style=_STYLE)
 
 
 def _head(*labels: str) -> str:
