@@ -27,6 +27,7 @@ checks this drawing against the code, so it cannot go stale::
     │   ├── TransitionRefused          not in the event's from-states or version
     │   │   ├── StaleVersion           the return changed since the caller read it
     │   │   └── AlreadyDecided         someone decided the approval step first
+    │   ├── StoreUnreachable           the database could not be reached
     │   ├── NestedTransaction          (also RuntimeError) a transaction inside another
     │   └── SchemaOutOfDate            the database needs its migrations
     ├── ActionError                    engine: a click that changed nothing; .status

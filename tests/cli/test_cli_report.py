@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from cli_support import submit_first_card
 from click.testing import CliRunner
 
@@ -62,3 +63,18 @@ def test_the_audit_trail_names_people_and_indicators_not_only_ids(database: str)
     assert submitted["subject_name"].startswith(f"{indicator_key} ")
     assert len(submitted["subject_name"]) > len(indicator_key) + 1  # the indicator's name
     assert f"return {submitted['subject_id']} {submitted['subject_name']}" in text.stdout
+
+
+def test_an_unreachable_database_is_one_line_naming_it_without_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "M365PERF_DATABASE_URL", "postgresql+psycopg://perf:s3cret@127.0.0.1:1/council"
+    )
+    result = CliRunner().invoke(main, ["report"])
+    assert result.exit_code == 1, result.output
+    assert "cannot reach the database postgresql+psycopg://perf:***@127.0.0.1:1/council" in (
+        result.output
+    )
+    assert "s3cret" not in result.output
+    assert "Traceback" not in result.output

@@ -10,11 +10,16 @@ from m365perf import __version__
 
 
 class _Main(click.Group):
-    """The command group; a bad setting ends any command with one line per bad variable."""
+    """The command group; a bad setting ends any command with one line per bad variable,
+    an unreachable database with one line saying which (without its password)."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from m365perf.store.errors import StoreUnreachable
+
         try:
             return super().invoke(ctx)
+        except StoreUnreachable as exc:
+            raise click.ClickException(str(exc)) from None
         except ValueError as exc:
             from m365perf.settings import is_settings_error, settings_problems
 

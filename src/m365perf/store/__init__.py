@@ -11,6 +11,7 @@ from m365perf.store.errors import (
     NotFound,
     StaleVersion,
     StoreError,
+    StoreUnreachable,
     TransitionRefused,
 )
 from m365perf.store.factory import SchemaOutOfDate, create_store
@@ -86,6 +87,7 @@ __all__ = [
     "StepStatus",
     "Store",
     "StoreError",
+    "StoreUnreachable",
     "Timer",
     "TimerStatus",
     "Transaction",

@@ -14,6 +14,11 @@ class StoreError(M365PerfError):
     """Base of the store's own errors."""
 
 
+class StoreUnreachable(StoreError):
+    """The database could not be reached (refused, unknown host, bad password): nothing
+    was read or written. The message names the database without its password."""
+
+
 class NotFound(StoreError, LookupError):
     """A cycle, return, step, timer or message with that id does not exist."""
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from m365perf.store import migrate as _migrate
 from m365perf.store.base import Store
-from m365perf.store.errors import StoreError
+from m365perf.store.errors import StoreError, StoreUnreachable
 from m365perf.store.sql import SqlStore
 
 
@@ -31,6 +34,11 @@ def create_store(database_url: str, *, migrate: bool = False) -> Store:
                 f"the database is at schema revision {current or 'none'}, this code needs "
                 f"{head}: run `m365perf db upgrade` (from Python: m365perf.store.migrate.upgrade)"
             )
+    except (OperationalError, InterfaceError) as failed:
+        store.close()
+        where = make_url(database_url).render_as_string(hide_password=True)
+        reason = str(getattr(failed, "orig", None) or failed).strip().splitlines()[0]
+        raise StoreUnreachable(f"cannot reach the database {where}: {reason}") from None
     except BaseException:
         store.close()
         raise
