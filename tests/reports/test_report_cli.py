@@ -174,3 +174,22 @@ def test_export_of_a_cycle_not_yet_written_back_is_empty(database_url: str) -> N
         "2026-10",
     )
     assert code == 2 and "Invalid value for --from" in err and "'October'" in err
+
+
+@pytest.mark.parametrize("given", ["nan", "inf", "-5", "0"])
+def test_a_big_change_that_is_not_a_positive_number_is_refused(
+    database_url: str, given: str
+) -> None:
+    code, out, err = _run(
+        database_url,
+        "report",
+        "exceptions",
+        "--cycle",
+        "1",
+        "--flows",
+        FLOWS,
+        "--big-change",
+        given,
+    )
+    assert code == 2 and out == ""
+    assert "--big-change" in err and "Traceback" not in err

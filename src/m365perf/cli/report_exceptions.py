@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from pathlib import Path
 
 import click
 
 from m365perf.cli._common import find_cycle_or_exit, load_flows_or_exit, open_store
+
+
+def _finite(value: float | None) -> float | None:
+    """``nan`` and ``inf`` pass click's FloatRange (no comparison holds for nan)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of percent; give e.g. 25")
+    return value
 
 
 @click.command()
@@ -47,6 +55,7 @@ from m365perf.cli._common import find_cycle_or_exit, load_flows_or_exit, open_st
     "--big-change",
     "big_change",
     type=click.FloatRange(min=0, min_open=True),
+    callback=lambda _ctx, _param, value: _finite(value),
     help="A change on last period of this many percent or more is listed "
     "(default: the flow's rag.outlier_threshold_percent).",
 )
