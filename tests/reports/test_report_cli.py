@@ -193,3 +193,27 @@ def test_a_big_change_that_is_not_a_positive_number_is_refused(
     )
     assert code == 2 and out == ""
     assert "--big-change" in err and "Traceback" not in err
+
+
+def test_an_export_that_would_leave_out_an_id_the_register_lacks_exports_nothing(
+    database_url: str, tmp_path: Path
+) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    monthly = (ROOT / "flows" / "monthly-corporate-kpis.yaml").read_text(encoding="utf-8")
+    (flows / "monthly-corporate-kpis.yaml").write_text(
+        monthly + "\nexport:\n  exclude: [CP001, CP0O2]\n", encoding="utf-8"
+    )
+    period = ["--from", "2026-04", "--to", "2027-03", "--flows", str(flows)]
+    code, out, err = _run(database_url, "export", "--flow", "monthly-corporate-kpis", *period)
+    assert code == 1 and out == ""
+    assert "export.exclude names CP0O2, which the register does not hold" in err
+
+    (flows / "monthly-corporate-kpis.yaml").write_text(
+        monthly + "\nexport:\n  exclude: [CP001]\n", encoding="utf-8"
+    )
+    code, out, err = _run(
+        database_url, "export", "--flow", "monthly-corporate-kpis", "--format", "json", *period
+    )
+    assert code == 0, err  # an id the register holds is left out as asked
+    assert "CP001" not in {row["indicator_id"] for row in json.loads(out)["rows"]}

@@ -47,7 +47,8 @@ def export(
     and approval date: the rows of the SharePoint results list, in the shape councils
     publish (data dictionary: docs/open-data.md).
 
-    Indicators the flow lists under export.exclude are left out.
+    Indicators the flow lists under export.exclude are left out; an id there that the
+    register does not hold stops the export (a typo would publish what it meant to hide).
     """
     import json
 
@@ -68,8 +69,16 @@ def export(
     try:
         with store.transaction() as tx:
             results = written_results(tx, flow)
+            known = {i.indicator_key for i in tx.list_indicators([flow.id])}
     finally:
         store.close()
+    unknown = sorted(set(flow.export.exclude) - known) if known else []
+    if unknown:
+        raise click.ClickException(
+            f"{flow.id}'s export.exclude names {', '.join(unknown)}, which the register does "
+            "not hold: nothing exported, since a mistyped id would publish the indicator it "
+            "meant to leave out"
+        )
     progress.say(f"{len(results)} results held; keeping {first.label} to {last.label}")
     rows = open_data_rows(
         results,
