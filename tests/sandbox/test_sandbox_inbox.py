@@ -45,6 +45,8 @@ def test_items_give_each_card_with_where_a_click_on_it_goes(wire: Wire) -> None:
         )
     missing = wire.admin("GET", "/inbox/nobody@contoso.gov.uk/items")
     assert missing.status_code == 404 and "nobody@contoso.gov.uk" in missing.json()["error"]
+    page = wire.admin("GET", "/inbox/nobody@contoso.gov.uk")
+    assert page.status_code == 404 and "No user nobody@contoso.gov.uk" in page.text
 
 
 def test_without_the_renderer_the_inbox_says_how_to_install_it(fresh: Any, tmp_path: Path) -> None:

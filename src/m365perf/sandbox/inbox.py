@@ -131,10 +131,12 @@ async def inbox(upn: str, request: Request) -> Response:
     sandbox = sandbox_of(request)
     user = sandbox.store.user(upn)
     if user is None:
-        return _page(
+        page = _page(
             "No such user",
             f"<h1>No user {escape(upn)}</h1><p><a href='/_sandbox/'>All users</a></p>",
         )
+        page.status_code = 404
+        return page
     renderer = find_renderer(sandbox.config.renderer_dir)
     if renderer.dist is None:
         return HTMLResponse(
