@@ -10,12 +10,14 @@ import xml.etree.ElementTree as ET
 from datetime import date
 
 import pytest
-from engine_support import Council
+from engine_support import ANN, Council, open_period, submit_data
 from report_support import AS_OF, COMMENT_AMBER, COMMENT_RED, report_of, reported_council
 
 from m365perf.domain.kinds import Polarity, Rag
 from m365perf.domain.spc import Variation, analyse
+from m365perf.engine.context import EngineContext
 from m365perf.reports.exceptions import ActionLine, IndicatorLine, Section, select_exceptions
+from m365perf.reports.gather import gather_exceptions
 from m365perf.reports.render import render_csv, render_html, render_json
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -200,3 +202,37 @@ def test_an_approved_return_with_no_data_is_listed_as_missing_with_its_reason() 
     )
     assert [x.key for x in report.sections[Section.MISSING]] == ["X2"]
     assert "no data: the case system was down all month" in render_html(report)
+
+
+def test_an_earlier_cycles_report_leaves_out_actions_agreed_in_a_later_one() -> None:
+    council = reported_council()
+    open_period(council.engine, "2026-11", now=council.now)
+    november = next(
+        c["card"]
+        for c in reversed(council.cards_to("ann.lee@contoso.gov.uk"))
+        if str(c["card_id"]).startswith("request-")
+    )
+    council.act(
+        ANN,
+        "submitReturns",
+        submit_data(
+            november,
+            value__CP001="29",
+            comment__CP001="Still short of crews.",
+            actionwhat__CP001="Hire two more crews.",
+            actionby__CP001="2026-12-01",
+            confirm__CP001="true",
+        ),
+    )
+    with council.store.transaction() as tx:
+        october, later = sorted(tx.list_cycles(), key=lambda c: c.period)
+        ctx = EngineContext(council.engine.flows)
+        then = gather_exceptions(tx, ctx, october, as_of=AS_OF)
+        now = gather_exceptions(tx, ctx, later, as_of=AS_OF)
+    assert [a.what for a in then.overdue_actions] == [
+        "Two extra collection rounds a week until March."
+    ]
+    assert [a.what for a in now.overdue_actions] == [
+        "Two extra collection rounds a week until March.",
+        "Hire two more crews.",
+    ]

@@ -82,12 +82,16 @@ def gather_exceptions(
         big_change_percent if big_change_percent is not None else flow.rag.outlier_threshold_percent
     )
     names = _Names(tx)
-    open_actions = [
-        _action_line(tx, names, a)
-        for a in tx.list_actions(
-            flow_id=flow.id, status=[ActionStatus.NOT_STARTED, ActionStatus.IN_PROGRESS]
-        )
-    ]
+    # Actions agreed in a later cycle than this one had not been agreed when it ran.
+    starts = {cycle.id: ctx.period_of(cycle).start}
+    open_actions = []
+    for action in tx.list_actions(
+        flow_id=flow.id, status=[ActionStatus.NOT_STARTED, ActionStatus.IN_PROGRESS]
+    ):
+        if action.cycle_id not in starts:
+            starts[action.cycle_id] = ctx.period_of(tx.get_cycle(action.cycle_id)).start
+        if starts[action.cycle_id] <= starts[cycle.id]:
+            open_actions.append(_action_line(tx, names, action))
     cycle_actions = [
         _action_line(tx, names, a)
         for a in tx.list_actions(flow_id=flow.id)
