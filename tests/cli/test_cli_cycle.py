@@ -106,8 +106,8 @@ def test_correct_refuses_a_figure_not_yet_approved(runner: CliRunner) -> None:
     assert "not approved" in result.output
 
 
-def test_audit_of_unknown_cycle(runner: CliRunner) -> None:
-    result = runner.invoke(main, ["audit", "--cycle", "monthly-corporate-kpis:2031-01"])
+def test_audit_of_unknown_cycle(database: str) -> None:
+    result = CliRunner().invoke(main, ["audit", "--cycle", "monthly-corporate-kpis:2031-01"])
     assert result.exit_code == 2 and "no cycle" in result.output
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from cli_support import submit_first_card
@@ -78,3 +79,17 @@ def test_an_unreachable_database_is_one_line_naming_it_without_its_password(
     )
     assert "s3cret" not in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "command", [["report"], ["report", "exceptions", "--cycle", "1"], ["audit", "--delegations"]]
+)
+def test_a_reading_command_does_not_create_a_missing_sqlite_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: list[str]
+) -> None:
+    missing = tmp_path / "typo.db"
+    monkeypatch.setenv("M365PERF_DATABASE_URL", f"sqlite:///{missing}")
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 1, result.output
+    assert f"no database at {missing}" in result.output
+    assert not missing.exists()

@@ -49,10 +49,28 @@ def load_flows_or_exit(flows_dir: Path) -> list[Flow]:
     return flows
 
 
-def open_store(settings: Settings) -> Store:
-    """The configured store, migrated to the current schema."""
+def open_store(settings: Settings, *, reading: bool = False) -> Store:
+    """The configured store, migrated to the current schema.
+
+    ``reading``: the command only reads, so a SQLite file that does not exist yet is
+    refused rather than created empty (where a typo in the path would hide the real one).
+    """
+    from sqlalchemy.engine import make_url
+
     from m365perf.store import create_store
 
+    url = make_url(settings.database_url)
+    if (
+        reading
+        and url.get_backend_name() == "sqlite"
+        and url.database not in (None, "", ":memory:")
+    ):
+        path = Path(url.database or "")
+        if not path.exists():
+            raise click.ClickException(
+                f"no database at {path} (M365PERF_DATABASE_URL): nothing to read yet; "
+                "open a cycle first, or point M365PERF_DATABASE_URL at the council's database"
+            )
     return create_store(settings.database_url, migrate=True)
 
 

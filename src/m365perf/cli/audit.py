@@ -39,7 +39,7 @@ def audit(cycle_ref: str | None, delegations: bool, fmt: str, output: Path | Non
 
     if bool(cycle_ref) == delegations:
         raise click.UsageError("give --cycle FLOW:PERIOD, or --delegations")
-    store = open_store(load_settings())
+    store = open_store(load_settings(), reading=True)
     try:
         with store.transaction() as tx:
             if delegations:

@@ -65,7 +65,7 @@ def export(
         raise click.BadParameter(f"{last.label} comes before {first.label}", param_hint="--to")
     progress = reporting(quiet=as_json)
     progress.say(f"Reading the approved results of {flow.name} written to SharePoint")
-    store = open_store(load_settings())
+    store = open_store(load_settings(), reading=True)
     try:
         with store.transaction() as tx:
             results = written_results(tx, flow)

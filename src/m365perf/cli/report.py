@@ -46,7 +46,7 @@ def report(ctx: click.Context, as_json: bool, flows_dir: Path | None, flow_id: s
     folder = flows_dir or Path("flows")
     flows = {f.id: f for f in load_flows_or_exit(folder)} if folder.is_dir() else {}
     now = datetime.now(UTC)
-    store = open_store(load_settings())
+    store = open_store(load_settings(), reading=True)
     try:
         with store.transaction() as tx:
             cycles = tx.list_cycles(flow_id=flow_id)

@@ -78,7 +78,7 @@ def exceptions(
     from m365perf.settings import load_settings
 
     flows = {flow.id: flow for flow in load_flows_or_exit(flows_dir)}
-    store = open_store(load_settings())
+    store = open_store(load_settings(), reading=True)
     try:
         with store.transaction() as tx:
             cycle = find_cycle_or_exit(tx, cycle_ref)
