@@ -177,6 +177,12 @@ class Settings(BaseSettings):
     mailbox_concurrency: int = Field(
         4, ge=1, le=4, description="Requests in flight per mailbox (Outlook allows 4)."
     )
+    mailbox_per_10_minutes: float = Field(
+        10_000,
+        gt=0,
+        le=10_000,
+        description="Requests per mailbox in ten minutes (Outlook allows 10,000).",
+    )
     shared_budgets: bool | None = Field(
         None,
         description="Keep budgets and Retry-After pauses in the database, so every serve "

@@ -318,7 +318,8 @@ def test_a_throttled_conversation_holds_the_whole_bot_back(clock: FakeClock):
 
 
 def test_a_conversation_gets_its_burst_then_its_thirty_second_rate(clock: FakeClock):
-    """Teams allows 7 a second and 60 in 30 per conversation: 5 at once, then 55 in 30 s."""
+    """Teams allows 7 a second and 60 in 30 per conversation: 5 at once (less a quarter
+    second's refill, kept back for arrival jitter), then 55 in 30 s."""
     budgets = Budgets(Limits(), clock)
     conversation = budgets.conversation("a:1")
 
@@ -326,20 +327,22 @@ def test_a_conversation_gets_its_burst_then_its_thirty_second_rate(clock: FakeCl
         with conversation.spend():
             pass
 
-    assert clock.sleeps == [pytest.approx(30 / 55)]
+    assert clock.sleeps == [pytest.approx(0.25), pytest.approx(30 / 55)]
 
 
 def test_sharepoint_defaults_are_the_smallest_tenant_band(clock: FakeClock):
-    """1,250 units in a minute may go at once (the service's own minute), the 1,251st waits."""
+    """The minute's 1,250 units may go at once (less a quarter second's refill, kept back
+    for arrival jitter); after them the budget refills at 1,250 a minute."""
     budgets = Budgets(Limits(), clock)
+    per_second = 1250 / 60
 
-    with budgets.sharepoint.spend(1250):
+    with budgets.sharepoint.spend(1244):
         pass
     assert clock.sleeps == []
-    with budgets.sharepoint.spend(1):
+    with budgets.sharepoint.spend(per_second):
         pass
 
-    assert clock.sleeps == [pytest.approx(60 / 1250)]
+    assert clock.sleeps == [pytest.approx(1 - (1250 - 0.25 * per_second - 1244) / per_second)]
 
 
 def test_token_bucket_spaces_requests_by_cost(clock: FakeClock):

@@ -106,6 +106,7 @@ def limits_from_settings(settings: Settings) -> Limits:
         sharepoint_ru_per_minute=settings.sharepoint_ru_per_minute or per_minute,
         sharepoint_ru_per_day=settings.sharepoint_ru_per_day or per_day,
         mailbox_concurrency=settings.mailbox_concurrency,
+        mailbox_per_10_minutes=settings.mailbox_per_10_minutes,
         bot_sends_per_second=settings.bot_sends_per_second,
         bot_conversation_burst=settings.bot_conversation_burst,
         bot_conversation_per_30s=settings.bot_conversation_per_30s,

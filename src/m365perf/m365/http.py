@@ -141,7 +141,7 @@ class BudgetLedger(Protocol):
         ...
 
 
-_EPSILON = 1e-6
+_EPSILON = 1e-4
 """Tokens short of a request that still let it go: a sleep's rounding, not a shortfall."""
 
 
@@ -201,6 +201,10 @@ class MemoryLedger:
             self._slots.get(name, {}).pop(slot, None)
 
 
+ARRIVAL_JITTER_S = 0.25
+"""How much closer together than they were sent requests may reach the service; the
+burst of every rate the service enforces is kept this much of its rate below it."""
+
 _SLOT_POLL_S = 0.05
 """How often a request waiting for another process's concurrency slot asks again."""
 
@@ -230,6 +234,7 @@ class Budget:
         ledger: BudgetLedger | None = None,
         also: tuple[Budget, ...] = (),
         hold_s: float = 120.0,
+        jitter_s: float = 0.0,
     ) -> None:
         if rate is not None and (rate <= 0 or per_s <= 0):
             raise ValueError(f"budget {name}: rate and period must be positive")
@@ -242,7 +247,13 @@ class Budget:
         self._ledger: BudgetLedger = ledger if ledger is not None else MemoryLedger()
         self._shared = ledger is not None
         self._per_second = rate / per_s if rate is not None else None
-        self._capacity = burst if burst is not None else (rate or 0.0)
+        capacity = burst if burst is not None else (rate or 0.0)
+        if self._per_second is not None and jitter_s > 0:
+            # Requests taken in order can arrive closer together than they left (a new
+            # connection's handshake delays the first more than the next): keep back what
+            # the rate brings in ``jitter_s``, so the service's bucket is never overdrawn.
+            capacity = max(min(1.0, capacity), capacity - self._per_second * jitter_s)
+        self._capacity = capacity
         self._concurrency = concurrency
         self._hold_s = hold_s
         self._also = also
@@ -382,7 +393,8 @@ class Limits:
 
     Defaults are the published figures for the smallest tenant (facts §3, §9): 1,250
     SharePoint resource units a minute (the whole minute may go at once, as the service
-    allows) and 1.2 million a day; four concurrent requests per mailbox; 50 bot
+    allows) and 1.2 million a day; per mailbox four concurrent requests and 10,000
+    in ten minutes; 50 bot
     requests a second per app; per conversation 7 in a second, 8 in two, 60 in 30.
     ``sharepoint_concurrency`` caps SharePoint requests in flight (None: no cap); at 1,
     no request is ever on the wire when a 429 arrives, so none can land inside its
@@ -394,6 +406,7 @@ class Limits:
     sharepoint_ru_per_day: float | None = 1_200_000.0
     sharepoint_concurrency: int | None = None
     mailbox_concurrency: int = 4
+    mailbox_per_10_minutes: float = 10_000.0
     bot_sends_per_second: float = 50.0
     bot_conversation_burst: int = 5
     bot_conversation_per_30s: float = 60.0
@@ -428,6 +441,7 @@ class Budgets:
                     rate=limits.sharepoint_ru_per_day,
                     per_s=86_400.0,
                     ledger=self.ledger,
+                    jitter_s=ARRIVAL_JITTER_S,
                 ),
             )
             if limits.sharepoint_ru_per_day
@@ -442,11 +456,17 @@ class Budgets:
             concurrency=limits.sharepoint_concurrency,
             ledger=self.ledger,
             also=day,
+            jitter_s=ARRIVAL_JITTER_S,
         )
         self.graph = Budget("graph", clock=self.clock, ledger=self.ledger)
         self.powerbi = Budget("powerbi", clock=self.clock, ledger=self.ledger)
         self.bot = Budget(
-            "bot", clock=self.clock, rate=limits.bot_sends_per_second, per_s=1.0, ledger=self.ledger
+            "bot",
+            clock=self.clock,
+            rate=limits.bot_sends_per_second,
+            per_s=1.0,
+            ledger=self.ledger,
+            jitter_s=ARRIVAL_JITTER_S,
         )
         self._mailboxes: dict[str, Budget] = {}
         self._conversations: dict[str, Budget] = {}
@@ -461,8 +481,11 @@ class Budgets:
                 budget = Budget(
                     f"mailbox:{key}",
                     clock=self.clock,
+                    rate=self.limits.mailbox_per_10_minutes,
+                    per_s=600.0,
                     concurrency=self.limits.mailbox_concurrency,
                     ledger=self.ledger if self.shared else None,
+                    jitter_s=ARRIVAL_JITTER_S,
                 )
                 self._mailboxes[key] = budget
             return budget
@@ -488,6 +511,7 @@ class Budgets:
                     burst=burst,
                     ledger=self.ledger,
                     also=(self.bot,),
+                    jitter_s=ARRIVAL_JITTER_S,
                 )
                 self._conversations[conversation_id] = budget
             return budget

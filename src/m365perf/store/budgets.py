@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from m365perf.store.base import Store
 from m365perf.store.tables import BudgetLedgerRow
 
-_EPSILON = 1e-6
+_EPSILON = 1e-4
 _TABLE = BudgetLedgerRow.__table__  # type: ignore[attr-defined]
 _C = _TABLE.c
 

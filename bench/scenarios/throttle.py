@@ -1,0 +1,80 @@
+"""Throttle-bound work against the bound its budget implies, with the documented budgets on.
+
+Fan-out: 1,000 owner cards (100 owners) queued at once and sent by the dispatcher's
+continuous loop (as ``serve`` runs it) against the sandbox enforcing 50 bot requests a
+second; the bound is the bot requests the sandbox saw (conversation creates and sends),
+less the first second's burst, at 50 a second. Write-back: 1,000 approved rows to the
+results list against 1,250 SharePoint resource units a minute; the bound is the units the
+sandbox charged, less the minute's burst, at the minute's rate. ``--small``: 100 cards; 40
+rows against a scaled-down minute of 72 units (so the small run still meets the budget).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from harness import Figure
+
+DESCRIPTION = "fan-out and write-back under the documented budgets, against the implied bound"
+
+GOAL = 1.15
+
+
+def run(small: bool) -> list[Figure]:
+    from m365perf.sandbox.config import Budget, documented_budgets
+    from scenarios import _budgets as b
+
+    figures: list[Figure] = []
+    cards = 100 if small else 1000
+    with b.sandbox() as running, tempfile.TemporaryDirectory() as folder:
+        store = b.sqlite_store(Path(folder))
+        live = b.engine(running, store)
+        owners = min(100, len(b.users(running)))
+        ids = b.queue(store, b.owner_cards(running, cards, owners))
+        with b.draining(live):
+            took = b.wait_done(store, ids)
+        log = b.request_log(running)
+        sent = b.spent(log, "bot")
+        bound = b.implied_bound_s(sent, 50, 1)
+        throttled = sum(1 for r in log if r["status"] == 429)
+        figures += [
+            Figure(
+                f"fan-out of {cards} owner cards: time / budget bound",
+                took / bound if bound else float("inf"),
+                "x",
+                goal=GOAL,
+                note=f"{took:.1f}s against {bound:.1f}s for {sent:.0f} bot requests; "
+                f"{throttled} 429s",
+            ),
+            Figure(f"fan-out of {cards}: HTTP 429s", throttled, "responses", note="want 0"),
+        ]
+        store.close()
+
+    rows = 40 if small else 1000
+    budgets = documented_budgets()
+    minute = 72.0 if small else budgets["sharepoint"].limit
+    budgets["sharepoint"] = Budget(limit=minute, window_s=60)
+    with b.sandbox(budgets) as running, tempfile.TemporaryDirectory() as folder:
+        store = b.sqlite_store(Path(folder))
+        live = b.engine(running, store, sharepoint_ru_per_minute=minute)
+        ids = b.queue(store, b.write_backs(running, rows))
+        with b.draining(live):
+            took = b.wait_done(store, ids)
+        log = b.request_log(running)
+        units = b.spent(log, "sharepoint")
+        bound = b.implied_bound_s(units, minute, 60)
+        throttled = sum(1 for r in log if r["status"] == 429)
+        figures += [
+            Figure(
+                f"write-back of {rows} rows: time / budget bound",
+                took / bound if bound else float("inf"),
+                "x",
+                goal=GOAL,
+                note=f"{took:.1f}s against {bound:.1f}s for {units:.0f} RU at "
+                f"{minute:.0f} RU/min; {throttled} 429s",
+            ),
+            Figure(f"write-back of {rows}: HTTP 429s", throttled, "responses", note="want 0"),
+        ]
+        store.close()
+    return figures
