@@ -167,7 +167,9 @@ def queue(store: Store, rows: Sequence[tuple[str, str, dict[str, Any]]]) -> list
     return ids
 
 
-def owner_cards(running: RunningSandbox, count: int, owners: int) -> list[tuple[str, str, dict]]:
+def owner_cards(
+    running: RunningSandbox, count: int, owners: int
+) -> list[tuple[str, str, dict[str, Any]]]:
     people = users(running)[:owners]
     rows = []
     for n in range(count):
@@ -195,7 +197,9 @@ def owner_cards(running: RunningSandbox, count: int, owners: int) -> list[tuple[
     return rows
 
 
-def write_backs(running: RunningSandbox, count: int, tag: str = "") -> list[tuple[str, str, dict]]:
+def write_backs(
+    running: RunningSandbox, count: int, tag: str = ""
+) -> list[tuple[str, str, dict[str, Any]]]:
     tag = tag or uuid.uuid4().hex[:6]
     return [
         (

@@ -42,7 +42,9 @@ def run(small: bool) -> list[Figure]:
             note=f"{burst} rows: {drained[1]:.1f}s with one, {drained[2]:.1f}s with two",
         ),
         Figure("HTTP 429s (both runs)", throttled, "responses", note="want 0"),
-        Figure("sent inside an open Retry-After (both runs)", violations, "requests", note="want 0"),
+        Figure(
+            "sent inside an open Retry-After (both runs)", violations, "requests", note="want 0"
+        ),
     ]
 
 
