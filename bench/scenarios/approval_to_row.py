@@ -25,8 +25,11 @@ def run(small: bool) -> list[Figure]:
     from scenarios import _budgets as b
 
     singles, burst = (3, 20) if small else (10, 100)
-    with b.sandbox() as running, tempfile.TemporaryDirectory() as folder:
-        store = b.sqlite_store(Path(folder))
+    with (
+        b.sandbox() as running,
+        tempfile.TemporaryDirectory() as folder,
+        b.production_store(Path(folder)) as (store, backend),
+    ):
         live = b.engine(running, store)
         with b.draining(live, idle_s=0.5):
             one = []
@@ -38,9 +41,14 @@ def run(small: bool) -> list[Figure]:
             ids = b.queue(store, b.write_backs(running, burst, tag="burst"))
             b.wait_done(store, ids)
             many = _latencies(store, ids)
-        store.close()
     return [
-        Figure("single approval → row, p95", _p95(one), "s", goal=GOAL_S, note=f"{singles} runs"),
+        Figure(
+            "single approval → row, p95",
+            _p95(one),
+            "s",
+            goal=GOAL_S,
+            note=f"{singles} runs; {backend}",
+        ),
         Figure(f"burst of {burst} → rows, p95", _p95(many), "s", goal=GOAL_S),
     ]
 

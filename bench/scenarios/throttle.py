@@ -27,8 +27,11 @@ def run(small: bool) -> list[Figure]:
 
     figures: list[Figure] = []
     cards = 100 if small else 1000
-    with b.sandbox() as running, tempfile.TemporaryDirectory() as folder:
-        store = b.sqlite_store(Path(folder))
+    with (
+        b.sandbox() as running,
+        tempfile.TemporaryDirectory() as folder,
+        b.production_store(Path(folder)) as (store, backend),
+    ):
         live = b.engine(running, store)
         owners = min(100, len(b.users(running)))
         ids = b.queue(store, b.owner_cards(running, cards, owners))
@@ -49,7 +52,7 @@ def run(small: bool) -> list[Figure]:
                 "x",
                 goal=GOAL,
                 note=f"{took:.1f}s against {bound:.1f}s for {sent:.0f} bot requests; "
-                f"{throttled} 429s; {owners} owners, {per_person} cards each",
+                f"{throttled} 429s; {owners} owners, {per_person} cards each; {backend}",
             ),
             Figure(
                 f"fan-out of {cards}: time / max(bot, per-conversation) bound",
@@ -60,14 +63,16 @@ def run(small: bool) -> list[Figure]:
             ),
             Figure(f"fan-out of {cards}: HTTP 429s", throttled, "responses", note="want 0"),
         ]
-        store.close()
 
     rows = 40 if small else 1000
     budgets = documented_budgets()
     minute = 72.0 if small else budgets["sharepoint"].limit
     budgets["sharepoint"] = Budget(limit=minute, window_s=60)
-    with b.sandbox(budgets) as running, tempfile.TemporaryDirectory() as folder:
-        store = b.sqlite_store(Path(folder))
+    with (
+        b.sandbox(budgets) as running,
+        tempfile.TemporaryDirectory() as folder,
+        b.production_store(Path(folder)) as (store, backend),
+    ):
         live = b.engine(running, store, sharepoint_ru_per_minute=minute)
         ids = b.queue(store, b.write_backs(running, rows))
         with b.draining(live):
@@ -83,9 +88,8 @@ def run(small: bool) -> list[Figure]:
                 "x",
                 goal=GOAL,
                 note=f"{took:.1f}s against {bound:.1f}s for {units:.0f} RU at "
-                f"{minute:.0f} RU/min; {throttled} 429s",
+                f"{minute:.0f} RU/min; {throttled} 429s; {backend}",
             ),
             Figure(f"write-back of {rows}: HTTP 429s", throttled, "responses", note="want 0"),
         ]
-        store.close()
     return figures
