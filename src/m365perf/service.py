@@ -394,6 +394,14 @@ class Service:
         except Exception:  # the database away: the next try asks again
             log.exception("could not ask for the scheduler clock")
 
+    def _safe_tick(self) -> None:
+        """One tick (timers, then one drain), logged rather than raised, as a failing
+        database makes it."""
+        try:
+            self.tick()
+        except Exception:  # the next tick tries again; nothing is lost in the store
+            log.exception("tick failed")
+
     def _safe_fire_timers(self) -> None:
         try:
             self.fire_timers()
