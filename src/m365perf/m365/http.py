@@ -306,9 +306,11 @@ class Budget:
         try:
             if self._shared and self._concurrency is not None:
                 slot = self._acquire_shared_slot()
+            # Our own (narrow) budget first, the shared wider one last: a token of the
+            # bot's per-app rate is never held while this conversation's refills.
+            self._wait_turn(cost)
             for budget in self._also:
                 budget._wait_turn(cost if budget._per_second is not None else 0.0)
-            self._wait_turn(cost)
             yield
         finally:
             if slot is not None:
