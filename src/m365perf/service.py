@@ -37,6 +37,7 @@ from m365perf.plan.fieldmap import FieldMapError
 from m365perf.plan.register import Indicator, RowProblem
 from m365perf.settings import Settings
 from m365perf.store import CardDelivery, CycleStatus, Store, create_store
+from m365perf.store.budgets import store_ledger
 from m365perf.sync import EntraPeople, PeopleSource, RegisterSource, SharePointRegister, sync
 from m365perf.web.app import create_app
 from m365perf.web.bot_auth import BotTokenVerifier
@@ -104,7 +105,9 @@ class Service:
             flows,
             engine_config(settings, self.links),
         )
-        self.clients = clients or clients_from_settings(settings)
+        self.clients = clients or clients_from_settings(
+            settings, ledger=store_ledger(self.store) if settings.uses_shared_budgets else None
+        )
         self.sources: SourcesFor = sources or self._tenant_sources
         self.dispatcher = Dispatcher(
             self.store,
@@ -151,6 +154,7 @@ class Service:
         )
         self._tick_lock = threading.Lock()
         self._has_clock = False
+        self._wake = threading.Event()
 
     def _find_delivery(self, card_id: str) -> CardDelivery | None:
         with self.store.transaction() as tx:
@@ -159,13 +163,20 @@ class Service:
     # --- the work -------------------------------------------------------------------
 
     def tick(self) -> TickReport:
-        """Fire due timers, then send what is due in the outbox."""
+        """Fire due timers, then send what is due in the outbox (one drain)."""
         with self._tick_lock:
-            timers = self.engine.fire_due_timers(
-                worker=self.worker_id, now=self.clock(), lease=self.lease
-            )
+            timers = self.fire_timers()
             report = self.dispatcher.drain()
         return TickReport(timers, report.sent, report.retried, report.parked)
+
+    def fire_timers(self) -> int:
+        """Fire the timers due now; wake the outbox loop if they queued anything."""
+        fired = self.engine.fire_due_timers(
+            worker=self.worker_id, now=self.clock(), lease=self.lease
+        )
+        if fired:
+            self._wake.set()
+        return fired
 
     def settle(self, max_rounds: int = 50) -> None:
         """Tick until nothing is due now (timers and outbox); for rehearsals and the CLI."""
@@ -331,7 +342,17 @@ class Service:
             timezone=LONDON,
             job_defaults={"coalesce": True, "misfire_grace_time": 3600, "max_instances": 1},
         )
-        scheduler.add_job(self._safe_tick, IntervalTrigger(seconds=tick_s), id="tick")
+        # Timers on the tick; the outbox on its own thread, drained without pause while
+        # rows are due (the budgets pace it), then looked at again after outbox_idle_s.
+        scheduler.add_job(self._safe_fire_timers, IntervalTrigger(seconds=tick_s), id="tick")
+        stop = threading.Event()
+        drainer = threading.Thread(
+            target=self.dispatcher.run_forever,
+            args=(stop, self.settings.outbox_idle_s),
+            kwargs={"wake": self._wake},
+            name="outbox",
+            daemon=True,
+        )
         scheduler.add_job(
             self._safe_take_clock,
             IntervalTrigger(seconds=self.settings.clock_takeover_s),
@@ -350,6 +371,7 @@ class Service:
             if not self.take_clock():
                 self.start()  # not the clock's holder: opens nothing, closes what is due
             scheduler.start()
+            drainer.start()
             listeners = [(self.app, host, port)]
             if self.staff_app is not None and self.settings.staff_port is not None:
                 listeners.append(
@@ -357,8 +379,12 @@ class Service:
                 )
             serve_apps(listeners)
         finally:
+            stop.set()
+            self._wake.set()
             if scheduler.running:
                 scheduler.shutdown(wait=False)
+            if drainer.is_alive():
+                drainer.join(timeout=30)  # a drain in progress settles its rows
             self.store.release_advisory_lock(CLOCK_LOCK)
             self.store.close()
 
@@ -369,7 +395,15 @@ class Service:
             log.exception("could not ask for the scheduler clock")
 
     def _safe_tick(self) -> None:
+        """One tick (timers, then one drain), logged rather than raised, as a failing
+        database makes it."""
         try:
             self.tick()
+        except Exception:  # the next tick tries again; nothing is lost in the store
+            log.exception("tick failed")
+
+    def _safe_fire_timers(self) -> None:
+        try:
+            self.fire_timers()
         except Exception:  # the next tick tries again; nothing is lost in the store
             log.exception("tick failed")

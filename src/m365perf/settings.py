@@ -148,6 +148,55 @@ class Settings(BaseSettings):
         "its error reaches the caller; the outbox then tries the whole send again later.",
     )
 
+    # The tenant's Microsoft 365 limits (facts §3, §9): defaults are the documented figures
+    sharepoint_licences: int = Field(
+        1000,
+        ge=0,
+        description="Licences in the tenant: picks SharePoint's resource units per app a "
+        "minute and a day (up to 1,000: 1,250 and 1.2 million; 5,000: 2,500 and 2.4 "
+        "million; 15,000: 3,750; 50,000: 5,000; more: 6,250 and 6 million).",
+    )
+    sharepoint_ru_per_minute: float | None = Field(
+        None, gt=0, description="Override the licence band's resource units a minute."
+    )
+    sharepoint_ru_per_day: float | None = Field(
+        None, gt=0, description="Override the licence band's resource units a day."
+    )
+    bot_sends_per_second: float = Field(
+        50, gt=0, le=50, description="Bot Connector requests a second for the app (≤ 50)."
+    )
+    bot_conversation_burst: int = Field(
+        5,
+        ge=1,
+        le=7,
+        description="Bot sends to one conversation at once (Teams allows 7 a second).",
+    )
+    bot_conversation_per_30s: float = Field(
+        60, gt=0, le=60, description="Bot sends to one conversation in 30 seconds (≤ 60)."
+    )
+    mailbox_concurrency: int = Field(
+        4, ge=1, le=4, description="Requests in flight per mailbox (Outlook allows 4)."
+    )
+    mailbox_per_10_minutes: float = Field(
+        10_000,
+        gt=0,
+        le=10_000,
+        description="Requests per mailbox in ten minutes (Outlook allows 10,000).",
+    )
+    shared_budgets: bool | None = Field(
+        None,
+        description="Keep budgets and Retry-After pauses in the database, so every serve "
+        "process on it spends from one allowance. Default: on for PostgreSQL, off for "
+        "SQLite (one process).",
+    )
+    outbox_idle_s: float = Field(
+        0.5,
+        gt=0,
+        le=60,
+        description="Seconds serve waits before looking at the outbox again once nothing "
+        "is due; while rows are due it drains without pause.",
+    )
+
     # Work in progress (outbox rows, timers)
     worker_lease_s: float = Field(
         300,
@@ -235,6 +284,22 @@ class Settings(BaseSettings):
                 "that worker's lease lapses"
             )
         return self
+
+    @model_validator(mode="after")
+    def _conversation_burst_fits(self) -> Settings:
+        if self.bot_conversation_burst >= self.bot_conversation_per_30s:
+            raise ValueError(
+                f"{ENV_PREFIX}BOT_CONVERSATION_BURST must be less than "
+                f"{ENV_PREFIX}BOT_CONVERSATION_PER_30S: the burst is part of the 30 seconds"
+            )
+        return self
+
+    @property
+    def uses_shared_budgets(self) -> bool:
+        """True when budgets live in the database (explicitly, or PostgreSQL by default)."""
+        if self.shared_budgets is not None:
+            return self.shared_budgets
+        return self.database_url.startswith("postgresql")
 
     @property
     def staff_url(self) -> str:

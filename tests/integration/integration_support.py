@@ -495,12 +495,19 @@ class Serve:
         return {k: int(v) for k, v in health["outbox"].items()}
 
     @contextlib.contextmanager
-    def running(self, *, tick_s: float) -> Iterator[subprocess.Popen[bytes]]:
+    def running(
+        self, *, tick_s: float, outbox_idle_s: float | None = None
+    ) -> Iterator[subprocess.Popen[bytes]]:
+        """``outbox_idle_s``: how long the outbox loop rests once nothing is due (60 holds
+        what a test's clicks queue for a minute, as a long tick once did)."""
         command = [sys.executable, "-m", "m365perf", "serve", "--port", str(self.port)]
         command += ["--flows", str(self.flows), "--tick", str(tick_s)]
+        env = dict(self.env)
+        if outbox_idle_s is not None:
+            env["M365PERF_OUTBOX_IDLE_S"] = str(outbox_idle_s)
         with self.log.open("ab") as out:
             process = subprocess.Popen(
-                command, cwd=self.workdir, env=self.env, stdout=out, stderr=subprocess.STDOUT
+                command, cwd=self.workdir, env=env, stdout=out, stderr=subprocess.STDOUT
             )
         try:
             wait_for(

@@ -9,8 +9,9 @@ every write-back they cause is still in the outbox when the process is killed.
 The three runs of ``serve``:
 
 1. ``--tick 0.5``: cards out, returns in, every approval before the performance team's.
-2. ``--tick 3600`` (its first tick would come after an hour): the performance team's
-   approvals are taken and queued, nothing is sent; then ``kill -9``.
+2. ``--tick 3600`` and ``M365PERF_OUTBOX_IDLE_S=60`` (no timer for an hour, the outbox
+   not looked at again for a minute): the performance team's approvals are taken and
+   queued, nothing is sent; then ``kill -9``.
 3. ``--tick 0.5``: runs until the outbox is empty.
 
 (A kill in the middle of a send would leave that row to its five-minute lease before a
@@ -120,7 +121,7 @@ def _run(sandbox: RunningSandbox, tmp_path: Path, port: int) -> None:
         assert len(waiting) == sum(1 for r in returns if r.owner_email != late)
 
     # --- run 2: the final approvals are queued, then the process is killed --------------
-    with serve.running(tick_s=3600) as process:
+    with serve.running(tick_s=3600, outbox_idle_s=60) as process:
         before = serve.outbox()
         for card in waiting:
             said = card_text(replied_card(people.act(NADIA, card, "approve")))

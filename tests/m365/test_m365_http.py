@@ -92,15 +92,52 @@ def test_retry_after_as_http_date(clock: FakeClock, mocked: responses.RequestsMo
     assert clock.sleeps == [pytest.approx(120.0)]
 
 
-def test_ratelimit_reset_wins_when_greater_than_retry_after(
+def test_retry_after_is_waited_exactly_even_when_the_quota_resets_later(
     clock: FakeClock, mocked: responses.RequestsMock
 ):
-    mocked.get(URL, status=429, headers={"Retry-After": "5", "RateLimit-Reset": "31"})
+    """A 1-second Retry-After is one second, not the minute the whole quota takes to refill."""
+    mocked.get(
+        URL,
+        status=429,
+        headers={"Retry-After": "1", "RateLimit-Remaining": "0", "RateLimit-Reset": "60"},
+    )
+    mocked.get(URL, json={"id": "u1"})
+
+    make_api(clock).get_json("users/u1")
+
+    assert clock.sleeps == [1.0]
+
+
+def test_throttled_without_retry_after_waits_for_the_reset_when_nothing_remains(
+    clock: FakeClock, mocked: responses.RequestsMock
+):
+    mocked.get(URL, status=429, headers={"RateLimit-Remaining": "0", "RateLimit-Reset": "31"})
     mocked.get(URL, json={"id": "u1"})
 
     make_api(clock).get_json("users/u1")
 
     assert clock.sleeps == [31.0]
+
+
+def test_ratelimit_warning_on_a_success_slows_the_budget_without_pausing_it(
+    clock: FakeClock, mocked: responses.RequestsMock
+):
+    """SharePoint's early warning (2 units left) leaves 2 to spend, then the refill paces."""
+    budget = Budget("sharepoint", clock=clock, rate=60, per_s=60, burst=100)  # 1 RU a second
+    mocked.get(
+        URL,
+        json={"id": "u1"},
+        headers={"RateLimit-Limit": "100", "RateLimit-Remaining": "2", "RateLimit-Reset": "98"},
+    )
+    for _ in range(3):
+        mocked.get(URL, json={"id": "u1"})
+    api = make_api(clock, budget=budget)
+
+    for _ in range(4):
+        api.get_json("users/u1")
+
+    assert budget.paused_s() == 0.0  # a warning is not a pause
+    assert clock.sleeps == [pytest.approx(1.0)]  # two went at once, the last waited its unit
 
 
 def test_missing_retry_after_backs_off_exponentially_with_bounded_jitter(
@@ -269,6 +306,43 @@ def test_throttled_budget_holds_back_another_thread(
 
     assert outcome == [{"id": "u1"}]
     assert sent_at[1] >= throttled_at + 30
+
+
+def test_a_throttled_conversation_holds_the_whole_bot_back(clock: FakeClock):
+    budgets = Budgets(Limits(), clock)
+
+    budgets.conversation("a:1").pause_for(3)
+
+    assert budgets.bot.paused_s() == pytest.approx(3)
+    assert budgets.conversation("b:2").paused_s() == pytest.approx(3)
+
+
+def test_a_conversation_gets_its_burst_then_its_thirty_second_rate(clock: FakeClock):
+    """Teams allows 7 a second and 60 in 30 per conversation: 5 at once (less a quarter
+    second's refill, kept back for arrival jitter), then 55 in 30 s."""
+    budgets = Budgets(Limits(), clock)
+    conversation = budgets.conversation("a:1")
+
+    for _ in range(6):
+        with conversation.spend():
+            pass
+
+    assert clock.sleeps == [pytest.approx(0.25), pytest.approx(30 / 55)]
+
+
+def test_sharepoint_defaults_are_the_smallest_tenant_band(clock: FakeClock):
+    """The minute's 1,250 units may go at once (less a quarter second's refill, kept back
+    for arrival jitter); after them the budget refills at 1,250 a minute."""
+    budgets = Budgets(Limits(), clock)
+    per_second = 1250 / 60
+
+    with budgets.sharepoint.spend(1244):
+        pass
+    assert clock.sleeps == []
+    with budgets.sharepoint.spend(per_second):
+        pass
+
+    assert clock.sleeps == [pytest.approx(1 - (1250 - 0.25 * per_second - 1244) / per_second)]
 
 
 def test_token_bucket_spaces_requests_by_cost(clock: FakeClock):

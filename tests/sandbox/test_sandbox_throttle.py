@@ -24,6 +24,9 @@ def test_sharepoint_budget_throttles_with_retry_after_and_ratelimit_headers(fres
         assert int(throttled.headers["Retry-After"]) >= 1
         assert throttled.headers["RateLimit-Limit"] == "4"
         assert throttled.headers["RateLimit-Remaining"] == "0"
+        # As Microsoft's documented 429: the reset is the Retry-After, not a full refill.
+        assert throttled.headers["RateLimit-Reset"] == throttled.headers["Retry-After"]
+        assert int(statuses[3].headers["RateLimit-Reset"]) == 60  # a warning: a minute to full
         assert throttled.json()["error"]["code"] == "activityLimitReached"
         assert "RateLimit-Limit" in statuses[3].headers  # 80% used: warned before the 429
         assert "RateLimit-Limit" not in statuses[0].headers

@@ -25,7 +25,7 @@ from m365perf.cli._common import load_flows_or_exit
     default=5.0,
     show_default=True,
     type=float,
-    help="Seconds between picking up due timers and outbox rows.",
+    help="Seconds between picking up due timers (the outbox is drained continuously).",
 )
 @click.option(
     "--migrate/--no-migrate",

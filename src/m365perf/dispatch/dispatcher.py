@@ -198,14 +198,18 @@ class Dispatcher:
         counts = _Run(self).run(self._jobs(claimed))
         return DrainReport(counts[_SENT], counts[_RETRIED], counts[_PARKED])
 
-    def run_forever(self, stop: threading.Event, idle_s: float = 1.0) -> None:
-        """Drain until ``stop`` is set; rest ``idle_s`` when the outbox had nothing more due.
+    def run_forever(
+        self, stop: threading.Event, idle_s: float = 1.0, *, wake: threading.Event | None = None
+    ) -> None:
+        """Drain until ``stop`` is set: drain after drain while rows are due, then rest up
+        to ``idle_s`` (or until ``wake`` is set) once the outbox had nothing more due.
 
         A drain in progress finishes its rows before the loop looks at ``stop``. A drain
         that fails as a whole (the database unreachable) is logged and tried again.
         """
         if idle_s <= 0:
             raise ValueError("idle_s must be positive")
+        rest = wake or threading.Event()
         while not stop.is_set():
             try:
                 report = self.drain(DRAIN_LIMIT)
@@ -213,8 +217,9 @@ class Dispatcher:
                 log.exception("outbox drain failed; trying again in %.1fs", idle_s)
                 stop.wait(idle_s)
                 continue
-            if report.claimed < DRAIN_LIMIT:
-                stop.wait(idle_s)
+            if report.claimed < DRAIN_LIMIT and not stop.is_set():
+                rest.wait(idle_s)
+                rest.clear()
 
     def _concurrency(self, budget: str) -> int:
         """How many rows of ``budget`` go out at once."""
@@ -405,7 +410,7 @@ class Dispatcher:
         client_budget = self._client_budget(budget)
         if client_budget is None:
             return 0.0
-        return client_budget.blocked_until - self._clients.budgets.clock.monotonic()
+        return client_budget.paused_s()
 
     def _client_budget(self, budget: str) -> Budget | None:
         budgets = self._clients.budgets

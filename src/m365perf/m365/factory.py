@@ -22,12 +22,14 @@ from m365perf.m365.auth import (
 from m365perf.m365.graph import GraphClient
 from m365perf.m365.http import (
     ApiClient,
+    BudgetLedger,
     Budgets,
     Clock,
     HttpCore,
     Limits,
     RetryPolicy,
     new_session,
+    sharepoint_band,
 )
 from m365perf.m365.mail import MailClient
 from m365perf.m365.powerbi import PowerBIClient
@@ -97,6 +99,21 @@ def tokens_from_settings(
     )
 
 
+def limits_from_settings(settings: Settings) -> Limits:
+    """The tenant's limits: its SharePoint licence band (or overrides), bot and mailbox rates."""
+    per_minute, per_day = sharepoint_band(settings.sharepoint_licences)
+    return Limits(
+        sharepoint_ru_per_minute=settings.sharepoint_ru_per_minute or per_minute,
+        sharepoint_ru_per_day=settings.sharepoint_ru_per_day or per_day,
+        mailbox_concurrency=settings.mailbox_concurrency,
+        mailbox_per_10_minutes=settings.mailbox_per_10_minutes,
+        bot_sends_per_second=settings.bot_sends_per_second,
+        bot_conversation_burst=settings.bot_conversation_burst,
+        bot_conversation_per_30s=settings.bot_conversation_per_30s,
+        retry=RetryPolicy(max_attempts=settings.http_max_attempts),
+    )
+
+
 def clients_from_settings(
     settings: Settings,
     *,
@@ -104,11 +121,15 @@ def clients_from_settings(
     tokens: Tokens | None = None,
     clock: Clock | None = None,
     session: requests.Session | None = None,
+    ledger: BudgetLedger | None = None,
 ) -> M365:
-    """The four clients, pointed at the configured base URLs (the cloud or the sandbox)."""
+    """The four clients, pointed at the configured base URLs (the cloud or the sandbox).
+
+    ``ledger``: where the budgets are kept; None keeps them in this process's memory.
+    """
     session = session or new_session(settings.user_agent)
-    limits = limits or Limits(retry=RetryPolicy(max_attempts=settings.http_max_attempts))
-    budgets = Budgets(limits, clock)
+    limits = limits or limits_from_settings(settings)
+    budgets = Budgets(limits, clock, ledger=ledger)
     traffic = Traffic()
     core = HttpCore(
         session,
@@ -137,6 +158,7 @@ def clients_from_settings(
             budget=budgets.bot,
             retry=retry,
             extra_hosts=[bot_host] if bot_host else [],
+            conversation_budget=budgets.conversation,
         ),
         powerbi=PowerBIClient(powerbi_api),
         budgets=budgets,

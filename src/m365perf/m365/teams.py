@@ -11,7 +11,7 @@ backoff (a 412 from the Connector is its "try again", not a stale eTag).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -57,10 +57,14 @@ class BotConnectorClient:
         budget: Budget,
         retry: RetryPolicy,
         extra_hosts: Iterable[str] = (),
+        conversation_budget: Callable[[str], Budget] | None = None,
     ) -> None:
+        """``conversation_budget``: the budget of one conversation, spent with ``budget``
+        (the bot's per-app rate) on every send and update in it."""
         self._core = core
         self._tokens = tokens
         self._budget = budget
+        self._conversation_budget = conversation_budget
         self._retry = replace(retry, retry_statuses=_BOT_RETRY_STATUSES)
         self._extra_hosts = frozenset(h.lower() for h in extra_hosts)
 
@@ -90,7 +94,7 @@ class BotConnectorClient:
     ) -> str:
         """Post an activity to a conversation; returns the new activity's id."""
         path = f"v3/conversations/{_segment(conversation_id)}/activities"
-        response = self._send("POST", self._url(service_url, path), dict(activity))
+        response = self._send("POST", self._url(service_url, path), dict(activity), conversation_id)
         return _id_of(json_object(response), "activity")
 
     def update_activity(
@@ -104,11 +108,16 @@ class BotConnectorClient:
         path = f"v3/conversations/{_segment(conversation_id)}/activities/{_segment(activity_id)}"
         body = dict(activity)
         body.setdefault("id", activity_id)
-        self._send("PUT", self._url(service_url, path), body)
+        self._send("PUT", self._url(service_url, path), body, conversation_id)
 
-    def _send(self, method: str, url: str, body: dict[str, Any]) -> Any:
+    def _send(
+        self, method: str, url: str, body: dict[str, Any], conversation_id: str | None = None
+    ) -> Any:
+        budget = self._budget
+        if conversation_id and self._conversation_budget is not None:
+            budget = self._conversation_budget(conversation_id)
         return self._core.send(
-            method, url, tokens=self._tokens, budget=self._budget, retry=self._retry, json=body
+            method, url, tokens=self._tokens, budget=budget, retry=self._retry, json=body
         )
 
     def _url(self, service_url: str, path: str) -> str:

@@ -17,8 +17,10 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 def service_label(budget_name: str) -> str:
-    """The metric label of a budget: ``mailbox:someone@…`` is ``mail``."""
-    return "mail" if budget_name.startswith("mailbox:") else budget_name
+    """The metric label of a budget: ``mailbox:someone@…`` is ``mail``, ``bot:<conversation>``
+    is ``bot`` (one label per service, not per mailbox or chat)."""
+    family = budget_name.split(":", 1)[0]
+    return "mail" if family == "mailbox" else family
 
 
 class Traffic:

@@ -72,11 +72,19 @@ class Throttle:
             if ok:
                 return Verdict(headers=headers)
             wait = max(1, math.ceil((cost - bucket.tokens) / bucket.rate))
+            if headers:
+                # As SharePoint's documented 429 does (Retry-After 31, RateLimit-Reset 31):
+                # on a refusal the reset is when the next request may go, never later.
+                headers["RateLimit-Reset"] = str(wait)
             return Verdict(wait, headers)
 
     @staticmethod
     def _rate_limit_headers(key: str, bucket: _Bucket) -> dict[str, str]:
-        """SharePoint's beta RateLimit headers, sent once 80% of the minute is used (facts §3.2)."""
+        """SharePoint's beta RateLimit headers, sent once 80% of the minute is used (facts §3.2).
+
+        On an answer that went through, ``RateLimit-Reset`` is the seconds until the whole
+        minute's units are back (draft-03's "until the quota resets"): a warning to slow
+        down, not a wait. A 429's own Retry-After is the wait (see ``take``)."""
         limit = bucket.budget.limit
         if family(key) != "sharepoint" or bucket.tokens > 0.2 * limit:
             return {}

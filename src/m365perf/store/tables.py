@@ -605,3 +605,20 @@ class LinkRevocation(_Table, table=True):
     cycle_id: int | None = None
     revoked_by: str
     revoked_at: datetime = _when()
+
+
+class BudgetLedgerRow(_Table, table=True):
+    """One Microsoft 365 budget shared by every ``serve`` process on the database.
+
+    A token bucket (``tokens`` as of ``stamp``) and the instant before which nothing may
+    be sent on it (``blocked_until``, a Retry-After). A concurrency slot is a row of its
+    own (``mailbox:x#slot2``) held until ``blocked_until``. Times are seconds since the
+    epoch, as the clients' clocks read them.
+    """
+
+    __tablename__ = "budget_ledger"
+
+    name: str = Field(primary_key=True)
+    tokens: float = 0.0
+    stamp: float = 0.0
+    blocked_until: float = 0.0
