@@ -39,17 +39,30 @@ SUPERVISORS_PER_HEAD = 10
 
 @dataclass
 class Stages:
-    """CPU seconds per lifecycle stage."""
+    """CPU seconds and SQL statements per lifecycle stage."""
 
     seconds: dict[str, float] = field(default_factory=dict)
+    statements: dict[str, int] = field(default_factory=dict)
+    _count: list[int] = field(default_factory=lambda: [0])
+
+    def watch(self, engine: Any) -> None:
+        """Count every statement sent on ``engine`` (a SQLAlchemy engine)."""
+        from sqlalchemy import event
+
+        def counted(*_: Any) -> None:
+            self._count[0] += 1
+
+        event.listen(engine, "before_cursor_execute", counted)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         start = time.process_time()
+        before = self._count[0]
         try:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.process_time() - start
+            self.statements[name] = self.statements.get(name, 0) + self._count[0] - before
 
     @property
     def total(self) -> float:
@@ -106,6 +119,7 @@ def lifecycle(size: int, db_url: str, stages: Stages, log: Callable[[str], None]
             ][: len(COLUMNS)]
         )
     store = create_store(db_url, migrate=True)
+    stages.watch(store._engine)  # type: ignore[attr-defined]
     with stages.stage("people"), store.transaction() as tx:
         tx.upsert_people(
             [
@@ -208,6 +222,15 @@ def run(small: bool) -> list[Figure]:
         )
         figures.append(
             Figure(
+                f"SQL statements per indicator to open at {size:,}",
+                stages.statements["open"] / size,
+                "statements",
+                note="whole lifecycle: "
+                + ", ".join(f"{k} {v / size:.1f}" for k, v in stages.statements.items()),
+            )
+        )
+        figures.append(
+            Figure(
                 f"peak memory (ru_maxrss) after {size:,}",
                 _peak_mb(),
                 "MB",
@@ -229,3 +252,4 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         print(lifecycle(size, f"sqlite:///{tmp}/bench.db", stages))
     print({k: round(v, 2) for k, v in stages.seconds.items()}, f"{_peak_mb():.0f} MB")
+    print({k: round(v / size, 2) for k, v in stages.statements.items()}, "statements/indicator")

@@ -146,6 +146,10 @@ class _SqlTransaction(Transaction):
         self._session = session
         self._dialect = dialect
         self._open = True
+        # People read in this transaction, by the ref asked for; only upsert_people
+        # writes the person table, and it clears this. A click or a batch asks for the
+        # same few people many times (owner, approvers, delegates).
+        self._people: dict[str, Person | None] = {}
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -1332,6 +1336,7 @@ class _SqlTransaction(Transaction):
     # --- people (a directory snapshot) -----------------------------------------------------
 
     def upsert_people(self, people: Sequence[PersonSpec], *, now: datetime) -> int:
+        self._people.clear()
         now = _checks.aware(now)
         specs = _checks.people(people)
         if not specs:
@@ -1377,13 +1382,15 @@ class _SqlTransaction(Transaction):
 
     def find_person(self, ref: str) -> Person | None:
         _checks.non_empty(ref, "ref")
-        by_id: Person | None = self._first(select(Person).where(col(Person.id) == ref))
-        if by_id is not None or "@" not in ref:
-            return by_id
-        by_email: Person | None = self._first(
-            select(Person).where(col(Person.email) == _checks.email_lookup(ref))
-        )
-        return by_email
+        if ref in self._people:
+            return self._people[ref]
+        found: Person | None = self._first(select(Person).where(col(Person.id) == ref))
+        if found is None and "@" in ref:
+            found = self._first(
+                select(Person).where(col(Person.email) == _checks.email_lookup(ref))
+            )
+        self._people[ref] = found
+        return found
 
     def list_people(self) -> list[Person]:
         return _checks.by_name(self._all(select(Person)))
