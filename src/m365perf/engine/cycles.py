@@ -140,11 +140,23 @@ def open_cycle(
         existing = tx.find_cycle(flow.id, period.label)
         if existing is not None:
             half_opened = not _opened(tx, existing.id or 0)
+            if half_opened:  # the audit names what nobody could be asked for, as at first
+                cannot = route_requests(tx, flow, indicators)[2]
+                left = (*problems, *cannot)
     if existing is not None:
         if not half_opened:
             return CycleOpening(existing.id or 0, False, 0, 0, ())
         return _finish_opening(
-            store, ctx, flow, period, existing.id or 0, ladder, now=now, actor=actor
+            store,
+            ctx,
+            flow,
+            period,
+            existing.id or 0,
+            ladder,
+            now=now,
+            actor=actor,
+            unroutable=left,
+            unroutable_ids=[u.indicator_id for u in left],
         )
     with store.transaction() as tx:
         directory = CachedDirectory(tx, flow)
@@ -203,16 +215,14 @@ def _finish_opening(
     *,
     now: datetime,
     actor: str,
-    unroutable: tuple[RowProblem, ...] = (),
-    unroutable_ids: list[str] | None = None,
+    unroutable: tuple[RowProblem, ...],
+    unroutable_ids: list[str],
 ) -> CycleOpening:
     """Ask every owner of the cycle's returns not yet asked, in batches; then audit."""
     with store.transaction() as tx:
         by_owner: dict[str, list[int]] = {}
         for ret in tx.list_returns(cycle_id=cycle_id):
             by_owner.setdefault(ret.owner_id or "", []).append(ret.id or 0)
-        if unroutable_ids is None:  # resuming: the first batch's count stands
-            unroutable_ids = []
     batches: list[list[str]] = [[]]
     size = 0
     for owner_id, ids in by_owner.items():
