@@ -13,18 +13,22 @@ from engine_support import (
     DAN,
     MONTHLY,
     NADIA,
+    START,
     Council,
     approval_data,
     card_text,
     make_council,
     monthly,
+    open_period,
     submit_data,
 )
 
 from m365perf.cards import validate_card
 from m365perf.domain.periods import Period
-from m365perf.engine import BadAction, NotYours
+from m365perf.engine import BadAction, Engine, NotYours
 from m365perf.flows import load_flow
+from m365perf.flows.model import Flow
+from m365perf.messages.names import AuditAction
 from m365perf.plan.register import read_indicators
 from m365perf.store import ReturnStatus, StepStatus, create_store
 from m365perf.store.testing import memory_store
@@ -286,3 +290,47 @@ def test_card_that_cannot_reach_teams_goes_by_email(council: Council) -> None:
     assert len(mails) == 1
     assert mails[0].payload["card"] == teams.payload["card"]
     assert mails[0].budget.startswith("mailbox:")
+
+
+def test_a_cycle_half_opened_by_a_crash_asks_the_rest_once_when_opened_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Owners are asked a batch per transaction; a crash between batches leaves a cycle
+    the next opening finishes: every owner asked exactly once, the opening audited once."""
+    from m365perf.engine import cycles
+
+    store = memory_store()
+    monkeypatch.setattr(cycles, "OPEN_BATCH", 1)  # one owner per transaction
+    real = cycles._ask_batch
+    calls = 0
+
+    def crash_on_second(*args: object, **kwargs: object) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("the process died")
+        real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cycles, "_ask_batch", crash_on_second)
+    with pytest.raises(RuntimeError):
+        make_council(store)
+    council = Council(Engine(store, [_monthly_flow()]), store, START)
+    asked = {m.payload["user"]["email"] for m in council.outbox("send_card")}
+    assert asked == {"ann.lee@contoso.gov.uk"}, "the first batch was committed"
+    monkeypatch.setattr(cycles, "_ask_batch", real)
+    open_period(council.engine, "2026-10", now=council.tick(hours=1))
+    cards = [m.payload["user"]["email"] for m in council.outbox("send_card")]
+    assert sorted(cards) == ["ann.lee@contoso.gov.uk", "dan.fox@contoso.gov.uk"]
+    with store.transaction() as tx:
+        opened = tx.list_audit(actions=[AuditAction.CYCLE_OPENED])
+        assert len(tx.list_returns(cycle_id=1)) == 3
+    assert len(opened) == 1 and opened[0].after["returns"] == 3
+    open_period(council.engine, "2026-10", now=council.tick(hours=1))
+    assert len(council.outbox("send_card")) == 2, "a third opening changes nothing"
+
+
+def _monthly_flow() -> Flow:
+    flow = load_flow(MONTHLY)
+    return flow.model_copy(
+        update={"approval": flow.approval.model_copy(update={"cards": "per_item"})}
+    )

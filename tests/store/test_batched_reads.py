@@ -9,7 +9,15 @@ import pytest
 from store_helpers import FLOW, NOW, open_cycle
 
 from m365perf.domain.kinds import Frequency, Polarity, Unit
-from m365perf.store import IndicatorSpec, NewReturn, NotFound, OutboxStatus, StepSpec, Store
+from m365perf.store import (
+    IndicatorSpec,
+    NewReturn,
+    NotFound,
+    OutboxStatus,
+    ReturnStatus,
+    StepSpec,
+    Store,
+)
 
 LATER = NOW + timedelta(hours=1)
 
@@ -96,3 +104,64 @@ def test_a_parked_row_is_requeued_once_with_its_attempts_counted_afresh(store: S
         LATER,
     )
     assert [m.id for m in store.claim_outbox(LATER, 5, "w2")] == [row.id]
+
+
+def test_reads_for_a_batch_of_indicators_match_the_reads_one_at_a_time(store: Store) -> None:
+    """Opening a cycle reads targets, history, indicators and queued cards for a batch at
+    once; each must answer exactly what the one-at-a-time read answers."""
+    from datetime import date
+
+    from m365perf.store import IndicatorTarget
+
+    keys = [f"K{n:03d}" for n in range(450)]  # more than one statement's chunk
+    with store.transaction() as tx:
+        tx.upsert_indicators(FLOW, [_spec(k) for k in keys], now=NOW)
+        tx.put_targets(
+            FLOW,
+            [
+                IndicatorTarget(
+                    flow_id=FLOW,
+                    indicator_key=k,
+                    applies_from=label,
+                    applies_from_start=start,
+                    value=value,
+                    tolerance_kind="percent" if n % 2 else None,
+                    tolerance_amount=5.0 if n % 2 else None,
+                    recorded_at=NOW,
+                )
+                for n, k in enumerate(keys)
+                for label, start, value in (
+                    ("2026-04", date(2026, 4, 1), 10.0 + n),
+                    ("2026-10", date(2026, 10, 1), 20.0 + n),
+                )
+            ],
+            now=NOW,
+        )
+        for n, k in enumerate(keys[::7]):
+            tx.put_history(
+                k,
+                frequency=Frequency.MONTHLY,
+                period="2026-08",
+                period_start=date(2026, 8, 1),
+                value=float(n),
+                source="test",
+                now=NOW,
+            )
+        tx.enqueue("send_card", budget="bot", payload={}, dedup_key="send:a", now=NOW)
+        september, _ = open_cycle(tx, "2026-09")
+        tx.create_returns(september.id or 0, [NewReturn(indicator_key="K000")], now=NOW)
+    with store.transaction() as tx:
+        september_start = date(2026, 9, 1)
+        targets = tx.targets_for(FLOW, keys, september_start)
+        history = tx.histories(keys, Frequency.MONTHLY, before=september_start)
+        found = tx.find_indicators(FLOW, [*keys, "missing"])
+        for key in keys:
+            one = tx.target_for(FLOW, key, september_start)
+            assert one is not None and targets[key].value == one.value == 10.0 + keys.index(key)
+            assert targets[key].tolerance_kind == one.tolerance_kind
+            assert history[key] == tx.history(key, Frequency.MONTHLY, before=september_start)
+        assert sum(1 for points in history.values() if points) == len(keys[::7])
+        assert sorted(found) == keys
+        assert tx.queued_keys(["send:a", "send:b"]) == {"send:a"}
+        assert tx.has_returns(september.id or 0, [ReturnStatus.AWAITING])
+        assert not tx.has_returns(september.id or 0, [ReturnStatus.APPROVED])

@@ -91,7 +91,7 @@ def close_when_all_approved(
     current = tx.lock_cycle(cycle.id or 0)  # the last two approvals at once: one closes
     if current.status is CycleStatus.CLOSED or current.unroutable:
         return None
-    if tx.list_returns(cycle_id=current.id, status=_UNFINISHED):
+    if tx.has_returns(current.id or 0, _UNFINISHED):
         return None
     return close_cycle(tx, ctx, current, by="m365perf", reason="every return is approved", now=now)
 

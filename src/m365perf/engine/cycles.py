@@ -20,11 +20,13 @@ from m365perf.engine.closing import schedule_close
 from m365perf.engine.context import EngineContext, at_local, local_day
 from m365perf.engine.errors import EmptyCycle
 from m365perf.engine.outbox import Channel, send_card, send_mail
-from m365perf.engine.people import StoreDirectory
+from m365perf.engine.people import CachedDirectory, StoreDirectory
+from m365perf.engine.preload import PreloadedReads
 from m365perf.engine.views import owner_request
 from m365perf.flows.model import Flow
 from m365perf.messages.ids import (
     ROUND_OPEN,
+    CardSendKey,
     DigestKey,
     EscalateKey,
     ReminderKey,
@@ -36,7 +38,14 @@ from m365perf.messages.names import AuditAction, SubjectType, TimerKind
 from m365perf.plan.catchup import Ladder, ladder_at_opening
 from m365perf.plan.register import Indicator, RowProblem
 from m365perf.plan.routing import route
-from m365perf.store import IndicatorSpec, NewReturn, Return, Store, Transaction
+from m365perf.store import (
+    IndicatorSpec,
+    IndicatorTarget,
+    NewReturn,
+    Return,
+    Store,
+    Transaction,
+)
 
 DIGEST_AT = time(8, 0)
 
@@ -52,10 +61,17 @@ class CycleOpening:
     unroutable: tuple[RowProblem, ...]
 
 
-def snapshot(tx: Transaction, flow: Flow, indicators: Sequence[Indicator], now: datetime) -> None:
+def snapshot(
+    tx: Transaction,
+    flow: Flow,
+    indicators: Sequence[Indicator],
+    now: datetime,
+    directory: StoreDirectory | None = None,
+) -> None:
     """Copy the register's indicators and their dated targets into the store."""
-    directory = StoreDirectory(tx, flow)
+    directory = directory or CachedDirectory(tx, flow)
     specs = []
+    targets: list[IndicatorTarget] = []
     for ind in indicators:
         owner = directory.find(ind.owner)
         first = ind.targets[0] if ind.targets else None
@@ -76,19 +92,21 @@ def snapshot(tx: Transaction, flow: Flow, indicators: Sequence[Indicator], now: 
                 raw=dict(ind.row),
             )
         )
-    tx.upsert_indicators(flow.id, specs, now=now)
-    for ind in indicators:
-        for target in ind.targets:
-            tx.put_target(
-                flow.id,
-                ind.id,
+        targets.extend(
+            IndicatorTarget(
+                flow_id=flow.id,
+                indicator_key=ind.id,
                 applies_from=target.applies_from.label,
                 applies_from_start=target.applies_from.start,
                 value=target.value,
                 tolerance_kind=target.tolerance.kind if target.tolerance else None,
                 tolerance_amount=target.tolerance.amount if target.tolerance else None,
-                now=now,
+                recorded_at=now,
             )
+            for target in ind.targets
+        )
+    tx.upsert_indicators(flow.id, specs, now=now)
+    tx.put_targets(flow.id, targets, now=now)
 
 
 def open_cycle(
@@ -108,18 +126,45 @@ def open_cycle(
     When no indicator can be asked (an unreadable register, a filter that matches
     nothing, every row a problem) it raises :class:`EmptyCycle` and opens nothing,
     unless ``allow_empty``: an empty cycle is usually a bad register read.
+
+    The work is done in batches so neither time nor memory grows with the register
+    inside one transaction: the first creates the cycle, its returns and its timers; then
+    the owners are asked ``OPEN_BATCH`` returns at a time; the last records the opening
+    in the audit. A cycle found without that audit entry was half-opened (a crash, or a
+    second opener still at work): opening it again asks the owners not yet asked (each
+    card is queued once, by its key) and finishes.
     """
     ladder = ladder_at_opening(flow, period, now)
     plan = ladder.timetable
     with store.transaction() as tx:
         existing = tx.find_cycle(flow.id, period.label)
         if existing is not None:
+            half_opened = not _opened(tx, existing.id or 0)
+            if half_opened:  # the audit names what nobody could be asked for, as at first
+                cannot = route_requests(tx, flow, indicators)[2]
+                left = (*problems, *cannot)
+    if existing is not None:
+        if not half_opened:
             return CycleOpening(existing.id or 0, False, 0, 0, ())
-        wanted, owners, cannot = route_requests(tx, flow, indicators)
+        return _finish_opening(
+            store,
+            ctx,
+            flow,
+            period,
+            existing.id or 0,
+            ladder,
+            now=now,
+            actor=actor,
+            unroutable=left,
+            unroutable_ids=[u.indicator_id for u in left],
+        )
+    with store.transaction() as tx:
+        directory = CachedDirectory(tx, flow)
+        wanted, _owners, cannot = route_requests(tx, flow, indicators, directory)
         unroutable = [*problems, *cannot]
         if not wanted and not allow_empty:
             raise EmptyCycle(flow.id, period.label, unroutable, what="no cycle was opened")
-        snapshot(tx, flow, indicators, now)
+        snapshot(tx, flow, indicators, now, directory)
         cycle, created = tx.open_cycle(
             flow.id,
             period.label,
@@ -131,41 +176,130 @@ def open_cycle(
         cycle_id = cycle.id or 0
         if not created:
             return CycleOpening(cycle_id, False, 0, 0, ())
-        created_returns = tx.create_returns(cycle_id, wanted, now=now)
-        by_owner: dict[str, list[Return]] = {}
-        for ret in created_returns:
-            by_owner.setdefault(ret.owner_id or "", []).append(ret)
-        for owner_id, returns in by_owner.items():
-            ask_owner(tx, ctx, cycle_id, owners[owner_id], returns, now=now, round_name=ROUND_OPEN)
+        tx.create_returns(cycle_id, wanted, now=now)
         _schedule_chasers(tx, flow, cycle_id, ladder, now)
         tx.note_unroutable(cycle_id, len(unroutable))
         if unroutable:
             _report_unroutable(tx, ctx, flow, period, cycle_id, unroutable, now)
-        tx.audit(
-            AuditAction.CYCLE_OPENED,
-            at=now,
-            actor=actor,
-            subject_type=SubjectType.CYCLE,
-            subject_id=cycle_id,
-            cycle_id=cycle_id,
-            after={
-                "flow": flow.id,
-                "period": period.label,
-                "due": plan.due.isoformat(),
-                "owners": len(by_owner),
-                "returns": len(created_returns),
-                "unroutable": [u.indicator_id for u in unroutable],
-                **_catch_up(ladder),
-            },
-        )
-    return CycleOpening(cycle_id, True, len(by_owner), len(created_returns), tuple(unroutable))
+        unroutable_ids = [u.indicator_id for u in unroutable]
+    return _finish_opening(
+        store,
+        ctx,
+        flow,
+        period,
+        cycle_id,
+        ladder,
+        now=now,
+        actor=actor,
+        unroutable=tuple(unroutable),
+        unroutable_ids=unroutable_ids,
+    )
+
+
+#: Returns asked for per transaction while a cycle opens (their owners' cards whole).
+OPEN_BATCH = 500
+
+
+def _opened(tx: Transaction, cycle_id: int) -> bool:
+    """Whether the cycle's opening finished (its audit entry is the last thing written)."""
+    return bool(tx.list_audit(cycle_id=cycle_id, actions=[AuditAction.CYCLE_OPENED]))
+
+
+def _finish_opening(
+    store: Store,
+    ctx: EngineContext,
+    flow: Flow,
+    period: Period,
+    cycle_id: int,
+    ladder: Ladder,
+    *,
+    now: datetime,
+    actor: str,
+    unroutable: tuple[RowProblem, ...],
+    unroutable_ids: list[str],
+) -> CycleOpening:
+    """Ask every owner of the cycle's returns not yet asked, in batches; then audit."""
+    with store.transaction() as tx:
+        by_owner: dict[str, list[int]] = {}
+        for ret in tx.list_returns(cycle_id=cycle_id):
+            by_owner.setdefault(ret.owner_id or "", []).append(ret.id or 0)
+    batches: list[list[str]] = [[]]
+    size = 0
+    for owner_id, ids in by_owner.items():
+        if size and size + len(ids) > OPEN_BATCH:
+            batches.append([])
+            size = 0
+        batches[-1].append(owner_id)
+        size += len(ids)
+    for batch in batches:
+        with store.transaction() as tx:
+            _ask_batch(tx, ctx, flow, cycle_id, batch, now=now)
+    returns = sum(len(ids) for ids in by_owner.values())
+    with store.transaction() as tx:
+        if not _opened(tx, cycle_id):
+            tx.audit(
+                AuditAction.CYCLE_OPENED,
+                at=now,
+                actor=actor,
+                subject_type=SubjectType.CYCLE,
+                subject_id=cycle_id,
+                cycle_id=cycle_id,
+                after={
+                    "flow": flow.id,
+                    "period": period.label,
+                    "due": ladder.timetable.due.isoformat(),
+                    "owners": len(by_owner),
+                    "returns": returns,
+                    "unroutable": unroutable_ids,
+                    **_catch_up(ladder),
+                },
+            )
+    return CycleOpening(cycle_id, True, len(by_owner), returns, unroutable)
+
+
+def _ask_batch(
+    tx: Transaction,
+    ctx: EngineContext,
+    flow: Flow,
+    cycle_id: int,
+    owner_ids: Sequence[str],
+    *,
+    now: datetime,
+) -> None:
+    """Ask these owners for their returns (those not asked before), reading at once."""
+    sent = tx.queued_keys(
+        [CardSendKey(RequestCardId(cycle_id, o, ROUND_OPEN)).format() for o in owner_ids]
+    )
+    todo = [
+        o
+        for o in owner_ids
+        if CardSendKey(RequestCardId(cycle_id, o, ROUND_OPEN)).format() not in sent
+    ]
+    if not todo:
+        return
+    returns = {o: tx.list_returns(cycle_id=cycle_id, owner_id=o or None) for o in todo}
+    cycle = tx.get_cycle(cycle_id)
+    keys = [r.indicator_key for rs in returns.values() for r in rs]
+    reads = PreloadedReads(tx, flow, cycle, ctx.period_of(cycle), keys)
+    directory = CachedDirectory(tx, flow)
+    for owner_id in todo:
+        owner = directory.find(owner_id) if owner_id else None
+        mine = returns[owner_id]
+        if owner is None:
+            first = mine[0] if mine else None
+            email = first.owner_email if first and first.owner_email else owner_id
+            owner = Person(id=owner_id, name=email, email=email)
+        ask_owner(reads.transaction, ctx, cycle_id, owner, mine, now=now, round_name=ROUND_OPEN)
 
 
 def route_requests(
-    tx: Transaction, flow: Flow, indicators: Sequence[Indicator]
+    tx: Transaction,
+    flow: Flow,
+    indicators: Sequence[Indicator],
+    directory: StoreDirectory | None = None,
 ) -> tuple[list[NewReturn], dict[str, Person], list[RowProblem]]:
     """The returns to ask for (with their owners) and the indicators nobody can be asked for."""
-    directory = StoreDirectory(tx, flow)
+    directory = directory or CachedDirectory(tx, flow)
     wanted: list[NewReturn] = []
     owners: dict[str, Person] = {}
     unroutable: list[RowProblem] = []

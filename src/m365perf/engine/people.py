@@ -47,6 +47,27 @@ class StoreDirectory:
         return team
 
 
+class CachedDirectory(StoreDirectory):
+    """A ``StoreDirectory`` that reads each person once: for a batch routing many rows
+    inside one transaction, where the people cannot change under it."""
+
+    def __init__(self, tx: Transaction, flow: Flow) -> None:
+        super().__init__(tx, flow)
+        self._found: dict[str, Person | None] = {}
+        self._managers: dict[str, Person | None] = {}
+
+    def find(self, ref: str) -> Person | None:
+        key = ref.strip()
+        if key not in self._found:
+            self._found[key] = super().find(key)
+        return self._found[key]
+
+    def line_manager(self, person: Person) -> Person | None:
+        if person.id not in self._managers:
+            self._managers[person.id] = super().line_manager(person)
+        return self._managers[person.id]
+
+
 def performance_officer(tx: Transaction, flow: Flow, ref: str) -> Person:
     """The person ``ref`` names, who must be in the directory and in the flow's team.
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from m365perf.domain.calendar import WorkingCalendar
+from m365perf.domain.kinds import HolidayCalendar
 from m365perf.domain.periods import Period
 from m365perf.flows.model import Flow
 
@@ -40,7 +42,14 @@ class Timetable:
 
 
 def calendar_for(flow: Flow) -> WorkingCalendar:
-    return WorkingCalendar(flow.calendar)
+    """The flow's working calendar, one per nation: building the bank holidays is the
+    costly part, and a cycle's views ask for it once per card."""
+    return _calendar(flow.calendar)
+
+
+@functools.lru_cache(maxsize=8)
+def _calendar(region: HolidayCalendar) -> WorkingCalendar:
+    return WorkingCalendar(region)
 
 
 def timetable(flow: Flow, period: Period) -> Timetable:

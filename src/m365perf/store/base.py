@@ -105,6 +105,34 @@ class Transaction(ABC):
     ) -> IndicatorTarget | None:
         """The target in force for the period starting on ``period_start``."""
 
+    def put_targets(
+        self, flow_id: str, targets: Sequence[IndicatorTarget], *, now: datetime
+    ) -> None:
+        """Record many targets as :meth:`put_target` would, one by one (a store may batch)."""
+        for t in targets:
+            self.put_target(
+                flow_id,
+                t.indicator_key,
+                applies_from=t.applies_from,
+                applies_from_start=t.applies_from_start,
+                value=t.value,
+                tolerance_kind=t.tolerance_kind,
+                tolerance_amount=t.tolerance_amount,
+                now=now,
+            )
+
+    def find_indicators(self, flow_id: str, keys: Collection[str]) -> dict[str, Indicator]:
+        """The flow's indicators among ``keys``, by key (a store may read them at once)."""
+        found = {key: self.find_indicator(flow_id, key) for key in set(keys)}
+        return {key: ind for key, ind in found.items() if ind is not None}
+
+    def targets_for(
+        self, flow_id: str, keys: Collection[str], period_start: date
+    ) -> dict[str, IndicatorTarget]:
+        """:meth:`target_for` of many indicators, by key; those with none left out."""
+        found = {key: self.target_for(flow_id, key, period_start) for key in set(keys)}
+        return {key: t for key, t in found.items() if t is not None}
+
     # --- cycles ------------------------------------------------------------------------
 
     @abstractmethod
@@ -189,6 +217,10 @@ class Transaction(ABC):
     ) -> list[Return]:
         """Returns matching every filter given, in creation order (``cycle_ids``: of any)."""
 
+    def has_returns(self, cycle_id: int, status: Collection[ReturnStatus]) -> bool:
+        """Whether any return of the cycle is in one of ``status`` (read without listing)."""
+        return bool(self.list_returns(cycle_id=cycle_id, status=status))
+
     @abstractmethod
     def submit_return(
         self,
@@ -235,6 +267,12 @@ class Transaction(ABC):
         no approved return covers: once the council approves a value, it replaces the
         import. ``before`` is a period start.
         """
+
+    def histories(
+        self, keys: Collection[str], frequency: Frequency, *, before: date | None = None
+    ) -> dict[str, list[HistoryPoint]]:
+        """:meth:`history` of many indicators, by key (a store may read them at once)."""
+        return {key: self.history(key, frequency, before=before) for key in set(keys)}
 
     @abstractmethod
     def put_history(
@@ -567,6 +605,10 @@ class Transaction(ABC):
     @abstractmethod
     def find_person(self, ref: str) -> Person | None:
         """A person by Entra object id, or else by e-mail in any letter case."""
+
+    @abstractmethod
+    def queued_keys(self, dedup_keys: Collection[str]) -> set[str]:
+        """Which of ``dedup_keys`` are already in the outbox, in any status."""
 
     @abstractmethod
     def list_people(self) -> list[Person]:

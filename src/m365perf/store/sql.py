@@ -146,6 +146,10 @@ class _SqlTransaction(Transaction):
         self._session = session
         self._dialect = dialect
         self._open = True
+        # People read in this transaction, by the ref asked for; only upsert_people
+        # writes the person table, and it clears this. A click or a batch asks for the
+        # same few people many times (owner, approvers, delegates).
+        self._people: dict[str, Person | None] = {}
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -294,6 +298,61 @@ class _SqlTransaction(Transaction):
             .order_by(col(IndicatorTarget.applies_from_start).desc())
             .limit(1)
         )
+        return found
+
+    def put_targets(
+        self, flow_id: str, targets: Sequence[IndicatorTarget], *, now: datetime
+    ) -> None:
+        _checks.non_empty(flow_id, "flow_id")
+        now = _checks.aware(now)
+        rows = {}
+        for t in targets:
+            _checks.non_empty(t.indicator_key, "indicator_key")
+            _checks.non_empty(t.applies_from, "applies_from")
+            rows[(t.indicator_key, t.applies_from_start)] = {
+                "flow_id": flow_id,
+                "indicator_key": t.indicator_key,
+                "applies_from": t.applies_from,
+                "applies_from_start": t.applies_from_start,
+                "value": t.value,
+                "tolerance_kind": t.tolerance_kind,
+                "tolerance_amount": t.tolerance_amount,
+                "recorded_at": now,
+            }
+        values = list(rows.values())
+        unique = ("flow_id", "indicator_key", "applies_from_start")
+        for start in range(0, len(values), _CHUNK):
+            chunk = values[start : start + _CHUNK]
+            stmt = self._insert(IndicatorTarget).values(chunk)
+            changing = {k: stmt.excluded[k] for k in chunk[0] if k not in unique}
+            self._s().execute(stmt.on_conflict_do_update(index_elements=unique, set_=changing))
+
+    def find_indicators(self, flow_id: str, keys: Collection[str]) -> dict[str, Indicator]:
+        found: dict[str, Indicator] = {}
+        wanted = sorted(set(keys))
+        for start in range(0, len(wanted), _CHUNK):
+            stmt = select(Indicator).where(
+                col(Indicator.flow_id) == flow_id,
+                col(Indicator.indicator_key).in_(wanted[start : start + _CHUNK]),
+            )
+            found.update((i.indicator_key, i) for i in self._all(stmt))
+        return found
+
+    def targets_for(
+        self, flow_id: str, keys: Collection[str], period_start: date
+    ) -> dict[str, IndicatorTarget]:
+        found: dict[str, IndicatorTarget] = {}
+        wanted = sorted(set(keys))
+        for start in range(0, len(wanted), _CHUNK):
+            stmt = select(IndicatorTarget).where(
+                col(IndicatorTarget.flow_id) == flow_id,
+                col(IndicatorTarget.indicator_key).in_(wanted[start : start + _CHUNK]),
+                col(IndicatorTarget.applies_from_start) <= period_start,
+            )
+            for target in self._all(stmt):
+                known = found.get(target.indicator_key)
+                if known is None or known.applies_from_start < target.applies_from_start:
+                    found[target.indicator_key] = target
         return found
 
     # --- cycles ------------------------------------------------------------------------
@@ -464,6 +523,14 @@ class _SqlTransaction(Transaction):
             created.extend(self._all(stmt))
         return sorted(created, key=lambda r: r.id or 0)
 
+    def has_returns(self, cycle_id: int, status: Collection[ReturnStatus]) -> bool:
+        stmt = (
+            select(col(Return.id))
+            .where(col(Return.cycle_id) == cycle_id, col(Return.status).in_(sorted(status)))
+            .limit(1)
+        )
+        return self._s().scalars(stmt, execution_options=_NO_SYNC).first() is not None
+
     def get_return(self, return_id: int) -> Return:
         return self._get(Return, return_id, "return")
 
@@ -586,55 +653,63 @@ class _SqlTransaction(Transaction):
     def history(
         self, indicator_key: str, frequency: Frequency, *, before: date | None = None
     ) -> list[HistoryPoint]:
+        return self.histories([indicator_key], frequency, before=before)[indicator_key]
+
+    def histories(
+        self, keys: Collection[str], frequency: Frequency, *, before: date | None = None
+    ) -> dict[str, list[HistoryPoint]]:
         wanted = Frequency(frequency)
-        approved = (
-            select(
-                col(Cycle.period),
-                col(Cycle.period_start),
-                col(Return.value),
-                col(Return.rag),
-                col(Return.id),
-            )
-            .join(Cycle, col(Cycle.id) == col(Return.cycle_id))
-            .where(
-                col(Cycle.frequency) == wanted,
-                col(Return.indicator_key) == indicator_key,
-                col(Return.status) == ReturnStatus.APPROVED,
-                col(Return.value).is_not(None),
-            )
-        )
-        imported = select(HistoryValue).where(
-            col(HistoryValue.indicator_key) == indicator_key,
-            col(HistoryValue.frequency) == wanted,
-        )
-        if before is not None:
-            approved = approved.where(col(Cycle.period_start) < before)
-            imported = imported.where(col(HistoryValue.period_start) < before)
-        latest: dict[date, HistoryPoint] = {}
-        for period, start, value, rag, return_id in self._s().execute(approved):
-            known = latest.get(start)
-            if known is None or (known.return_id or 0) < (return_id or 0):
-                latest[start] = HistoryPoint(
-                    period=period,
-                    period_start=start,
-                    value=value,
-                    rag=rag,
-                    return_id=return_id,
-                    source=APPROVED_SOURCE,
+        all_keys = sorted(set(keys))
+        latest: dict[str, dict[date, HistoryPoint]] = {key: {} for key in all_keys}
+        imported: dict[str, list[HistoryPoint]] = {key: [] for key in all_keys}
+        for first in range(0, len(all_keys), _CHUNK):
+            chunk = all_keys[first : first + _CHUNK]
+            approved = (
+                select(
+                    col(Return.indicator_key),
+                    col(Cycle.period),
+                    col(Cycle.period_start),
+                    col(Return.value),
+                    col(Return.rag),
+                    col(Return.id),
                 )
-        return merge_history(
-            list(latest.values()),
-            [
-                HistoryPoint(
-                    period=h.period,
-                    period_start=h.period_start,
-                    value=h.value,
-                    source=h.source,
-                    note=h.note,
+                .join(Cycle, col(Cycle.id) == col(Return.cycle_id))
+                .where(
+                    col(Cycle.frequency) == wanted,
+                    col(Return.indicator_key).in_(chunk),
+                    col(Return.status) == ReturnStatus.APPROVED,
+                    col(Return.value).is_not(None),
                 )
-                for h in self._all(imported)
-            ],
-        )
+            )
+            stored = select(HistoryValue).where(
+                col(HistoryValue.indicator_key).in_(chunk),
+                col(HistoryValue.frequency) == wanted,
+            )
+            if before is not None:
+                approved = approved.where(col(Cycle.period_start) < before)
+                stored = stored.where(col(HistoryValue.period_start) < before)
+            for key, period, start, value, rag, return_id in self._s().execute(approved):
+                known = latest[key].get(start)
+                if known is None or (known.return_id or 0) < (return_id or 0):
+                    latest[key][start] = HistoryPoint(
+                        period=period,
+                        period_start=start,
+                        value=value,
+                        rag=rag,
+                        return_id=return_id,
+                        source=APPROVED_SOURCE,
+                    )
+            for h in self._all(stored):
+                imported[h.indicator_key].append(
+                    HistoryPoint(
+                        period=h.period,
+                        period_start=h.period_start,
+                        value=h.value,
+                        source=h.source,
+                        note=h.note,
+                    )
+                )
+        return {key: merge_history(list(latest[key].values()), imported[key]) for key in all_keys}
 
     def put_history(
         self,
@@ -1032,6 +1107,16 @@ class _SqlTransaction(Transaction):
         )
         return existing, False
 
+    def queued_keys(self, dedup_keys: Collection[str]) -> set[str]:
+        found: set[str] = set()
+        wanted = sorted(set(dedup_keys))
+        for start in range(0, len(wanted), _CHUNK):
+            stmt = select(col(OutboxMessage.dedup_key)).where(
+                col(OutboxMessage.dedup_key).in_(wanted[start : start + _CHUNK])
+            )
+            found.update(self._s().scalars(stmt, execution_options=_NO_SYNC))
+        return found
+
     def list_outbox(
         self,
         *,
@@ -1251,6 +1336,7 @@ class _SqlTransaction(Transaction):
     # --- people (a directory snapshot) -----------------------------------------------------
 
     def upsert_people(self, people: Sequence[PersonSpec], *, now: datetime) -> int:
+        self._people.clear()
         now = _checks.aware(now)
         specs = _checks.people(people)
         if not specs:
@@ -1296,13 +1382,15 @@ class _SqlTransaction(Transaction):
 
     def find_person(self, ref: str) -> Person | None:
         _checks.non_empty(ref, "ref")
-        by_id: Person | None = self._first(select(Person).where(col(Person.id) == ref))
-        if by_id is not None or "@" not in ref:
-            return by_id
-        by_email: Person | None = self._first(
-            select(Person).where(col(Person.email) == _checks.email_lookup(ref))
-        )
-        return by_email
+        if ref in self._people:
+            return self._people[ref]
+        found: Person | None = self._first(select(Person).where(col(Person.id) == ref))
+        if found is None and "@" in ref:
+            found = self._first(
+                select(Person).where(col(Person.email) == _checks.email_lookup(ref))
+            )
+        self._people[ref] = found
+        return found
 
     def list_people(self) -> list[Person]:
         return _checks.by_name(self._all(select(Person)))
