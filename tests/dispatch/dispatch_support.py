@@ -63,6 +63,7 @@ class Delivery:
     conversation_id: str | None
     activity_id: str | None
     service_url: str | None
+    card_hash: str | None = None
 
 
 class Bench:

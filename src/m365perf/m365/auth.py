@@ -156,6 +156,9 @@ class MsalTokenProvider:
         )
         self._app: Any = None
         self._lock = threading.Lock()
+        # One token request at a time: MSAL answers from its cache once a token is in
+        # it, but eight worker threads missing it together would each ask Entra ID.
+        self._fetching = threading.Lock()
 
     @property
     def scopes(self) -> list[str]:
@@ -166,7 +169,8 @@ class MsalTokenProvider:
         """Return a cached token, or fetch a new one from Entra ID (or the sandbox)."""
         app = self._get_app()
         try:
-            result = app.acquire_token_for_client(scopes=self._scopes)
+            with self._fetching:
+                result = app.acquire_token_for_client(scopes=self._scopes)
         except requests.RequestException as exc:
             raise AuthError(f"token request failed: {type(exc).__name__}", transient=True) from exc
         except msal.exceptions.MsalServiceError as exc:

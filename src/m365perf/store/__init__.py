@@ -46,6 +46,7 @@ from m365perf.store.tables import (
     StepStatus,
     Timer,
     TimerStatus,
+    WritebackItem,
 )
 
 __all__ = [
@@ -90,5 +91,6 @@ __all__ = [
     "TimerStatus",
     "Transaction",
     "TransitionRefused",
+    "WritebackItem",
     "create_store",
 ]
