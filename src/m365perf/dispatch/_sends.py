@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -87,10 +88,32 @@ class OpenedChats:
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._chats: dict[str, _Chat] = {}
+        self._shown: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
 
-    def lock(self, user_id: str) -> threading.Lock:
+    def lock(self, key: str) -> threading.Lock:
+        """One lock per person (their sends) or per card (its updates)."""
         with self._lock:
-            return self._locks.setdefault(user_id, threading.Lock())
+            return self._locks.setdefault(key, threading.Lock())
+
+    def shown(self, card_id: str, stored: str | None) -> str | None:
+        """What this process last put on the card, while the store says nothing newer.
+
+        ``stored`` is the store's fingerprint now: it is either what this process put
+        there (recorded) or what it replaced (not yet recorded); anything else means
+        another instance has updated the card since, and the store knows better.
+        """
+        with self._lock:
+            entry = self._shown.get(card_id)
+        if entry is None or stored not in entry:
+            return None
+        return entry[0]
+
+    def show(self, card_id: str, fingerprint: str, replaced: str | None) -> None:
+        with self._lock:
+            self._shown[card_id] = (fingerprint, replaced)
+            self._shown.move_to_end(card_id)
+            while len(self._shown) > _SHOWN_KEPT:
+                self._shown.popitem(last=False)
 
     def get(self, user_id: str) -> _Chat | None:
         with self._lock:
@@ -107,6 +130,8 @@ class OpenedChats:
 
 
 _CONFLICT = 409
+_SHOWN_KEPT = 10_000
+"""Cards whose last update this process remembers (the store keeps them all)."""
 _FORBIDDEN = 403
 _STALE_CHAT = frozenset({403, 404})
 """What the Connector answers for a chat that is gone or a bot the user removed."""
@@ -196,15 +221,18 @@ def update_card(ctx: SendContext, message: UpdateCard) -> CardUpdated:
         raise BadPayload(f"card {card_id} went by {delivery.channel!r}, which cannot be updated")
     if not (delivery.service_url and delivery.conversation_id and delivery.activity_id):
         raise BadPayload(f"card {card_id}'s Teams delivery lacks its conversation or activity id")
-    if delivery.card_hash is not None and delivery.card_hash == card_fingerprint(message.card):
-        # The card already shows exactly this: an update would change nothing anyone sees.
-        return CardUpdated(replaced=True)
-    ctx.clients.teams.update_activity(
-        delivery.service_url,
-        delivery.conversation_id,
-        delivery.activity_id,
-        card_activity(message.card),
-    )
+    fingerprint = card_fingerprint(message.card)
+    with ctx.chats.lock("card:" + card_id):
+        if fingerprint in (ctx.chats.shown(card_id, delivery.card_hash), delivery.card_hash):
+            # The card already shows exactly this: an update would change nothing visible.
+            return CardUpdated(replaced=True)
+        ctx.clients.teams.update_activity(
+            delivery.service_url,
+            delivery.conversation_id,
+            delivery.activity_id,
+            card_activity(message.card),
+        )
+        ctx.chats.show(card_id, fingerprint, delivery.card_hash)
     return CardUpdated(replaced=True)
 
 
