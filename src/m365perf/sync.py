@@ -100,11 +100,19 @@ class SharePointRegister:
 
     def __init__(self, graph: GraphClient) -> None:
         self.graph = graph
+        self._ids: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def _list(self, flow: Flow) -> tuple[str, str]:
+        """(site id, list id) of the flow's register, looked up once per sync."""
+        key = (flow.source.site, flow.source.list_title)
+        if key not in self._ids:
+            host, _, path = flow.source.site.partition(":")
+            site_id = self.graph.get_site_id(host, path)
+            self._ids[key] = (site_id, self.graph.get_list_id(site_id, flow.source.list_title))
+        return self._ids[key]
 
     def rows(self, flow: Flow) -> list[dict[str, str]]:
-        host, _, path = flow.source.site.partition(":")
-        site_id = self.graph.get_site_id(host, path)
-        list_id = self.graph.get_list_id(site_id, flow.source.list_title)
+        site_id, list_id = self._list(flow)
         server = {
             column: value
             for column, value in flow.source.filter.items()
@@ -130,9 +138,7 @@ class SharePointRegister:
 
     def columns(self, flow: Flow) -> list[RegisterColumn]:
         """The list's columns with their kinds and indexes, as SharePoint describes them."""
-        host, _, path = flow.source.site.partition(":")
-        site_id = self.graph.get_site_id(host, path)
-        list_id = self.graph.get_list_id(site_id, flow.source.list_title)
+        site_id, list_id = self._list(flow)
         return columns_from_definitions(self.graph.list_columns(site_id, list_id))
 
 
