@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -18,8 +22,7 @@ import pydantic
 from m365perf.csvfiles import UnreadableRow
 from m365perf.flows.model import Flow
 from m365perf.m365.errors import BadRequest
-from m365perf.m365.errors import NotFound as GraphNotFound
-from m365perf.m365.graph import GraphClient
+from m365perf.m365.graph import MAX_PAGE, GraphClient, User
 from m365perf.plan.fieldmap import (
     RegisterColumn,
     check_field_map,
@@ -97,11 +100,19 @@ class SharePointRegister:
 
     def __init__(self, graph: GraphClient) -> None:
         self.graph = graph
+        self._ids: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def _list(self, flow: Flow) -> tuple[str, str]:
+        """(site id, list id) of the flow's register, looked up once per sync."""
+        key = (flow.source.site, flow.source.list_title)
+        if key not in self._ids:
+            host, _, path = flow.source.site.partition(":")
+            site_id = self.graph.get_site_id(host, path)
+            self._ids[key] = (site_id, self.graph.get_list_id(site_id, flow.source.list_title))
+        return self._ids[key]
 
     def rows(self, flow: Flow) -> list[dict[str, str]]:
-        host, _, path = flow.source.site.partition(":")
-        site_id = self.graph.get_site_id(host, path)
-        list_id = self.graph.get_list_id(site_id, flow.source.list_title)
+        site_id, list_id = self._list(flow)
         server = {
             column: value
             for column, value in flow.source.filter.items()
@@ -114,20 +125,20 @@ class SharePointRegister:
         columns = register_columns(flow)
         try:
             items = list(
-                self.graph.list_items(site_id, list_id, fields=columns, filter=odata or None)
+                self.graph.list_items(
+                    site_id, list_id, fields=columns, filter=odata or None, top=MAX_PAGE
+                )
             )
         except BadRequest as exc:
             if not odata:
                 raise
             log.warning("register filter refused (%s); reading the whole list instead", exc)
-            items = list(self.graph.list_items(site_id, list_id, fields=columns))
+            items = list(self.graph.list_items(site_id, list_id, fields=columns, top=MAX_PAGE))
         return [{k: _text(v) for k, v in item.fields.items()} for item in items]
 
     def columns(self, flow: Flow) -> list[RegisterColumn]:
         """The list's columns with their kinds and indexes, as SharePoint describes them."""
-        host, _, path = flow.source.site.partition(":")
-        site_id = self.graph.get_site_id(host, path)
-        list_id = self.graph.get_list_id(site_id, flow.source.list_title)
+        site_id, list_id = self._list(flow)
         return columns_from_definitions(self.graph.list_columns(site_id, list_id))
 
 
@@ -189,38 +200,100 @@ class CsvPeople:
         return list(found.values()), sorted(set(unknown))
 
 
-class EntraPeople:
-    """People looked up in Entra ID through Graph (user and manager), one call each."""
+DIRECTORY_CACHE_S = 3600.0
+"""How long a directory answer is reused by later syncs in the same process: a cycle's
+opening, a resync the same morning and the next flow's opening then read each person
+once. A manager changed in Entra ID shows at the first sync an hour on."""
 
-    def __init__(self, graph: GraphClient) -> None:
+
+@dataclass
+class DirectoryCache:
+    """Directory answers (person, or unknown) by reference, kept between syncs."""
+
+    ttl_s: float = DIRECTORY_CACHE_S
+    clock: Callable[[], float] = time.monotonic
+    _entries: dict[str, tuple[float, PersonSpec | None]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, ref: str) -> tuple[bool, PersonSpec | None]:
+        """(known, person): known False when the ref was never read or has expired."""
+        with self._lock:
+            entry = self._entries.get(ref)
+            if entry is None or self.clock() - entry[0] > self.ttl_s:
+                return False, None
+            return True, entry[1]
+
+    def put(self, refs: Iterable[str], person: PersonSpec | None) -> None:
+        at = self.clock()
+        with self._lock:
+            for ref in refs:
+                self._entries[ref] = (at, person)
+
+
+_CACHES: weakref.WeakKeyDictionary[GraphClient, DirectoryCache] = weakref.WeakKeyDictionary()
+_CACHES_LOCK = threading.Lock()
+
+
+def directory_cache(graph: GraphClient) -> DirectoryCache:
+    """The cache of one set of clients (one tenant): every sync through them shares it."""
+    with _CACHES_LOCK:
+        cache = _CACHES.get(graph)
+        if cache is None:
+            cache = _CACHES[graph] = DirectoryCache()
+        return cache
+
+
+class EntraPeople:
+    """People looked up in Entra ID through Graph: twenty to a ``$batch``, each with their
+    manager's id, then their managers the same way, up the chain.
+
+    Answers are kept between syncs (:class:`DirectoryCache`), so a person named by
+    several flows, or by a resync the same day, is read once.
+    """
+
+    def __init__(self, graph: GraphClient, cache: DirectoryCache | None = None) -> None:
         self.graph = graph
+        self.cache = cache if cache is not None else directory_cache(graph)
 
     def people(self, refs: Iterable[str]) -> tuple[list[PersonSpec], list[str]]:
         found: dict[str, PersonSpec] = {}
         unknown: list[str] = []
         seen: set[str] = set()
-        queue = [r.strip().lower() for r in refs]
+        queue = list(dict.fromkeys(r.strip().lower() for r in refs if r.strip()))
         while queue:
-            ref = queue.pop()
-            if ref in seen:
-                continue
-            seen.add(ref)
-            try:
-                user = self.graph.get_user(ref)
-            except GraphNotFound:
-                unknown.append(ref)
-                continue
-            manager = self.graph.get_manager(user.id)
-            email = (user.mail or user.user_principal_name).lower()
-            found[user.id] = PersonSpec(
-                id=user.id,
-                name=user.display_name,
-                email=email,
-                line_manager_id=manager.id if manager else None,
-            )
-            if manager is not None:
-                queue.append(manager.id)
+            wave = [r for r in queue if r not in seen]
+            seen.update(wave)
+            queue = []
+            answers = {r: self.cache.get(r) for r in wave}
+            missing = [r for r, (known, _) in answers.items() if not known]
+            if missing:
+                read = self.graph.get_users(missing)
+                for ref in missing:
+                    person = _person(*read[ref]) if ref in read else None
+                    names = [ref] + ([person.id.lower(), person.email] if person else [])
+                    self.cache.put(names, person)
+                    answers[ref] = (True, person)
+            for ref in wave:
+                person = answers[ref][1]
+                if person is None:
+                    unknown.append(ref)
+                    continue
+                if person.id in found:
+                    continue
+                found[person.id] = person
+                manager = person.line_manager_id
+                if manager is not None and manager.lower() not in seen:
+                    queue.append(manager.lower())
         return list(found.values()), sorted(set(unknown))
+
+
+def _person(user: User, manager_id: str | None) -> PersonSpec:
+    return PersonSpec(
+        id=user.id,
+        name=user.display_name,
+        email=(user.mail or user.user_principal_name).lower(),
+        line_manager_id=manager_id,
+    )
 
 
 def people_named(flow: Flow, rows: Sequence[Row]) -> list[str]:

@@ -183,3 +183,34 @@ def test_users_are_found_by_upn_or_id_with_their_managers(bench: Bench) -> None:
     assert graph.get_manager(top[0]["upn"]) is None
     with pytest.raises(NotFound):
         graph.get_user("nobody@contoso.gov.uk")
+
+
+def test_a_register_s_people_are_read_twenty_to_a_batch_and_not_again_at_the_next_sync(
+    bench: Bench,
+) -> None:
+    from m365perf.sync import DirectoryCache, EntraPeople
+
+    people = bench.directory()
+    by_id = {person["id"]: person for person in people.values()}
+    named = sorted(upn for upn, p in people.items() if p["manager_id"] in by_id)[:25]
+    directory = EntraPeople(bench.m365.graph, DirectoryCache())
+    before = bench.last_request_id()
+
+    found, unknown = directory.people([*named, "nobody@contoso.gov.uk"])
+
+    wire = [r for r in bench.requests_log(before) if not r.get("batch_id") or "$batch" in r["path"]]
+    reads = [r for r in wire if "/users" in r["path"] or r["path"].endswith("/$batch")]
+    assert all(r["path"].endswith("/$batch") for r in reads)  # no one-by-one user reads
+    stored = {p.email: p for p in found}
+    assert set(named) <= set(stored)
+    for upn in named:
+        manager = by_id[people[upn]["manager_id"]]
+        assert stored[upn].line_manager_id == manager["id"]
+        assert manager["upn"] in stored  # managers are people too, up the chain
+    assert unknown == ["nobody@contoso.gov.uk"]
+    # 26 people asked for, then their managers, then theirs: full envelopes of 20 per wave
+    assert len(reads) <= 2 + 1 + 1 + 1
+
+    again = bench.last_request_id()
+    assert directory.people(named)[0]
+    assert bench.requests_log(again) == []  # the next sync reads nobody again

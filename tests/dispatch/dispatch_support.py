@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,10 +24,14 @@ from m365perf.m365.auth import StaticToken
 from m365perf.m365.factory import M365
 from m365perf.messages import (
     CardSent,
+    CardUpdated,
     Outcome,
     RequestCardId,
     SendCard,
+    UpdateCard,
+    WriteBack,
     WrittenBack,
+    card_fingerprint,
     parse_message,
 )
 from m365perf.messages.ids import ROUND_OPEN
@@ -63,6 +67,7 @@ class Delivery:
     conversation_id: str | None
     activity_id: str | None
     service_url: str | None
+    card_hash: str | None = None
 
 
 class Bench:
@@ -181,9 +186,12 @@ class MiniEngine:
         store: Store | None = None,
         session: requests.Session | None = None,
         find_delivery: Any = None,
+        remember_items: bool = False,
         **options: Any,
     ) -> None:
+        """``remember_items``: record each written row's item, as the engine does."""
         self.bench = bench
+        self.remember_items = remember_items
         self.now = NOW
         self.store = store or memory_store()
         overrides: dict[str, Any] = {
@@ -211,11 +219,23 @@ class MiniEngine:
         assert row.id is not None
         self.sent[row.id] = outcome
         message = parse_message(row.kind, row.payload)
+        if isinstance(message, WriteBack) and isinstance(outcome, WrittenBack):
+            self._remember_item(message, outcome, now)
+        if isinstance(message, UpdateCard) and isinstance(outcome, CardUpdated):
+            shown = self.deliveries.get(str(message.card_id))
+            if shown is not None and outcome.replaced:
+                self.deliveries[str(message.card_id)] = replace(
+                    shown, card_hash=card_fingerprint(message.card)
+                )
         if not isinstance(message, SendCard):
             return
         assert isinstance(outcome, CardSent), f"a card's outcome is CardSent, not {outcome!r}"
         self.deliveries[str(message.card_id)] = Delivery(
-            message.channel, outcome.conversation_id, outcome.activity_id, outcome.service_url
+            message.channel,
+            outcome.conversation_id,
+            outcome.activity_id,
+            outcome.service_url,
+            card_fingerprint(message.card),
         )
         if message.channel == "teams":
             assert outcome.conversation_id and outcome.service_url
@@ -224,6 +244,19 @@ class MiniEngine:
                     message.user.id,
                     conversation_id=outcome.conversation_id,
                     service_url=outcome.service_url,
+                    now=now,
+                )
+
+    def _remember_item(self, message: WriteBack, outcome: WrittenBack, now: datetime) -> None:
+        """As the engine does: where the key lives, and the version written there."""
+        if self.remember_items and outcome.item_id:
+            with self.store.transaction() as tx:
+                tx.put_writeback_item(
+                    message.site,
+                    message.list_title,
+                    [str(message.fields[k]) for k in message.key_fields],
+                    item_id=outcome.item_id,
+                    version=None if outcome.skipped_older else float(message.version),
                     now=now,
                 )
 

@@ -128,3 +128,58 @@ def test_an_update_for_a_card_not_yet_delivered_waits_instead_of_parking(bench: 
     assert engine.now + timedelta(seconds=1) <= row.next_attempt_at
     assert row.next_attempt_at <= engine.now + timedelta(seconds=2)
     assert row.last_error is not None and "no recorded delivery" in row.last_error
+
+
+def _conversation_creates(bench: Bench, after: int) -> list[dict[str, object]]:
+    return [
+        r
+        for r in bench.requests_since(after)
+        if r["method"] == "POST" and str(r["path"]).rstrip("/").endswith("/v3/conversations")
+    ]
+
+
+def test_five_cards_to_one_person_in_one_drain_open_their_chat_once(bench: Bench) -> None:
+    engine = MiniEngine(bench)  # eight bot workers: the five cards go out at once
+    approver = bench.user(10)
+    rows = [engine.send_card(approver, "teams", f"Digest part {n}")[0] for n in range(5)]
+    before = bench.last_request_id()
+
+    assert engine.dispatcher.drain() == DrainReport(sent=5)
+
+    assert len(_conversation_creates(bench, before)) == 1
+    chats = set()
+    for row in rows:
+        outcome = engine.sent[row]
+        assert isinstance(outcome, CardSent) and outcome.activity_id
+        chats.add(outcome.conversation_id)
+        bench.chat_activity(approver["id"], outcome.activity_id)
+    assert len(chats) == 1
+
+
+def test_an_update_that_would_show_the_same_card_is_not_sent(bench: Bench) -> None:
+    engine = MiniEngine(bench)
+    owner = bench.user(11)
+    _, card_id = engine.send_card(owner, "teams", "Waiting: 3 items")
+    engine.dispatcher.drain()
+    before = bench.last_request_id()
+
+    same = engine.enqueue(
+        "update_card", "bot", {"card_id": card_id, "card": card("Waiting: 3 items")}
+    )
+    assert engine.dispatcher.drain() == DrainReport(sent=1)
+
+    assert engine.sent[same] == CardUpdated(replaced=True)
+    assert not [r for r in bench.requests_since(before) if r["method"] == "PUT"]
+
+    changed = engine.enqueue("update_card", "bot", {"card_id": card_id, "card": card("All done")})
+    again = engine.enqueue("update_card", "bot", {"card_id": card_id, "card": card("All done")})
+    engine.dispatcher.drain()
+    engine.dispatcher.drain()
+
+    assert engine.sent[changed] == engine.sent[again] == CardUpdated(replaced=True)
+    puts = [r for r in bench.requests_since(before) if r["method"] == "PUT"]
+    assert len(puts) == 1  # "All done" once; the second, identical update changed nothing
+    delivery = engine.deliveries[card_id]
+    assert delivery.activity_id is not None
+    posted = bench.chat_activity(owner["id"], delivery.activity_id)
+    assert posted["card"]["body"][0]["text"] == "All done"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from dispatch_support import Bench, LatchedSession, MiniEngine
@@ -26,7 +27,9 @@ def _sharepoint_calls(bench: Bench, after: int) -> tuple[list[str], list[str]]:
     return batches, reads
 
 
-def test_twenty_five_results_go_out_as_two_batches_after_one_read(bench: Bench) -> None:
+def test_twenty_five_new_results_go_out_as_two_batches_after_one_read_per_twenty_keys(
+    bench: Bench,
+) -> None:
     engine = MiniEngine(bench)
     title = bench.new_results_list()
     rows = [engine.write_back(title, f"COV-{n:03}", PERIOD, n * 1.5, 1) for n in range(25)]
@@ -36,7 +39,7 @@ def test_twenty_five_results_go_out_as_two_batches_after_one_read(bench: Bench) 
 
     batches, reads = _sharepoint_calls(bench, before)
     assert len(batches) == 2
-    assert len(reads) == 1
+    assert len(reads) == 2  # 20 keys, then 5: one read per envelope of new keys
     assert all(engine.written(r).created and not engine.written(r).skipped_older for r in rows)
     stored = _values(bench, title)
     assert len(stored) == 25
@@ -181,3 +184,100 @@ def test_batches_for_one_list_go_out_at_the_same_time(bench: Bench) -> None:
 
     assert engine.dispatcher.drain() == DrainReport(sent=40)
     assert len(bench.list_items(title)) == 40
+
+
+def _fill(bench: Bench, title: str, count: int, start: int = 0) -> None:
+    """Other periods' rows straight into the sandbox's copy of the list (fast, untracked)."""
+    import uuid
+
+    from m365perf.sandbox.store import Store
+
+    lists = bench.graph("GET", f"/sites/{bench.health['site_id']}/lists").json()["value"]
+    list_id = next(lst["id"] for lst in lists if lst["displayName"] == title)
+    store = Store(bench.sandbox.data_dir / "sandbox.sqlite3")
+    with store.transaction():
+        for n in range(start, count):
+            fields = {"IndicatorId": f"OLD-{n:05}", "Period": "2019/20 Q1", "Value": 1}
+            store.new_item(list_id, fields, str(uuid.uuid4()).upper(), "2025-04-01T08:00:00Z")
+    store.close()
+
+
+def test_a_row_written_before_is_patched_by_its_item_id_without_a_read(bench: Bench) -> None:
+    engine = MiniEngine(bench, remember_items=True)
+    title = bench.new_results_list()
+    first = engine.write_back(title, "COV-101", PERIOD, 10.0, 1)
+    engine.dispatcher.drain()
+    item_id = engine.written(first).item_id
+    before = bench.last_request_id()
+
+    second = engine.write_back(title, "COV-101", PERIOD, 12.5, 2)
+    assert engine.dispatcher.drain() == DrainReport(sent=1)
+
+    _, reads = _sharepoint_calls(bench, before)
+    assert reads == []
+    parts = [
+        r for r in bench.requests_since(before) if r.get("batch_id") and "/items/" in r["path"]
+    ]
+    assert [(r["method"], r["path"].rsplit("/", 2)[-2]) for r in parts] == [("PATCH", item_id)]
+    assert engine.written(second) == WrittenBack(item_id=item_id, created=False)
+    assert _values(bench, title)[("COV-101", PERIOD)]["fields"]["Value"] == 12.5
+
+
+def test_an_older_version_of_a_remembered_row_is_skipped_without_a_request(
+    bench: Bench,
+) -> None:
+    engine = MiniEngine(bench, remember_items=True)
+    title = bench.new_results_list()
+    engine.write_back(title, "COV-102", PERIOD, 20.0, 3)
+    engine.dispatcher.drain()
+    before = bench.last_request_id()
+
+    older = engine.write_back(title, "COV-102", PERIOD, 5.0, 2)
+    assert engine.dispatcher.drain() == DrainReport(sent=1)
+
+    assert engine.written(older).skipped_older
+    assert [r for r in bench.requests_since(before) if r["path"].startswith("/v1.0/")] == []
+    assert _values(bench, title)[("COV-102", PERIOD)]["fields"]["Value"] == 20.0
+
+
+def test_list_reads_per_new_row_stay_the_same_as_the_list_grows(bench: Bench) -> None:
+    engine = MiniEngine(bench, remember_items=True)
+    title = bench.new_results_list()
+    reads_per_row = []
+    held = 0
+    for size, period in ((50, "2026/27 Q1"), (900, "2026/27 Q2")):
+        _fill(bench, title, size, held)
+        held = size
+        for n in range(30):
+            engine.write_back(title, f"COV-{n:03}", period, float(n), 1)
+        before = bench.last_request_id()
+        assert engine.dispatcher.drain() == DrainReport(sent=30)
+        _, reads = _sharepoint_calls(bench, before)
+        reads_per_row.append(len(reads) / 30)
+    assert reads_per_row[0] == reads_per_row[1] == 2 / 30  # 20 keys a read, whatever the list holds
+
+
+def test_a_remembered_item_deleted_by_hand_is_looked_up_again_and_recreated(
+    bench: Bench,
+) -> None:
+    engine = MiniEngine(bench, remember_items=True)
+    title = bench.new_results_list()
+    first = engine.write_back(title, "COV-103", PERIOD, 1.0, 1)
+    engine.dispatcher.drain()
+    lists = bench.graph("GET", f"/sites/{bench.health['site_id']}/lists").json()["value"]
+    list_id = next(lst["id"] for lst in lists if lst["displayName"] == title)
+    gone = engine.written(first).item_id
+    deleted = bench.graph(
+        "DELETE", f"/sites/{bench.health['site_id']}/lists/{list_id}/items/{gone}"
+    )
+    assert deleted.status_code == 204
+
+    second = engine.write_back(title, "COV-103", PERIOD, 2.0, 2)
+    engine.dispatcher.drain()
+    assert engine.status(second) == OutboxStatus.PENDING  # tried again, not parked
+    engine.now += timedelta(minutes=30)
+    assert engine.dispatcher.drain() == DrainReport(sent=1)
+
+    outcome = engine.written(second)
+    assert outcome.created and outcome.item_id != gone
+    assert _values(bench, title)[("COV-103", PERIOD)]["fields"]["Value"] == 2.0

@@ -233,3 +233,38 @@ def test_bot_token_comes_from_the_tenant_authority(mocked: responses.RequestsMoc
 
     assert tokens.bot.token() == "bot-at"
     assert token_form(mocked)["scope"] == "https://api.botframework.com/.default"
+
+
+def test_eight_workers_asking_at_once_at_first_send_cause_one_token_request(
+    mocked: responses.RequestsMock,
+):
+    import json
+    import threading
+    import time
+
+    base = "http://127.0.0.1:8931"
+    serve_login(mocked, base, {})
+    mocked.remove(responses.POST, f"{base}/{TENANT}/oauth2/v2.0/token")
+
+    def slow_token(request: object) -> tuple[int, dict[str, str], str]:
+        time.sleep(0.2)  # long enough for every worker to be asking at once
+        reply = {"token_type": "Bearer", "expires_in": 3599, "access_token": "at-8"}
+        return 200, {}, json.dumps(reply)
+
+    mocked.add_callback(responses.POST, f"{base}/{TENANT}/oauth2/v2.0/token", slow_token)
+    tokens = provider(base)
+    start = threading.Barrier(8)
+    got: list[str] = []
+
+    def worker() -> None:
+        start.wait()
+        got.append(tokens.token())
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert got == ["at-8"] * 8
+    assert len([c for c in mocked.calls if c.request.method == "POST"]) == 1

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import html
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, assert_never
 
@@ -32,6 +34,7 @@ from m365perf.messages import (
     SendCard,
     SendMail,
     UpdateCard,
+    card_fingerprint,
 )
 from m365perf.settings import Settings
 from m365perf.store.base import Store
@@ -61,8 +64,74 @@ class Delivery(Protocol):
         """The Bot Connector endpoint of that conversation (None for e-mail)."""
         ...
 
+    @property
+    def card_hash(self) -> str | None:
+        """Fingerprint of the card as last shown (None when not recorded)."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Chat:
+    service_url: str
+    conversation_id: str
+
+
+class OpenedChats:
+    """The 1:1 chats this process opened, and one lock per person.
+
+    A person's sends go one at a time, so two workers sending to someone with no stored
+    chat open it once, not once each; the chat is used at once by the next send, before
+    the engine has stored it from the first card's delivery.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._chats: dict[str, _Chat] = {}
+        self._shown: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
+
+    def lock(self, key: str) -> threading.Lock:
+        """One lock per person (their sends) or per card (its updates)."""
+        with self._lock:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def shown(self, card_id: str, stored: str | None) -> str | None:
+        """What this process last put on the card, while the store says nothing newer.
+
+        ``stored`` is the store's fingerprint now: it is either what this process put
+        there (recorded) or what it replaced (not yet recorded); anything else means
+        another instance has updated the card since, and the store knows better.
+        """
+        with self._lock:
+            entry = self._shown.get(card_id)
+        if entry is None or stored not in entry:
+            return None
+        return entry[0]
+
+    def show(self, card_id: str, fingerprint: str, replaced: str | None) -> None:
+        with self._lock:
+            self._shown[card_id] = (fingerprint, replaced)
+            self._shown.move_to_end(card_id)
+            while len(self._shown) > _SHOWN_KEPT:
+                self._shown.popitem(last=False)
+
+    def get(self, user_id: str) -> _Chat | None:
+        with self._lock:
+            return self._chats.get(user_id)
+
+    def put(self, user_id: str, chat: _Chat) -> None:
+        with self._lock:
+            self._chats[user_id] = chat
+
+    def forget(self, user_id: str, conversation_id: str) -> None:
+        with self._lock:
+            if (chat := self._chats.get(user_id)) and chat.conversation_id == conversation_id:
+                del self._chats[user_id]
+
 
 _CONFLICT = 409
+_SHOWN_KEPT = 10_000
+"""Cards whose last update this process remembers (the store keeps them all)."""
 _FORBIDDEN = 403
 _STALE_CHAT = frozenset({403, 404})
 """What the Connector answers for a chat that is gone or a bot the user removed."""
@@ -86,6 +155,7 @@ class SendContext:
     find_delivery: FindDelivery
     links: LinkSigner | None = None
     clock: Callable[[], datetime] | None = None
+    chats: OpenedChats = field(default_factory=OpenedChats)
 
 
 def send(ctx: SendContext, message: Sendable, *, retried: bool = False) -> Outcome:
@@ -151,12 +221,18 @@ def update_card(ctx: SendContext, message: UpdateCard) -> CardUpdated:
         raise BadPayload(f"card {card_id} went by {delivery.channel!r}, which cannot be updated")
     if not (delivery.service_url and delivery.conversation_id and delivery.activity_id):
         raise BadPayload(f"card {card_id}'s Teams delivery lacks its conversation or activity id")
-    ctx.clients.teams.update_activity(
-        delivery.service_url,
-        delivery.conversation_id,
-        delivery.activity_id,
-        card_activity(message.card),
-    )
+    fingerprint = card_fingerprint(message.card)
+    with ctx.chats.lock("card:" + card_id):
+        if fingerprint in (ctx.chats.shown(card_id, delivery.card_hash), delivery.card_hash):
+            # The card already shows exactly this: an update would change nothing visible.
+            return CardUpdated(replaced=True)
+        ctx.clients.teams.update_activity(
+            delivery.service_url,
+            delivery.conversation_id,
+            delivery.activity_id,
+            card_activity(message.card),
+        )
+        ctx.chats.show(card_id, fingerprint, delivery.card_hash)
     return CardUpdated(replaced=True)
 
 
@@ -207,21 +283,27 @@ def _post_to_teams(
 ) -> CardSent:
     """Into the user's stored 1:1 chat; if that is gone (404/403), a newly opened one.
 
-    Only the user's own verified activity stores a chat (:mod:`m365perf.web.app`); a
-    chat the bot opens is used for this card and recorded with its delivery.
+    The stored chat is the user's own verified activity's or the one a first card opened
+    (the engine stores it with the delivery); until the engine has stored it, a chat this
+    process opened is used (:class:`OpenedChats`), so a person's chat is opened once.
     """
-    with ctx.store.transaction() as tx:
-        ref = tx.find_conversation_ref(user_id)
-    activity = card_activity(card, summary=summary)
-    if ref is not None:
-        try:
-            return _post(ctx, ref.service_url, ref.conversation_id, activity)
-        except ClientError as exc:
-            if exc.status not in _STALE_CHAT:
-                raise
-            log.info("the stored Teams chat of %s is gone (%s): opening it anew", user_id, exc)
-    service_url = ctx.settings.bot_connector_base_url
-    return _post(ctx, service_url, _open_chat(ctx, service_url, user_id), activity)
+    with ctx.chats.lock(user_id):
+        with ctx.store.transaction() as tx:
+            ref = tx.find_conversation_ref(user_id)
+        chat = _Chat(ref.service_url, ref.conversation_id) if ref else ctx.chats.get(user_id)
+        activity = card_activity(card, summary=summary)
+        if chat is not None:
+            try:
+                return _post(ctx, chat.service_url, chat.conversation_id, activity)
+            except ClientError as exc:
+                if exc.status not in _STALE_CHAT:
+                    raise
+                ctx.chats.forget(user_id, chat.conversation_id)
+                log.info("the stored Teams chat of %s is gone (%s): opening it anew", user_id, exc)
+        service_url = ctx.settings.bot_connector_base_url
+        opened = _Chat(service_url, _open_chat(ctx, service_url, user_id))
+        ctx.chats.put(user_id, opened)
+        return _post(ctx, opened.service_url, opened.conversation_id, activity)
 
 
 def _open_chat(ctx: SendContext, service_url: str, user_id: str) -> str:

@@ -1,13 +1,15 @@
 """Write-back to a SharePoint list: an upsert keyed on the payload's key fields.
 
-Rows claimed together for one list share one read of the list's existing keys and go
-out as ``$batch`` groups of up to 20. Reading before writing is what makes a retry
-after a crash safe: the item the first attempt created is found and updated, not
-created again. ``Version`` guards against an older result overwriting a newer one.
-
-The read is ``list_items`` with the key columns and ``Version`` rather than
-``GraphClient.read_keys``, because ``read_keys`` returns only ids and eTags and the
-version check needs the stored ``Version`` too: still one request per list and page.
+Rows claimed together for one list go out as ``$batch`` groups of up to 20. The store
+remembers the SharePoint item each key was written to (``writeback_item``, recorded by
+the engine from each ``WrittenBack``), so a row whose key was written before is a PATCH
+by id with no read of the list, and the version last written there answers the
+"never older over newer" check. Only keys never seen are looked up, 20 to a read,
+filtered on every key column (``Period eq 'P' and (IndicatorId eq 'a' or …)``): the
+cost per row stays flat however large the list grows. Looking a new key up before
+creating it is what makes a retry after a crash safe: the item the first attempt
+created is found and updated, not created again. A remembered item someone deleted
+answers 404: it is forgotten and the row tried again, which looks it up afresh.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from m365perf.dispatch._failures import BadPayload
 from m365perf.m365.errors import BadRequest, BatchError, BatchFailure, DuplicateKeyError, M365Error
 from m365perf.m365.graph import (
     MAX_BATCH,
+    MAX_PAGE,
     BatchRequest,
     BatchResponse,
     GraphClient,
@@ -31,12 +34,14 @@ from m365perf.m365.graph import (
 )
 from m365perf.messages import Outcome, WriteBack, WrittenBack
 from m365perf.messages.outbox import split_site
+from m365perf.store.base import Store
 from m365perf.store.tables import OutboxMessage
 
 log = logging.getLogger(__name__)
 
 VERSION_FIELD = "Version"
-_MAX_FILTER_VALUES = 15  # "or" terms in one $filter; beyond that the whole list is read
+_KEYS_PER_READ = MAX_BATCH  # keys looked up by one filtered read: one read per envelope
+_NOT_FOUND = 404
 
 Key = tuple[str, ...]
 Result = tuple[OutboxMessage, Outcome | BaseException]
@@ -70,6 +75,9 @@ class Write:
     request: BatchRequest
     item_id: str | None  # None: the item is created
     followers: list[tuple[OutboxMessage, bool]] = field(default_factory=list)
+    remembered: bool = False  # the item id came from the store, not from a read
+    target: Target | None = None
+    key: Key = ()
 
     @property
     def messages(self) -> list[OutboxMessage]:
@@ -143,13 +151,22 @@ def row(message: OutboxMessage, write: WriteBack) -> Row:
     )
 
 
-def plan(graph: GraphClient, ids: SharePointIds, target: Target, rows: Sequence[Row]) -> Plan:
-    """Read the list's keys once, then decide per item: create, update, or leave alone."""
+def plan(
+    graph: GraphClient,
+    ids: SharePointIds,
+    target: Target,
+    rows: Sequence[Row],
+    store: Store | None = None,
+) -> Plan:
+    """Decide per item: create, update, or leave alone; read the list only for new keys."""
     site_id, list_id = ids.resolve(target.site, target.list_title)
-    existing, duplicated = _read_existing(graph, ids, site_id, list_id, target, rows)
     by_key: dict[Key, list[Row]] = {}
     for row in rows:
         by_key.setdefault(row.key, []).append(row)
+    known = _remembered(store, target, list(by_key))
+    unseen = [same[0] for key, same in by_key.items() if key not in known]
+    existing, duplicated = _read_existing(graph, ids, site_id, list_id, target, unseen)
+    existing.update(known)
     settled: list[Result] = []
     writes: list[Write] = []
     for key, same_item in by_key.items():
@@ -174,9 +191,28 @@ def plan(graph: GraphClient, ids: SharePointIds, target: Target, rows: Sequence[
                 request_id, site_id, list_id, found.id, newest.fields, etag=found.etag or None
             )
         followers = [(r.message, _older(r.version, newest.version)) for r in same_item[:-1]]
-        writes.append(Write(newest.message, request, found.id if found else None, followers))
+        writes.append(
+            Write(
+                newest.message,
+                request,
+                found.id if found else None,
+                followers,
+                remembered=key in known,
+                target=target,
+                key=key,
+            )
+        )
     writes.sort(key=lambda w: _id(w))
     return Plan(settled, writes)
+
+
+def _remembered(store: Store | None, target: Target, keys: Sequence[Key]) -> dict[Key, _Existing]:
+    """The items the store remembers for these keys (no eTag: the write is by id alone)."""
+    if store is None or not keys:
+        return {}
+    with store.transaction() as tx:
+        items = tx.find_writeback_items(target.site, target.list_title, keys)
+    return {key: _Existing(item.item_id, "", item.version) for key, item in items.items()}
 
 
 def chunks(writes: Sequence[Write]) -> list[list[Write]]:
@@ -184,7 +220,9 @@ def chunks(writes: Sequence[Write]) -> list[list[Write]]:
     return [list(writes[i : i + MAX_BATCH]) for i in range(0, len(writes), MAX_BATCH)]
 
 
-def send(graph: GraphClient, list_title: str, writes: Sequence[Write]) -> list[Result]:
+def send(
+    graph: GraphClient, list_title: str, writes: Sequence[Write], store: Store | None = None
+) -> list[Result]:
     """Send one ``$batch`` group and give each row its own outcome or failure."""
     failures: dict[str, BatchFailure] = {}
     try:
@@ -200,6 +238,9 @@ def send(graph: GraphClient, list_title: str, writes: Sequence[Write]) -> list[R
                 write.request.id, 0, "no response in the batch"
             )
             error = WriteFailed(list_title, failure)
+            if failure.status == _NOT_FOUND and write.remembered:
+                _forget(store, write)
+                error.transient = True  # the next attempt looks the key up afresh
             results.extend((m, error) for m in write.messages)
             continue
         try:
@@ -216,6 +257,20 @@ def send(graph: GraphClient, list_title: str, writes: Sequence[Write]) -> list[R
     return results
 
 
+def _forget(store: Store | None, write: Write) -> None:
+    """A remembered item is gone from the list (deleted by hand): stop writing to it."""
+    if store is None or write.target is None:
+        return
+    log.warning(
+        "list %r: item %s for key %s is gone; it will be looked up again",
+        write.target.list_title,
+        write.item_id,
+        write.key,
+    )
+    with store.transaction() as tx:
+        tx.forget_writeback_item(write.target.site, write.target.list_title, write.key)
+
+
 def _read_existing(
     graph: GraphClient,
     ids: SharePointIds,
@@ -224,15 +279,29 @@ def _read_existing(
     target: Target,
     rows: Sequence[Row],
 ) -> tuple[dict[Key, _Existing], dict[Key, list[str]]]:
-    """Existing items by key, and the keys held by more than one item (with their ids)."""
+    """Existing items of these rows' keys, and the keys held by more than one item.
+
+    One filtered read per 20 keys, at the largest page size; a list that refuses the
+    filter (key columns not indexed) is read whole, now and from then on.
+    """
+    if not rows:
+        return {}, {}
     columns = list(target.key_fields)
     if any(r.version is not None for r in rows):
         columns.append(VERSION_FIELD)
-    where = None if list_id in ids.unfilterable else _key_filter(target.key_fields, rows)
+    wanted = {r.key for r in rows}
+    filters = None if list_id in ids.unfilterable else _key_filters(target.key_fields, rows)
+    items = []
     try:
-        items = list(graph.list_items(site_id, list_id, fields=columns, filter=where))
+        if filters is None:
+            items = list(graph.list_items(site_id, list_id, fields=columns, top=MAX_PAGE))
+        else:
+            for where in filters:
+                items += graph.list_items(
+                    site_id, list_id, fields=columns, filter=where, top=MAX_PAGE
+                )
     except BadRequest:
-        if where is None:
+        if filters is None:
             raise
         # Most likely a key column is not indexed: read the whole list, now and later.
         log.warning(
@@ -241,11 +310,13 @@ def _read_existing(
             ", ".join(target.key_fields),
         )
         ids.unfilterable.add(list_id)
-        items = list(graph.list_items(site_id, list_id, fields=columns))
+        items = list(graph.list_items(site_id, list_id, fields=columns, top=MAX_PAGE))
     existing: dict[Key, _Existing] = {}
     duplicated: dict[Key, list[str]] = {}
     for item in items:
         key = tuple(_key_text(item.fields.get(k)) for k in target.key_fields)
+        if key not in wanted:
+            continue
         if key in existing:
             duplicated[key] = [existing.pop(key).id]
         if key in duplicated:
@@ -255,24 +326,48 @@ def _read_existing(
     return existing, duplicated
 
 
-def _key_filter(key_fields: Sequence[str], rows: Sequence[Row]) -> str | None:
-    """``fields/K eq v1 or fields/K eq v2`` on the key column with the fewest values.
+def _key_filters(key_fields: Sequence[str], rows: Sequence[Row]) -> list[str] | None:
+    """Filters naming exactly these rows' keys, 20 keys to a filter, on every key column.
 
-    One column keeps the URL short; the cycle's rows usually share their period, so
-    that column alone narrows the read to one period's items.
+    The column with the fewest values (the period) leads each filter, so SharePoint can
+    narrow on its index first: ``fields/Period eq 'P' and (fields/IndicatorId eq 'a' or
+    …)``. None when a key value cannot be written as an OData literal.
     """
-    best: tuple[str, list[str]] | None = None
-    for name in key_fields:
-        literals = {_literal(r.fields[name]) for r in rows}
-        if None in literals or len(literals) > _MAX_FILTER_VALUES:
-            continue
-        values = sorted(v for v in literals if v is not None)
-        if best is None or len(values) < len(best[1]):
-            best = (name, values)
-    if best is None:
-        return None
-    name, values = best
-    return " or ".join(f"fields/{name} eq {v}" for v in values)
+    literal_rows: list[dict[str, str]] = []
+    for row in rows:
+        literals: dict[str, str] = {}
+        for name in key_fields:
+            literal = _literal(row.fields[name])
+            if literal is None:
+                return None
+            literals[name] = literal
+        literal_rows.append(literals)
+    distinct = {name: {r[name] for r in literal_rows} for name in key_fields}
+    lead = min(key_fields, key=lambda name: len(distinct[name]))
+    rest = [name for name in key_fields if name != lead]
+    by_lead: dict[str, list[dict[str, str]]] = {}
+    for literals in literal_rows:
+        by_lead.setdefault(literals[lead], []).append(literals)
+    filters = []
+    for value, group in sorted(by_lead.items()):
+        head = f"fields/{lead} eq {value}"
+        for start in range(0, len(group), _KEYS_PER_READ):
+            chunk = group[start : start + _KEYS_PER_READ]
+            if not rest:
+                filters.append(head)
+                break
+            terms = [" and ".join(f"fields/{n} eq {r[n]}" for n in rest) for r in chunk]
+            if len(rest) > 1:
+                terms = [f"({t})" for t in terms]
+            filters.append(f"{head} and ({' or '.join(terms)})")
+    if not rest:
+        # One key column: the values themselves, 20 to a filter.
+        values = sorted(distinct[lead])
+        return [
+            " or ".join(f"fields/{lead} eq {v}" for v in values[i : i + _KEYS_PER_READ])
+            for i in range(0, len(values), _KEYS_PER_READ)
+        ]
+    return filters
 
 
 def _literal(value: Any) -> str | None:

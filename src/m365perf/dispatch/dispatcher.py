@@ -273,12 +273,12 @@ class Dispatcher:
         self, budget: str, target: _writeback.Target, rows: list[_writeback.Row]
     ) -> tuple[list[_Result], list[_Job]]:
         graph = self._clients.graph
-        plan = _writeback.plan(graph, self._ids, target, rows)
+        plan = _writeback.plan(graph, self._ids, target, rows, self._store)
         batches = [
             _Job(
                 budget,
                 [m for write in chunk for m in write.messages],
-                partial(_send_batch, graph, target.list_title, chunk),
+                partial(_send_batch, graph, target.list_title, chunk, self._store),
             )
             for chunk in _writeback.chunks(plan.writes)
         ]
@@ -477,9 +477,9 @@ class _Run:
 
 
 def _send_batch(
-    graph: GraphClient, list_title: str, chunk: list[_writeback.Write]
+    graph: GraphClient, list_title: str, chunk: list[_writeback.Write], store: Store
 ) -> tuple[list[_Result], list[_Job]]:
-    return _writeback.send(graph, list_title, chunk), []
+    return _writeback.send(graph, list_title, chunk, store), []
 
 
 def _failed(message: OutboxMessage, exc: BaseException) -> _Job:

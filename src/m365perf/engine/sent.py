@@ -29,6 +29,7 @@ from m365perf.messages import (
     WriteAction,
     WriteBack,
     WrittenBack,
+    card_fingerprint,
     parse_message,
 )
 from m365perf.messages.ids import RefreshFailedMailKey, RefreshPollKey
@@ -57,7 +58,8 @@ def on_sent(
                 _card_sent(tx, message, outcome, now)
             case UpdateCard(), CardUpdated():
                 if outcome.replaced:
-                    tx.mark_replaced(str(message.card_id), now=now)
+                    shown = card_fingerprint(message.card)
+                    tx.mark_replaced(str(message.card_id), now=now, card_hash=shown)
             case WriteAction(), WrittenBack():  # before WriteBack: it is one
                 _action_written_back(tx, message, outcome, now)
             case WriteBack(), WrittenBack():
@@ -95,12 +97,50 @@ def _card_sent(tx: Transaction, message: SendCard, outcome: CardSent, now: datet
         activity_id=outcome.activity_id,
         service_url=outcome.service_url,
         message_id=outcome.message_id,
+        card_hash=card_fingerprint(message.card),
     )
+
+
+def _remember_item(
+    tx: Transaction, message: WriteBack, outcome: WrittenBack, now: datetime
+) -> None:
+    """Where the key lives now, so the next write of it PATCHes by id with no look-up."""
+    if not outcome.item_id:
+        return
+    key = [_key_text(message.fields.get(k)) for k in message.key_fields]
+    tx.put_writeback_item(
+        message.site,
+        message.list_title,
+        key,
+        item_id=outcome.item_id,
+        version=None if outcome.skipped_older else _number(message.version),
+        now=now,
+    )
+
+
+def _key_text(value: object) -> str:
+    """A key value as text, so 3, 3.0 and "3" name the same item (as the dispatcher reads it)."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _number(value: object) -> float | None:
+    """The ``Version`` as a number (the dispatcher compares it so), or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
 
 
 def _action_written_back(
     tx: Transaction, message: WriteAction, outcome: WrittenBack, now: datetime
 ) -> None:
+    _remember_item(tx, message, outcome, now)
     done = [
         e
         for e in tx.list_audit(subject_type=SubjectType.ACTION, subject_id=message.action_id)
@@ -126,6 +166,7 @@ def _action_written_back(
 
 
 def _written_back(tx: Transaction, message: WriteBack, outcome: WrittenBack, now: datetime) -> None:
+    _remember_item(tx, message, outcome, now)
     return_id = message.return_id or 0
     done = [
         e

@@ -141,7 +141,10 @@ class MsalTokenProvider:
         session: requests.Session | None = None,
         timeout: tuple[float, float] = (5.0, 30.0),
         app_factory: Callable[..., Any] | None = None,
+        share_app_of: MsalTokenProvider | None = None,
     ) -> None:
+        """``share_app_of``: another resource's provider for the same tenant and credential,
+        whose MSAL app (and so its one OpenID discovery and its token cache) this one uses."""
         if not tenant_id:
             raise ValueError("tenant_id is empty: set M365PERF_TENANT_ID")
         if not scopes:
@@ -156,6 +159,14 @@ class MsalTokenProvider:
         )
         self._app: Any = None
         self._lock = threading.Lock()
+        self._shared = share_app_of
+        if share_app_of is not None and (
+            share_app_of._authority != self._authority or share_app_of._credential is not credential
+        ):
+            raise ValueError("an MSAL app is shared only by one tenant's and credential's tokens")
+        # One token request at a time: MSAL answers from its cache once a token is in
+        # it, but eight worker threads missing it together would each ask Entra ID.
+        self._fetching = threading.Lock()
 
     @property
     def scopes(self) -> list[str]:
@@ -166,7 +177,8 @@ class MsalTokenProvider:
         """Return a cached token, or fetch a new one from Entra ID (or the sandbox)."""
         app = self._get_app()
         try:
-            result = app.acquire_token_for_client(scopes=self._scopes)
+            with self._fetching:
+                result = app.acquire_token_for_client(scopes=self._scopes)
         except requests.RequestException as exc:
             raise AuthError(f"token request failed: {type(exc).__name__}", transient=True) from exc
         except msal.exceptions.MsalServiceError as exc:
@@ -180,6 +192,8 @@ class MsalTokenProvider:
         return str(result["access_token"])
 
     def _get_app(self) -> Any:
+        if self._shared is not None:
+            return self._shared._get_app()
         with self._lock:
             if self._app is None:
                 options: dict[str, Any] = {}

@@ -82,7 +82,9 @@ def tokens_from_settings(
     credential = _credential(settings)
     timeout = (settings.connect_timeout_s, settings.read_timeout_s)
 
-    def make_provider(scope: str, tenant: str) -> MsalTokenProvider:
+    def make_provider(
+        scope: str, tenant: str, share: MsalTokenProvider | None = None
+    ) -> MsalTokenProvider:
         return MsalTokenProvider(
             tenant_id=tenant,
             credential=credential,
@@ -90,12 +92,18 @@ def tokens_from_settings(
             login_base_url=settings.login_base_url,
             session=session,
             timeout=timeout,
+            share_app_of=share,
         )
 
+    # One MSAL app per tenant: one OpenID discovery, one token cache for every resource.
+    graph = make_provider(graph_scope, settings.tenant_id)
+    bot_tenant = bot_tenant or settings.tenant_id
     return Tokens(
-        graph=make_provider(graph_scope, settings.tenant_id),
-        powerbi=make_provider(powerbi_scope, settings.tenant_id),
-        bot=make_provider(bot_scope, bot_tenant or settings.tenant_id),
+        graph=graph,
+        powerbi=make_provider(powerbi_scope, settings.tenant_id, graph),
+        bot=make_provider(
+            bot_scope, bot_tenant, graph if bot_tenant == settings.tenant_id else None
+        ),
     )
 
 

@@ -34,6 +34,11 @@ from m365perf.m365.http import ApiClient, Budget, json_object, server_delay
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 20
+MAX_PAGE = 999
+"""Items asked for per page of a list read (``$top``). Graph does not document the
+largest page for list items (facts §1.4: 5,000 was observed to be honoured); 999 is the
+largest page Graph documents for its other collections, so it is asked for everywhere:
+five times fewer pages than Graph's default of 200 for a large list."""
 _RU_ONE_ITEM = 1.0
 _RU_MANY_OR_WRITE = 2.0
 _RETRY_SUB_STATUSES = frozenset({429, 503, 504})
@@ -359,7 +364,9 @@ class GraphClient:
         if not key_fields:
             raise ValueError("read_keys needs at least one key field")
         found: dict[tuple[str, ...], ItemRef] = {}
-        for item in self.list_items(site_id, list_id, fields=key_fields, filter=filter):
+        for item in self.list_items(
+            site_id, list_id, fields=key_fields, filter=filter, top=MAX_PAGE
+        ):
             key = tuple(_key_text(item.fields.get(name)) for name in key_fields)
             if key in found:
                 raise DuplicateKeyError(key, [found[key].id, item.id])
@@ -407,7 +414,9 @@ class GraphClient:
 
     # -- $batch ------------------------------------------------------------------------
 
-    def batch(self, requests: Sequence[BatchRequest]) -> dict[str, BatchResponse]:
+    def batch(
+        self, requests: Sequence[BatchRequest], *, budget: Budget | None = None
+    ) -> dict[str, BatchResponse]:
         """Send sub-requests in batches of 20, retrying throttled ones on their own wait.
 
         The envelope answers 200 even when sub-requests were throttled, so each
@@ -421,7 +430,9 @@ class GraphClient:
         succeeded: dict[str, BatchResponse] = {}
         failures: list[BatchFailure] = []
         for start in range(0, len(requests), MAX_BATCH):
-            chunk_ok, chunk_failed = self._batch_chunk(requests[start : start + MAX_BATCH])
+            chunk_ok, chunk_failed = self._batch_chunk(
+                requests[start : start + MAX_BATCH], budget or self._sharepoint
+            )
             succeeded.update(chunk_ok)
             failures.extend(chunk_failed)
         if failures:
@@ -429,13 +440,13 @@ class GraphClient:
         return succeeded
 
     def _batch_chunk(
-        self, chunk: Sequence[BatchRequest]
+        self, chunk: Sequence[BatchRequest], budget: Budget
     ) -> tuple[dict[str, BatchResponse], list[BatchFailure]]:
         pending = {r.id: r for r in chunk}
         done: dict[str, BatchResponse] = {}
         failed: list[BatchFailure] = []
         for round_number in range(1, self._batch_rounds + 1):
-            responses = self._send_batch(list(pending.values()))
+            responses = self._send_batch(list(pending.values()), budget)
             throttled: dict[str, BatchResponse] = {}
             for request_id, request in list(pending.items()):
                 response = responses.get(request_id.lower())
@@ -463,21 +474,23 @@ class GraphClient:
             if wait is None:
                 wait = self._api.retry.backoff(round_number, self._api.core.rng)
             if wait > self._api.retry.max_wait_s:
-                self._sharepoint.pause_for(wait)
+                budget.pause_for(wait)
                 failed.extend(_failure(i, throttled[i], wait) for i in pending)
                 break
             log.info("$batch: %d sub-request(s) throttled; resend in %.1fs", len(pending), wait)
             # Pausing the budget (not sleeping here) holds back every thread's
             # SharePoint traffic, including our own next round.
-            self._sharepoint.pause_for(wait)
+            budget.pause_for(wait)
         return done, failed
 
-    def _send_batch(self, requests: Sequence[BatchRequest]) -> dict[str, BatchResponse]:
+    def _send_batch(
+        self, requests: Sequence[BatchRequest], budget: Budget
+    ) -> dict[str, BatchResponse]:
         response = self._api.request(
             "POST",
             "$batch",
             json={"requests": [r._payload() for r in requests]},
-            budget=self._sharepoint,
+            budget=budget,
             cost=sum(r.ru_cost for r in requests),
         )
         body = json_object(response)
@@ -516,6 +529,40 @@ class GraphClient:
         except NotFound:
             return None
         return _user(body)
+
+    def get_users(self, refs: Sequence[str]) -> dict[str, tuple[User, str | None]]:
+        """Directory users by id or UPN, each with their manager's id, 20 to a ``$batch``.
+
+        One sub-request per person (``$expand=manager``), so a sync of a register's
+        people costs one envelope per twenty of them. Returns ref → (user, manager id or
+        None); a ref the directory does not know is absent. Any other failure raises.
+        """
+        wanted = list(dict.fromkeys(r for r in refs if r))
+        requests = [
+            BatchRequest(
+                str(index),
+                "GET",
+                f"users/{quote(ref, safe='@')}?$select={_USER_FIELDS}&$expand=manager($select=id)",
+                ru_cost=1.0,
+            )
+            for index, ref in enumerate(wanted)
+        ]
+        try:
+            responses = self.batch(requests, budget=self._api.budget)
+        except BatchError as exc:
+            unknown = [f for f in exc.failures if f.status != 404]
+            if unknown:
+                raise
+            responses = exc.succeeded
+        found: dict[str, tuple[User, str | None]] = {}
+        for index, ref in enumerate(wanted):
+            response = responses.get(str(index))
+            if response is None or not isinstance(response.body, Mapping):
+                continue
+            manager = response.body.get("manager")
+            manager_id = manager.get("id") if isinstance(manager, Mapping) else None
+            found[ref] = (_user(response.body), str(manager_id) if manager_id else None)
+        return found
 
     # -- Teams app ---------------------------------------------------------------------
 

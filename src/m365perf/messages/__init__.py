@@ -39,6 +39,7 @@ from m365perf.messages.outbox import (
     WriteAction,
     WriteBack,
     WrittenBack,
+    card_fingerprint,
     parse_message,
 )
 
@@ -74,5 +75,6 @@ __all__ = [
     "WriteAction",
     "WriteBack",
     "WrittenBack",
+    "card_fingerprint",
     "parse_message",
 ]

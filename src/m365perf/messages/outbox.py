@@ -9,6 +9,8 @@ rows have always been stored with, so rows queued before these models read back.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import abstractmethod
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
@@ -32,6 +34,16 @@ from m365perf.messages.ids import CardId
 from m365perf.messages.names import OutboxKind, SubjectType
 
 Channel = Literal["teams", "email"]
+
+
+def card_fingerprint(card: Mapping[str, Any]) -> str:
+    """A short hash of what a card shows, to tell an update that changes nothing.
+
+    Canonical JSON (sorted keys), so two renderings of the same card agree however
+    their dicts were built.
+    """
+    text = json.dumps(card, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def mailbox_budget(mailbox: str) -> str:

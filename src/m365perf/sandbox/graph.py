@@ -860,7 +860,14 @@ def _users(sandbox: Sandbox, call: GraphCall) -> Reply:
     if not tail:
         body = _user_json(sandbox, key, call.base, "users/$entity")
         assert body is not None
-        return _ok(_selected(body, select))
+        body = _selected(body, select)
+        expanded = odata.expand(call.options)
+        if "manager" in expanded:  # ``$expand=manager($select=id)``: absent when none
+            manager = _user_json(sandbox, user.manager_id or "", call.base, "")
+            if manager is not None:
+                manager = {"@odata.type": "#microsoft.graph.user", **manager}
+                body["manager"] = _selected(manager, expanded["manager"])
+        return _ok(body)
     if tail == ["manager"]:
         if user.manager_id is None or sandbox.store.user(user.manager_id) is None:
             return resource_not_found("manager")

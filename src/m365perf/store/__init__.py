@@ -47,6 +47,7 @@ from m365perf.store.tables import (
     StepStatus,
     Timer,
     TimerStatus,
+    WritebackItem,
 )
 
 __all__ = [
@@ -92,5 +93,6 @@ __all__ = [
     "TimerStatus",
     "Transaction",
     "TransitionRefused",
+    "WritebackItem",
     "create_store",
 ]

@@ -51,6 +51,7 @@ from m365perf.store.tables import (
     StepSpec,
     Timer,
     TimerStatus,
+    WritebackItem,
 )
 
 DEFAULT_LEASE = timedelta(minutes=5)
@@ -559,6 +560,7 @@ class Transaction(ABC):
         activity_id: str | None = None,
         service_url: str | None = None,
         message_id: str | None = None,
+        card_hash: str | None = None,
     ) -> CardDelivery:
         """Remember where a card was delivered, once per ``card_id``.
 
@@ -583,11 +585,41 @@ class Transaction(ABC):
         """Deliveries matching every filter given, oldest first."""
 
     @abstractmethod
-    def mark_replaced(self, card_id: str, *, now: datetime) -> bool:
+    def mark_replaced(self, card_id: str, *, now: datetime, card_hash: str | None = None) -> bool:
         """Record that a card was replaced (by the outcome); False if it already was.
 
-        Only one caller gets True, so one worker replaces the card.
+        Only one caller gets True, so one worker replaces the card. ``card_hash``, when
+        given, is stored as what the card now shows, whether or not it was replaced before.
         """
+
+    # --- write-back items ------------------------------------------------------------------
+
+    @abstractmethod
+    def put_writeback_item(
+        self,
+        site: str,
+        list_title: str,
+        key: Sequence[str],
+        *,
+        item_id: str,
+        version: float | None,
+        now: datetime,
+    ) -> None:
+        """Remember the SharePoint item holding ``key`` and the version last written there.
+
+        A version lower than the one stored leaves the stored one (an older row settling
+        late never lowers it).
+        """
+
+    @abstractmethod
+    def find_writeback_items(
+        self, site: str, list_title: str, keys: Sequence[Sequence[str]]
+    ) -> dict[tuple[str, ...], WritebackItem]:
+        """The remembered items of these keys (keys never written are absent)."""
+
+    @abstractmethod
+    def forget_writeback_item(self, site: str, list_title: str, key: Sequence[str]) -> None:
+        """Drop a remembered item (it was deleted from the list): the next write looks it up."""
 
     # --- people (a directory snapshot) -----------------------------------------------------
 

@@ -14,6 +14,7 @@ The same statements run on both. What differs is kept here, small and explicit:
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -25,6 +26,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     and_,
+    case,
     create_engine,
     delete,
     event,
@@ -82,6 +84,7 @@ from m365perf.store.tables import (
     StepStatus,
     Timer,
     TimerStatus,
+    WritebackItem,
     merge_history,
 )
 
@@ -1261,6 +1264,7 @@ class _SqlTransaction(Transaction):
         activity_id: str | None = None,
         service_url: str | None = None,
         message_id: str | None = None,
+        card_hash: str | None = None,
     ) -> CardDelivery:
         where: dict[str, Any] = {
             "user_id": _checks.non_empty(user_id, "user_id"),
@@ -1273,6 +1277,7 @@ class _SqlTransaction(Transaction):
             "activity_id": _checks.optional_text(activity_id, "activity_id"),
             "service_url": _checks.optional_text(service_url, "service_url"),
             "message_id": _checks.optional_text(message_id, "message_id"),
+            "card_hash": _checks.optional_text(card_hash, "card_hash"),
             "delivered_at": _checks.aware(now),
         }
         key = _checks.non_empty(card_id, "card_id")
@@ -1313,8 +1318,15 @@ class _SqlTransaction(Transaction):
             stmt = stmt.where(col(CardDelivery.user_id) == user_id)
         return self._all(stmt.order_by(col(CardDelivery.delivered_at), col(CardDelivery.card_id)))
 
-    def mark_replaced(self, card_id: str, *, now: datetime) -> bool:
+    def mark_replaced(self, card_id: str, *, now: datetime, card_hash: str | None = None) -> bool:
         now = _checks.aware(now)
+        if card_hash is not None:
+            self._s().execute(
+                update(CardDelivery)
+                .where(col(CardDelivery.card_id) == card_id)
+                .values(card_hash=card_hash),
+                execution_options=_NO_SYNC,
+            )
         marked = (
             self._s()
             .scalars(
@@ -1332,6 +1344,71 @@ class _SqlTransaction(Transaction):
         if not marked and self.find_delivery(card_id) is None:
             raise NotFound("card delivery", card_id)
         return bool(marked)
+
+    # --- write-back items ------------------------------------------------------------------
+
+    def put_writeback_item(
+        self,
+        site: str,
+        list_title: str,
+        key: Sequence[str],
+        *,
+        item_id: str,
+        version: float | None,
+        now: datetime,
+    ) -> None:
+        where = {
+            "site": _checks.non_empty(site, "site"),
+            "list_title": _checks.non_empty(list_title, "list_title"),
+            "item_key": _item_key(key),
+        }
+        values = {
+            "item_id": _checks.non_empty(item_id, "item_id"),
+            "updated_at": _checks.aware(now),
+        }
+        stmt = self._insert(WritebackItem).values(**where, **values, version=version)
+        stored = WritebackItem.version
+        newer = case(
+            (col(stored).is_(None), stmt.excluded.version),
+            (stmt.excluded.version.is_(None), stored),
+            (stmt.excluded.version > stored, stmt.excluded.version),
+            else_=stored,
+        )
+        self._s().execute(
+            stmt.on_conflict_do_update(
+                index_elements=list(where),
+                set_={**{k: stmt.excluded[k] for k in values}, "version": newer},
+            ),
+            execution_options=_NO_SYNC,
+        )
+
+    def find_writeback_items(
+        self, site: str, list_title: str, keys: Sequence[Sequence[str]]
+    ) -> dict[tuple[str, ...], WritebackItem]:
+        wanted = {_item_key(k): tuple(k) for k in keys}
+        found: dict[tuple[str, ...], WritebackItem] = {}
+        texts = list(wanted)
+        for start in range(0, len(texts), _CHUNK):
+            rows: list[WritebackItem] = self._all(
+                select(WritebackItem).where(
+                    col(WritebackItem.site) == site,
+                    col(WritebackItem.list_title) == list_title,
+                    col(WritebackItem.item_key).in_(texts[start : start + _CHUNK]),
+                )
+            )
+            for row in rows:
+                found[wanted[row.item_key]] = row
+        return found
+
+    def forget_writeback_item(self, site: str, list_title: str, key: Sequence[str]) -> None:
+        self._s().execute(
+            delete(WritebackItem).where(
+                col(WritebackItem.site) == site,
+                col(WritebackItem.list_title) == list_title,
+                col(WritebackItem.item_key) == _item_key(key),
+            ),
+            execution_options=_NO_SYNC,
+        )
 
     # --- people (a directory snapshot) -----------------------------------------------------
 
@@ -1729,3 +1806,8 @@ def _lock_due(
     """Lock the first ``limit`` due rows, skipping rows another worker is claiming now."""
     stmt = ids.order_by(*order).limit(limit).with_for_update(skip_locked=True)
     return [i for i in session.scalars(stmt).all() if i is not None]
+
+
+def _item_key(key: Sequence[str]) -> str:
+    """A write-back key as stored: its values as a compact JSON list of text."""
+    return json.dumps([str(v) for v in key], separators=(",", ":"), ensure_ascii=False)

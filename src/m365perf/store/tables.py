@@ -416,6 +416,27 @@ class CardDelivery(_Table, table=True):
     subject_id: int
     delivered_at: datetime = _when()
     replaced_at: datetime | None = _when(nullable=True)
+    card_hash: str | None = None
+    """Fingerprint of the card as last shown (``messages.card_fingerprint``): an update
+    that would show the same card is skipped, not sent."""
+
+
+class WritebackItem(_Table, table=True):
+    """The SharePoint item a write-back key lives in, once a write created or found it.
+
+    Kept so a later write of the same key PATCHes that item by id with no look-up, and
+    so the version last written guards against an older figure overwriting a newer one
+    without reading the list. ``item_key`` is the key values as a JSON list of text.
+    """
+
+    __tablename__ = "writeback_item"
+
+    site: str = Field(primary_key=True)
+    list_title: str = Field(primary_key=True)
+    item_key: str = Field(primary_key=True)
+    item_id: str
+    version: float | None = None
+    updated_at: datetime = _when()
 
 
 # --- people --------------------------------------------------------------------------
