@@ -6,7 +6,7 @@ returned, or a card drawn for an older version, is never overwritten by a stale 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -29,6 +29,7 @@ from m365perf.cards import (
 )
 from m365perf.cards.actions import ACTION_WHO_MAX_LENGTH
 from m365perf.domain.approvers import Person
+from m365perf.domain.periods import Period
 from m365perf.domain.values import Bounds
 from m365perf.engine.actions import (
     ActionEntry,
@@ -39,7 +40,7 @@ from m365perf.engine.actions import (
 from m365perf.engine.assessment import Assessment, assess, is_blank
 from m365perf.engine.audit import audit_transition
 from m365perf.engine.carddata import check_characters, request_card_id_from, shown, whole_number
-from m365perf.engine.chain import start_chain
+from m365perf.engine.chain import latest_chains, start_chain
 from m365perf.engine.closing import open_for_owner
 from m365perf.engine.context import Caller, EngineContext, local_day
 from m365perf.engine.errors import BadAction, NotYours, UnknownSubject
@@ -51,10 +52,12 @@ from m365perf.engine.views import (
     owner_request,
     returned_item,
 )
+from m365perf.flows.model import Flow
 from m365perf.messages.ids import ROUND_SHOWN, RequestCardId
 from m365perf.messages.names import AuditAction, SubjectType
 from m365perf.store import (
     Cycle,
+    CycleStatus,
     NotFound,
     Return,
     ReturnFigure,
@@ -119,12 +122,16 @@ def submit_returns_view(
             raise UnknownSubject(f"cycle {cycle_id} does not exist") from None
         flow = ctx.flow(cycle.flow_id)
         period = ctx.period_of(cycle)
+        mine = {
+            r.indicator_key: r for r in tx.list_returns(cycle_id=cycle_id, owner_id=caller.user_id)
+        }
         on_card: list[Return] = []
         for key in submission.versions:
-            ret = tx.find_return(cycle_id, key)
-            if ret is None or ret.owner_id != caller.user_id:
+            ret = mine.get(key)
+            if ret is None:
                 raise NotYours(f"indicator {shown(key)} is not yours to return in this cycle")
             on_card.append(ret)
+        _read_ahead(tx, flow, period, [r.indicator_key for r in on_card], caller.user_id)
         card_id = request_card_id_from(
             data,
             RequestCardId(cycle_id, caller.user_id, ROUND_SHOWN),
@@ -170,7 +177,8 @@ def submit_returns_view(
                 continue
             _accept(tx, ctx, cycle_id, ret, draft, judged, caller, now=now, action=entry)
         update_errors, updated = apply_action_updates(tx, ctx, caller, updates, now=now)
-        current = [tx.get_return(ret.id or 0) for ret in on_card]
+        now_mine = {r.id: r for r in tx.list_returns(cycle_id=cycle_id, owner_id=caller.user_id)}
+        current = [now_mine.get(ret.id) or tx.get_return(ret.id or 0) for ret in on_card]
         owner = tx.find_person(caller.user_id)
         owner_name = owner.name if owner else caller.name
         if errors or action_errors or update_errors or any(r.status in takes for r in current):
@@ -193,9 +201,12 @@ def submit_returns_view(
             )
         others = [
             r
-            for r in tx.list_returns(cycle_id=cycle_id, owner_id=caller.user_id)
+            for r in now_mine.values()
             if r.status in takes and r.id not in {c.id for c in current}
         ]
+        tx.prefetch_indicators(flow.id, [r.indicator_key for r in others])
+        chains = latest_chains(tx, [r.id or 0 for r in current])
+        tx.prefetch_people([a for steps in chains.values() for s in steps for a in s.approvers])
         outstanding = []
         for other in others:
             indicator = tx.find_indicator(flow.id, other.indicator_key)
@@ -209,7 +220,7 @@ def submit_returns_view(
             period_label=period.label,
             due=cycle.due_date,
             returned=tuple(
-                returned_item(tx, flow, r, awaiting_names(tx, tx.list_steps(r.id or 0)))
+                returned_item(tx, flow, r, awaiting_names(tx, chains.get(r.id or 0, [])))
                 for r in current
             ),
             outstanding=tuple(outstanding),
@@ -255,6 +266,25 @@ def _first_with_inputs(cards: list[Json]) -> Json:
         ):
             return card
     return cards[0]
+
+
+def _read_ahead(
+    tx: Transaction, flow: Flow, period: Period, keys: Sequence[str], owner_id: str
+) -> None:
+    """Read what judging and routing these indicators needs, a statement per kind for all
+    of them (indicators, targets, history, the people the chain may name), not per item."""
+    tx.prefetch_indicators(flow.id, keys)
+    tx.prefetch_targets(flow.id, keys, period.start)
+    tx.prefetch_history(keys, period.frequency, before=period.start)
+    refs = {owner_id}
+    for key in keys:
+        indicator = tx.find_indicator(flow.id, key)
+        if indicator is not None:
+            refs.update(v for v in (indicator.owner_id, indicator.owner_email) if v)
+            refs.update(str(v) for v in indicator.raw.values() if isinstance(v, str) and "@" in v)
+    for members in flow.groups.values():
+        refs.update(members)
+    tx.prefetch_people(refs)
 
 
 def _judge(
@@ -314,7 +344,7 @@ def _accept(
         return None
     if action is not None:  # before the chain starts, so the approver's card shows it
         record_action(tx, ctx, cycle, updated, action, caller, now=now)
-    if tx.collect_cycle(cycle_id, now=now):
+    if cycle.status is CycleStatus.OPEN and tx.collect_cycle(cycle_id, now=now):
         audit_transition(
             tx,
             AuditAction.CYCLE_COLLECTING,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
@@ -146,6 +146,19 @@ class _SqlTransaction(Transaction):
         self._session = session
         self._dialect = dialect
         self._open = True
+        self._memo: dict[tuple[Any, ...], Any] = {}
+        """Reads this transaction already made, by kind and arguments: a click asks for
+        the same person, cycle, target or history many times while it decides, and each
+        is one statement only the first time. A write of that kind forgets them."""
+
+    def _remembered(self, key: tuple[Any, ...], read: Callable[[], Any]) -> Any:
+        if key not in self._memo:
+            self._memo[key] = read()
+        return self._memo[key]
+
+    def _forget(self, *kinds: str) -> None:
+        for key in [k for k in self._memo if k[0] in kinds]:
+            del self._memo[key]
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -197,6 +210,7 @@ class _SqlTransaction(Transaction):
         _checks.non_empty(flow_id, "flow_id")
         now = _checks.aware(now)
         specs = _checks.unique_by_key(indicators, lambda s: s.indicator_key, "indicator")
+        self._forget("indicator")
         existing = {
             i.indicator_key: i
             for i in self._all(select(Indicator).where(col(Indicator.flow_id) == flow_id))
@@ -243,12 +257,33 @@ class _SqlTransaction(Transaction):
         return sorted(found, key=lambda i: (not i.active, i.flow_id))
 
     def find_indicator(self, flow_id: str, indicator_key: str) -> Indicator | None:
-        found: Indicator | None = self._first(
-            select(Indicator).where(
-                col(Indicator.flow_id) == flow_id, col(Indicator.indicator_key) == indicator_key
+        def read() -> Indicator | None:
+            found: Indicator | None = self._first(
+                select(Indicator).where(
+                    col(Indicator.flow_id) == flow_id,
+                    col(Indicator.indicator_key) == indicator_key,
+                )
             )
-        )
+            return found
+
+        found: Indicator | None = self._remembered(("indicator", flow_id, indicator_key), read)
         return found
+
+    def prefetch_indicators(self, flow_id: str, indicator_keys: Collection[str]) -> None:
+        """Read these indicators of a flow in one statement, for ``find_indicator``."""
+        wanted = sorted({k for k in indicator_keys if ("indicator", flow_id, k) not in self._memo})
+        if not wanted:
+            return
+        found = {
+            i.indicator_key: i
+            for i in self._all(
+                select(Indicator).where(
+                    col(Indicator.flow_id) == flow_id, col(Indicator.indicator_key).in_(wanted)
+                )
+            )
+        }
+        for key in wanted:
+            self._memo[("indicator", flow_id, key)] = found.get(key)
 
     def put_target(
         self,
@@ -275,6 +310,7 @@ class _SqlTransaction(Transaction):
             "tolerance_amount": tolerance_amount,
             "recorded_at": _checks.aware(now),
         }
+        self._forget("target")
         stmt = self._upsert(
             IndicatorTarget, values, ("flow_id", "indicator_key", "applies_from_start")
         )
@@ -284,17 +320,46 @@ class _SqlTransaction(Transaction):
     def target_for(
         self, flow_id: str, indicator_key: str, period_start: date
     ) -> IndicatorTarget | None:
-        found: IndicatorTarget | None = self._first(
+        def read() -> IndicatorTarget | None:
+            found: IndicatorTarget | None = self._first(
+                select(IndicatorTarget)
+                .where(
+                    col(IndicatorTarget.flow_id) == flow_id,
+                    col(IndicatorTarget.indicator_key) == indicator_key,
+                    col(IndicatorTarget.applies_from_start) <= period_start,
+                )
+                .order_by(col(IndicatorTarget.applies_from_start).desc())
+                .limit(1)
+            )
+            return found
+
+        key = ("target", flow_id, indicator_key, period_start)
+        found: IndicatorTarget | None = self._remembered(key, read)
+        return found
+
+    def prefetch_targets(
+        self, flow_id: str, indicator_keys: Collection[str], period_start: date
+    ) -> None:
+        """The targets in force at ``period_start`` for these indicators, in one statement,
+        for ``target_for``."""
+        wanted = sorted(
+            {k for k in indicator_keys if ("target", flow_id, k, period_start) not in self._memo}
+        )
+        if not wanted:
+            return
+        latest: dict[str, IndicatorTarget] = {}
+        for target in self._all(
             select(IndicatorTarget)
             .where(
                 col(IndicatorTarget.flow_id) == flow_id,
-                col(IndicatorTarget.indicator_key) == indicator_key,
+                col(IndicatorTarget.indicator_key).in_(wanted),
                 col(IndicatorTarget.applies_from_start) <= period_start,
             )
-            .order_by(col(IndicatorTarget.applies_from_start).desc())
-            .limit(1)
-        )
-        return found
+            .order_by(col(IndicatorTarget.applies_from_start))
+        ):
+            latest[target.indicator_key] = target
+        for key in wanted:
+            self._memo[("target", flow_id, key, period_start)] = latest.get(key)
 
     # --- cycles ------------------------------------------------------------------------
 
@@ -335,7 +400,10 @@ class _SqlTransaction(Transaction):
         return found
 
     def get_cycle(self, cycle_id: int) -> Cycle:
-        return self._get(Cycle, cycle_id, "cycle")
+        found: Cycle = self._remembered(
+            ("cycle", cycle_id), lambda: self._get(Cycle, cycle_id, "cycle")
+        )
+        return found
 
     def list_cycles(
         self, *, flow_id: str | None = None, status: CycleStatus | None = None
@@ -354,11 +422,13 @@ class _SqlTransaction(Transaction):
         found: Cycle | None = self._first(stmt)
         if found is None:
             raise NotFound("cycle", cycle_id)
+        self._memo[("cycle", cycle_id)] = found
         return found
 
     def note_unroutable(self, cycle_id: int, count: int) -> None:
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ValueError(f"an unroutable count must be a whole number, got {count!r}")
+        self._forget("cycle")
         self._s().execute(
             update(Cycle).where(col(Cycle.id) == cycle_id).values(unroutable=count),
             execution_options=_NO_SYNC,
@@ -367,6 +437,7 @@ class _SqlTransaction(Transaction):
     def collect_cycle(self, cycle_id: int, *, now: datetime) -> bool:
         now = _checks.aware(now)
         rule = lifecycle.transition(Machine.CYCLE, Event.COLLECT)
+        self._forget("cycle")
         changed = self._s().execute(
             update(Cycle)
             .where(col(Cycle.id) == cycle_id, col(Cycle.status).in_(sorted(rule.sources)))
@@ -401,6 +472,10 @@ class _SqlTransaction(Transaction):
     ) -> M:
         """The one guarded UPDATE behind every named transition (see domain/lifecycle.py)."""
         rule = lifecycle.transition(machine, event)
+        if machine is Machine.CYCLE:
+            self._forget("cycle")
+        if machine is Machine.RETURN and ReturnStatus.APPROVED in {*rule.sources, rule.target}:
+            self._forget("history")  # only approved figures are history
         table: Any = model
         changed: M | None = self._first(
             update(model)
@@ -575,6 +650,7 @@ class _SqlTransaction(Transaction):
     def miss_returns(self, cycle_id: int, *, now: datetime) -> list[Return]:
         now = _checks.aware(now)
         rule = lifecycle.transition(Machine.RETURN, Event.MISS)
+        self._forget("history")
         missed: list[Return] = self._all(
             update(Return)
             .where(col(Return.cycle_id) == cycle_id, col(Return.status).in_(sorted(rule.sources)))
@@ -586,9 +662,25 @@ class _SqlTransaction(Transaction):
     def history(
         self, indicator_key: str, frequency: Frequency, *, before: date | None = None
     ) -> list[HistoryPoint]:
+        key = ("history", indicator_key, Frequency(frequency), before)
+        if key not in self._memo:
+            self.prefetch_history([indicator_key], frequency, before=before)
+        return list(self._memo[key])
+
+    def prefetch_history(
+        self, indicator_keys: Collection[str], frequency: Frequency, *, before: date | None = None
+    ) -> None:
+        """The history of these indicators (approved figures and imported values), two
+        statements for all of them, for ``history``."""
         wanted = Frequency(frequency)
+        keys = sorted(
+            {k for k in indicator_keys if ("history", k, wanted, before) not in self._memo}
+        )
+        if not keys:
+            return
         approved = (
             select(
+                col(Return.indicator_key),
                 col(Cycle.period),
                 col(Cycle.period_start),
                 col(Return.value),
@@ -598,23 +690,24 @@ class _SqlTransaction(Transaction):
             .join(Cycle, col(Cycle.id) == col(Return.cycle_id))
             .where(
                 col(Cycle.frequency) == wanted,
-                col(Return.indicator_key) == indicator_key,
+                col(Return.indicator_key).in_(keys),
                 col(Return.status) == ReturnStatus.APPROVED,
                 col(Return.value).is_not(None),
             )
         )
         imported = select(HistoryValue).where(
-            col(HistoryValue.indicator_key) == indicator_key,
+            col(HistoryValue.indicator_key).in_(keys),
             col(HistoryValue.frequency) == wanted,
         )
         if before is not None:
             approved = approved.where(col(Cycle.period_start) < before)
             imported = imported.where(col(HistoryValue.period_start) < before)
-        latest: dict[date, HistoryPoint] = {}
-        for period, start, value, rag, return_id in self._s().execute(approved):
-            known = latest.get(start)
+        latest: dict[str, dict[date, HistoryPoint]] = {k: {} for k in keys}
+        for indicator, period, start, value, rag, return_id in self._s().execute(approved):
+            points = latest[indicator]
+            known = points.get(start)
             if known is None or (known.return_id or 0) < (return_id or 0):
-                latest[start] = HistoryPoint(
+                points[start] = HistoryPoint(
                     period=period,
                     period_start=start,
                     value=value,
@@ -622,9 +715,9 @@ class _SqlTransaction(Transaction):
                     return_id=return_id,
                     source=APPROVED_SOURCE,
                 )
-        return merge_history(
-            list(latest.values()),
-            [
+        values: dict[str, list[HistoryPoint]] = {k: [] for k in keys}
+        for h in self._all(imported):
+            values[h.indicator_key].append(
                 HistoryPoint(
                     period=h.period,
                     period_start=h.period_start,
@@ -632,9 +725,11 @@ class _SqlTransaction(Transaction):
                     source=h.source,
                     note=h.note,
                 )
-                for h in self._all(imported)
-            ],
-        )
+            )
+        for k in keys:
+            self._memo[("history", k, wanted, before)] = merge_history(
+                list(latest[k].values()), values[k]
+            )
 
     def put_history(
         self,
@@ -649,6 +744,7 @@ class _SqlTransaction(Transaction):
         note: str | None = None,
     ) -> None:
         number, source = _checks.history_entry(value, source)
+        self._forget("history")
         values = {
             "indicator_key": _checks.non_empty(indicator_key, "indicator_key"),
             "frequency": Frequency(frequency),
@@ -1252,6 +1348,7 @@ class _SqlTransaction(Transaction):
 
     def upsert_people(self, people: Sequence[PersonSpec], *, now: datetime) -> int:
         now = _checks.aware(now)
+        self._forget("person")
         specs = _checks.people(people)
         if not specs:
             return 0
@@ -1296,6 +1393,10 @@ class _SqlTransaction(Transaction):
 
     def find_person(self, ref: str) -> Person | None:
         _checks.non_empty(ref, "ref")
+        found: Person | None = self._remembered(("person", ref), lambda: self._person(ref))
+        return found
+
+    def _person(self, ref: str) -> Person | None:
         by_id: Person | None = self._first(select(Person).where(col(Person.id) == ref))
         if by_id is not None or "@" not in ref:
             return by_id
@@ -1303,6 +1404,29 @@ class _SqlTransaction(Transaction):
             select(Person).where(col(Person.email) == _checks.email_lookup(ref))
         )
         return by_email
+
+    def _known_people(self) -> set[str]:
+        return {k[1] for k in self._memo if k[0] == "person"}
+
+    def prefetch_people(self, refs: Collection[str]) -> None:
+        """Look up these people (Entra ids or e-mails) in one statement, for
+        ``find_person``; a ref nobody holds is remembered as nobody."""
+        wanted = sorted({r.strip() for r in refs if r.strip()} - self._known_people())
+        if not wanted:
+            return
+        emails = {_checks.email_lookup(r): r for r in wanted if "@" in r}
+        found = self._all(
+            select(Person).where(
+                or_(col(Person.id).in_(wanted), col(Person.email).in_(sorted(emails)))
+            )
+        )
+        by_id = {p.id: p for p in found}
+        by_email = {p.email: p for p in found}
+        for ref in wanted:
+            person = by_id.get(ref)
+            if person is None and "@" in ref:
+                person = by_email.get(_checks.email_lookup(ref))
+            self._memo[("person", ref)] = person
 
     def list_people(self) -> list[Person]:
         return _checks.by_name(self._all(select(Person)))
@@ -1327,6 +1451,7 @@ class _SqlTransaction(Transaction):
             raise ValueError(f"a delegation cannot end ({ends_on}) before it starts ({starts_on})")
         if delegate is not None and delegate == approver:
             raise ValueError("an approver cannot be their own delegate")
+        self._forget("delegation")
         values = {
             "approver_id": approver,
             "delegate_id": delegate,
@@ -1346,6 +1471,7 @@ class _SqlTransaction(Transaction):
 
     def end_delegation(self, delegation_id: int, *, by: str, now: datetime) -> Delegation:
         now = _checks.aware(now)
+        self._forget("delegation")
         self.get_delegation(delegation_id)
         self._s().execute(
             update(Delegation)
@@ -1363,6 +1489,9 @@ class _SqlTransaction(Transaction):
         on: date | None = None,
         include_ended: bool = False,
     ) -> list[Delegation]:
+        key = ("delegation", approver_id, delegate_id, on, include_ended)
+        if key in self._memo:
+            return list(self._memo[key])
         stmt = select(Delegation)
         if approver_id is not None:
             stmt = stmt.where(col(Delegation.approver_id) == approver_id)
@@ -1372,7 +1501,9 @@ class _SqlTransaction(Transaction):
             stmt = stmt.where(col(Delegation.starts_on) <= on, col(Delegation.ends_on) >= on)
         if not include_ended or on is not None:
             stmt = stmt.where(col(Delegation.ended_at).is_(None))
-        return self._all(stmt.order_by(col(Delegation.id)))
+        found: list[Delegation] = self._all(stmt.order_by(col(Delegation.id)))
+        self._memo[key] = found
+        return list(found)
 
     # --- web-form links -----------------------------------------------------------------
 

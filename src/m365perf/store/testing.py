@@ -16,9 +16,10 @@ running the migrations again would take tens of milliseconds for every test.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import QueuePool
@@ -82,3 +83,42 @@ def _only(connection: sqlite3.Connection) -> Callable[[], sqlite3.Connection]:
         return connection
 
     return creator
+
+
+class StatementCount:
+    """The SQL statements a store ran while counted: how much work a click costs.
+
+    ``statements`` holds each statement's text (its first line), so a test or a
+    benchmark can say which reads repeat, not only how many there were.
+    """
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+    def __int__(self) -> int:
+        return self.count
+
+
+@contextlib.contextmanager
+def counting_statements(store: SqlStore | Engine) -> Iterator[StatementCount]:
+    """Count every statement sent to the database but ``BEGIN`` (which SQLite's store
+    sends itself and PostgreSQL's driver implies) and ``COMMIT``."""
+    engine = store if isinstance(store, Engine) else store.engine
+    counted = StatementCount()
+
+    def _seen(
+        _conn: object, _cursor: object, statement: str, _params: object, _ctx: object, _many: bool
+    ) -> None:
+        text = statement.strip()
+        if not text.upper().startswith(("BEGIN", "COMMIT")):
+            counted.statements.append(text.split("\n", 1)[0])
+
+    event.listen(engine, "before_cursor_execute", _seen)
+    try:
+        yield counted
+    finally:
+        event.remove(engine, "before_cursor_execute", _seen)
