@@ -50,6 +50,7 @@ from m365perf.engine.views import (
     indicator_kind,
     indicator_target,
     owner_request,
+    read_ahead,
     returned_item,
 )
 from m365perf.flows.model import Flow
@@ -131,7 +132,7 @@ def submit_returns_view(
             if ret is None:
                 raise NotYours(f"indicator {shown(key)} is not yours to return in this cycle")
             on_card.append(ret)
-        _read_ahead(tx, flow, period, [r.indicator_key for r in on_card], caller.user_id)
+        _read_ahead(tx, flow, period, on_card, caller.user_id)
         card_id = request_card_id_from(
             data,
             RequestCardId(cycle_id, caller.user_id, ROUND_SHOWN),
@@ -143,6 +144,7 @@ def submit_returns_view(
         drafts: dict[str, Draft] = {}
         confirm: set[str] = set()
         takes = open_for_owner(flow, cycle)
+        accepted: list[str] = []
         for ret in on_card:
             draft = submission.drafts[ret.indicator_key]
             stale = ret.version != submission.versions[ret.indicator_key]
@@ -175,7 +177,10 @@ def submit_returns_view(
                 if judged.needs_confirmation:
                     confirm.add(ret.indicator_key)
                 continue
-            _accept(tx, ctx, cycle_id, ret, draft, judged, caller, now=now, action=entry)
+            if _accept(tx, ctx, cycle_id, ret, draft, judged, caller, now=now, action=entry):
+                accepted.append(ret.indicator_key)
+        if accepted:
+            _collecting(tx, cycle_id, caller, accepted[0], now=now)
         update_errors, updated = apply_action_updates(tx, ctx, caller, updates, now=now)
         now_mine = {r.id: r for r in tx.list_returns(cycle_id=cycle_id, owner_id=caller.user_id)}
         current = [now_mine.get(ret.id) or tx.get_return(ret.id or 0) for ret in on_card]
@@ -269,22 +274,17 @@ def _first_with_inputs(cards: list[Json]) -> Json:
 
 
 def _read_ahead(
-    tx: Transaction, flow: Flow, period: Period, keys: Sequence[str], owner_id: str
+    tx: Transaction, flow: Flow, period: Period, returns: Sequence[Return], owner_id: str
 ) -> None:
-    """Read what judging and routing these indicators needs, a statement per kind for all
-    of them (indicators, targets, history, the people the chain may name), not per item."""
-    tx.prefetch_indicators(flow.id, keys)
-    tx.prefetch_targets(flow.id, keys, period.start)
-    tx.prefetch_history(keys, period.frequency, before=period.start)
-    refs = {owner_id}
-    for key in keys:
-        indicator = tx.find_indicator(flow.id, key)
+    """What judging and routing these returns needs, a statement per kind for all of
+    them, with the people their register rows name (the chain's approvers)."""
+    tx.prefetch_indicators(flow.id, [r.indicator_key for r in returns])
+    named = {owner_id}
+    for ret in returns:
+        indicator = tx.find_indicator(flow.id, ret.indicator_key)
         if indicator is not None:
-            refs.update(v for v in (indicator.owner_id, indicator.owner_email) if v)
-            refs.update(str(v) for v in indicator.raw.values() if isinstance(v, str) and "@" in v)
-    for members in flow.groups.values():
-        refs.update(members)
-    tx.prefetch_people(refs)
+            named.update(v for v in indicator.raw.values() if isinstance(v, str) and "@" in v)
+    read_ahead(tx, flow, period, returns, *named)
 
 
 def _judge(
@@ -344,16 +344,6 @@ def _accept(
         return None
     if action is not None:  # before the chain starts, so the approver's card shows it
         record_action(tx, ctx, cycle, updated, action, caller, now=now)
-    if cycle.status is CycleStatus.OPEN and tx.collect_cycle(cycle_id, now=now):
-        audit_transition(
-            tx,
-            AuditAction.CYCLE_COLLECTING,
-            actor=caller.user_id,
-            before=cycle,
-            after=tx.get_cycle(cycle_id),
-            at=now,
-            first_return=ret.indicator_key,
-        )
     outcome = start_chain(tx, ctx, cycle, updated, change_percent=judged.change_percent, now=now)
     tx.audit(
         AuditAction.RETURN_SUBMITTED_LATE
@@ -368,6 +358,25 @@ def _accept(
         after={**_state(updated), "next": outcome, "variation": judged.variation},
     )
     return updated
+
+
+def _collecting(
+    tx: Transaction, cycle_id: int, caller: Caller, first_return: str, *, now: datetime
+) -> None:
+    """The cycle's first return moves it to collecting: once per click, after its returns
+    (so the cycle's row, which every owner's click would update, is locked only from
+    there to the commit, and not at all once the cycle is collecting)."""
+    cycle = tx.get_cycle(cycle_id)
+    if cycle.status is CycleStatus.OPEN and tx.collect_cycle(cycle_id, now=now):
+        audit_transition(
+            tx,
+            AuditAction.CYCLE_COLLECTING,
+            actor=caller.user_id,
+            before=cycle,
+            after=tx.get_cycle(cycle_id),
+            at=now,
+            first_return=first_return,
+        )
 
 
 def _closed_message(cycle: Cycle) -> str:

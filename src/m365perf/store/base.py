@@ -80,6 +80,9 @@ class Transaction(ABC):
     ) -> None:
         """Read their targets in force at ``period_start`` at once, for ``target_for``."""
 
+    def prefetch_steps(self, return_ids: Collection[int]) -> None:  # noqa: B027
+        """Read the chains of these returns at once, for ``list_steps``."""
+
     def prefetch_history(  # noqa: B027
         self, indicator_keys: Collection[str], frequency: Frequency, *, before: date | None = None
     ) -> None:

@@ -461,6 +461,19 @@ class _SqlTransaction(Transaction):
         )
         return closed
 
+    def _note_changed(self, machine: Machine, changed: Any) -> None:
+        """Keep what this transaction remembers in step with a row it just changed."""
+        if machine is Machine.RETURN:
+            self._memo[("return", changed.id)] = changed
+        elif machine is Machine.STEP:  # the chains read before show the step as it is now
+            for key, steps in self._memo.items():
+                if key[0] == "steps" and key[1] == changed.return_id:
+                    self._memo[key] = [changed if s.id == changed.id else s for s in steps]
+
+    def _forget_steps(self, return_id: int) -> None:
+        for key in [k for k in self._memo if k[0] == "steps" and k[1] == return_id]:
+            del self._memo[key]
+
     def _transition(
         self,
         model: type[M],
@@ -488,6 +501,7 @@ class _SqlTransaction(Transaction):
             .returning(model)
         )
         if changed is not None:
+            self._note_changed(machine, changed)
             return changed
         current: Any = self._get(model, ident, machine.value)
         if machine is Machine.RETURN and current.version != expected_version:
@@ -540,7 +554,10 @@ class _SqlTransaction(Transaction):
         return sorted(created, key=lambda r: r.id or 0)
 
     def get_return(self, return_id: int) -> Return:
-        return self._get(Return, return_id, "return")
+        found: Return = self._remembered(
+            ("return", return_id), lambda: self._get(Return, return_id, "return")
+        )
+        return found
 
     def find_return(self, cycle_id: int, indicator_key: str) -> Return | None:
         found: Return | None = self._first(
@@ -568,7 +585,10 @@ class _SqlTransaction(Transaction):
         wanted = _checks.statuses(status, ReturnStatus)
         if wanted is not None:
             stmt = stmt.where(col(Return.status).in_(sorted(wanted)))
-        return self._all(stmt.order_by(col(Return.id)))
+        found: list[Return] = self._all(stmt.order_by(col(Return.id)))
+        for ret in found:  # as read now: ``get_return`` of each costs nothing more
+            self._memo[("return", ret.id)] = ret
+        return found
 
     def submit_return(
         self,
@@ -650,7 +670,7 @@ class _SqlTransaction(Transaction):
     def miss_returns(self, cycle_id: int, *, now: datetime) -> list[Return]:
         now = _checks.aware(now)
         rule = lifecycle.transition(Machine.RETURN, Event.MISS)
-        self._forget("history")
+        self._forget("history", "return")
         missed: list[Return] = self._all(
             update(Return)
             .where(col(Return.cycle_id) == cycle_id, col(Return.status).in_(sorted(rule.sources)))
@@ -783,14 +803,45 @@ class _SqlTransaction(Transaction):
             }
             for index, spec in enumerate(steps)
         ]
-        self._s().execute(
+        created: list[ApprovalStep] = self._all(
             self._insert(ApprovalStep)
             .values(rows)
             .on_conflict_do_nothing(index_elements=["return_id", "return_version", "step_index"])
+            .returning(ApprovalStep)
         )
+        self._forget_steps(return_id)
+        if len(created) == len(rows):  # the whole chain is new: it is what was inserted
+            self._memo[("steps", return_id, return_version)] = sorted(
+                created, key=lambda s: s.step_index
+            )
         return self.list_steps(return_id, return_version)
 
     def list_steps(self, return_id: int, return_version: int | None = None) -> list[ApprovalStep]:
+        key = ("steps", return_id, return_version)
+        if key not in self._memo:
+            self._memo[key] = self._read_steps(return_id, return_version)
+        return list(self._memo[key])
+
+    def prefetch_steps(self, return_ids: Collection[int]) -> None:
+        """Every chain of these returns in one statement, for ``list_steps`` (the latest
+        version's, or any version's)."""
+        wanted = sorted({i for i in return_ids if ("steps", i, None) not in self._memo})
+        if not wanted:
+            return
+        chains: dict[tuple[int, int], list[ApprovalStep]] = {}
+        for step in self.list_chains(wanted):
+            chains.setdefault((step.return_id, step.return_version), []).append(step)
+        latest: dict[int, int] = {}
+        for (return_id, version), steps in chains.items():
+            self._memo[("steps", return_id, version)] = steps
+            latest[return_id] = max(version, latest.get(return_id, version))
+        for return_id in wanted:
+            version = latest.get(return_id)
+            self._memo[("steps", return_id, None)] = (
+                chains[(return_id, version)] if version is not None else []
+            )
+
+    def _read_steps(self, return_id: int, return_version: int | None) -> list[ApprovalStep]:
         stmt = select(ApprovalStep).where(col(ApprovalStep.return_id) == return_id)
         if return_version is None:
             latest = (
@@ -1033,10 +1084,15 @@ class _SqlTransaction(Transaction):
             "status": TimerStatus.PENDING,
             "created_at": _checks.aware(now),
         }
+        known: Timer | None = self._memo.get(("timer", dedup_key))
+        if known is not None:  # its key is taken (rows stay): the insert would do nothing
+            return known, False
         created = self._insert_new(Timer, values, ("dedup_key",))
         if created is not None:
+            self._memo[("timer", dedup_key)] = created
             return created, True
         existing: Timer = self._first(select(Timer).where(col(Timer.dedup_key) == dedup_key))
+        self._memo[("timer", dedup_key)] = existing
         return existing, False
 
     def complete_timer(self, timer_id: int, *, now: datetime) -> bool:
@@ -1489,6 +1545,25 @@ class _SqlTransaction(Transaction):
         on: date | None = None,
         include_ended: bool = False,
     ) -> list[Delegation]:
+        if on is not None:  # everyone's on that day, read once: a handful of rows
+            day = self._remembered(
+                ("delegation", on),
+                lambda: self._all(
+                    select(Delegation)
+                    .where(
+                        col(Delegation.starts_on) <= on,
+                        col(Delegation.ends_on) >= on,
+                        col(Delegation.ended_at).is_(None),
+                    )
+                    .order_by(col(Delegation.id))
+                ),
+            )
+            return [
+                d
+                for d in day
+                if (approver_id is None or d.approver_id == approver_id)
+                and (delegate_id is None or d.delegate_id == delegate_id)
+            ]
         key = ("delegation", approver_id, delegate_id, on, include_ended)
         if key in self._memo:
             return list(self._memo[key])

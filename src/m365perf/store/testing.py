@@ -88,19 +88,27 @@ def _only(connection: sqlite3.Connection) -> Callable[[], sqlite3.Connection]:
 class StatementCount:
     """The SQL statements a store ran while counted: how much work a click costs.
 
-    ``statements`` holds each statement's text (its first line), so a test or a
-    benchmark can say which reads repeat, not only how many there were.
+    ``statements`` holds each statement's first line, so a test or a benchmark can say
+    which reads repeat, not only how many there were; ``transactions`` counts the
+    transactions begun.
     """
 
     def __init__(self) -> None:
         self.statements: list[str] = []
+        self.transactions = 0
 
     @property
     def count(self) -> int:
         return len(self.statements)
 
-    def __int__(self) -> int:
-        return self.count
+    @property
+    def reads(self) -> int:
+        """The statements that only read (``SELECT``)."""
+        return sum(1 for s in self.statements if s.upper().startswith("SELECT"))
+
+    @property
+    def writes(self) -> int:
+        return self.count - self.reads
 
 
 @contextlib.contextmanager
@@ -117,8 +125,13 @@ def counting_statements(store: SqlStore | Engine) -> Iterator[StatementCount]:
         if not text.upper().startswith(("BEGIN", "COMMIT")):
             counted.statements.append(text.split("\n", 1)[0])
 
+    def _begun(_conn: object) -> None:
+        counted.transactions += 1
+
     event.listen(engine, "before_cursor_execute", _seen)
+    event.listen(engine, "begin", _begun)
     try:
         yield counted
     finally:
         event.remove(engine, "before_cursor_execute", _seen)
+        event.remove(engine, "begin", _begun)
