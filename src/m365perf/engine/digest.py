@@ -135,7 +135,7 @@ def read_digest(
 
     With ``now``, the steps they act on that day for an away approver are listed too.
     """
-    with store.transaction() as tx:
+    with store.reading() as tx:
         return digest_view(tx, ctx, _cycle(tx, cycle_id), approver_id, now=now)
 
 

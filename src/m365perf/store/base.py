@@ -658,6 +658,11 @@ class Store(ABC):
     def transaction(self) -> AbstractContextManager[Transaction]:
         """Open a unit of work; it commits when the block ends, rolls back if it raises."""
 
+    def reading(self) -> AbstractContextManager[Transaction]:
+        """A unit of work that only reads: on SQLite it takes no write lock, so reads do
+        not queue behind clicks that write (a write in it is refused)."""
+        return self.transaction()
+
     @abstractmethod
     def claim_due_timers(
         self, now: datetime, limit: int, worker: str, *, lease: timedelta = DEFAULT_LEASE

@@ -131,8 +131,18 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+READ_ONLY = "m365perf_read_only"
+"""The execution option of :meth:`SqlStore.reading`'s connections."""
+
+
 def _sqlite_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A writer takes the write lock up front (no upgrade deadlock half-way); a reader
+    # needs none: WAL readers see the last commit and never wait for a writer.
+    if connection.get_execution_options().get(READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("PRAGMA query_only = ON")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def advisory_lock_id(key: str) -> int:
@@ -836,9 +846,9 @@ class _SqlTransaction(Transaction):
             self._memo[("steps", return_id, version)] = steps
             latest[return_id] = max(version, latest.get(return_id, version))
         for return_id in wanted:
-            version = latest.get(return_id)
+            newest = latest.get(return_id)
             self._memo[("steps", return_id, None)] = (
-                chains[(return_id, version)] if version is not None else []
+                chains[(return_id, newest)] if newest is not None else []
             )
 
     def _read_steps(self, return_id: int, return_version: int | None) -> list[ApprovalStep]:
@@ -1632,6 +1642,27 @@ class SqlStore(Store):
 
     def transaction(self) -> AbstractContextManager[Transaction]:
         return self._work()
+
+    def reading(self) -> AbstractContextManager[Transaction]:
+        return self._read()
+
+    @contextmanager
+    def _read(self) -> Iterator[_SqlTransaction]:
+        reader = self._engine.execution_options(**{READ_ONLY: True})
+        with (
+            self._guard.enter(),
+            Session(reader, expire_on_commit=False, autoflush=False) as session,
+        ):
+            tx = _SqlTransaction(session, self._dialect)
+            try:
+                with session.begin():
+                    try:
+                        yield tx
+                    finally:
+                        if self._dialect == "sqlite":  # the connection goes back to the pool
+                            session.connection().exec_driver_sql("PRAGMA query_only = OFF")
+            finally:
+                tx._open = False
 
     @contextmanager
     def _work(self) -> Iterator[_SqlTransaction]:

@@ -114,7 +114,7 @@ class StatementCount:
 @contextlib.contextmanager
 def counting_statements(store: SqlStore | Engine) -> Iterator[StatementCount]:
     """Count every statement sent to the database but ``BEGIN`` (which SQLite's store
-    sends itself and PostgreSQL's driver implies) and ``COMMIT``."""
+    sends itself and PostgreSQL's driver implies), ``COMMIT`` and SQLite's ``PRAGMA``s."""
     engine = store if isinstance(store, Engine) else store.engine
     counted = StatementCount()
 
@@ -122,7 +122,7 @@ def counting_statements(store: SqlStore | Engine) -> Iterator[StatementCount]:
         _conn: object, _cursor: object, statement: str, _params: object, _ctx: object, _many: bool
     ) -> None:
         text = statement.strip()
-        if not text.upper().startswith(("BEGIN", "COMMIT")):
+        if not text.upper().startswith(("BEGIN", "COMMIT", "PRAGMA")):
             counted.statements.append(text.split("\n", 1)[0])
 
     def _begun(_conn: object) -> None:
