@@ -162,6 +162,7 @@ class _SqlTransaction(Transaction):
         is one statement only the first time. A write of that kind forgets them."""
 
     def _remembered(self, key: tuple[Any, ...], read: Callable[[], Any]) -> Any:
+        self._s()  # an ended transaction answers nothing, remembered or not
         if key not in self._memo:
             self._memo[key] = read()
         return self._memo[key]
@@ -693,6 +694,7 @@ class _SqlTransaction(Transaction):
         self, indicator_key: str, frequency: Frequency, *, before: date | None = None
     ) -> list[HistoryPoint]:
         key = ("history", indicator_key, Frequency(frequency), before)
+        self._s()
         if key not in self._memo:
             self.prefetch_history([indicator_key], frequency, before=before)
         return list(self._memo[key])
@@ -828,6 +830,7 @@ class _SqlTransaction(Transaction):
 
     def list_steps(self, return_id: int, return_version: int | None = None) -> list[ApprovalStep]:
         key = ("steps", return_id, return_version)
+        self._s()
         if key not in self._memo:
             self._memo[key] = self._read_steps(return_id, return_version)
         return list(self._memo[key])
@@ -1094,6 +1097,7 @@ class _SqlTransaction(Transaction):
             "status": TimerStatus.PENDING,
             "created_at": _checks.aware(now),
         }
+        self._s()
         known: Timer | None = self._memo.get(("timer", dedup_key))
         if known is not None:  # its key is taken (rows stay): the insert would do nothing
             return known, False
@@ -1575,6 +1579,7 @@ class _SqlTransaction(Transaction):
                 and (delegate_id is None or d.delegate_id == delegate_id)
             ]
         key = ("delegation", approver_id, delegate_id, on, include_ended)
+        self._s()
         if key in self._memo:
             return list(self._memo[key])
         stmt = select(Delegation)
