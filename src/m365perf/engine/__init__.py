@@ -268,13 +268,14 @@ class Engine:
         now: datetime,
     ) -> None:
         """Keep where a user talks to the bot, so later cards reach them proactively."""
-        with self.store.transaction() as tx:
-            current = tx.find_conversation_ref(user_id)
-            if (
-                current is None
-                or current.conversation_id != conversation_id
-                or current.service_url != service_url
-            ):
+        with self.store.reading() as reader:  # every click asks; it rarely changes
+            current = reader.find_conversation_ref(user_id)
+        if (
+            current is None
+            or current.conversation_id != conversation_id
+            or current.service_url != service_url
+        ):
+            with self.store.transaction() as tx:
                 tx.put_conversation_ref(
                     user_id,
                     conversation_id=conversation_id,

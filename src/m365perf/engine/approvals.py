@@ -39,7 +39,7 @@ from m365perf.engine.delegation import may_decide, step_covers
 from m365perf.engine.errors import BadAction, UnknownSubject
 from m365perf.engine.outbox import send_card, update_card
 from m365perf.engine.returns import owner_person
-from m365perf.engine.views import approval_view, request_item
+from m365perf.engine.views import approval_view, read_ahead, request_item
 from m365perf.messages.ids import CardOutcomeKey, RejectionCardId
 from m365perf.messages.names import AuditAction, SubjectType
 from m365perf.store import (
@@ -119,6 +119,7 @@ def decide_step(
         raise UnknownSubject(f"return {return_id} does not exist") from None
     flow = ctx.flow(cycle.flow_id)
     day = local_day(now)
+    read_ahead(tx, flow, ctx.period_of(cycle), [ret], caller.user_id)
     chain = tx.list_steps(return_id)
     if not chain or chain[0].return_version != version:
         mine = tx.list_steps(return_id, version)

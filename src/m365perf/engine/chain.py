@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 
@@ -93,6 +93,18 @@ def start_chain(
     ]
     steps = tx.create_steps(ret.id or 0, ret.version, specs, now=now)
     return advance(tx, ctx, cycle, ret, steps, change_percent=change_percent, now=now)
+
+
+def latest_chains(tx: Transaction, return_ids: Collection[int]) -> dict[int, list[ApprovalStep]]:
+    """Each return's chain for its latest version (as ``list_steps`` gives one), for many
+    returns in one read."""
+    latest: dict[int, list[ApprovalStep]] = {}
+    for step in tx.list_chains(return_ids):
+        chain = latest.setdefault(step.return_id, [])
+        if chain and chain[0].return_version != step.return_version:
+            chain.clear()  # ordered by version: a newer version replaces the older chain
+        chain.append(step)
+    return latest
 
 
 def current_step(steps: Sequence[ApprovalStep]) -> ApprovalStep | None:

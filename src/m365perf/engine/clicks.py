@@ -99,7 +99,7 @@ def _clicked_card(store: Store, caller: Caller, given: object, part: object) -> 
             card_id = card_id.with_part(part)
     except CardIdError:
         return None
-    with store.transaction() as tx:
+    with store.reading() as tx:
         delivery = tx.find_delivery(str(card_id))
     if delivery is None or delivery.user_id != caller.user_id:
         return None

@@ -40,7 +40,7 @@ from m365perf.engine.delegation import may_decide
 from m365perf.engine.errors import BadAction, UnknownSubject
 from m365perf.engine.outbox import send_card, update_card
 from m365perf.engine.people import StoreDirectory
-from m365perf.engine.views import approval_view
+from m365perf.engine.views import approval_view, read_ahead
 from m365perf.messages.ids import (
     CardId,
     CardIdError,
@@ -135,7 +135,7 @@ def read_digest(
 
     With ``now``, the steps they act on that day for an away approver are listed too.
     """
-    with store.transaction() as tx:
+    with store.reading() as tx:
         return digest_view(tx, ctx, _cycle(tx, cycle_id), approver_id, now=now)
 
 
@@ -169,6 +169,9 @@ def digest_view(
                 open_steps.append(s)
                 if decider.cover is not None:
                     covering[s.id] = decider.cover.approver.name
+    shown = [returns[s.return_id] for s in open_steps if s.return_id in returns]
+    tx.prefetch_steps(list(returns))  # the chains drawn, and those counted as done
+    read_ahead(tx, flow, ctx.period_of(cycle), shown, approver_id)
     column = flow.source.column_for("service")
     groups: dict[str, list[DigestItem]] = {}
     for step in open_steps:
@@ -273,8 +276,9 @@ def approve_item(
     store: Store, ctx: EngineContext, caller: Caller, cycle_id: int, ref: ItemRef, *, now: datetime
 ) -> DigestAnswer:
     """Approve one item of the caller's digest (flagged or not: they chose it)."""
-    result = _decide(store, ctx, caller, cycle_id, ref, "approve", "", now=now)
-    return _answer(store, ctx, caller, cycle_id, [result], now=now)
+    with store.transaction() as tx:
+        result = _decide(tx, ctx, caller, cycle_id, ref, "approve", "", now=now)
+        return _answer(tx, ctx, caller, cycle_id, [result], now=now)
 
 
 def reject_item(
@@ -288,8 +292,9 @@ def reject_item(
     now: datetime,
 ) -> DigestAnswer:
     """Reject one item with a reason; it goes back to its owner. No reason: refused."""
-    result = _decide(store, ctx, caller, cycle_id, ref, "reject", reason.strip(), now=now)
-    return _answer(store, ctx, caller, cycle_id, [result], now=now)
+    with store.transaction() as tx:
+        result = _decide(tx, ctx, caller, cycle_id, ref, "reject", reason.strip(), now=now)
+        return _answer(tx, ctx, caller, cycle_id, [result], now=now)
 
 
 def approve_unflagged(
@@ -303,21 +308,28 @@ def approve_unflagged(
 ) -> DigestAnswer:
     """Approve each of ``refs`` (what the approver was shown) that carries no flag now.
 
-    One decision per item, each in its own transaction: an item a colleague decided
-    first, or one resubmitted since, is reported and left; a flagged item is left for
-    the approver to look at (whatever the click said).
+    One decision per item, each checked on its own, all in one transaction with the
+    digest drawn after them: an item a colleague decided first, or one resubmitted since,
+    is reported and left; a flagged item is left for the approver to look at (whatever
+    the click said).
     """
     results = []
-    for ref in dict.fromkeys(refs):
-        with store.transaction() as tx:
+    unique = list(dict.fromkeys(refs))
+    with store.transaction() as tx:
+        cycle = _cycle(tx, cycle_id)
+        named = {ref.return_id: ref for ref in unique}
+        found = {r.id: r for r in tx.list_returns(cycle_id=cycle_id) if r.id in named}
+        tx.prefetch_steps(list(found))
+        read_ahead(tx, ctx.flow(cycle.flow_id), ctx.period_of(cycle), list(found.values()))
+        for ref in unique:
             item = _current_item(tx, ctx, caller.user_id, cycle_id, ref, now=now)
-        if item is not None and item.flagged:
-            results.append(
-                ItemResult(ref, item.indicator_name, False, "has flags: left for you to decide")
-            )
-            continue
-        results.append(_decide(store, ctx, caller, cycle_id, ref, "approve", "", now=now))
-    return _answer(store, ctx, caller, cycle_id, results, now=now)
+            if item is not None and item.flagged:
+                results.append(
+                    ItemResult(ref, item.indicator_name, False, "has flags: left for you to decide")
+                )
+                continue
+            results.append(_decide(tx, ctx, caller, cycle_id, ref, "approve", "", now=now))
+        return _answer(tx, ctx, caller, cycle_id, results, now=now)
 
 
 def _current_item(
@@ -352,7 +364,7 @@ def _current_item(
 
 
 def _decide(
-    store: Store,
+    tx: Transaction,
     ctx: EngineContext,
     caller: Caller,
     cycle_id: int,
@@ -362,36 +374,35 @@ def _decide(
     *,
     now: datetime,
 ) -> ItemResult:
-    with store.transaction() as tx:
-        try:
-            ret = tx.get_return(ref.return_id)
-        except NotFound:
-            return ItemResult(ref, f"return {ref.return_id}", False, "does not exist")
-        indicator = tx.find_indicator(ctx.flow(_cycle(tx, cycle_id).flow_id).id, ret.indicator_key)
-        name = indicator.name if indicator else ret.indicator_key
-        if ret.cycle_id != cycle_id:
-            return ItemResult(ref, name, False, "is not part of this cycle")
-        result = decide_step(
-            tx,
-            ctx,
-            caller,
-            verb,
-            return_id=ref.return_id,
-            version=ref.version,
-            index=ref.step_index,
-            reason=reason,
-            now=now,
-        )
-        if isinstance(result, StepDecided):
-            said = "approved" if verb == "approve" else "rejected and sent back to its owner"
-            return ItemResult(ref, name, True, said)
-        if result.refusal is Refusal.NOT_APPROVER:  # name nothing of a return not theirs
-            return ItemResult(ref, f"Return {ref.return_id}", False, result.message)
-        return ItemResult(ref, name, False, result.message)
+    try:
+        ret = tx.get_return(ref.return_id)
+    except NotFound:
+        return ItemResult(ref, f"return {ref.return_id}", False, "does not exist")
+    indicator = tx.find_indicator(ctx.flow(_cycle(tx, cycle_id).flow_id).id, ret.indicator_key)
+    name = indicator.name if indicator else ret.indicator_key
+    if ret.cycle_id != cycle_id:
+        return ItemResult(ref, name, False, "is not part of this cycle")
+    result = decide_step(
+        tx,
+        ctx,
+        caller,
+        verb,
+        return_id=ref.return_id,
+        version=ref.version,
+        index=ref.step_index,
+        reason=reason,
+        now=now,
+    )
+    if isinstance(result, StepDecided):
+        said = "approved" if verb == "approve" else "rejected and sent back to its owner"
+        return ItemResult(ref, name, True, said)
+    if result.refusal is Refusal.NOT_APPROVER:  # name nothing of a return not theirs
+        return ItemResult(ref, f"Return {ref.return_id}", False, result.message)
+    return ItemResult(ref, name, False, result.message)
 
 
 def _answer(
-    store: Store,
+    tx: Transaction,
     ctx: EngineContext,
     caller: Caller,
     cycle_id: int,
@@ -399,12 +410,13 @@ def _answer(
     *,
     now: datetime,
 ) -> DigestAnswer:
+    """The decisions' notes and the caller's digest as it stands after them (in the same
+    transaction: what is drawn is what was decided)."""
     notes = [f"{r.indicator_name}: {r.message}" for r in results if not r.decided]
     decided = [r for r in results if r.decided]
     if decided:
         notes.insert(0, _decided_note(decided))
-    with store.transaction() as tx:
-        view = digest_view(tx, ctx, _cycle(tx, cycle_id), caller.user_id, notes=notes, now=now)
+    view = digest_view(tx, ctx, _cycle(tx, cycle_id), caller.user_id, notes=notes, now=now)
     return DigestAnswer(tuple(results), view)
 
 

@@ -6,7 +6,7 @@ returned, or a card drawn for an older version, is never overwritten by a stale 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -29,6 +29,7 @@ from m365perf.cards import (
 )
 from m365perf.cards.actions import ACTION_WHO_MAX_LENGTH
 from m365perf.domain.approvers import Person
+from m365perf.domain.periods import Period
 from m365perf.domain.values import Bounds
 from m365perf.engine.actions import (
     ActionEntry,
@@ -39,7 +40,7 @@ from m365perf.engine.actions import (
 from m365perf.engine.assessment import Assessment, assess, is_blank
 from m365perf.engine.audit import audit_transition
 from m365perf.engine.carddata import check_characters, request_card_id_from, shown, whole_number
-from m365perf.engine.chain import start_chain
+from m365perf.engine.chain import latest_chains, start_chain
 from m365perf.engine.closing import open_for_owner
 from m365perf.engine.context import Caller, EngineContext, local_day
 from m365perf.engine.errors import BadAction, NotYours, UnknownSubject
@@ -49,12 +50,15 @@ from m365perf.engine.views import (
     indicator_kind,
     indicator_target,
     owner_request,
+    read_ahead,
     returned_item,
 )
+from m365perf.flows.model import Flow
 from m365perf.messages.ids import ROUND_SHOWN, RequestCardId
 from m365perf.messages.names import AuditAction, SubjectType
 from m365perf.store import (
     Cycle,
+    CycleStatus,
     NotFound,
     Return,
     ReturnFigure,
@@ -119,12 +123,16 @@ def submit_returns_view(
             raise UnknownSubject(f"cycle {cycle_id} does not exist") from None
         flow = ctx.flow(cycle.flow_id)
         period = ctx.period_of(cycle)
+        mine = {
+            r.indicator_key: r for r in tx.list_returns(cycle_id=cycle_id, owner_id=caller.user_id)
+        }
         on_card: list[Return] = []
         for key in submission.versions:
-            ret = tx.find_return(cycle_id, key)
-            if ret is None or ret.owner_id != caller.user_id:
+            ret = mine.get(key)
+            if ret is None:
                 raise NotYours(f"indicator {shown(key)} is not yours to return in this cycle")
             on_card.append(ret)
+        _read_ahead(tx, flow, period, on_card, caller.user_id)
         card_id = request_card_id_from(
             data,
             RequestCardId(cycle_id, caller.user_id, ROUND_SHOWN),
@@ -136,6 +144,7 @@ def submit_returns_view(
         drafts: dict[str, Draft] = {}
         confirm: set[str] = set()
         takes = open_for_owner(flow, cycle)
+        accepted: list[str] = []
         for ret in on_card:
             draft = submission.drafts[ret.indicator_key]
             stale = ret.version != submission.versions[ret.indicator_key]
@@ -168,9 +177,13 @@ def submit_returns_view(
                 if judged.needs_confirmation:
                     confirm.add(ret.indicator_key)
                 continue
-            _accept(tx, ctx, cycle_id, ret, draft, judged, caller, now=now, action=entry)
+            if _accept(tx, ctx, cycle_id, ret, draft, judged, caller, now=now, action=entry):
+                accepted.append(ret.indicator_key)
+        if accepted:
+            _collecting(tx, cycle_id, caller, accepted[0], now=now)
         update_errors, updated = apply_action_updates(tx, ctx, caller, updates, now=now)
-        current = [tx.get_return(ret.id or 0) for ret in on_card]
+        now_mine = {r.id: r for r in tx.list_returns(cycle_id=cycle_id, owner_id=caller.user_id)}
+        current = [now_mine.get(ret.id) or tx.get_return(ret.id or 0) for ret in on_card]
         owner = tx.find_person(caller.user_id)
         owner_name = owner.name if owner else caller.name
         if errors or action_errors or update_errors or any(r.status in takes for r in current):
@@ -193,9 +206,12 @@ def submit_returns_view(
             )
         others = [
             r
-            for r in tx.list_returns(cycle_id=cycle_id, owner_id=caller.user_id)
+            for r in now_mine.values()
             if r.status in takes and r.id not in {c.id for c in current}
         ]
+        tx.prefetch_indicators(flow.id, [r.indicator_key for r in others])
+        chains = latest_chains(tx, [r.id or 0 for r in current])
+        tx.prefetch_people([a for steps in chains.values() for s in steps for a in s.approvers])
         outstanding = []
         for other in others:
             indicator = tx.find_indicator(flow.id, other.indicator_key)
@@ -209,7 +225,7 @@ def submit_returns_view(
             period_label=period.label,
             due=cycle.due_date,
             returned=tuple(
-                returned_item(tx, flow, r, awaiting_names(tx, tx.list_steps(r.id or 0)))
+                returned_item(tx, flow, r, awaiting_names(tx, chains.get(r.id or 0, [])))
                 for r in current
             ),
             outstanding=tuple(outstanding),
@@ -255,6 +271,20 @@ def _first_with_inputs(cards: list[Json]) -> Json:
         ):
             return card
     return cards[0]
+
+
+def _read_ahead(
+    tx: Transaction, flow: Flow, period: Period, returns: Sequence[Return], owner_id: str
+) -> None:
+    """What judging and routing these returns needs, a statement per kind for all of
+    them, with the people their register rows name (the chain's approvers)."""
+    tx.prefetch_indicators(flow.id, [r.indicator_key for r in returns])
+    named = {owner_id}
+    for ret in returns:
+        indicator = tx.find_indicator(flow.id, ret.indicator_key)
+        if indicator is not None:
+            named.update(v for v in indicator.raw.values() if isinstance(v, str) and "@" in v)
+    read_ahead(tx, flow, period, returns, *named)
 
 
 def _judge(
@@ -314,16 +344,6 @@ def _accept(
         return None
     if action is not None:  # before the chain starts, so the approver's card shows it
         record_action(tx, ctx, cycle, updated, action, caller, now=now)
-    if tx.collect_cycle(cycle_id, now=now):
-        audit_transition(
-            tx,
-            AuditAction.CYCLE_COLLECTING,
-            actor=caller.user_id,
-            before=cycle,
-            after=tx.get_cycle(cycle_id),
-            at=now,
-            first_return=ret.indicator_key,
-        )
     outcome = start_chain(tx, ctx, cycle, updated, change_percent=judged.change_percent, now=now)
     tx.audit(
         AuditAction.RETURN_SUBMITTED_LATE
@@ -338,6 +358,25 @@ def _accept(
         after={**_state(updated), "next": outcome, "variation": judged.variation},
     )
     return updated
+
+
+def _collecting(
+    tx: Transaction, cycle_id: int, caller: Caller, first_return: str, *, now: datetime
+) -> None:
+    """The cycle's first return moves it to collecting: once per click, after its returns
+    (so the cycle's row, which every owner's click would update, is locked only from
+    there to the commit, and not at all once the cycle is collecting)."""
+    cycle = tx.get_cycle(cycle_id)
+    if cycle.status is CycleStatus.OPEN and tx.collect_cycle(cycle_id, now=now):
+        audit_transition(
+            tx,
+            AuditAction.CYCLE_COLLECTING,
+            actor=caller.user_id,
+            before=cycle,
+            after=tx.get_cycle(cycle_id),
+            at=now,
+            first_return=first_return,
+        )
 
 
 def _closed_message(cycle: Cycle) -> str:

@@ -110,6 +110,35 @@ def read_return(
     )
 
 
+def read_ahead(
+    tx: Transaction,
+    flow: Flow,
+    period: Period,
+    returns: Sequence[Return],
+    *people: str,
+) -> None:
+    """Read at once what drawing or deciding on these returns needs (their chains,
+    indicators, targets, history and the people named), so that the per-return reads
+    that follow are answered from this transaction: a handful of statements, however
+    many returns a click names."""
+    ids = [r.id for r in returns if r.id is not None]
+    keys = [r.indicator_key for r in returns]
+    tx.prefetch_steps(ids)
+    tx.prefetch_indicators(flow.id, keys)
+    tx.prefetch_targets(flow.id, keys, period.start)
+    tx.prefetch_history(keys, period.frequency, before=period.start)
+    refs = set(people) | set(flow.performance_team)
+    for members in flow.groups.values():
+        refs.update(members)
+    for ret in returns:
+        refs.update(r for r in (ret.owner_id, ret.submitted_by, ret.decided_by) if r)
+        for step in tx.list_steps(ret.id or 0) if ret.id is not None else ():
+            refs.update(step.approvers)
+            if step.decided_by:
+                refs.add(step.decided_by)
+    tx.prefetch_people(refs)
+
+
 def history_before(tx: Transaction, flow: Flow, key: str, period: Period) -> list[HistoryPoint]:
     return tx.history(key, period.frequency, before=period.start)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
@@ -134,8 +134,18 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+READ_ONLY = "m365perf_read_only"
+"""The execution option of :meth:`SqlStore.reading`'s connections."""
+
+
 def _sqlite_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A writer takes the write lock up front (no upgrade deadlock half-way); a reader
+    # needs none: WAL readers see the last commit and never wait for a writer.
+    if connection.get_execution_options().get(READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("PRAGMA query_only = ON")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def advisory_lock_id(key: str) -> int:
@@ -149,10 +159,20 @@ class _SqlTransaction(Transaction):
         self._session = session
         self._dialect = dialect
         self._open = True
-        # People read in this transaction, by the ref asked for; only upsert_people
-        # writes the person table, and it clears this. A click or a batch asks for the
-        # same few people many times (owner, approvers, delegates).
-        self._people: dict[str, Person | None] = {}
+        self._memo: dict[tuple[Any, ...], Any] = {}
+        """Reads this transaction already made, by kind and arguments: a click asks for
+        the same person, cycle, target or history many times while it decides, and each
+        is one statement only the first time. A write of that kind forgets them."""
+
+    def _remembered(self, key: tuple[Any, ...], read: Callable[[], Any]) -> Any:
+        self._s()  # an ended transaction answers nothing, remembered or not
+        if key not in self._memo:
+            self._memo[key] = read()
+        return self._memo[key]
+
+    def _forget(self, *kinds: str) -> None:
+        for key in [k for k in self._memo if k[0] in kinds]:
+            del self._memo[key]
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -204,6 +224,7 @@ class _SqlTransaction(Transaction):
         _checks.non_empty(flow_id, "flow_id")
         now = _checks.aware(now)
         specs = _checks.unique_by_key(indicators, lambda s: s.indicator_key, "indicator")
+        self._forget("indicator")
         existing = {
             i.indicator_key: i
             for i in self._all(select(Indicator).where(col(Indicator.flow_id) == flow_id))
@@ -250,12 +271,33 @@ class _SqlTransaction(Transaction):
         return sorted(found, key=lambda i: (not i.active, i.flow_id))
 
     def find_indicator(self, flow_id: str, indicator_key: str) -> Indicator | None:
-        found: Indicator | None = self._first(
-            select(Indicator).where(
-                col(Indicator.flow_id) == flow_id, col(Indicator.indicator_key) == indicator_key
+        def read() -> Indicator | None:
+            found: Indicator | None = self._first(
+                select(Indicator).where(
+                    col(Indicator.flow_id) == flow_id,
+                    col(Indicator.indicator_key) == indicator_key,
+                )
             )
-        )
+            return found
+
+        found: Indicator | None = self._remembered(("indicator", flow_id, indicator_key), read)
         return found
+
+    def prefetch_indicators(self, flow_id: str, indicator_keys: Collection[str]) -> None:
+        """Read these indicators of a flow in one statement, for ``find_indicator``."""
+        wanted = sorted({k for k in indicator_keys if ("indicator", flow_id, k) not in self._memo})
+        if not wanted:
+            return
+        found = {
+            i.indicator_key: i
+            for i in self._all(
+                select(Indicator).where(
+                    col(Indicator.flow_id) == flow_id, col(Indicator.indicator_key).in_(wanted)
+                )
+            )
+        }
+        for key in wanted:
+            self._memo[("indicator", flow_id, key)] = found.get(key)
 
     def put_target(
         self,
@@ -282,6 +324,7 @@ class _SqlTransaction(Transaction):
             "tolerance_amount": tolerance_amount,
             "recorded_at": _checks.aware(now),
         }
+        self._forget("target")
         stmt = self._upsert(
             IndicatorTarget, values, ("flow_id", "indicator_key", "applies_from_start")
         )
@@ -291,17 +334,46 @@ class _SqlTransaction(Transaction):
     def target_for(
         self, flow_id: str, indicator_key: str, period_start: date
     ) -> IndicatorTarget | None:
-        found: IndicatorTarget | None = self._first(
+        def read() -> IndicatorTarget | None:
+            found: IndicatorTarget | None = self._first(
+                select(IndicatorTarget)
+                .where(
+                    col(IndicatorTarget.flow_id) == flow_id,
+                    col(IndicatorTarget.indicator_key) == indicator_key,
+                    col(IndicatorTarget.applies_from_start) <= period_start,
+                )
+                .order_by(col(IndicatorTarget.applies_from_start).desc())
+                .limit(1)
+            )
+            return found
+
+        key = ("target", flow_id, indicator_key, period_start)
+        found: IndicatorTarget | None = self._remembered(key, read)
+        return found
+
+    def prefetch_targets(
+        self, flow_id: str, indicator_keys: Collection[str], period_start: date
+    ) -> None:
+        """The targets in force at ``period_start`` for these indicators, in one statement,
+        for ``target_for``."""
+        wanted = sorted(
+            {k for k in indicator_keys if ("target", flow_id, k, period_start) not in self._memo}
+        )
+        if not wanted:
+            return
+        latest: dict[str, IndicatorTarget] = {}
+        for target in self._all(
             select(IndicatorTarget)
             .where(
                 col(IndicatorTarget.flow_id) == flow_id,
-                col(IndicatorTarget.indicator_key) == indicator_key,
+                col(IndicatorTarget.indicator_key).in_(wanted),
                 col(IndicatorTarget.applies_from_start) <= period_start,
             )
-            .order_by(col(IndicatorTarget.applies_from_start).desc())
-            .limit(1)
-        )
-        return found
+            .order_by(col(IndicatorTarget.applies_from_start))
+        ):
+            latest[target.indicator_key] = target
+        for key in wanted:
+            self._memo[("target", flow_id, key, period_start)] = latest.get(key)
 
     def put_targets(
         self, flow_id: str, targets: Sequence[IndicatorTarget], *, now: datetime
@@ -397,7 +469,10 @@ class _SqlTransaction(Transaction):
         return found
 
     def get_cycle(self, cycle_id: int) -> Cycle:
-        return self._get(Cycle, cycle_id, "cycle")
+        found: Cycle = self._remembered(
+            ("cycle", cycle_id), lambda: self._get(Cycle, cycle_id, "cycle")
+        )
+        return found
 
     def list_cycles(
         self, *, flow_id: str | None = None, status: CycleStatus | None = None
@@ -416,11 +491,13 @@ class _SqlTransaction(Transaction):
         found: Cycle | None = self._first(stmt)
         if found is None:
             raise NotFound("cycle", cycle_id)
+        self._memo[("cycle", cycle_id)] = found
         return found
 
     def note_unroutable(self, cycle_id: int, count: int) -> None:
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ValueError(f"an unroutable count must be a whole number, got {count!r}")
+        self._forget("cycle")
         self._s().execute(
             update(Cycle).where(col(Cycle.id) == cycle_id).values(unroutable=count),
             execution_options=_NO_SYNC,
@@ -429,6 +506,7 @@ class _SqlTransaction(Transaction):
     def collect_cycle(self, cycle_id: int, *, now: datetime) -> bool:
         now = _checks.aware(now)
         rule = lifecycle.transition(Machine.CYCLE, Event.COLLECT)
+        self._forget("cycle")
         changed = self._s().execute(
             update(Cycle)
             .where(col(Cycle.id) == cycle_id, col(Cycle.status).in_(sorted(rule.sources)))
@@ -452,6 +530,19 @@ class _SqlTransaction(Transaction):
         )
         return closed
 
+    def _note_changed(self, machine: Machine, changed: Any) -> None:
+        """Keep what this transaction remembers in step with a row it just changed."""
+        if machine is Machine.RETURN:
+            self._memo[("return", changed.id)] = changed
+        elif machine is Machine.STEP:  # the chains read before show the step as it is now
+            for key, steps in self._memo.items():
+                if key[0] == "steps" and key[1] == changed.return_id:
+                    self._memo[key] = [changed if s.id == changed.id else s for s in steps]
+
+    def _forget_steps(self, return_id: int) -> None:
+        for key in [k for k in self._memo if k[0] == "steps" and k[1] == return_id]:
+            del self._memo[key]
+
     def _transition(
         self,
         model: type[M],
@@ -463,6 +554,10 @@ class _SqlTransaction(Transaction):
     ) -> M:
         """The one guarded UPDATE behind every named transition (see domain/lifecycle.py)."""
         rule = lifecycle.transition(machine, event)
+        if machine is Machine.CYCLE:
+            self._forget("cycle")
+        if machine is Machine.RETURN and ReturnStatus.APPROVED in {*rule.sources, rule.target}:
+            self._forget("history")  # only approved figures are history
         table: Any = model
         changed: M | None = self._first(
             update(model)
@@ -475,6 +570,7 @@ class _SqlTransaction(Transaction):
             .returning(model)
         )
         if changed is not None:
+            self._note_changed(machine, changed)
             return changed
         current: Any = self._get(model, ident, machine.value)
         if machine is Machine.RETURN and current.version != expected_version:
@@ -535,7 +631,10 @@ class _SqlTransaction(Transaction):
         return self._s().scalars(stmt, execution_options=_NO_SYNC).first() is not None
 
     def get_return(self, return_id: int) -> Return:
-        return self._get(Return, return_id, "return")
+        found: Return = self._remembered(
+            ("return", return_id), lambda: self._get(Return, return_id, "return")
+        )
+        return found
 
     def find_return(self, cycle_id: int, indicator_key: str) -> Return | None:
         found: Return | None = self._first(
@@ -563,7 +662,10 @@ class _SqlTransaction(Transaction):
         wanted = _checks.statuses(status, ReturnStatus)
         if wanted is not None:
             stmt = stmt.where(col(Return.status).in_(sorted(wanted)))
-        return self._all(stmt.order_by(col(Return.id)))
+        found: list[Return] = self._all(stmt.order_by(col(Return.id)))
+        for ret in found:  # as read now: ``get_return`` of each costs nothing more
+            self._memo[("return", ret.id)] = ret
+        return found
 
     def submit_return(
         self,
@@ -645,6 +747,7 @@ class _SqlTransaction(Transaction):
     def miss_returns(self, cycle_id: int, *, now: datetime) -> list[Return]:
         now = _checks.aware(now)
         rule = lifecycle.transition(Machine.RETURN, Event.MISS)
+        self._forget("history", "return")
         missed: list[Return] = self._all(
             update(Return)
             .where(col(Return.cycle_id) == cycle_id, col(Return.status).in_(sorted(rule.sources)))
@@ -656,63 +759,84 @@ class _SqlTransaction(Transaction):
     def history(
         self, indicator_key: str, frequency: Frequency, *, before: date | None = None
     ) -> list[HistoryPoint]:
-        return self.histories([indicator_key], frequency, before=before)[indicator_key]
+        key = ("history", indicator_key, Frequency(frequency), before)
+        self._s()
+        if key not in self._memo:
+            self.prefetch_history([indicator_key], frequency, before=before)
+        return list(self._memo[key])
+
+    def prefetch_history(
+        self, indicator_keys: Collection[str], frequency: Frequency, *, before: date | None = None
+    ) -> None:
+        """The history of these indicators (approved figures and imported values), two
+        statements for all of them, for ``history``."""
+        wanted = Frequency(frequency)
+        keys = sorted(
+            {k for k in indicator_keys if ("history", k, wanted, before) not in self._memo}
+        )
+        if not keys:
+            return
+        approved = (
+            select(
+                col(Return.indicator_key),
+                col(Cycle.period),
+                col(Cycle.period_start),
+                col(Return.value),
+                col(Return.rag),
+                col(Return.id),
+            )
+            .join(Cycle, col(Cycle.id) == col(Return.cycle_id))
+            .where(
+                col(Cycle.frequency) == wanted,
+                col(Return.indicator_key).in_(keys),
+                col(Return.status) == ReturnStatus.APPROVED,
+                col(Return.value).is_not(None),
+            )
+        )
+        imported = select(HistoryValue).where(
+            col(HistoryValue.indicator_key).in_(keys),
+            col(HistoryValue.frequency) == wanted,
+        )
+        if before is not None:
+            approved = approved.where(col(Cycle.period_start) < before)
+            imported = imported.where(col(HistoryValue.period_start) < before)
+        latest: dict[str, dict[date, HistoryPoint]] = {k: {} for k in keys}
+        for indicator, period, start, value, rag, return_id in self._s().execute(approved):
+            points = latest[indicator]
+            known = points.get(start)
+            if known is None or (known.return_id or 0) < (return_id or 0):
+                points[start] = HistoryPoint(
+                    period=period,
+                    period_start=start,
+                    value=value,
+                    rag=rag,
+                    return_id=return_id,
+                    source=APPROVED_SOURCE,
+                )
+        values: dict[str, list[HistoryPoint]] = {k: [] for k in keys}
+        for h in self._all(imported):
+            values[h.indicator_key].append(
+                HistoryPoint(
+                    period=h.period,
+                    period_start=h.period_start,
+                    value=h.value,
+                    source=h.source,
+                    note=h.note,
+                )
+            )
+        for k in keys:
+            self._memo[("history", k, wanted, before)] = merge_history(
+                list(latest[k].values()), values[k]
+            )
 
     def histories(
         self, keys: Collection[str], frequency: Frequency, *, before: date | None = None
     ) -> dict[str, list[HistoryPoint]]:
-        wanted = Frequency(frequency)
         all_keys = sorted(set(keys))
-        latest: dict[str, dict[date, HistoryPoint]] = {key: {} for key in all_keys}
-        imported: dict[str, list[HistoryPoint]] = {key: [] for key in all_keys}
+        wanted = Frequency(frequency)
         for first in range(0, len(all_keys), _CHUNK):
-            chunk = all_keys[first : first + _CHUNK]
-            approved = (
-                select(
-                    col(Return.indicator_key),
-                    col(Cycle.period),
-                    col(Cycle.period_start),
-                    col(Return.value),
-                    col(Return.rag),
-                    col(Return.id),
-                )
-                .join(Cycle, col(Cycle.id) == col(Return.cycle_id))
-                .where(
-                    col(Cycle.frequency) == wanted,
-                    col(Return.indicator_key).in_(chunk),
-                    col(Return.status) == ReturnStatus.APPROVED,
-                    col(Return.value).is_not(None),
-                )
-            )
-            stored = select(HistoryValue).where(
-                col(HistoryValue.indicator_key).in_(chunk),
-                col(HistoryValue.frequency) == wanted,
-            )
-            if before is not None:
-                approved = approved.where(col(Cycle.period_start) < before)
-                stored = stored.where(col(HistoryValue.period_start) < before)
-            for key, period, start, value, rag, return_id in self._s().execute(approved):
-                known = latest[key].get(start)
-                if known is None or (known.return_id or 0) < (return_id or 0):
-                    latest[key][start] = HistoryPoint(
-                        period=period,
-                        period_start=start,
-                        value=value,
-                        rag=rag,
-                        return_id=return_id,
-                        source=APPROVED_SOURCE,
-                    )
-            for h in self._all(stored):
-                imported[h.indicator_key].append(
-                    HistoryPoint(
-                        period=h.period,
-                        period_start=h.period_start,
-                        value=h.value,
-                        source=h.source,
-                        note=h.note,
-                    )
-                )
-        return {key: merge_history(list(latest[key].values()), imported[key]) for key in all_keys}
+            self.prefetch_history(all_keys[first : first + _CHUNK], wanted, before=before)
+        return {key: list(self._memo[("history", key, wanted, before)]) for key in all_keys}
 
     def put_history(
         self,
@@ -727,6 +851,7 @@ class _SqlTransaction(Transaction):
         note: str | None = None,
     ) -> None:
         number, source = _checks.history_entry(value, source)
+        self._forget("history")
         values = {
             "indicator_key": _checks.non_empty(indicator_key, "indicator_key"),
             "frequency": Frequency(frequency),
@@ -765,14 +890,46 @@ class _SqlTransaction(Transaction):
             }
             for index, spec in enumerate(steps)
         ]
-        self._s().execute(
+        created: list[ApprovalStep] = self._all(
             self._insert(ApprovalStep)
             .values(rows)
             .on_conflict_do_nothing(index_elements=["return_id", "return_version", "step_index"])
+            .returning(ApprovalStep)
         )
+        self._forget_steps(return_id)
+        if len(created) == len(rows):  # the whole chain is new: it is what was inserted
+            self._memo[("steps", return_id, return_version)] = sorted(
+                created, key=lambda s: s.step_index
+            )
         return self.list_steps(return_id, return_version)
 
     def list_steps(self, return_id: int, return_version: int | None = None) -> list[ApprovalStep]:
+        key = ("steps", return_id, return_version)
+        self._s()
+        if key not in self._memo:
+            self._memo[key] = self._read_steps(return_id, return_version)
+        return list(self._memo[key])
+
+    def prefetch_steps(self, return_ids: Collection[int]) -> None:
+        """Every chain of these returns in one statement, for ``list_steps`` (the latest
+        version's, or any version's)."""
+        wanted = sorted({i for i in return_ids if ("steps", i, None) not in self._memo})
+        if not wanted:
+            return
+        chains: dict[tuple[int, int], list[ApprovalStep]] = {}
+        for step in self.list_chains(wanted):
+            chains.setdefault((step.return_id, step.return_version), []).append(step)
+        latest: dict[int, int] = {}
+        for (return_id, version), steps in chains.items():
+            self._memo[("steps", return_id, version)] = steps
+            latest[return_id] = max(version, latest.get(return_id, version))
+        for return_id in wanted:
+            newest = latest.get(return_id)
+            self._memo[("steps", return_id, None)] = (
+                chains[(return_id, newest)] if newest is not None else []
+            )
+
+    def _read_steps(self, return_id: int, return_version: int | None) -> list[ApprovalStep]:
         stmt = select(ApprovalStep).where(col(ApprovalStep.return_id) == return_id)
         if return_version is None:
             latest = (
@@ -1015,10 +1172,16 @@ class _SqlTransaction(Transaction):
             "status": TimerStatus.PENDING,
             "created_at": _checks.aware(now),
         }
+        self._s()
+        known: Timer | None = self._memo.get(("timer", dedup_key))
+        if known is not None:  # its key is taken (rows stay): the insert would do nothing
+            return known, False
         created = self._insert_new(Timer, values, ("dedup_key",))
         if created is not None:
+            self._memo[("timer", dedup_key)] = created
             return created, True
         existing: Timer = self._first(select(Timer).where(col(Timer.dedup_key) == dedup_key))
+        self._memo[("timer", dedup_key)] = existing
         return existing, False
 
     def complete_timer(self, timer_id: int, *, now: datetime) -> bool:
@@ -1413,8 +1576,8 @@ class _SqlTransaction(Transaction):
     # --- people (a directory snapshot) -----------------------------------------------------
 
     def upsert_people(self, people: Sequence[PersonSpec], *, now: datetime) -> int:
-        self._people.clear()
         now = _checks.aware(now)
+        self._forget("person")
         specs = _checks.people(people)
         if not specs:
             return 0
@@ -1459,15 +1622,40 @@ class _SqlTransaction(Transaction):
 
     def find_person(self, ref: str) -> Person | None:
         _checks.non_empty(ref, "ref")
-        if ref in self._people:
-            return self._people[ref]
-        found: Person | None = self._first(select(Person).where(col(Person.id) == ref))
-        if found is None and "@" in ref:
-            found = self._first(
-                select(Person).where(col(Person.email) == _checks.email_lookup(ref))
-            )
-        self._people[ref] = found
+        found: Person | None = self._remembered(("person", ref), lambda: self._person(ref))
         return found
+
+    def _person(self, ref: str) -> Person | None:
+        by_id: Person | None = self._first(select(Person).where(col(Person.id) == ref))
+        if by_id is not None or "@" not in ref:
+            return by_id
+        by_email: Person | None = self._first(
+            select(Person).where(col(Person.email) == _checks.email_lookup(ref))
+        )
+        return by_email
+
+    def _known_people(self) -> set[str]:
+        return {k[1] for k in self._memo if k[0] == "person"}
+
+    def prefetch_people(self, refs: Collection[str]) -> None:
+        """Look up these people (Entra ids or e-mails) in one statement, for
+        ``find_person``; a ref nobody holds is remembered as nobody."""
+        wanted = sorted({r.strip() for r in refs if r.strip()} - self._known_people())
+        if not wanted:
+            return
+        emails = {_checks.email_lookup(r): r for r in wanted if "@" in r}
+        found = self._all(
+            select(Person).where(
+                or_(col(Person.id).in_(wanted), col(Person.email).in_(sorted(emails)))
+            )
+        )
+        by_id = {p.id: p for p in found}
+        by_email = {p.email: p for p in found}
+        for ref in wanted:
+            person = by_id.get(ref)
+            if person is None and "@" in ref:
+                person = by_email.get(_checks.email_lookup(ref))
+            self._memo[("person", ref)] = person
 
     def list_people(self) -> list[Person]:
         return _checks.by_name(self._all(select(Person)))
@@ -1492,6 +1680,7 @@ class _SqlTransaction(Transaction):
             raise ValueError(f"a delegation cannot end ({ends_on}) before it starts ({starts_on})")
         if delegate is not None and delegate == approver:
             raise ValueError("an approver cannot be their own delegate")
+        self._forget("delegation")
         values = {
             "approver_id": approver,
             "delegate_id": delegate,
@@ -1511,6 +1700,7 @@ class _SqlTransaction(Transaction):
 
     def end_delegation(self, delegation_id: int, *, by: str, now: datetime) -> Delegation:
         now = _checks.aware(now)
+        self._forget("delegation")
         self.get_delegation(delegation_id)
         self._s().execute(
             update(Delegation)
@@ -1528,6 +1718,29 @@ class _SqlTransaction(Transaction):
         on: date | None = None,
         include_ended: bool = False,
     ) -> list[Delegation]:
+        if on is not None:  # everyone's on that day, read once: a handful of rows
+            day = self._remembered(
+                ("delegation", on),
+                lambda: self._all(
+                    select(Delegation)
+                    .where(
+                        col(Delegation.starts_on) <= on,
+                        col(Delegation.ends_on) >= on,
+                        col(Delegation.ended_at).is_(None),
+                    )
+                    .order_by(col(Delegation.id))
+                ),
+            )
+            return [
+                d
+                for d in day
+                if (approver_id is None or d.approver_id == approver_id)
+                and (delegate_id is None or d.delegate_id == delegate_id)
+            ]
+        key = ("delegation", approver_id, delegate_id, on, include_ended)
+        self._s()
+        if key in self._memo:
+            return list(self._memo[key])
         stmt = select(Delegation)
         if approver_id is not None:
             stmt = stmt.where(col(Delegation.approver_id) == approver_id)
@@ -1537,7 +1750,9 @@ class _SqlTransaction(Transaction):
             stmt = stmt.where(col(Delegation.starts_on) <= on, col(Delegation.ends_on) >= on)
         if not include_ended or on is not None:
             stmt = stmt.where(col(Delegation.ended_at).is_(None))
-        return self._all(stmt.order_by(col(Delegation.id)))
+        found: list[Delegation] = self._all(stmt.order_by(col(Delegation.id)))
+        self._memo[key] = found
+        return list(found)
 
     # --- web-form links -----------------------------------------------------------------
 
@@ -1591,6 +1806,27 @@ class SqlStore(Store):
 
     def transaction(self) -> AbstractContextManager[Transaction]:
         return self._work()
+
+    def reading(self) -> AbstractContextManager[Transaction]:
+        return self._read()
+
+    @contextmanager
+    def _read(self) -> Iterator[_SqlTransaction]:
+        reader = self._engine.execution_options(**{READ_ONLY: True})
+        with (
+            self._guard.enter(),
+            Session(reader, expire_on_commit=False, autoflush=False) as session,
+        ):
+            tx = _SqlTransaction(session, self._dialect)
+            try:
+                with session.begin():
+                    try:
+                        yield tx
+                    finally:
+                        if self._dialect == "sqlite":  # the connection goes back to the pool
+                            session.connection().exec_driver_sql("PRAGMA query_only = OFF")
+            finally:
+                tx._open = False
 
     @contextmanager
     def _work(self) -> Iterator[_SqlTransaction]:

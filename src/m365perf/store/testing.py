@@ -16,9 +16,10 @@ running the migrations again would take tens of milliseconds for every test.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import QueuePool
@@ -82,3 +83,55 @@ def _only(connection: sqlite3.Connection) -> Callable[[], sqlite3.Connection]:
         return connection
 
     return creator
+
+
+class StatementCount:
+    """The SQL statements a store ran while counted: how much work a click costs.
+
+    ``statements`` holds each statement's first line, so a test or a benchmark can say
+    which reads repeat, not only how many there were; ``transactions`` counts the
+    transactions begun.
+    """
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self.transactions = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+    @property
+    def reads(self) -> int:
+        """The statements that only read (``SELECT``)."""
+        return sum(1 for s in self.statements if s.upper().startswith("SELECT"))
+
+    @property
+    def writes(self) -> int:
+        return self.count - self.reads
+
+
+@contextlib.contextmanager
+def counting_statements(store: SqlStore | Engine) -> Iterator[StatementCount]:
+    """Count every statement sent to the database but ``BEGIN`` (which SQLite's store
+    sends itself and PostgreSQL's driver implies), ``COMMIT`` and SQLite's ``PRAGMA``s."""
+    engine = store if isinstance(store, Engine) else store.engine
+    counted = StatementCount()
+
+    def _seen(
+        _conn: object, _cursor: object, statement: str, _params: object, _ctx: object, _many: bool
+    ) -> None:
+        text = statement.strip()
+        if not text.upper().startswith(("BEGIN", "COMMIT", "PRAGMA")):
+            counted.statements.append(text.split("\n", 1)[0])
+
+    def _begun(_conn: object) -> None:
+        counted.transactions += 1
+
+    event.listen(engine, "before_cursor_execute", _seen)
+    event.listen(engine, "begin", _begun)
+    try:
+        yield counted
+    finally:
+        event.remove(engine, "before_cursor_execute", _seen)
+        event.remove(engine, "begin", _begun)
