@@ -16,6 +16,7 @@ from engine_support import (
     submit_data,
 )
 
+from m365perf.engine.publish import target_text
 from m365perf.store import ReturnStatus
 
 
@@ -75,3 +76,13 @@ def test_zero_where_history_is_never_zero_is_flagged_as_missing_data() -> None:
     assert ret.data_quality_flag  # type: ignore[attr-defined]
     approval = council.cards_to("bob.ray@contoso.gov.uk")[-1]["card"]
     assert "missing data" in card_text(approval).lower()
+
+
+def test_a_target_reaches_the_results_list_with_every_digit_the_council_set() -> None:
+    assert [target_text(t) for t in (700.0, 1234567.0, 0.35, 12.5, None)] == [
+        "700",
+        "1234567",
+        "0.35",
+        "12.5",
+        None,
+    ]

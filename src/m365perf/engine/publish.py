@@ -61,7 +61,7 @@ def results_row(
         "ValueText": ret.raw_value,
         "NoDataReason": ret.no_data_reason,
         "Unit": indicator.unit.value,
-        "Target": None if target is None else f"{target:g}",
+        "Target": target_text(target),
         "Comparator": indicator.comparator,
         "Rag": (ret.rag.value if ret.rag else "none"),
         "DirectionPrevious": ret.direction,
@@ -82,6 +82,12 @@ def results_row(
         "Version": ret.version,
     }
     return {key_id: ret.indicator_key, key_period: period.label, **_in_list_order(values)}
+
+
+def target_text(target: float | None) -> str | None:
+    """The target as the results list's text column holds it: every digit a council
+    set (1234567, not ``:g``'s 1.23457e+06), no float noise (0.35, not 0.35000000000000003)."""
+    return None if target is None else f"{target:.15g}"
 
 
 def _in_list_order(values: dict[str, Any]) -> dict[str, Any]:
