@@ -20,7 +20,6 @@ from typing import Any
 from m365perf.cards import ActionUpdate, Draft, OpenAction, format_date
 from m365perf.cards.actions import ACTION_MAX_LENGTH, ACTION_NOTE_MAX_LENGTH, ACTION_WHO_MAX_LENGTH
 from m365perf.cards.formatting import shortened
-from m365perf.domain.calendar import WorkingCalendar
 from m365perf.domain.kinds import Rag
 from m365perf.domain.lifecycle import OPEN_ACTION, ActionStatus
 from m365perf.engine.assessment import Assessment
@@ -32,6 +31,7 @@ from m365perf.flows.results import ACTION_COLUMNS, ACTION_KEY
 from m365perf.messages import WriteAction
 from m365perf.messages.ids import ActionChaseMailKey, ActionWriteKey, ChaseActionKey
 from m365perf.messages.names import AuditAction, SubjectType, TimerKind
+from m365perf.plan.timetable import calendar_for
 from m365perf.store import (
     Cycle,
     ImprovementAction,
@@ -466,7 +466,7 @@ def _schedule_chase(
     flow = ctx.flow(action.flow_id)
     if flow.actions is None or not flow.actions.chase:
         return
-    calendar = WorkingCalendar(flow.calendar)
+    calendar = calendar_for(flow)
     reminders = flow.reminders
     if number == 1:
         day = calendar.add_working_days(action.due_on, 1)

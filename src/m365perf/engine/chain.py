@@ -14,7 +14,6 @@ from m365perf.domain.approvers import (
     condition_applies,
     describe_condition,
 )
-from m365perf.domain.calendar import WorkingCalendar
 from m365perf.domain.kinds import Rag
 from m365perf.domain.lifecycle import CURRENT_STEP, PASSED_STEP
 from m365perf.engine.audit import audit_step, audit_transition
@@ -36,6 +35,7 @@ from m365perf.messages.ids import (
 )
 from m365perf.messages.names import AuditAction, SubjectType, TimerKind
 from m365perf.plan.routing import route, step_rules
+from m365perf.plan.timetable import calendar_for
 from m365perf.store import (
     ApprovalStep,
     Cycle,
@@ -154,7 +154,7 @@ def advance(
         send_approval_cards(tx, ctx, cycle, ret, chain, asked, now=now)
         rule = flow_step(flow, step.name)
         if rule is not None and rule.timeout_working_days:
-            days = WorkingCalendar(flow.calendar)
+            days = calendar_for(flow)
             due = days.add_working_days(local_day(now), rule.timeout_working_days)
             tx.schedule_timer(
                 TimerKind.STEP_TIMEOUT,

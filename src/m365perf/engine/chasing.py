@@ -20,7 +20,6 @@ from datetime import date, datetime, timedelta
 from m365perf.cards import format_date
 from m365perf.cards.formatting import one_line
 from m365perf.domain.approvers import Person
-from m365perf.domain.calendar import WorkingCalendar
 from m365perf.domain.lifecycle import ReturnStatus
 from m365perf.engine.audit import audit_caught_up
 from m365perf.engine.context import EngineContext, at_local, local_day
@@ -47,7 +46,7 @@ from m365perf.plan.catchup import (
     put_off_to,
     timer_action,
 )
-from m365perf.plan.timetable import SentBackChase, sent_back_chase
+from m365perf.plan.timetable import SentBackChase, calendar_for, sent_back_chase
 from m365perf.store import Return, Timer, Transaction
 
 #: The escalation follows the last reminder by this much, as the cycle's does.
@@ -98,7 +97,7 @@ def _schedule(
     if number <= len(ladder.reminders):
         day = ladder.reminders[number - 1]
         if after is not None:
-            day = max(day, WorkingCalendar(flow.calendar).add_working_days(after, 1))
+            day = max(day, calendar_for(flow).add_working_days(after, 1))
         if resume is not None:
             day = max(day, resume)
         tx.schedule_timer(
@@ -113,7 +112,7 @@ def _schedule(
     elif ladder.escalates_on is not None:
         # Never before the owner's figures were due: until then they still have time.
         due = tx.get_cycle(ret.cycle_id).due_date
-        day = max(ladder.escalates_on, WorkingCalendar(flow.calendar).add_working_days(due, 1))
+        day = max(ladder.escalates_on, calendar_for(flow).add_working_days(due, 1))
         if resume is not None:
             day = max(day, resume)
         tx.schedule_timer(

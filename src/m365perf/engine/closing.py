@@ -11,7 +11,6 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from m365perf.domain.calendar import WorkingCalendar
 from m365perf.domain.lifecycle import OPEN_FOR_OWNER, CycleStatus, ReturnStatus
 from m365perf.engine.audit import audit_transition
 from m365perf.engine.context import EngineContext, at_local, local_day
@@ -19,7 +18,7 @@ from m365perf.engine.outbox import send_mail
 from m365perf.flows.model import Flow
 from m365perf.messages.ids import ClosedMailKey, CloseKey
 from m365perf.messages.names import AuditAction, SubjectType, TimerKind
-from m365perf.plan.timetable import close_date
+from m365perf.plan.timetable import calendar_for, close_date
 from m365perf.store import Cycle, Transaction
 
 CHASERS = (TimerKind.REMINDER, TimerKind.ESCALATE, TimerKind.DIGEST, TimerKind.CLOSE)
@@ -57,7 +56,7 @@ def cycle_close_date(flow: Flow, cycle: Cycle) -> date | None:
     the day the owners had as long as the flow gives them: nobody is asked and marked
     missed in the same minute.
     """
-    days = WorkingCalendar(flow.calendar)
+    days = calendar_for(flow)
     late_due = days.add_working_days(local_day(cycle.opened_at), flow.schedule.due_working_days)
     return close_date(flow, max(cycle.due_date, late_due))
 

@@ -14,7 +14,6 @@ from typing import Any
 
 from m365perf.cards import render_owner_requests, request_subject, summary_text
 from m365perf.domain.approvers import Person, Unroutable
-from m365perf.domain.calendar import WorkingCalendar
 from m365perf.domain.periods import Period
 from m365perf.engine.closing import schedule_close
 from m365perf.engine.context import EngineContext, at_local, local_day
@@ -38,6 +37,7 @@ from m365perf.messages.names import AuditAction, SubjectType, TimerKind
 from m365perf.plan.catchup import Ladder, ladder_at_opening
 from m365perf.plan.register import Indicator, RowProblem
 from m365perf.plan.routing import route
+from m365perf.plan.timetable import calendar_for
 from m365perf.store import (
     IndicatorSpec,
     IndicatorTarget,
@@ -413,7 +413,7 @@ def schedule_digest(
     tx: Transaction, flow: Flow, cycle_id: int, *, after: datetime, now: datetime
 ) -> None:
     """The performance team's digest on the next working morning after ``after``."""
-    days = WorkingCalendar(flow.calendar)
+    days = calendar_for(flow)
     day = days.add_working_days(local_day(after), 1)
     tx.schedule_timer(
         TimerKind.DIGEST,

@@ -13,7 +13,6 @@ from datetime import datetime, time, timedelta
 
 from m365perf.cards.summary import overdue_subject
 from m365perf.domain.approvers import Person
-from m365perf.domain.calendar import WorkingCalendar
 from m365perf.domain.lifecycle import CURRENT_STEP
 from m365perf.engine.actions import chase_action
 from m365perf.engine.audit import audit_caught_up
@@ -44,7 +43,7 @@ from m365perf.messages.ids import (
 )
 from m365perf.messages.names import AuditAction, SubjectType, TimerKind
 from m365perf.plan.catchup import TimerAction, escalation_withheld, put_off_to, timer_action
-from m365perf.plan.timetable import close_date
+from m365perf.plan.timetable import calendar_for, close_date
 from m365perf.store import (
     DEFAULT_LEASE,
     CycleStatus,
@@ -325,9 +324,7 @@ def _step_timeout(tx: Transaction, ctx: EngineContext, timer: Timer, now: dateti
             tx, ctx, cycle, ret, chain, step, now=now, round_name=f"timeout{round_number}"
         )
     if rule and rule.timeout_working_days:
-        due = WorkingCalendar(flow.calendar).add_working_days(
-            local_day(now), rule.timeout_working_days
-        )
+        due = calendar_for(flow).add_working_days(local_day(now), rule.timeout_working_days)
         tx.schedule_timer(
             TimerKind.STEP_TIMEOUT,
             due_at=at_local(due, time(9, 0)),

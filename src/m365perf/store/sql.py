@@ -1634,13 +1634,12 @@ class _SqlTransaction(Transaction):
         )
         return by_email
 
-    def _known_people(self) -> set[str]:
-        return {k[1] for k in self._memo if k[0] == "person"}
-
     def prefetch_people(self, refs: Collection[str]) -> None:
         """Look up these people (Entra ids or e-mails) in one statement, for
         ``find_person``; a ref nobody holds is remembered as nobody."""
-        wanted = sorted({r.strip() for r in refs if r.strip()} - self._known_people())
+        wanted = sorted(
+            {r.strip() for r in refs if r.strip() and ("person", r.strip()) not in self._memo}
+        )
         if not wanted:
             return
         emails = {_checks.email_lookup(r): r for r in wanted if "@" in r}
