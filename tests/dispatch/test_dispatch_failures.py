@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from dispatch_support import Bench, LatchedSession, MiniEngine, card, new_card_id
+from sqlalchemy.exc import OperationalError
 
 from m365perf.dispatch import DrainReport
 from m365perf.messages import Outcome
@@ -91,6 +92,22 @@ def test_a_bug_parks_its_row_with_the_error_and_the_other_rows_still_go(bench: B
     assert parked.last_error is not None
     assert parked.last_error.startswith("unexpected RuntimeError: delivery table unreadable")
     assert token not in parked.last_error
+
+
+def test_a_store_connection_lost_while_sending_retries_the_row_instead_of_parking_it(
+    bench: Bench,
+) -> None:
+    def lost_connection(card_id: str) -> Any:
+        raise OperationalError("SELECT delivery", {}, Exception("server closed the connection"))
+
+    engine = MiniEngine(bench, find_delivery=lost_connection)
+    update = engine.enqueue("update_card", "bot", {"card_id": new_card_id(), "card": card("x")})
+
+    assert engine.dispatcher.drain() == DrainReport(retried=1)
+
+    row = engine.row(update)
+    assert row.status == OutboxStatus.PENDING
+    assert row.last_error is not None and "server closed the connection" in row.last_error
 
 
 def test_a_send_the_engine_could_not_record_is_parked_not_sent_again(bench: Bench) -> None:

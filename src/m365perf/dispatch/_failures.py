@@ -13,10 +13,15 @@ import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from m365perf.errors import M365PerfError
 from m365perf.m365.errors import M365Error, ServerError, ThrottledError, TransportError
 
-_TRANSIENT_TYPES = (TransportError, ThrottledError, ServerError)
+# The store's own connection failing (a PostgreSQL restart or failover, SQLite busy past
+# its timeout) is as passing as a dropped connection to Microsoft 365: the send path reads
+# and writes budgets and remembered items, and a row must not be parked for that.
+_TRANSIENT_TYPES = (TransportError, ThrottledError, ServerError, OperationalError, InterfaceError)
 _MAX_ERROR_CHARS = 1000
 _SECRET_PATTERNS = (
     # "Bearer <token>" in a header someone printed.

@@ -294,12 +294,12 @@ class Dispatcher:
     def _execute_job(self, job: _Job) -> _JobDone:
         """Never raises, and settles every row it holds."""
         done = _JobDone()
-        paused_s = self._paused_s(job.budget)
-        if paused_s > _PAUSE_SIT_OUT_S:
-            for message in job.rows:
-                done.counts[self._defer(message, job.budget, paused_s)] += 1
-            return done
         try:
+            paused_s = self._paused_s(job.budget)  # reads the shared ledger: may fail too
+            if paused_s > _PAUSE_SIT_OUT_S:
+                for message in job.rows:
+                    done.counts[self._defer(message, job.budget, paused_s)] += 1
+                return done
             results, done.follow_ups = job.work()
         except Exception as exc:
             results, done.follow_ups = [(m, exc) for m in job.rows], []

@@ -106,6 +106,11 @@ class SystemClock:
         time.sleep(seconds)
 
 
+SLOT_HOLD_S = 420.0
+"""How long a shared concurrency slot is held if its holder never releases it (a crash).
+Longer than the longest pause a holder sits out with its slot (``RetryPolicy.max_wait_s``,
+300 s) plus a read, so a live holder's slot never lapses to another instance mid-wait."""
+
 class BudgetLedger(Protocol):
     """Where a budget's tokens, slots and pauses are kept (memory, or a shared store).
 
@@ -233,7 +238,7 @@ class Budget:
         concurrency: int | None = None,
         ledger: BudgetLedger | None = None,
         also: tuple[Budget, ...] = (),
-        hold_s: float = 120.0,
+        hold_s: float = SLOT_HOLD_S,
         jitter_s: float = 0.0,
     ) -> None:
         if rate is not None and (rate <= 0 or per_s <= 0):

@@ -379,6 +379,7 @@ class _SqlTransaction(Transaction):
         self, flow_id: str, targets: Sequence[IndicatorTarget], *, now: datetime
     ) -> None:
         _checks.non_empty(flow_id, "flow_id")
+        self._forget("target")
         now = _checks.aware(now)
         rows = {}
         for t in targets:
