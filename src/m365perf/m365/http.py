@@ -111,6 +111,7 @@ SLOT_HOLD_S = 420.0
 Longer than the longest pause a holder sits out with its slot (``RetryPolicy.max_wait_s``,
 300 s) plus a read, so a live holder's slot never lapses to another instance mid-wait."""
 
+
 class BudgetLedger(Protocol):
     """Where a budget's tokens, slots and pauses are kept (memory, or a shared store).
 
