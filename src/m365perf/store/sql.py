@@ -114,11 +114,19 @@ def database_url(url: str | URL) -> URL:
     raise ValueError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql://…")
 
 
+PG_POOL_SIZE = 10
+PG_POOL_OVERFLOW = 30
+
+
 def make_engine(url: str | URL) -> Engine:
     """An engine set up the way the store (and its migrations) need it."""
     parsed = database_url(url)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(parsed, pool_pre_ping=True)
+        # serve answers clicks on up to 40 threads (anyio's pool) beside the dispatcher's
+        # workers; SQLAlchemy's default 5 + 10 connections left clicks queueing for one.
+        return create_engine(
+            parsed, pool_pre_ping=True, pool_size=PG_POOL_SIZE, max_overflow=PG_POOL_OVERFLOW
+        )
     engine = create_engine(parsed, connect_args={"timeout": 30})
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
