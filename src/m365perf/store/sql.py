@@ -412,32 +412,22 @@ class _SqlTransaction(Transaction):
             self._s().execute(stmt.on_conflict_do_update(index_elements=unique, set_=changing))
 
     def find_indicators(self, flow_id: str, keys: Collection[str]) -> dict[str, Indicator]:
-        found: dict[str, Indicator] = {}
+        self._s()  # an ended transaction answers nothing, remembered or not
         wanted = sorted(set(keys))
         for start in range(0, len(wanted), _CHUNK):
-            stmt = select(Indicator).where(
-                col(Indicator.flow_id) == flow_id,
-                col(Indicator.indicator_key).in_(wanted[start : start + _CHUNK]),
-            )
-            found.update((i.indicator_key, i) for i in self._all(stmt))
-        return found
+            self.prefetch_indicators(flow_id, wanted[start : start + _CHUNK])
+        found = {key: self._memo[("indicator", flow_id, key)] for key in wanted}
+        return {key: indicator for key, indicator in found.items() if indicator is not None}
 
     def targets_for(
         self, flow_id: str, keys: Collection[str], period_start: date
     ) -> dict[str, IndicatorTarget]:
-        found: dict[str, IndicatorTarget] = {}
+        self._s()  # an ended transaction answers nothing, remembered or not
         wanted = sorted(set(keys))
         for start in range(0, len(wanted), _CHUNK):
-            stmt = select(IndicatorTarget).where(
-                col(IndicatorTarget.flow_id) == flow_id,
-                col(IndicatorTarget.indicator_key).in_(wanted[start : start + _CHUNK]),
-                col(IndicatorTarget.applies_from_start) <= period_start,
-            )
-            for target in self._all(stmt):
-                known = found.get(target.indicator_key)
-                if known is None or known.applies_from_start < target.applies_from_start:
-                    found[target.indicator_key] = target
-        return found
+            self.prefetch_targets(flow_id, wanted[start : start + _CHUNK], period_start)
+        found = {key: self._memo[("target", flow_id, key, period_start)] for key in wanted}
+        return {key: target for key, target in found.items() if target is not None}
 
     # --- cycles ------------------------------------------------------------------------
 
